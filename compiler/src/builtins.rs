@@ -1,0 +1,267 @@
+//! The one builtin table: every builtin's name, signature, dtype rule, named-dim rule, VJP rule
+//! and doc line. The checker dispatches on [`DimRule`]; autodiff reads [`Builtin::vjp`]; the
+//! language reference is generated from the same rows (`ftc builtins`).
+
+/// How the result's dtype follows from the arguments'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DTypeRule {
+    /// Float operands keep their dtype; integers promote to f32; bool is an error.
+    Float,
+    /// Numeric operands keep their (joined) dtype; bool is an error.
+    Same,
+    /// The result is bool.
+    Bool,
+    /// The result is i32.
+    I32,
+    /// Integer operands only; the result keeps their dtype.
+    Int,
+    /// The rule is specific to the builtin (see its doc line).
+    Special,
+}
+
+/// How the result's named dims follow from the arguments'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DimRule {
+    /// `f(x)`: the dims of x.
+    Map,
+    /// `f(a, b)`: the union of the operands' dims, aligned by name.
+    Zip,
+    /// `max(a, b)` elementwise, or `max(x, D…)` as a reduction when dims follow.
+    MinMax,
+    /// `clamp(x, lo, hi)` or `clamp(x, min: lo, max: hi)`: the dims of x (bounds broadcast).
+    Clamp,
+    /// `where(c, a, b)`: the union of all three.
+    Where,
+    /// `f(x, D…)`: x's dims without the named ones (at least one).
+    Reduce,
+    /// `f(x, D)`: x's dims (normalises or scans along D).
+    AlongDim,
+    /// `iota(D)`: `i32[D]`.
+    Iota,
+    /// `scatter(v, D: i)`: v's dims without i's dims, plus D.
+    Scatter,
+    /// `topk(x, D -> K)`: `(values[.., K], indices: i32[.., K])`.
+    TopK,
+    /// `svd(W, O, I -> K)`, `qr(A, M, N -> K)`, `eigh(M, R, R' -> K)`, `lu(A, R, R')`.
+    Decomposition,
+    /// `solve(A, b, C)`: x with `contract(A, x, C) == b`.
+    Solve,
+    /// `contract(a, b, K…)`: sums the listed shared dims; other shared dims are batch.
+    Contract,
+    /// `f(D…)` or `f()`: a fresh tensor over the named dims, or shaped by its assignment.
+    Construct,
+    /// `full(value, D…)`: like `Construct`, filled with a scalar.
+    Full,
+    /// `linspace(start, end, D)`: `f32[D]`.
+    Linspace,
+    /// `kaiming_uniform(fan_in: D…, a: f32)`: shaped by its assignment.
+    Kaiming,
+    /// `bernoulli(p)`: the dims of p.
+    Bernoulli,
+    /// `drop(x, p)`: the dims of x.
+    Drop,
+    /// `present(x)`: a static bool for an optional input.
+    Present,
+    /// `size(D…)` / `size(..S)`: the number of elements, an i32 scalar.
+    Size,
+    /// `expect_close(actual, expected, tol)`: a test assertion.
+    ExpectClose,
+}
+
+/// What the gradient of a builtin is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vjp {
+    /// A VJP rule, written as a formula of the upstream gradient `g`, inputs and result `y`.
+    Rule(&'static str),
+    /// No gradient flows through (integer/bool results, constructors, randomness).
+    Zero,
+    /// No VJP exists: a compile error if a gradient reaches it (decompositions).
+    Forbidden,
+}
+
+/// Where a builtin may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Context {
+    /// Anywhere.
+    Any,
+    /// Only where no gradient flows: steps, init/merge/unmerge, tests.
+    NoGradient,
+    /// Only in `test` blocks.
+    Test,
+}
+
+/// One row of the builtin table.
+#[derive(Clone, Copy, Debug)]
+pub struct Builtin {
+    /// The name.
+    pub name: &'static str,
+    /// The call forms, as documented.
+    pub signature: &'static str,
+    /// Least and most positional arguments (dims included).
+    pub arity: (usize, usize),
+    /// Result dtype.
+    pub dtype: DTypeRule,
+    /// Result dims.
+    pub dims: DimRule,
+    /// Gradient.
+    pub vjp: Vjp,
+    /// Where it may appear.
+    pub context: Context,
+    /// One line for the reference.
+    pub doc: &'static str,
+}
+
+const MANY: usize = usize::MAX;
+
+macro_rules! builtin {
+    ($name:literal, $sig:literal, ($lo:expr, $hi:expr), $dtype:ident, $dims:ident, $vjp:expr, $ctx:ident, $doc:literal) => {
+        Builtin {
+            name: $name,
+            signature: $sig,
+            arity: ($lo, $hi),
+            dtype: DTypeRule::$dtype,
+            dims: DimRule::$dims,
+            vjp: $vjp,
+            context: Context::$ctx,
+            doc: $doc,
+        }
+    };
+}
+
+use Vjp::{Forbidden, Rule, Zero};
+
+/// Every builtin, grouped as in the language reference.
+pub const BUILTINS: &[Builtin] = &[
+    // Elementwise math.
+    builtin!("exp", "exp(x)", (1, 1), Float, Map, Rule("g * y"), Any, "e^x"),
+    builtin!("log", "log(x)", (1, 1), Float, Map, Rule("g / x"), Any, "natural logarithm"),
+    builtin!("log1p", "log1p(x)", (1, 1), Float, Map, Rule("g / (1 + x)"), Any, "log(1 + x), accurate near 0"),
+    builtin!("expm1", "expm1(x)", (1, 1), Float, Map, Rule("g * (y + 1)"), Any, "e^x - 1, accurate near 0"),
+    builtin!("log1mexp", "log1mexp(x)", (1, 1), Float, Map, Rule("-g / expm1(-x)"), Any,
+        "log(1 - e^x) for x < 0, branching at -ln 2 as TRL's ORPO does"),
+    builtin!("sqrt", "sqrt(x)", (1, 1), Float, Map, Rule("g / (2 * y)"), Any, "square root"),
+    builtin!("rsqrt", "rsqrt(x)", (1, 1), Float, Map, Rule("-g * y^3 / 2"), Any, "1 / sqrt(x)"),
+    builtin!("abs", "abs(x)", (1, 1), Same, Map, Rule("g * sign(x)"), Any, "absolute value"),
+    builtin!("sign", "sign(x)", (1, 1), Same, Map, Zero, Any, "-1, 0 or 1"),
+    builtin!("floor", "floor(x)", (1, 1), Same, Map, Zero, Any, "round down"),
+    builtin!("ceil", "ceil(x)", (1, 1), Same, Map, Zero, Any, "round up"),
+    builtin!("round", "round(x)", (1, 1), Same, Map, Zero, Any, "round half to even, as numpy and torch"),
+    builtin!("tanh", "tanh(x)", (1, 1), Float, Map, Rule("g * (1 - y^2)"), Any, "hyperbolic tangent"),
+    builtin!("sigmoid", "sigmoid(x)", (1, 1), Float, Map, Rule("g * y * (1 - y)"), Any, "1 / (1 + e^-x)"),
+    builtin!("log_sigmoid", "log_sigmoid(x)", (1, 1), Float, Map, Rule("g * sigmoid(-x)"), Any,
+        "log(sigmoid(x)) = -softplus(-x), stable"),
+    builtin!("softplus", "softplus(x)", (1, 1), Float, Map, Rule("g * sigmoid(x)"), Any, "log(1 + e^x), stable"),
+    builtin!("relu", "relu(x)", (1, 1), Same, Map, Rule("g * (x > 0)  (relu'(0) = 0, as PyTorch)"), Any, "max(x, 0)"),
+    builtin!("erf", "erf(x)", (1, 1), Float, Map, Rule("g * 2/sqrt(pi) * exp(-x^2)"), Any, "error function"),
+    builtin!("sin", "sin(x)", (1, 1), Float, Map, Rule("g * cos(x)"), Any, "sine"),
+    builtin!("cos", "cos(x)", (1, 1), Float, Map, Rule("-g * sin(x)"), Any, "cosine"),
+    builtin!("pow", "pow(a, b)", (2, 2), Float, Zip, Rule("g * b * a^(b-1); g * log(a) * y"), Any, "a to the power b"),
+    builtin!("min", "min(a, b) | min(x, D...)", (2, MANY), Same, MinMax,
+        Rule("elementwise: ties split g in halves (PyTorch minimum); reduction: g shared evenly by the minima"), Any,
+        "elementwise minimum, or the minimum over named dims"),
+    builtin!("max", "max(a, b) | max(x, D...)", (2, MANY), Same, MinMax,
+        Rule("elementwise: ties split g in halves (PyTorch maximum); reduction: g shared evenly by the maxima"), Any,
+        "elementwise maximum, or the maximum over named dims"),
+    builtin!("clamp", "clamp(x, lo, hi) | clamp(x, min: lo, max: hi)", (1, 3), Same, Clamp,
+        Rule("g where lo <= x <= hi, else 0 (PyTorch clamp_backward)"), Any, "limit x to [lo, hi]; either bound may be left out"),
+    builtin!("floordiv", "floordiv(a, b)", (2, 2), Int, Zip, Zero, Any,
+        "integer division rounding down, as Python's // (FTL's // starts a comment)"),
+    builtin!("where", "where(c, a, b)", (3, 3), Special, Where,
+        Rule("where(c, g, 0); where(c, 0, g); the untaken branch's inputs are guarded so no NaN leaks"), Any,
+        "a where c holds, else b (c is bool; a and b join their dtypes)"),
+    builtin!("detach", "detach(x)", (1, 1), Same, Map, Zero, Any, "x, with no gradient flowing back (PyTorch .detach())"),
+    // Reductions over named dims.
+    builtin!("sum", "sum(x, D...)", (2, MANY), Same, Reduce, Rule("broadcast g over the reduced dims"), Any, "sum over the named dims"),
+    builtin!("mean", "mean(x, D...)", (2, MANY), Float, Reduce, Rule("broadcast g / n"), Any, "mean over the named dims"),
+    builtin!("logsumexp", "logsumexp(x, D...)", (2, MANY), Float, Reduce, Rule("g * softmax(x, D...)"), Any,
+        "log of the sum of exponentials, stable"),
+    builtin!("std", "std(x, D...)", (2, MANY), Float, Reduce, Rule("g * (x - mean) / ((n - 1) * y)"), Any,
+        "standard deviation with Bessel's correction (torch.std)"),
+    builtin!("argmax", "argmax(x, D)", (2, 2), I32, Reduce, Zero, Any, "index of the largest value along D (first on ties)"),
+    builtin!("any", "any(x, D...)", (2, MANY), Bool, Reduce, Zero, Any, "whether any element is true"),
+    builtin!("all", "all(x, D...)", (2, MANY), Bool, Reduce, Zero, Any, "whether every element is true"),
+    // Along one dim.
+    builtin!("softmax", "softmax(x, D)", (2, 2), Float, AlongDim, Rule("y * (g - sum(g * y, D))"), Any, "normalised exponentials along D"),
+    builtin!("log_softmax", "log_softmax(x, D)", (2, 2), Float, AlongDim, Rule("g - softmax(x, D) * sum(g, D)"), Any,
+        "x - logsumexp(x, D)"),
+    builtin!("cumsum", "cumsum(x, D)", (2, 2), Same, AlongDim, Rule("reverse cumulative sum of g along D"), Any,
+        "running sum along D (a sequential left fold)"),
+    builtin!("cumprod", "cumprod(x, D)", (2, 2), Same, AlongDim, Rule("reverse cumsum of g * y, divided by x (zero-safe)"), Any,
+        "running product along D (a sequential left fold, as torch.cumprod)"),
+    builtin!("sort", "sort(x, D)", (2, 2), Same, AlongDim, Rule("g scattered back through the sorting permutation"), Any,
+        "ascending, stable sort along D"),
+    builtin!("argsort", "argsort(x, D)", (2, 2), I32, AlongDim, Zero, Any, "the permutation that sorts x along D (stable)"),
+    builtin!("topk", "topk(x, D -> K)", (2, 2), Special, TopK, Rule("g scattered into the selected positions"), Any,
+        "(values, indices) of the K largest along D; K is bound by `requires K == k`"),
+    // Positions.
+    builtin!("iota", "iota(D)", (1, 1), I32, Iota, Zero, Any, "0, 1, …, size(D) - 1 along D"),
+    builtin!("scatter", "scatter(v, D: i)", (1, 1), Same, Scatter, Rule("gather g along D at i"), Any,
+        "sum v into a new dim D at integer positions i (the inverse of gather)"),
+    builtin!("size", "size(D...) | size(..S)", (1, MANY), I32, Size, Zero, Any, "number of elements of the named dims"),
+    // Linear algebra.
+    builtin!("contract", "contract(a, b, K...)", (3, MANY), Same, Contract, Rule("g @ b for a; a @ g for b"), Any,
+        "sum of a * b over the listed shared dims; other shared dims are batch dims"),
+    builtin!("solve", "solve(A, b, C)", (3, 3), Float, Solve, Rule("gb = solve(Aᵀ, g); gA = -gb xᵀ"), Any,
+        "x with contract(A, x, C) == b (A square over its two dims)"),
+    builtin!("svd", "svd(W, O, I -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
+        "(U[O, K], S[K], Vh[K, I]), singular values descending, K = min(O, I)"),
+    builtin!("qr", "qr(A, M, N -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
+        "(Q[M, K], R[K, N]), reduced QR, K = min(M, N)"),
+    builtin!("eigh", "eigh(M, R, R' -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
+        "(values[K], vectors[R, K]) of a symmetric matrix, ascending"),
+    builtin!("lu", "lu(A, R, R')", (3, 3), Float, Decomposition, Forbidden, NoGradient,
+        "(perm: i32[R], L[R, R'], U[R, R']) with partial pivoting"),
+    // Randomness (seeded by the implicit `seed` input; counter-based Philox-4x32-10).
+    builtin!("rand", "rand(D...) | rand()", (0, MANY), Special, Construct, Zero, Any, "uniform in [0, 1), f32"),
+    builtin!("randn", "randn(D...) | randn()", (0, MANY), Special, Construct, Zero, Any, "standard normal, f32"),
+    builtin!("bernoulli", "bernoulli(p)", (1, 1), Float, Bernoulli, Zero, Any, "1.0 with probability p, else 0.0"),
+    builtin!("drop", "drop(x, p)", (2, 2), Float, Drop, Rule("g * mask / (1 - p), the forward pass's mask regenerated"), Any,
+        "dropout: zero each element with probability p and scale the rest by 1 / (1 - p)"),
+    // Constructors.
+    builtin!("zeros", "zeros(D...) | zeros()", (0, MANY), Special, Construct, Zero, Any, "0.0 over the named dims (or the assigned output's)"),
+    builtin!("ones", "ones(D...) | ones()", (0, MANY), Special, Construct, Zero, Any, "1.0 over the named dims (or the assigned output's)"),
+    builtin!("full", "full(value, D...)", (1, MANY), Special, Full, Zero, Any, "value over the named dims (or the assigned output's)"),
+    builtin!("linspace", "linspace(start, end, D)", (3, 3), Float, Linspace, Zero, Any,
+        "size(D) evenly spaced values from start to end inclusive (torch.linspace)"),
+    builtin!("kaiming_uniform", "kaiming_uniform(fan_in: D..., a: f32)", (0, 0), Special, Kaiming, Zero, Any,
+        "uniform in ±sqrt(6 / ((1 + a²) · fan_in)), as torch.nn.init.kaiming_uniform_ (leaky_relu gain)"),
+    // Options and tests.
+    builtin!("present", "present(x)", (1, 1), Bool, Present, Zero, Any, "whether an optional input was given (static)"),
+    builtin!("expect_close", "expect_close(actual, expected, tol)", (3, 3), Special, ExpectClose, Zero, Test,
+        "passes when |actual - expected| <= tol * (1 + |expected|) everywhere"),
+];
+
+/// The builtin of this name.
+pub fn lookup(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_documented() {
+        let mut names: Vec<&str> = BUILTINS.iter().map(|b| b.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "duplicate builtin name");
+        for b in BUILTINS {
+            assert!(
+                !b.doc.is_empty() && b.signature.starts_with(b.name),
+                "{}",
+                b.name
+            );
+            assert!(b.arity.0 <= b.arity.1, "{}", b.name);
+        }
+    }
+
+    #[test]
+    fn decompositions_have_no_vjp_and_need_a_gradient_free_context() {
+        for b in BUILTINS.iter().filter(|b| b.dims == DimRule::Decomposition) {
+            assert_eq!(b.vjp, Vjp::Forbidden);
+            assert_eq!(b.context, Context::NoGradient);
+        }
+    }
+}

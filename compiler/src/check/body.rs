@@ -1036,7 +1036,6 @@ fn decl_kind(k: ast::DeclKind) -> DeclKind {
 fn input_dims(params: &[hir::Param]) -> HashSet<String> {
     params
         .iter()
-        .filter(|p| p.default.is_none())
         .filter_map(|p| p.ty.tensor())
         .flat_map(|t| t.dims.iter())
         .filter_map(|d| {

@@ -175,7 +175,9 @@ impl Ctx<'_, '_> {
     fn dims_in(&mut self, t: &TensorTy, dims: &[(DimItem, Span)]) -> bool {
         let mut ok = true;
         for (d, sp) in dims {
-            if !t.has(d) && self.knows(d) {
+            if !self.knows(d) {
+                ok = false;
+            } else if !t.has(d) {
                 let diag = self
                     .err(
                         Code::DimNotInOperand,
@@ -219,7 +221,7 @@ impl Ctx<'_, '_> {
             _ => {}
         }
         let a = self.sort_args(b, args);
-        let positional = a.values.len() + a.dims.len();
+        let positional = a.values.len() + a.dims.len() + a.maps.len();
         let keyword_ok = match b.dims {
             DimRule::Clamp => a.keywords.iter().all(|(k, ..)| k == "min" || k == "max"),
             DimRule::Kaiming => a.keywords.iter().all(|(k, ..)| k == "fan_in" || k == "a"),
@@ -244,7 +246,9 @@ impl Ctx<'_, '_> {
             self.error(d);
             return self.error_expr(span);
         }
-        if b.dims != DimRule::Kaiming
+        let reduce_without_dims = b.dims == DimRule::Reduce && a.dims.is_empty();
+        if !reduce_without_dims
+            && b.dims != DimRule::Kaiming
             && (positional < b.arity.0 || positional > b.arity.1)
             && b.dims != DimRule::Scatter
         {

@@ -1,0 +1,3 @@
+import numpy.linalg
+
+fn f(x: f32) -> f32 { x }

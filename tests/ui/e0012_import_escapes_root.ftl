@@ -1,0 +1,3 @@
+import "../../../../etc/passwd"
+
+fn f(x: f32) -> f32 { x }

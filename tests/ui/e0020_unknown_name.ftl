@@ -1,0 +1,3 @@
+objective o(chosen_logps: f32[B], beta: f32 = 0.1) {
+    loss mean(chosen_logp * beta, B);
+}

@@ -1,0 +1,5 @@
+fn f(x: f32) -> f32 {
+    let y = x;
+    let y = x * 2.0;
+    y
+}

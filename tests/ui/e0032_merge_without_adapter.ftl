@@ -1,0 +1,3 @@
+merge nothing {
+    weight = weight;
+}

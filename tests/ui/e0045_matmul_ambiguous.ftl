@@ -1,0 +1,1 @@
+fn f(a: f32[B, M, K], b: f32[B, K, N]) -> f32[B, M, N] { a @ b }

@@ -1,0 +1,1 @@
+fn f(x: f32[O], bias: f32[O]) -> f32[O] { x + (bias ?? 0.0) }

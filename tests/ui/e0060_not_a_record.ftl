@@ -1,0 +1,1 @@
+fn f(x: f32[B]) -> f32[B] { x.loss }

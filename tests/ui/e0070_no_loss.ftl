@@ -1,0 +1,3 @@
+objective o(x: f32[B]) {
+    metric m = mean(x, B);
+}

@@ -1,0 +1,3 @@
+objective o(x: f32[B]) {
+    loss x * 2.0;
+}

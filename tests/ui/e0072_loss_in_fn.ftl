@@ -1,0 +1,4 @@
+fn f(x: f32[B]) -> f32[B] {
+    loss mean(x, B);
+    x
+}

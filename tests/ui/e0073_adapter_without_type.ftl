@@ -1,0 +1,3 @@
+adapter a(x: f32[N, I], weight: const f32[O, I]) {
+    x @ weight
+}

@@ -1,0 +1,4 @@
+objective o(x: f32[B]) {
+    loss mean(x, B);
+    x
+}

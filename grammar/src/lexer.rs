@@ -342,10 +342,15 @@ pub fn lex(source: &str) -> (Vec<Spanned>, Vec<LexError>) {
                 let placeholder = match kind {
                     LexErrorKind::IntTooLarge => Some(Tok::Int(0)),
                     LexErrorKind::FloatTooLarge => Some(Tok::Float(0.0)),
-                    LexErrorKind::UnterminatedString | LexErrorKind::BadEscape => Some(Tok::Str(String::new())),
+                    LexErrorKind::UnterminatedString | LexErrorKind::BadEscape => {
+                        Some(Tok::Str(String::new()))
+                    }
                     LexErrorKind::InvalidChar => None,
                 };
-                errors.push(LexError { kind, span: Span::new(range.start, range.end) });
+                errors.push(LexError {
+                    kind,
+                    span: Span::new(range.start, range.end),
+                });
                 if let Some(tok) = placeholder {
                     tokens.push((range.start, tok, range.end));
                 }

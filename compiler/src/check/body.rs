@@ -472,18 +472,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
             .err(
                 Code::MisplacedLoss,
                 span,
-                format!(
-                    "{what} is not allowed in a{} `{}`",
-                    if self.kind == DeclKind::Objective
-                        || self.kind == DeclKind::Adapter
-                        || self.kind == DeclKind::Init
-                    {
-                        "n"
-                    } else {
-                        ""
-                    },
-                    self.kind.keyword()
-                ),
+                format!("{what} is not allowed in {}", with_article(self.kind)),
             )
             .with_label("not allowed here");
         self.error(d);
@@ -543,15 +532,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
                                 .err(
                                     Code::LossCount,
                                     s.span,
-                                    format!(
-                                        "a{} `{}` has at most one `loss`",
-                                        if self.kind == DeclKind::Adapter {
-                                            "n"
-                                        } else {
-                                            "n"
-                                        },
-                                        self.kind.keyword()
-                                    ),
+                                    format!("{} has at most one `loss`", with_article(self.kind)),
                                 )
                                 .with_label("second loss")
                                 .with_secondary(self.loc(prev), "first loss");
@@ -998,6 +979,17 @@ pub(super) struct StmtState {
     assignable: HashMap<String, Ty>,
 }
 
+/// "an `objective`", "a `step`": a declaration kind with its article.
+pub(super) fn with_article(kind: DeclKind) -> String {
+    let word = kind.keyword();
+    let article = if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} `{word}`")
+}
+
 fn sorted(mut v: Vec<&str>) -> Vec<&str> {
     v.sort_unstable();
     v
@@ -1355,11 +1347,11 @@ pub(super) fn check_attached(
     let bound = input_dims(&cx.params);
     let mut state = StmtState::default();
     for p in &adapter_ast.params {
-        let target = match (kind, p.kind) {
-            (DeclKind::Init, ParamKind::Param | ParamKind::Const) => true,
-            (DeclKind::Merge | DeclKind::Unmerge, ParamKind::Const) => true,
-            _ => false,
-        };
+        let target = matches!(
+            (kind, p.kind),
+            (DeclKind::Init, ParamKind::Param | ParamKind::Const)
+                | (DeclKind::Merge | DeclKind::Unmerge, ParamKind::Const)
+        );
         if target {
             let (ty, _) = cx.lower_type(&p.ty, true);
             state.assignable.insert(p.name.name.clone(), ty);

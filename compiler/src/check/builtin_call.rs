@@ -1,6 +1,6 @@
 //! Builtin calls: each row of the builtin table is checked by its dtype and named-dim rule.
 
-use super::body::Ctx;
+use super::body::{with_article, Ctx};
 use crate::builtins::{Builtin, Context, DTypeRule, DimRule};
 use crate::codes::Code;
 use crate::hir::{DeclKind, ExprId, ExprKind};
@@ -213,7 +213,7 @@ impl Ctx<'_, '_> {
             }
             Context::NoGradient if matches!(self.kind, DeclKind::Objective | DeclKind::Adapter) => {
                 let d = self
-                    .err(Code::NotDifferentiable, span, format!("`{}` has no gradient, so it cannot be used in a{} `{}`", b.name, if self.kind == DeclKind::Objective { "n" } else { "n" }, self.kind.keyword()))
+                    .err(Code::NotDifferentiable, span, format!("`{}` has no gradient, so it cannot be used in {}", b.name, with_article(self.kind)))
                     .with_label("no vector-Jacobian product")
                     .with_help("compute it in a `step` or an `init` block, and pass the result in as a `const` input");
                 self.error(d);
@@ -299,7 +299,7 @@ impl Ctx<'_, '_> {
                 )
             }
             DimRule::Zip | DimRule::MinMax | DimRule::Where | DimRule::Clamp
-                if !(b.dims == DimRule::MinMax && !a.dims.is_empty()) =>
+                if b.dims != DimRule::MinMax || a.dims.is_empty() =>
             {
                 if a.values.len() != positional {
                     return self.wrong_args(b, span, "values, not dims");

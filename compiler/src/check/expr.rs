@@ -805,8 +805,7 @@ impl Ctx<'_, '_> {
         for s in &block.stmts {
             match &s.kind {
                 ast::StmtKind::Let { .. } => {
-                    let mut state = Default::default();
-                    if let Some(st) = self.stmt_in_block(s, &mut state) {
+                    if let Some(st) = self.stmt_in_block(s) {
                         stmts.push(st);
                     }
                 }
@@ -1343,7 +1342,7 @@ impl Ctx<'_, '_> {
     }
 
     /// A `let` inside an `if`/`match` arm.
-    fn stmt_in_block(&mut self, s: &ast::Stmt, _state: &mut ()) -> Option<Stmt> {
+    fn stmt_in_block(&mut self, s: &ast::Stmt) -> Option<Stmt> {
         let ast::StmtKind::Let {
             pat: ast::Pattern::Name(n),
             ty,

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every check the project has: formatting, lints, all tests, and `ftc check` over every
+# .ftl file in the repository. This is what .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+export CI="${CI:-true}"          # insta: fail on snapshot mismatch instead of writing files
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
+
+# Every .ftl file in the repository must type-check (the error corpus under tests/ui excepted).
+mapfile -t files < <(find examples stdlib -name '*.ftl' | sort)
+cargo run --quiet --bin ftc -- check "${files[@]}"
+echo "ftc check: ${#files[@]} files clean"

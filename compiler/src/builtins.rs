@@ -1,6 +1,6 @@
 //! The one builtin table: every builtin's name, signature, dtype rule, named-dim rule, VJP rule
 //! and doc line. The checker dispatches on [`DimRule`]; autodiff reads [`Builtin::vjp`]; the
-//! language reference is generated from the same rows (`ftc builtins`).
+//! builtin table of `docs/language.md` lists the same rows (a test keeps them in step).
 
 /// How the result's dtype follows from the arguments'.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -274,6 +274,25 @@ fn ftc_exit_codes_messages_and_formats() {
     assert!(out.contains("check") && out.contains("explain"), "{out}");
 }
 
+#[test]
+fn language_reference_lists_every_builtin_and_error_code() {
+    let doc = std::fs::read_to_string(repo().join("docs").join("language.md")).unwrap();
+    for b in ftl_compiler::builtins::BUILTINS {
+        assert!(
+            doc.contains(&format!("| `{}` |", b.name)),
+            "docs/language.md lacks builtin `{}`",
+            b.name
+        );
+    }
+    for c in Code::ALL {
+        assert!(
+            doc.contains(&format!("| {} | {} |", c.id(), c.title())),
+            "docs/language.md lacks {}",
+            c.id()
+        );
+    }
+}
+
 /// xorshift64*: deterministic mutations without a dependency.
 struct Rng(u64);
 

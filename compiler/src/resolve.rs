@@ -266,20 +266,20 @@ impl Loader {
     fn resolve_imports(&mut self, id: ModuleId, path: &Path, root: &Path) -> Vec<ResolvedImport> {
         let module = &self.program.modules[id.0 as usize];
         let file = module.file;
-        let imports: Vec<(Import, Span)> = module
+        let imports: Vec<Import> = module
             .ast
             .items
             .iter()
             .filter_map(|item| match &item.kind {
-                ItemKind::Import(i) => Some((i.clone(), item.span)),
+                ItemKind::Import(i) => Some(i.clone()),
                 _ => None,
             })
             .collect();
         let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
         let mut out = Vec::new();
-        for (import, item_span) in imports {
+        for import in imports {
             let resolved = match import {
-                Import::Module(segments) => self.resolve_std(file, &segments, item_span),
+                Import::Module(segments) => self.resolve_std(file, &segments),
                 Import::File { path: rel, span } => {
                     self.resolve_string(file, &dir, root, &rel, span)
                 }
@@ -298,7 +298,6 @@ impl Loader {
         &mut self,
         file: FileId,
         segments: &[ast::Ident],
-        item_span: Span,
     ) -> Option<(PathBuf, PathBuf, String, String, Location)> {
         let whole = segments[0].span.to(segments[segments.len() - 1].span);
         let at = Location { file, span: whole };
@@ -331,7 +330,6 @@ impl Loader {
             );
             return None;
         }
-        let _ = item_span;
         let alias = names[names.len() - 1].to_string();
         Some((target, self.lib.clone(), names.join("."), alias, at))
     }

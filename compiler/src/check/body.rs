@@ -578,7 +578,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
                     self.error(d);
                     return None;
                 }
-                self.gradcheck(target, args, s.span)
+                self.gradcheck(target, args)
             }
             StmtKind::Expr(e) => {
                 if self.kind != DeclKind::Test {
@@ -672,7 +672,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
         Some(Stmt::Assign(name.name.clone(), id))
     }
 
-    fn gradcheck(&mut self, target: &ast::Expr, args: &[ast::Arg], span: Span) -> Option<Stmt> {
+    fn gradcheck(&mut self, target: &ast::Expr, args: &[ast::Arg]) -> Option<Stmt> {
         let decl = self.resolve_callee(target)?;
         let sig = self.ck.signature(decl)?.clone();
         if !matches!(sig.kind, DeclKind::Objective | DeclKind::Adapter) {
@@ -754,7 +754,6 @@ impl<'c, 'p> Ctx<'c, 'p> {
                 }
             }
         }
-        let _ = span;
         Some(Stmt::Gradcheck(decl, out))
     }
 
@@ -1043,7 +1042,6 @@ fn input_dims(params: &[hir::Param]) -> HashSet<String> {
 /// Checks a `fn`, `objective`, `adapter` or `step`.
 pub(super) fn check_decl(
     ck: &mut Checker<'_>,
-    id: DeclId,
     m: ModuleId,
     d: &ast::Decl,
 ) -> Option<(hir::Decl, Signature)> {
@@ -1132,7 +1130,6 @@ pub(super) fn check_decl(
         outputs,
         body: cx.body,
     };
-    let _ = id;
     Some((decl, sig))
 }
 
@@ -1316,13 +1313,12 @@ fn check_record_result(cx: &mut Ctx<'_, '_>, outs: &[(String, Ty)], rty: &Ty, sp
 /// Checks an `init`, `merge` or `unmerge` block of an adapter.
 pub(super) fn check_attached(
     ck: &mut Checker<'_>,
-    _id: DeclId,
     m: ModuleId,
     a: &ast::Attached,
     adapter: DeclId,
 ) -> Option<(hir::Decl, Signature)> {
     let adapter_ast = ck.decl_ast(adapter)?;
-    let adapter_sig = ck.signature(adapter)?.clone();
+    ck.signature(adapter)?;
     let kind = match a.kind {
         ast::AttachedKind::Init => DeclKind::Init,
         ast::AttachedKind::Merge => DeclKind::Merge,
@@ -1412,7 +1408,6 @@ pub(super) fn check_attached(
         .collect::<std::collections::BTreeMap<_, _>>()
         .into_iter()
         .collect();
-    let _ = adapter_sig;
     let sig = Signature {
         kind,
         params: cx.params.clone(),
@@ -1483,7 +1478,6 @@ fn mentions(e: &ast::Expr, names: &HashSet<String>) -> bool {
 /// Checks a `test` block.
 pub(super) fn check_test(
     ck: &mut Checker<'_>,
-    _id: DeclId,
     m: ModuleId,
     t: &ast::Test,
 ) -> Option<(hir::Decl, Signature)> {

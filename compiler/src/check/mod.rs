@@ -262,14 +262,14 @@ impl<'p> Checker<'p> {
                 let ItemKind::Decl(d) = &self.item(m, i).kind else {
                     unreachable!()
                 };
-                body::check_decl(self, id, m, d)
+                body::check_decl(self, m, d)
             }
             Source::Attached(m, i, adapter) => {
                 let ItemKind::Attached(a) = &self.item(m, i).kind else {
                     unreachable!()
                 };
                 match self.ensure_checked(adapter) {
-                    Ok(()) => body::check_attached(self, id, m, a, adapter),
+                    Ok(()) => body::check_attached(self, m, a, adapter),
                     Err(()) => None,
                 }
             }
@@ -277,7 +277,7 @@ impl<'p> Checker<'p> {
                 let ItemKind::Test(t) = &self.item(m, i).kind else {
                     unreachable!()
                 };
-                body::check_test(self, id, m, t)
+                body::check_test(self, m, t)
             }
         };
         if let Some((decl, sig)) = result {

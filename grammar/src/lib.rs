@@ -48,17 +48,23 @@ pub enum SyntaxErrorKind {
     TooDeep,
 }
 
-/// Parses a whole file. Lexing errors are reported and the offending text skipped; the parser
-/// recovers at statement and item boundaries, so one run reports several errors.
-pub fn parse_file(source: &str) -> (File, Vec<SyntaxError>) {
+/// Lexes `source`, turning lexing errors into syntax errors.
+fn lex_with_errors(source: &str) -> (Vec<lexer::Spanned>, Vec<SyntaxError>) {
     let (tokens, lex_errors) = lexer::lex(source);
-    let mut errors: Vec<SyntaxError> = lex_errors
+    let errors = lex_errors
         .into_iter()
         .map(|e| SyntaxError {
             kind: SyntaxErrorKind::Lex(e.kind),
             span: e.span,
         })
         .collect();
+    (tokens, errors)
+}
+
+/// Parses a whole file. Lexing errors are reported and the offending text skipped; the parser
+/// recovers at statement and item boundaries, so one run reports several errors.
+pub fn parse_file(source: &str) -> (File, Vec<SyntaxError>) {
+    let (tokens, mut errors) = lex_with_errors(source);
     let mut b = builder::Builder::default();
     let result = grammar::FileParser::new().parse(&mut b, tokens.into_iter().map(Ok));
     errors.append(&mut b.errors);
@@ -75,14 +81,7 @@ pub fn parse_file(source: &str) -> (File, Vec<SyntaxError>) {
 
 /// Parses one expression (used by tests and by `--set` values on the command line).
 pub fn parse_expr(source: &str) -> Result<Expr, Vec<SyntaxError>> {
-    let (tokens, lex_errors) = lexer::lex(source);
-    let mut errors: Vec<SyntaxError> = lex_errors
-        .into_iter()
-        .map(|e| SyntaxError {
-            kind: SyntaxErrorKind::Lex(e.kind),
-            span: e.span,
-        })
-        .collect();
+    let (tokens, mut errors) = lex_with_errors(source);
     let mut b = builder::Builder::default();
     let result = grammar::ExprParser::new().parse(&mut b, tokens.into_iter().map(Ok));
     errors.append(&mut b.errors);

@@ -109,7 +109,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
     }
 
     /// Binds a new local name; reports a duplicate.
-    fn bind_local(&mut self, ident: &ast::Ident, ty: Ty, is_static: bool) -> LocalId {
+    pub fn bind_local(&mut self, ident: &ast::Ident, ty: Ty, is_static: bool) -> LocalId {
         if self.names.contains_key(&ident.name) {
             let d = self
                 .err(

@@ -1367,20 +1367,7 @@ impl Ctx<'_, '_> {
         }
         let vty = self.ty(id).clone();
         let stat = self.is_static(id);
-        if self.names.contains_key(&n.name) {
-            let d = self
-                .err(
-                    Code::DuplicateBinding,
-                    n.span,
-                    format!("`{}` is already bound", n.name),
-                )
-                .with_label("bound again here");
-            self.error(d);
-        }
-        self.body.locals.push((n.name.clone(), vty));
-        let local = crate::hir::LocalId(self.body.locals.len() as u32 - 1);
-        self.names
-            .insert(n.name.clone(), Binding::Local(local, stat));
+        let local = self.bind_local(n, vty, stat);
         Some(Stmt::Let(vec![local], id))
     }
 }

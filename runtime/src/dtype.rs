@@ -67,6 +67,64 @@ impl DType {
     }
 }
 
+impl DType {
+    /// Rounds an f64 to the nearest value of this dtype (round-to-nearest-even for floats,
+    /// truncation toward zero with wrapping for integers, non-zero → true for bool). Every
+    /// elementwise result of the interpreter passes through this, as DESIGN.md's numerics ask.
+    pub fn round(self, v: f64) -> f64 {
+        match self {
+            DType::F64 => v,
+            DType::F32 => v as f32 as f64,
+            DType::BF16 => half::bf16::from_f64(v).to_f64(),
+            DType::F16 => half::f16::from_f64(v).to_f64(),
+            DType::I64 => {
+                if v.is_finite() {
+                    v.trunc() as i64 as f64
+                } else {
+                    0.0
+                }
+            }
+            DType::I32 => {
+                if v.is_finite() {
+                    (v.trunc() as i64) as i32 as f64
+                } else {
+                    0.0
+                }
+            }
+            DType::Bool => f64::from(u8::from(v != 0.0)),
+        }
+    }
+
+    /// The dtype of a safetensors header entry, if FTL has it.
+    pub fn from_safetensors(d: safetensors::Dtype) -> Option<DType> {
+        use safetensors::Dtype as S;
+        Some(match d {
+            S::F64 => DType::F64,
+            S::F32 => DType::F32,
+            S::BF16 => DType::BF16,
+            S::F16 => DType::F16,
+            S::I64 => DType::I64,
+            S::I32 => DType::I32,
+            S::BOOL => DType::Bool,
+            _ => return None,
+        })
+    }
+
+    /// The safetensors header dtype.
+    pub fn to_safetensors(self) -> safetensors::Dtype {
+        use safetensors::Dtype as S;
+        match self {
+            DType::F64 => S::F64,
+            DType::F32 => S::F32,
+            DType::BF16 => S::BF16,
+            DType::F16 => S::F16,
+            DType::I64 => S::I64,
+            DType::I32 => S::I32,
+            DType::Bool => S::BOOL,
+        }
+    }
+}
+
 impl fmt::Display for DType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

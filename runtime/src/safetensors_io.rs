@@ -1,0 +1,127 @@
+//! Reading and writing safetensors files with the `safetensors` crate. Reads are memory mapped;
+//! writes go to a temporary file beside the target that is renamed over it, so a failed run never
+//! leaves a partial output.
+
+use crate::{DType, Tensor};
+use safetensors::tensor::TensorView;
+use safetensors::SafeTensors;
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// A safetensors file that could not be read or written.
+#[derive(Debug)]
+pub struct IoError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+impl std::error::Error for IoError {}
+
+fn err(path: &Path, message: impl Into<String>) -> IoError {
+    IoError {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only and dropped before this module returns; a file truncated by
+    // another process while mapped would fault, which is the documented risk of every mmap
+    // reader (the safetensors crate's own examples map the same way).
+    #[allow(unsafe_code)]
+    unsafe {
+        memmap2::Mmap::map(file)
+    }
+}
+
+/// Reads every tensor of a safetensors file, in the file's name order.
+pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>, IoError> {
+    let file = File::open(path).map_err(|e| err(path, e.to_string()))?;
+    let len = file.metadata().map_err(|e| err(path, e.to_string()))?.len();
+    if len == 0 {
+        return Err(err(path, "the file is empty, not a safetensors file"));
+    }
+    let map = map_file(&file).map_err(|e| err(path, e.to_string()))?;
+    let st = SafeTensors::deserialize(&map)
+        .map_err(|e| err(path, format!("not a valid safetensors file: {e}")))?;
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let view = st
+            .tensor(&name)
+            .map_err(|e| err(path, format!("tensor `{name}`: {e}")))?;
+        let dtype = DType::from_safetensors(view.dtype()).ok_or_else(|| {
+            err(
+                path,
+                format!(
+                    "tensor `{name}` has dtype {:?}, which FTL does not support",
+                    view.dtype()
+                ),
+            )
+        })?;
+        let tensor = Tensor::from_bytes(dtype, view.shape(), view.data())
+            .ok_or_else(|| err(path, format!("tensor `{name}`: data does not match its shape")))?;
+        out.push((name, tensor));
+    }
+    Ok(out)
+}
+
+/// Writes tensors to `path` atomically: a temporary file in the same directory, then a rename.
+pub fn write_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), IoError> {
+    let mut views = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let view = TensorView::new(t.dtype().to_safetensors(), t.shape().to_vec(), t.bytes())
+            .map_err(|e| err(path, format!("tensor `{name}`: {e}")))?;
+        views.push((name.as_str(), view));
+    }
+    let bytes = safetensors::serialize(views, None)
+        .map_err(|e| err(path, format!("cannot serialize: {e}")))?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| err(path, "the output path names no file"))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| err(path, e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(path, e.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_keeps_names_dtypes_and_values() {
+        let dir = std::env::temp_dir().join(format!("ftl-st-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.safetensors");
+        let tensors = vec![
+            (
+                "a".to_string(),
+                Tensor::from_f64(DType::F32, &[2], &[1.5, -2.0]),
+            ),
+            ("b".to_string(), Tensor::from_f64(DType::Bool, &[1], &[1.0])),
+            ("c".to_string(), Tensor::scalar(DType::BF16, 0.5)),
+        ];
+        write_atomic(&path, &tensors).unwrap();
+        assert_eq!(read(&path).unwrap(), tensors);
+        std::fs::write(&path, b"garbage").unwrap();
+        assert!(read(&path).unwrap_err().message.contains("not a valid"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,174 @@
+//! Host tensors: a dtype, a row-major shape and little-endian element bytes in 8-byte aligned
+//! storage (so a kernel can view them as `f32`/`f64` slices without copying).
+
+use crate::DType;
+use half::{bf16, f16};
+use std::fmt;
+
+/// A dense, row-major host tensor.
+#[derive(Clone, PartialEq)]
+pub struct Tensor {
+    dtype: DType,
+    shape: Vec<usize>,
+    /// Element bytes, padded to whole words for alignment.
+    words: Vec<u64>,
+    len_bytes: usize,
+}
+
+impl Tensor {
+    /// A tensor of zeros.
+    pub fn zeros(dtype: DType, shape: &[usize]) -> Tensor {
+        let len_bytes = shape.iter().product::<usize>() * dtype.size_bytes();
+        Tensor {
+            dtype,
+            shape: shape.to_vec(),
+            words: vec![0; len_bytes.div_ceil(8)],
+            len_bytes,
+        }
+    }
+
+    /// A tensor from little-endian element bytes; `None` when the length does not match.
+    pub fn from_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Option<Tensor> {
+        let mut t = Tensor::zeros(dtype, shape);
+        if bytes.len() != t.len_bytes {
+            return None;
+        }
+        t.bytes_mut().copy_from_slice(bytes);
+        Some(t)
+    }
+
+    /// A tensor whose elements are `values` rounded to `dtype` (see [`DType::round`]).
+    ///
+    /// # Panics
+    /// When `values.len()` is not the product of `shape` (a caller bug, never user input).
+    pub fn from_f64(dtype: DType, shape: &[usize], values: &[f64]) -> Tensor {
+        assert_eq!(values.len(), shape.iter().product::<usize>(), "shape mismatch");
+        let mut t = Tensor::zeros(dtype, shape);
+        let size = dtype.size_bytes();
+        let bytes = t.bytes_mut();
+        for (i, &v) in values.iter().enumerate() {
+            let out = &mut bytes[i * size..(i + 1) * size];
+            match dtype {
+                DType::F64 => out.copy_from_slice(&v.to_le_bytes()),
+                DType::F32 => out.copy_from_slice(&(v as f32).to_le_bytes()),
+                DType::BF16 => out.copy_from_slice(&bf16::from_f64(v).to_le_bytes()),
+                DType::F16 => out.copy_from_slice(&f16::from_f64(v).to_le_bytes()),
+                DType::I64 => out.copy_from_slice(&(DType::I64.round(v) as i64).to_le_bytes()),
+                DType::I32 => out.copy_from_slice(&(DType::I32.round(v) as i32).to_le_bytes()),
+                DType::Bool => out[0] = u8::from(v != 0.0),
+            }
+        }
+        t
+    }
+
+    /// A 0-d tensor.
+    pub fn scalar(dtype: DType, value: f64) -> Tensor {
+        Tensor::from_f64(dtype, &[], &[value])
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The shape (empty for a scalar).
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The element bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.words)[..self.len_bytes]
+    }
+
+    /// The element bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut(&mut self.words)[..self.len_bytes]
+    }
+
+    /// Every element widened to f64 (exact for every dtype but i64 beyond 2^53).
+    pub fn to_f64(&self) -> Vec<f64> {
+        let size = self.dtype.size_bytes();
+        self.bytes()
+            .chunks_exact(size)
+            .map(|c| match self.dtype {
+                DType::F64 => f64::from_le_bytes(c.try_into().unwrap_or_default()),
+                DType::F32 => f64::from(f32::from_le_bytes(c.try_into().unwrap_or_default())),
+                DType::BF16 => bf16::from_le_bytes([c[0], c[1]]).to_f64(),
+                DType::F16 => f16::from_le_bytes([c[0], c[1]]).to_f64(),
+                DType::I64 => i64::from_le_bytes(c.try_into().unwrap_or_default()) as f64,
+                DType::I32 => f64::from(i32::from_le_bytes(c.try_into().unwrap_or_default())),
+                DType::Bool => f64::from(u8::from(c[0] != 0)),
+            })
+            .collect()
+    }
+
+    /// The same elements converted to another dtype.
+    pub fn cast(&self, dtype: DType) -> Tensor {
+        Tensor::from_f64(dtype, &self.shape, &self.to_f64())
+    }
+
+    /// The same elements with another shape of the same size.
+    pub fn reshaped(mut self, shape: &[usize]) -> Option<Tensor> {
+        if shape.iter().product::<usize>() != self.len() {
+            return None;
+        }
+        self.shape = shape.to_vec();
+        Some(self)
+    }
+}
+
+/// The type of a shape as FTL writes it: `f32[4, 16]`.
+pub fn type_text(dtype: DType, shape: &[usize]) -> String {
+    if shape.is_empty() {
+        return dtype.to_string();
+    }
+    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+    format!("{dtype}[{}]", dims.join(", "))
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let values = self.to_f64();
+        write!(f, "{} ", type_text(self.dtype, &self.shape))?;
+        if values.len() <= 8 {
+            write!(f, "{values:?}")
+        } else {
+            write!(f, "{:?}…", &values[..8])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dtype_round_trips_through_f64() {
+        let values = [0.0, 1.0, -2.0, 3.0];
+        for dtype in DType::ALL {
+            let t = Tensor::from_f64(dtype, &[2, 2], &values);
+            let expect: Vec<f64> = values.iter().map(|v| dtype.round(*v)).collect();
+            assert_eq!(t.to_f64(), expect, "{dtype}");
+            assert_eq!(t.bytes().len(), 4 * dtype.size_bytes());
+        }
+    }
+
+    #[test]
+    fn rounding_follows_the_dtype() {
+        assert_eq!(DType::F32.round(0.1), f64::from(0.1f32));
+        assert_eq!(DType::BF16.round(1.0 + 1.0 / 512.0), 1.0);
+        assert_eq!(DType::I32.round(-2.7), -2.0);
+        assert_eq!(DType::Bool.round(-0.5), 1.0);
+    }
+}

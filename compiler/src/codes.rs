@@ -129,11 +129,23 @@ pub enum Code {
     BadMatch,
     /// E0086: cannot infer the shape.
     ShapeNotInferable,
+    /// E0090: no such entry.
+    UnknownEntry,
+    /// E0091: inputs do not match the entry.
+    BadInputs,
+    /// E0092: invalid `--set` or `--dims`.
+    BadSetting,
+    /// E0093: a `requires` condition fails on the given values.
+    RequiresFailed,
+    /// E0094: error while running.
+    RunFailed,
+    /// E0095: construct not supported by this backend.
+    Unsupported,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 63] = [
+    pub const ALL: [Code; 69] = [
         Code::InvalidToken,
         Code::UnexpectedToken,
         Code::UnexpectedEof,
@@ -197,6 +209,12 @@ impl Code {
         Code::StepOutputType,
         Code::BadMatch,
         Code::ShapeNotInferable,
+        Code::UnknownEntry,
+        Code::BadInputs,
+        Code::BadSetting,
+        Code::RequiresFailed,
+        Code::RunFailed,
+        Code::Unsupported,
     ];
 
     fn entry(self) -> (&'static str, &'static str, &'static str) {
@@ -264,6 +282,12 @@ impl Code {
             Code::StepOutputType => ("E0084", "step output does not match the input it updates", "A step output named like an input is that input's next value, so it must have the input's type."),
             Code::BadMatch => ("E0085", "invalid match", "`match` needs an enum or static value, arms naming its variants (each once), and every variant covered or a `_` arm."),
             Code::ShapeNotInferable => ("E0086", "cannot infer the shape", "Constructors such as `zeros()`, `rand()` or `kaiming_uniform(...)` without dims take their shape from the output they are assigned to; elsewhere, name the dims: `zeros(B, T)`."),
+            Code::UnknownEntry => ("E0090", "no such entry", "`--entry` names an objective, adapter or step of the file (`sigmoid`), or an adapter's block (`lora.init`, `lora.merge`, `lora.unmerge`). The message lists the entries the file has."),
+            Code::BadInputs => ("E0091", "inputs do not match the entry", "Every input the entry reads must be in the inputs file (by its parameter name) with the declared dtype and rank, and each named dim must have one size across all inputs. The message names the input, the expected type and what was found; nothing is written."),
+            Code::BadSetting => ("E0092", "invalid --set or --dims", "`--set name=value` gives a hyperparameter, a scalar input or a static option of the entry (`--set beta=0.5`, `--set use_rslora=true`, `--set prediction_type=v_prediction`); `--dims B=4,T=16` gives positive dim sizes (a pack takes `S=2x3`)."),
+            Code::RequiresFailed => ("E0093", "a requires condition fails", "A declaration's `requires` clause is checked when arguments are bound, before any computation: the given hyperparameters or dims violate it."),
+            Code::RunFailed => ("E0094", "error while running", "The entry failed on these inputs, for example a gather index out of range without an `else` value."),
+            Code::Unsupported => ("E0095", "not supported by this backend yet", "The construct type-checks but the backend cannot run it yet; the message says which and why."),
         }
     }
 

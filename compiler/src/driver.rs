@@ -3,7 +3,7 @@
 
 use crate::diagnostic::{self, Diagnostic};
 use crate::resolve::{self, LoadOptions, Program};
-use crate::{check, hir};
+use crate::{check, hir, run};
 use std::path::PathBuf;
 
 /// How diagnostics are written.
@@ -97,4 +97,261 @@ pub fn explain(code: &str) -> Option<String> {
         c.title(),
         c.explanation()
     ))
+}
+
+/// What a run-time command printed and whether it succeeded.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Exit status 0.
+    pub success: bool,
+}
+
+impl Outcome {
+    fn fail(stderr: String) -> Outcome {
+        Outcome {
+            stdout: String::new(),
+            stderr,
+            success: false,
+        }
+    }
+}
+
+/// The arguments of `ftc run`.
+#[derive(Debug, Default, Clone)]
+pub struct RunArgs {
+    /// The `.ftl` file.
+    pub file: PathBuf,
+    /// `--entry`.
+    pub entry: String,
+    /// `--inputs`.
+    pub inputs: Option<PathBuf>,
+    /// `--out`.
+    pub out: Option<PathBuf>,
+    /// `--set k=v`, in order.
+    pub sets: Vec<String>,
+    /// `--random --dims …`: the dims spec.
+    pub random_dims: Option<String>,
+    /// `--seed` for `--random`.
+    pub seed: u64,
+}
+
+fn analysis_or_fail(
+    file: &std::path::Path,
+    opts: &LoadOptions,
+    format: MessageFormat,
+) -> Result<Analysis, Outcome> {
+    let analysis = analyze(&[file.to_path_buf()], opts);
+    if analysis.diagnostics.is_empty() {
+        Ok(analysis)
+    } else {
+        let mut text = analysis.render(format);
+        let n = analysis.diagnostics.len();
+        text.push_str(&format!(
+            "error: {n} error{} found\n",
+            if n == 1 { "" } else { "s" }
+        ));
+        Err(Outcome::fail(text))
+    }
+}
+
+/// Reads, compiles and runs an entry (`ftc run`).
+pub fn run_entry(args: &RunArgs, opts: &LoadOptions, format: MessageFormat) -> Outcome {
+    let analysis = match analysis_or_fail(&args.file, opts, format) {
+        Ok(a) => a,
+        Err(o) => return o,
+    };
+    match run_checked(&analysis, args) {
+        Ok(o) => o,
+        Err(f) => Outcome::fail(f.render()),
+    }
+}
+
+fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<Outcome, run::Failure> {
+    use crate::codes::Code;
+    use std::collections::HashMap;
+    let id = run::find_entry(analysis, &args.entry)?;
+    let mut inputs: HashMap<String, ftl_runtime::Tensor> = HashMap::new();
+    if let Some(path) = &args.inputs {
+        let tensors = ftl_runtime::safetensors_io::read(path)
+            .map_err(|e| run::Failure::new(Code::BadInputs, e.to_string()))?;
+        inputs.extend(tensors);
+    }
+    let mut eopts = crate::ir::lower::EntryOptions::default();
+    run::apply_sets(&analysis.hir, id, &args.sets, &mut eopts, &mut inputs)?;
+    run::options_for(&analysis.hir, id, &inputs, &mut eopts);
+    let decl = analysis.hir.decl(id).map(|d| d.kind);
+    let grad = decl.is_some_and(|k| k.differentiable());
+    let g = run::compile(&analysis.hir, id, &eopts, grad)?;
+    if let Some(spec) = &args.random_dims {
+        let dims = run::parse_dims(spec)?;
+        for (k, v) in run::random_inputs(&g, &dims, None, args.seed)? {
+            inputs.entry(k).or_insert(v);
+        }
+    }
+    let outputs = run::run_graph(&g, &inputs)?;
+    let mut stdout = format!(
+        "{} ({}), interpreter\n",
+        g.name,
+        format!("{:?}", g.kind).to_lowercase()
+    );
+    stdout.push_str(&run::table(&outputs));
+    if let Some(out) = &args.out {
+        ftl_runtime::safetensors_io::write_atomic(out, &outputs)
+            .map_err(|e| run::Failure::new(Code::RunFailed, e.to_string()))?;
+        stdout.push_str(&format!(
+            "wrote {} tensors to {}\n",
+            outputs.len(),
+            out.display()
+        ));
+    }
+    Ok(Outcome {
+        stdout,
+        stderr: String::new(),
+        success: true,
+    })
+}
+
+/// `ftc build --emit ir|grad`: the graph of an entry, before or after autodiff.
+pub fn emit_graph(
+    file: &std::path::Path,
+    entry: &str,
+    sets: &[String],
+    grad: bool,
+    opts: &LoadOptions,
+    format: MessageFormat,
+) -> Outcome {
+    let analysis = match analysis_or_fail(file, opts, format) {
+        Ok(a) => a,
+        Err(o) => return o,
+    };
+    let result = (|| {
+        let id = run::find_entry(&analysis, entry)?;
+        let mut eopts = crate::ir::lower::EntryOptions::default();
+        let mut inputs = std::collections::HashMap::new();
+        run::apply_sets(&analysis.hir, id, sets, &mut eopts, &mut inputs)?;
+        run::compile(&analysis.hir, id, &eopts, grad)
+    })();
+    match result {
+        Ok(g) => Outcome {
+            stdout: crate::ir::print::print_graph(&g),
+            stderr: String::new(),
+            success: true,
+        },
+        Err(f) => Outcome::fail(f.render()),
+    }
+}
+
+/// `ftc gradcheck`: finite differences against autodiff for one entry.
+pub fn gradcheck_entry(
+    file: &std::path::Path,
+    entry: &str,
+    dims: Option<&str>,
+    sets: &[String],
+    opts: &LoadOptions,
+    format: MessageFormat,
+) -> Outcome {
+    let analysis = match analysis_or_fail(file, opts, format) {
+        Ok(a) => a,
+        Err(o) => return o,
+    };
+    let result = (|| {
+        let id = run::find_entry(&analysis, entry)?;
+        let mut eopts = crate::ir::lower::EntryOptions::default();
+        let mut inputs = std::collections::HashMap::new();
+        run::apply_sets(&analysis.hir, id, sets, &mut eopts, &mut inputs)?;
+        let dims = match dims {
+            Some(d) => run::parse_dims(d)?,
+            None => Default::default(),
+        };
+        run::gradcheck(&analysis.hir, id, &dims, &inputs, &eopts)
+    })();
+    match result {
+        Ok(report) => {
+            let mut stdout = String::new();
+            for (name, n, e) in &report.inputs {
+                stdout.push_str(&format!(
+                    "grad.{name}: {n} elements, max relative error {e:.2e}\n"
+                ));
+            }
+            let ok = report.worst() <= run::GRADCHECK_TOL;
+            stdout.push_str(if ok {
+                "gradcheck passed\n"
+            } else {
+                "gradcheck FAILED\n"
+            });
+            Outcome {
+                stdout,
+                stderr: String::new(),
+                success: ok,
+            }
+        }
+        Err(f) => Outcome::fail(f.render()),
+    }
+}
+
+/// `.ftl` files under `paths` (directories recursively, sorted).
+pub fn ftl_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    fn walk(p: &std::path::Path, out: &mut Vec<PathBuf>) {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            entries.sort();
+            for e in entries {
+                walk(&e, out);
+            }
+        } else if p.extension().is_some_and(|e| e == "ftl") {
+            out.push(p.to_path_buf());
+        }
+    }
+    for p in paths {
+        if p.is_file() {
+            out.push(p.clone());
+        } else {
+            walk(p, &mut out);
+        }
+    }
+    out
+}
+
+/// `ftc test`: every test block of every file, one line each, then `N passed, N failed`.
+pub fn test_files(paths: &[PathBuf], opts: &LoadOptions, format: MessageFormat) -> Outcome {
+    let (mut passed, mut failed) = (0, 0);
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    for file in ftl_files(paths) {
+        let analysis = match analysis_or_fail(&file, opts, format) {
+            Ok(a) => a,
+            Err(o) => {
+                stderr.push_str(&o.stderr);
+                failed += 1;
+                continue;
+            }
+        };
+        for t in crate::testing::run_tests(&analysis) {
+            let name = t.name.split_once("::").map_or(t.name.as_str(), |x| x.1);
+            let name = name.trim_start_matches("test ");
+            if t.failures.is_empty() {
+                passed += 1;
+                stdout.push_str(&format!("test {}: {name} ... ok\n", file.display()));
+            } else {
+                failed += 1;
+                stdout.push_str(&format!("test {}: {name} ... FAILED\n", file.display()));
+                for f in &t.failures {
+                    stdout.push_str(&format!("    {f}\n"));
+                }
+            }
+        }
+    }
+    stdout.push_str(&format!("{passed} passed, {failed} failed\n"));
+    Outcome {
+        stdout,
+        stderr,
+        success: failed == 0,
+    }
 }

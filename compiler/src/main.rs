@@ -11,7 +11,9 @@ use std::process::ExitCode;
 ///
 /// Start with `ftc check examples/dpo.ftl`: it type-checks the file and everything it imports
 /// and reports every error with its location and an error code. `ftc explain E0041` describes a
-/// code at length. `ftc build FILE --emit ast|hir` prints a compiler stage.
+/// code at length. `ftc build FILE --emit ast|hir` prints a compiler stage (`--emit ir|grad
+/// --entry E` the tensor graph). `ftc run FILE --entry E --random --dims B=4` runs an entry on
+/// random inputs; `ftc test DIR` runs the `test` blocks.
 #[derive(Parser)]
 #[command(
     name = "ftc",
@@ -52,6 +54,16 @@ enum Stage {
     Ast,
     /// The checked program: resolved names, typed expressions, bound dims.
     Hir,
+    /// The tensor graph of one entry (`--entry`), simplified.
+    Ir,
+    /// The graph with its gradients (autodiff, then simplified).
+    Grad,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Backend {
+    /// The reference interpreter (the oracle; compiled backends arrive with the MLIR issue).
+    Interp,
 }
 
 #[derive(Subcommand)]
@@ -71,6 +83,67 @@ enum Command {
         /// Which stage to print.
         #[arg(long, value_enum)]
         emit: Stage,
+        /// The entry for `--emit ir|grad` (`sigmoid`, `lora.merge`).
+        #[arg(long)]
+        entry: Option<String>,
+        /// Static options for `--emit ir|grad`, e.g. `--set use_rslora=true`.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        sets: Vec<String>,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// Run an entry on tensors: writes `loss`, `metric.<m>`, `grad.<x>` (objectives), the
+    /// output and, given `grad.y`, its gradients (adapters), or the declared outputs (steps).
+    Run {
+        /// The `.ftl` file.
+        file: PathBuf,
+        /// The entry: an objective, adapter or step, or `adapter.init|merge|unmerge`.
+        #[arg(long)]
+        entry: String,
+        /// A safetensors file holding the inputs by parameter name.
+        #[arg(long, value_name = "IN.safetensors")]
+        inputs: Option<PathBuf>,
+        /// Where to write the outputs (atomically); without it they are only printed.
+        #[arg(long, value_name = "OUT.safetensors")]
+        out: Option<PathBuf>,
+        /// A hyperparameter, scalar input or static option: `--set beta=0.5`.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        sets: Vec<String>,
+        /// Draw valid random inputs for whatever the inputs file lacks (needs `--dims`).
+        #[arg(long, requires = "dims")]
+        random: bool,
+        /// Dim sizes for `--random`: `B=4,T=16,V=50` (a pack: `S=2x3`).
+        #[arg(long)]
+        dims: Option<String>,
+        /// Seed of the random inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Which backend runs the kernels.
+        #[arg(long, value_enum, default_value = "interp")]
+        backend: Backend,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// Run every `test` block under PATHs (files or directories); ends with `N passed, N failed`.
+    Test {
+        /// Files or directories (default: the current directory).
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// Compare an entry's gradients with central finite differences in f64.
+    Gradcheck {
+        /// The `.ftl` file.
+        file: PathBuf,
+        /// The objective or adapter.
+        #[arg(long)]
+        entry: String,
+        /// Dim sizes (default 3 each): `B=3,T=4`.
+        #[arg(long)]
+        dims: Option<String>,
+        /// Hyperparameters or static options: `--set beta=0.5`.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        sets: Vec<String>,
         #[command(flatten)]
         source: SourceArgs,
     },
@@ -115,6 +188,16 @@ fn report(analysis: &driver::Analysis, format: MessageFormat) -> bool {
     false
 }
 
+fn finish(o: driver::Outcome) -> ExitCode {
+    let _ = std::io::stdout().lock().write_all(o.stdout.as_bytes());
+    let _ = std::io::stderr().lock().write_all(o.stderr.as_bytes());
+    if o.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check { files, source } => {
@@ -125,18 +208,90 @@ fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Command::Build { file, emit, source } => {
+        Command::Build {
+            file,
+            emit: emit @ (Stage::Ir | Stage::Grad),
+            entry,
+            sets,
+            source,
+        } => {
+            let Some(entry) = entry else {
+                eprintln!("error: `--emit ir` and `--emit grad` need `--entry NAME`");
+                return ExitCode::FAILURE;
+            };
+            let grad = matches!(emit, Stage::Grad);
+            finish(driver::emit_graph(
+                &file,
+                &entry,
+                &sets,
+                grad,
+                &source.options(),
+                source.format(),
+            ))
+        }
+        Command::Build {
+            file, emit, source, ..
+        } => {
             let analysis = driver::analyze(&[file], &source.options());
             if !report(&analysis, source.format()) {
                 return ExitCode::FAILURE;
             }
             let text = match emit {
                 Stage::Ast => driver::emit_ast(&analysis),
-                Stage::Hir => driver::emit_hir(&analysis),
+                _ => driver::emit_hir(&analysis),
             };
             let _ = std::io::stdout().lock().write_all(text.as_bytes());
             ExitCode::SUCCESS
         }
+        Command::Run {
+            file,
+            entry,
+            inputs,
+            out,
+            sets,
+            random,
+            dims,
+            seed,
+            backend: Backend::Interp,
+            source,
+        } => {
+            let args = driver::RunArgs {
+                file,
+                entry,
+                inputs,
+                out,
+                sets,
+                random_dims: if random { dims } else { None },
+                seed,
+            };
+            finish(driver::run_entry(&args, &source.options(), source.format()))
+        }
+        Command::Test { paths, source } => {
+            let paths = if paths.is_empty() {
+                vec![PathBuf::from(".")]
+            } else {
+                paths
+            };
+            finish(driver::test_files(
+                &paths,
+                &source.options(),
+                source.format(),
+            ))
+        }
+        Command::Gradcheck {
+            file,
+            entry,
+            dims,
+            sets,
+            source,
+        } => finish(driver::gradcheck_entry(
+            &file,
+            &entry,
+            dims.as_deref(),
+            &sets,
+            &source.options(),
+            source.format(),
+        )),
         Command::Explain { code } => match driver::explain(&code) {
             Some(text) => {
                 let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -144,7 +299,7 @@ fn run(cli: Cli) -> ExitCode {
             }
             None => {
                 eprintln!(
-                    "error: `{code}` is not an FTL error code (they run from E0001 to E0086)"
+                    "error: `{code}` is not an FTL error code (they run from E0001 to E0095)"
                 );
                 ExitCode::FAILURE
             }

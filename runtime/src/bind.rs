@@ -96,11 +96,7 @@ pub fn bind<'t>(
             if arg.required {
                 errors.push(BindError {
                     input: arg.name.clone(),
-                    message: format!(
-                        "missing input `{}`: expected {}",
-                        arg.name,
-                        arg.type_text()
-                    ),
+                    message: format!("missing input `{}`: expected {}", arg.name, arg.type_text()),
                 });
             }
             continue;
@@ -254,7 +250,9 @@ mod tests {
         inputs.insert("labels", Tensor::zeros(DType::F32, &[2, 3]));
         let errs = bind(&args, |n| inputs.get(n)).unwrap_err();
         assert_eq!(errs.len(), 2);
-        assert!(errs[0].message.contains("I = 6 here (axis 1), but `x` bound I = 4"));
+        assert!(errs[0]
+            .message
+            .contains("I = 6 here (axis 1), but `x` bound I = 4"));
         assert!(errs[1].message.contains("dtype f32 instead of i32"));
 
         inputs.remove("x");

@@ -69,8 +69,12 @@ pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>, IoError> {
                 ),
             )
         })?;
-        let tensor = Tensor::from_bytes(dtype, view.shape(), view.data())
-            .ok_or_else(|| err(path, format!("tensor `{name}`: data does not match its shape")))?;
+        let tensor = Tensor::from_bytes(dtype, view.shape(), view.data()).ok_or_else(|| {
+            err(
+                path,
+                format!("tensor `{name}`: data does not match its shape"),
+            )
+        })?;
         out.push((name, tensor));
     }
     Ok(out)

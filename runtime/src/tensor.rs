@@ -42,7 +42,11 @@ impl Tensor {
     /// # Panics
     /// When `values.len()` is not the product of `shape` (a caller bug, never user input).
     pub fn from_f64(dtype: DType, shape: &[usize], values: &[f64]) -> Tensor {
-        assert_eq!(values.len(), shape.iter().product::<usize>(), "shape mismatch");
+        assert_eq!(
+            values.len(),
+            shape.iter().product::<usize>(),
+            "shape mismatch"
+        );
         let mut t = Tensor::zeros(dtype, shape);
         let size = dtype.size_bytes();
         let bytes = t.bytes_mut();

@@ -1,0 +1,545 @@
+//! Running entries: finding an entry, compiling it to a graph (lower → simplify → autodiff →
+//! simplify, verified after each pass), binding inputs from safetensors, `--set` and `--random`,
+//! and the interpreter run behind `ftc run`, plus `ftc gradcheck`'s finite differences.
+
+use crate::codes::Code;
+use crate::driver::Analysis;
+use crate::hir::{DeclId, DeclKind, Hir};
+use crate::interp::{self, RunError};
+use crate::ir::autodiff::{differentiable_input, differentiate};
+use crate::ir::lower::{self, is_static, EntryOptions, StaticValue};
+use crate::ir::simplify::simplify;
+use crate::ir::verify::verify;
+use crate::ir::{BinOp, DimSize, EntryKind, Graph, NodeId, Op, Role};
+use crate::types::Ty;
+use ftl_runtime::{philox, DType, Tensor};
+use std::collections::{BTreeMap, HashMap};
+
+/// A failure of a run-time command: a code and one message per problem.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// The error code.
+    pub code: Code,
+    /// One line each.
+    pub messages: Vec<String>,
+}
+
+impl Failure {
+    /// One problem.
+    pub fn new(code: Code, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            messages: vec![message.into()],
+        }
+    }
+
+    /// `error[E…]: message` lines.
+    pub fn render(&self) -> String {
+        self.messages
+            .iter()
+            .map(|m| format!("error[{}]: {m}\n", self.code.id()))
+            .collect()
+    }
+
+    fn from_run(e: RunError) -> Failure {
+        let code = if e.messages.iter().any(|m| m.contains("does not hold")) {
+            Code::RequiresFailed
+        } else if e
+            .messages
+            .iter()
+            .any(|m| m.starts_with("missing input") || m.starts_with("input `"))
+        {
+            Code::BadInputs
+        } else {
+            Code::RunFailed
+        };
+        Failure {
+            code,
+            messages: e.messages,
+        }
+    }
+}
+
+/// The entries of the root files: (name as `--entry` takes it, declaration).
+pub fn entries(analysis: &Analysis) -> Vec<(String, DeclId)> {
+    let roots: Vec<&str> = analysis
+        .program
+        .roots
+        .iter()
+        .map(|id| analysis.program.module(*id).name.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for (i, d) in analysis.hir.decls.iter().enumerate() {
+        let Some(d) = d else { continue };
+        let Some((module, name)) = d.name.split_once("::") else {
+            continue;
+        };
+        if roots.contains(&module) && !matches!(d.kind, DeclKind::Fn | DeclKind::Test) {
+            out.push((name.to_string(), DeclId(i as u32)));
+        }
+    }
+    out
+}
+
+/// The entry `name` of the root files.
+pub fn find_entry(analysis: &Analysis, name: &str) -> Result<DeclId, Failure> {
+    let all = entries(analysis);
+    if let Some((_, id)) = all.iter().find(|(n, _)| n == name) {
+        return Ok(*id);
+    }
+    let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+    Err(Failure::new(
+        Code::UnknownEntry,
+        format!(
+            "the file has no entry `{name}`; entries: {}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ),
+    ))
+}
+
+/// The forward graph of an entry (`grad: false`) or the forward + gradient graph.
+pub fn compile(hir: &Hir, id: DeclId, opts: &EntryOptions, grad: bool) -> Result<Graph, Failure> {
+    let internal = |e: String| Failure::new(Code::Unsupported, e);
+    let g = lower::lower_entry(hir, id, opts).map_err(|e| {
+        let code = if e.message.starts_with("internal") {
+            Code::RunFailed
+        } else {
+            Code::Unsupported
+        };
+        Failure::new(code, e.message)
+    })?;
+    verify(&g, "lowering").map_err(internal)?;
+    let g = simplify(&g);
+    verify(&g, "simplify").map_err(internal)?;
+    if !grad {
+        return Ok(g);
+    }
+    let g = differentiate(&g);
+    verify(&g, "autodiff").map_err(internal)?;
+    let g = simplify(&g);
+    verify(&g, "simplify").map_err(internal)?;
+    Ok(g)
+}
+
+/// Parses `--set name=value` pairs against an entry's parameters: static options go to
+/// `opts`, scalar values become 0-d tensors in `inputs` (overriding the file's).
+pub fn apply_sets(
+    hir: &Hir,
+    id: DeclId,
+    sets: &[String],
+    opts: &mut EntryOptions,
+    inputs: &mut HashMap<String, Tensor>,
+) -> Result<(), Failure> {
+    let Some(decl) = hir.decl(id) else {
+        return Err(Failure::new(
+            Code::UnknownEntry,
+            "the entry was not checked",
+        ));
+    };
+    let bad = |m: String| Failure::new(Code::BadSetting, m);
+    for s in sets {
+        let Some((name, value)) = s.split_once('=') else {
+            return Err(bad(format!("`--set {s}` must be `name=value`")));
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if name == "seed" || name == "offset" {
+            let v: i64 = value
+                .parse()
+                .map_err(|_| bad(format!("`--set {s}`: {name} must be an integer")))?;
+            inputs.insert(name.to_string(), Tensor::scalar(DType::I64, v as f64));
+            continue;
+        }
+        let Some(p) = decl.params.iter().find(|p| p.name == name) else {
+            let names: Vec<&str> = decl
+                .params
+                .iter()
+                .filter(|p| is_static(p) || p.ty.tensor().is_some_and(|t| t.dims.is_empty()))
+                .map(|p| p.name.as_str())
+                .collect();
+            return Err(bad(format!(
+                "`--set {s}`: `{}` has no scalar parameter `{name}` (it has: {})",
+                decl.name,
+                names.join(", ")
+            )));
+        };
+        match &p.ty {
+            Ty::Enum(variants) => {
+                if !variants.iter().any(|v| v == value) {
+                    return Err(bad(format!(
+                        "`--set {s}`: `{name}` is one of {}",
+                        variants.join(", ")
+                    )));
+                }
+                opts.statics
+                    .insert(name.into(), StaticValue::Variant(value.to_string()));
+            }
+            Ty::Tensor(t) if t.dims.is_empty() => {
+                let v = parse_scalar(t.dtype, value).ok_or_else(|| {
+                    bad(format!(
+                        "`--set {s}`: `{name}` is {}, not `{value}`",
+                        t.dtype
+                    ))
+                })?;
+                if is_static(p) {
+                    let sv = if t.dtype == DType::Bool {
+                        StaticValue::Bool(v != 0.0)
+                    } else {
+                        StaticValue::Int(v as i64)
+                    };
+                    opts.statics.insert(name.into(), sv);
+                } else {
+                    inputs.insert(name.to_string(), Tensor::scalar(t.dtype, v));
+                }
+            }
+            other => {
+                return Err(bad(format!(
+                    "`--set {s}`: `{name}` is {other}, not a scalar; put it in the inputs file"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_scalar(dtype: DType, v: &str) -> Option<f64> {
+    match dtype {
+        DType::Bool => match v {
+            "true" | "1" => Some(1.0),
+            "false" | "0" => Some(0.0),
+            _ => None,
+        },
+        d if d.is_int() => v.parse::<i64>().ok().map(|x| x as f64),
+        _ => v.parse::<f64>().ok().filter(|x| x.is_finite()),
+    }
+}
+
+/// Fills the statics left at their defaults and the presence of optional inputs from `inputs`.
+pub fn options_for(
+    hir: &Hir,
+    id: DeclId,
+    inputs: &HashMap<String, Tensor>,
+    opts: &mut EntryOptions,
+) {
+    if let Some(decl) = hir.decl(id) {
+        for p in &decl.params {
+            if p.optional && inputs.contains_key(&p.name) {
+                opts.present.insert(p.name.clone());
+            }
+        }
+    }
+}
+
+/// Parses `--dims B=4,T=16,S=2x3` (a pack takes `x`-separated axes).
+pub fn parse_dims(spec: &str) -> Result<BTreeMap<String, Vec<usize>>, Failure> {
+    let mut out = BTreeMap::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || {
+            Failure::new(
+                Code::BadSetting,
+                format!("`--dims {spec}`: `{part}` must be NAME=SIZE with a positive size"),
+            )
+        };
+        let (name, size) = part.split_once('=').ok_or_else(bad)?;
+        let sizes: Vec<usize> = size
+            .split('x')
+            .map(|s| {
+                s.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0 && *n <= 1 << 31)
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?;
+        out.insert(name.trim().trim_start_matches("..").to_string(), sizes);
+    }
+    Ok(out)
+}
+
+/// Integer inputs used as gather positions, with the dim they index; and those compared with
+/// −100 (ignore-index labels).
+fn index_inputs(g: &Graph) -> (HashMap<u32, crate::ir::DimId>, Vec<u32>) {
+    let source = |mut id: NodeId| -> Option<u32> {
+        loop {
+            match &g.node(id).op {
+                Op::Input(k) => return Some(*k),
+                Op::Cast(a) | Op::Broadcast(a) | Op::Transpose(a) | Op::Relabel(a) => id = *a,
+                Op::Select(_, a, b) => {
+                    id = if matches!(g.node(*a).op, Op::Const(_)) {
+                        *b
+                    } else {
+                        *a
+                    }
+                }
+                _ => return None,
+            }
+        }
+    };
+    let mut ranges = HashMap::new();
+    let mut ignore = Vec::new();
+    for n in &g.nodes {
+        match &n.op {
+            Op::Gather { dim, index, .. } => {
+                if let Some(k) = source(*index) {
+                    ranges.entry(k).or_insert(*dim);
+                }
+            }
+            Op::Binary(BinOp::Ne | BinOp::Eq, a, b) => {
+                for (x, c) in [(a, b), (b, a)] {
+                    if matches!(g.node(*c).op, Op::Const(v) if v == -100.0) {
+                        if let Some(k) = source(*x) {
+                            ignore.push(k);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (ranges, ignore)
+}
+
+/// Random valid inputs for `g` with these dim sizes: floats standard normal (f32-rounded),
+/// integers used as gather positions in range (ignore-index labels −100 at about 1 in 8),
+/// other integers in [0, 10), bools fair coins. Scalars with defaults keep them. Dims missing
+/// from `dims` take `default_size` (an error without one).
+pub fn random_inputs(
+    g: &Graph,
+    dims: &BTreeMap<String, Vec<usize>>,
+    default_size: Option<usize>,
+    seed: u64,
+) -> Result<HashMap<String, Tensor>, Failure> {
+    let (ranges, ignore) = index_inputs(g);
+    let size_of = |d: crate::ir::DimId| -> Result<Vec<usize>, Failure> {
+        let dim = g.dim(d);
+        match &dim.size {
+            DimSize::Const(n) => Ok(vec![*n as usize]),
+            _ => dims
+                .get(dim.name.trim_start_matches(".."))
+                .cloned()
+                .or_else(|| default_size.map(|n| vec![n]))
+                .ok_or_else(|| {
+                    Failure::new(
+                        Code::BadSetting,
+                        format!(
+                            "give the size of {} with `--dims {}=…`",
+                            dim.name,
+                            dim.name.trim_start_matches("..")
+                        ),
+                    )
+                }),
+        }
+    };
+    let mut out = HashMap::new();
+    for (k, inp) in g.inputs.iter().enumerate() {
+        if inp.default.is_some() || inp.role == Role::Seed {
+            continue;
+        }
+        let mut shape = Vec::new();
+        for d in &inp.dims {
+            shape.extend(size_of(*d)?);
+        }
+        let n: usize = shape.iter().product();
+        let site = 0x8000_0000 | k as u32;
+        let range = match ranges.get(&(k as u32)) {
+            Some(d) => size_of(*d)?.iter().product::<usize>(),
+            None => 10,
+        };
+        let values: Vec<f64> = (0..n as u64)
+            .map(|i| {
+                let w = philox::draw(seed, 0, site, i);
+                match inp.dtype {
+                    DType::Bool => f64::from(w[0] & 1),
+                    d if d.is_int() => {
+                        if ignore.contains(&(k as u32)) && w[1].is_multiple_of(8) {
+                            -100.0
+                        } else {
+                            (u64::from(w[0]) % range.max(1) as u64) as f64
+                        }
+                    }
+                    _ => philox::normal(w[0], w[1]),
+                }
+            })
+            .collect();
+        out.insert(
+            inp.name.clone(),
+            Tensor::from_f64(inp.dtype, &shape, &values),
+        );
+    }
+    Ok(out)
+}
+
+/// Runs a compiled graph on inputs; adapters compute gradients only when `grad.<out>` is given.
+pub fn run_graph(
+    g: &Graph,
+    inputs: &HashMap<String, Tensor>,
+) -> Result<Vec<(String, Tensor)>, Failure> {
+    let wanted: Option<Vec<String>> = if g.kind == EntryKind::Adapter {
+        let has_upstream = g
+            .inputs
+            .iter()
+            .filter(|i| i.role == Role::Upstream)
+            .all(|i| inputs.contains_key(&i.name));
+        if has_upstream {
+            None
+        } else {
+            Some(
+                g.outputs
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .filter(|n| !n.starts_with("grad."))
+                    .collect(),
+            )
+        }
+    } else {
+        None
+    };
+    let mut g2;
+    let graph = match &wanted {
+        Some(_) => {
+            // Without an upstream gradient the gradient inputs are not required.
+            g2 = g.clone();
+            for i in &mut g2.inputs {
+                if i.role == Role::Upstream {
+                    i.required = false;
+                }
+            }
+            &g2
+        }
+        None => g,
+    };
+    interp::run(graph, inputs, wanted.as_deref()).map_err(Failure::from_run)
+}
+
+/// The result of a gradient check.
+#[derive(Clone, Debug)]
+pub struct GradcheckReport {
+    /// Per gradient input: (name, elements checked, largest relative error).
+    pub inputs: Vec<(String, usize, f64)>,
+}
+
+impl GradcheckReport {
+    /// The largest relative error over every input.
+    pub fn worst(&self) -> f64 {
+        self.inputs.iter().map(|x| x.2).fold(0.0, f64::max)
+    }
+}
+
+/// Tolerance of `gradcheck`: |analytic − numeric| ≤ 1e-6 · max(1, |analytic|, |numeric|).
+pub const GRADCHECK_TOL: f64 = 1e-6;
+
+/// Central finite differences in f64 on random inputs of these dims, against autodiff.
+pub fn gradcheck(
+    hir: &Hir,
+    id: DeclId,
+    dims: &BTreeMap<String, Vec<usize>>,
+    sets: &HashMap<String, Tensor>,
+    statics: &EntryOptions,
+) -> Result<GradcheckReport, Failure> {
+    let mut opts = statics.clone();
+    opts.promote_f64 = true;
+    let g = compile(hir, id, &opts, true)?;
+    if g.kind == EntryKind::Step {
+        return Err(Failure::new(
+            Code::BadSetting,
+            format!("`{}` is a step: it has no gradients to check", g.name),
+        ));
+    }
+    let mut inputs = random_inputs(&g, dims, Some(3), 0x5eed)?;
+    for (k, v) in sets {
+        inputs.insert(k.clone(), v.cast(DType::F64).cast(v.dtype()));
+    }
+    // For adapters, a random upstream gradient; the checked scalar is Σ y·grad.y (+ aux_loss).
+    let upstream: Vec<(String, String)> = g
+        .inputs
+        .iter()
+        .filter(|i| i.role == Role::Upstream)
+        .map(|i| {
+            (
+                i.name.clone(),
+                i.name.trim_start_matches("grad.").to_string(),
+            )
+        })
+        .collect();
+    let full = run_graph(&g, &inputs)?;
+    let get = |outs: &[(String, Tensor)], n: &str| {
+        outs.iter().find(|(k, _)| k == n).map(|(_, t)| t.to_f64())
+    };
+    let objective = |outs: &[(String, Tensor)], inputs: &HashMap<String, Tensor>| -> f64 {
+        if upstream.is_empty() {
+            return get(outs, "loss").map_or(0.0, |v| v[0]);
+        }
+        let mut s = get(outs, "aux_loss").map_or(0.0, |v| v[0]);
+        for (gname, out) in &upstream {
+            let (Some(y), Some(gy)) = (get(outs, out), inputs.get(gname).map(Tensor::to_f64))
+            else {
+                continue;
+            };
+            s += y.iter().zip(&gy).map(|(a, b)| a * b).sum::<f64>();
+        }
+        s
+    };
+    let forward_names: Vec<String> = g
+        .outputs
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| !n.starts_with("grad."))
+        .collect();
+    let mut report = GradcheckReport { inputs: Vec::new() };
+    for inp in g.inputs.iter().filter(|i| differentiable_input(i)) {
+        let Some(x) = inputs.get(&inp.name).cloned() else {
+            continue;
+        };
+        let analytic = get(&full, &format!("grad.{}", inp.name)).unwrap_or_default();
+        let base = x.to_f64();
+        // Check every element of small inputs, an even sample of large ones.
+        let stride = (base.len() / 64).max(1);
+        let mut worst: f64 = 0.0;
+        let mut checked = 0;
+        for e in (0..base.len()).step_by(stride) {
+            let h = 1e-6 * base[e].abs().max(1.0);
+            let eval = |delta: f64| -> Result<f64, Failure> {
+                let mut v = base.clone();
+                v[e] += delta;
+                let mut ins = inputs.clone();
+                ins.insert(inp.name.clone(), Tensor::from_f64(x.dtype(), x.shape(), &v));
+                let outs =
+                    interp::run(&g, &ins, Some(&forward_names)).map_err(Failure::from_run)?;
+                Ok(objective(&outs, &ins))
+            };
+            let numeric = (eval(h)? - eval(-h)?) / (2.0 * h);
+            let a = analytic.get(e).copied().unwrap_or(0.0);
+            let rel = (a - numeric).abs() / a.abs().max(numeric.abs()).max(1.0);
+            worst = if rel.is_nan() {
+                f64::INFINITY
+            } else {
+                worst.max(rel)
+            };
+            checked += 1;
+        }
+        report.inputs.push((inp.name.clone(), checked, worst));
+    }
+    Ok(report)
+}
+
+/// The scalars of a result as a small table, then one line per larger tensor.
+pub fn table(outputs: &[(String, Tensor)]) -> String {
+    let width = outputs.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (name, t) in outputs {
+        let v = t.to_f64();
+        if t.shape().is_empty() {
+            out.push_str(&format!("{name:<width$}  {:.9}\n", v[0]));
+        } else {
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            out.push_str(&format!(
+                "{name:<width$}  {}  (L2 norm {norm:.6})\n",
+                ftl_runtime::type_text(t.dtype(), t.shape())
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,255 @@
+//! `ftc test`: runs every `test` block of the root files. A test's `let`s are lowered into a
+//! graph of constants; a call of an objective, adapter or step compiles that entry (with its
+//! gradients) and runs it on the argument values, exactly as `ftc run` would; `expect_close`
+//! compares with |actual − expected| ≤ tol · (1 + |expected|); `gradcheck` runs finite
+//! differences in f64.
+
+use crate::driver::Analysis;
+use crate::hir::{self, DeclId, DeclKind, Stmt};
+use crate::interp::Interp;
+use crate::ir::lower::{
+    self, is_static, EntryCalls, EntryOptions, LowerError, Lowerer, StaticValue, Val,
+};
+use crate::ir::{EntryKind, Graph, Op, Role};
+use crate::run::{self, GRADCHECK_TOL};
+use crate::types::Ty;
+use ftl_runtime::{DType, Tensor};
+use std::collections::{BTreeMap, HashMap};
+
+/// The outcome of one test block.
+#[derive(Clone, Debug)]
+pub struct TestOutcome {
+    /// `module::test "name"`.
+    pub name: String,
+    /// Failures (empty: passed).
+    pub failures: Vec<String>,
+}
+
+fn lower_err(m: impl Into<String>) -> LowerError {
+    LowerError { message: m.into() }
+}
+
+/// The value of a node of a constant graph.
+fn eval(graph: &Graph, id: crate::ir::NodeId) -> Result<Tensor, LowerError> {
+    let mut it =
+        Interp::new(graph, &HashMap::new()).map_err(|e| lower_err(e.messages.join("; ")))?;
+    it.tensor(id).map_err(|e| lower_err(e.messages.join("; ")))
+}
+
+/// Runs entries called from tests.
+struct TestCalls<'h> {
+    hir: &'h hir::Hir,
+}
+
+impl EntryCalls for TestCalls<'_> {
+    fn call(
+        &mut self,
+        graph: &Graph,
+        decl: DeclId,
+        args: &[Option<Val>],
+    ) -> Result<Vec<(String, Tensor)>, LowerError> {
+        let callee = self
+            .hir
+            .decl(decl)
+            .ok_or_else(|| lower_err("internal error: unchecked callee"))?;
+        let mut opts = EntryOptions::default();
+        let mut inputs = HashMap::new();
+        for (p, a) in callee.params.iter().zip(args) {
+            let Some(v) = a else { continue };
+            match v {
+                Val::Variant(x) => {
+                    opts.statics
+                        .insert(p.name.clone(), StaticValue::Variant(x.clone()));
+                }
+                Val::Node(n) if is_static(p) => {
+                    let Op::Const(c) = graph.node(*n).op else {
+                        return Err(lower_err(format!("`{}` must be a constant", p.name)));
+                    };
+                    let sv = match p.ty.tensor().map(|t| t.dtype) {
+                        Some(DType::Bool) => StaticValue::Bool(c != 0.0),
+                        _ => StaticValue::Int(c as i64),
+                    };
+                    opts.statics.insert(p.name.clone(), sv);
+                }
+                Val::Node(n) => {
+                    let t = eval(graph, *n)?;
+                    let dtype = p.ty.tensor().map_or(t.dtype(), |t| t.dtype);
+                    if p.optional {
+                        opts.present.insert(p.name.clone());
+                    }
+                    inputs.insert(p.name.clone(), t.cast(dtype));
+                }
+                Val::Absent => {}
+                _ => return Err(lower_err(format!("`{}` is not a tensor", p.name))),
+            }
+        }
+        let grad = callee.kind.differentiable();
+        let g = run::compile(self.hir, decl, &opts, grad)
+            .map_err(|f| lower_err(f.messages.join("; ")))?;
+        if g.kind == EntryKind::Adapter {
+            // Gradients of Σ outputs: an upstream gradient of ones.
+            let fwd = run::run_graph(&g, &inputs).map_err(|f| lower_err(f.messages.join("; ")))?;
+            for inp in g.inputs.iter().filter(|i| i.role == Role::Upstream) {
+                let out = inp.name.trim_start_matches("grad.");
+                if let Some((_, y)) = fwd.iter().find(|(n, _)| n == out) {
+                    let ones = vec![1.0; y.len()];
+                    inputs.insert(
+                        inp.name.clone(),
+                        Tensor::from_f64(y.dtype(), y.shape(), &ones),
+                    );
+                }
+            }
+        }
+        run::run_graph(&g, &inputs).map_err(|f| lower_err(f.messages.join("; ")))
+    }
+}
+
+/// Runs the test blocks of the analysed root files.
+pub fn run_tests(analysis: &Analysis) -> Vec<TestOutcome> {
+    let roots: Vec<&str> = analysis
+        .program
+        .roots
+        .iter()
+        .map(|id| analysis.program.module(*id).name.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for d in analysis.hir.decls.iter().flatten() {
+        let module = d.name.split("::").next().unwrap_or("");
+        if d.kind != DeclKind::Test || !roots.contains(&module) {
+            continue;
+        }
+        let failures = match run_one(&analysis.hir, d) {
+            Ok(f) => f,
+            Err(e) => vec![e.message],
+        };
+        out.push(TestOutcome {
+            name: d.name.clone(),
+            failures,
+        });
+    }
+    out
+}
+
+fn run_one(hir: &hir::Hir, d: &hir::Decl) -> Result<Vec<String>, LowerError> {
+    let mut calls = TestCalls { hir };
+    let mut lw = Lowerer::new(
+        hir,
+        &d.name,
+        EntryKind::Step,
+        EntryOptions::default(),
+        Some(&mut calls),
+    );
+    let mut frame = lw.entry_frame(d)?;
+    let mut failures = Vec::new();
+    for s in &d.body.stmts {
+        match s {
+            Stmt::ExpectClose(a, e, tol) => {
+                let text = format!(
+                    "expect_close({}, {}, {})",
+                    hir::expr_text(hir, &d.body, *a),
+                    hir::expr_text(hir, &d.body, *e),
+                    hir::expr_text(hir, &d.body, *tol)
+                );
+                let ids = [
+                    lw.node(&mut frame, *a)?,
+                    lw.node(&mut frame, *e)?,
+                    lw.node(&mut frame, *tol)?,
+                ];
+                let [actual, expected, tol] = ids.map(|id| eval(&lw.b.graph, id));
+                let (actual, expected, tol) = (actual?.to_f64(), expected?.to_f64(), tol?.to_f64());
+                if let Some(m) = compare(&actual, &expected, tol[0]) {
+                    failures.push(format!("{text}: {m}"));
+                }
+            }
+            Stmt::Gradcheck(target, args) => {
+                if let Some(m) = gradcheck_stmt(hir, &mut lw, &mut frame, *target, args)? {
+                    failures.push(m);
+                }
+            }
+            other => lw.stmt(&mut frame, other)?,
+        }
+    }
+    Ok(failures)
+}
+
+/// `None` when every element is within tolerance, else the first mismatch.
+fn compare(actual: &[f64], expected: &[f64], tol: f64) -> Option<String> {
+    if actual.len() != expected.len() && expected.len() != 1 {
+        return Some(format!(
+            "{} values where {} were expected",
+            actual.len(),
+            expected.len()
+        ));
+    }
+    for (i, a) in actual.iter().enumerate() {
+        let e = if expected.len() == 1 {
+            expected[0]
+        } else {
+            expected[i]
+        };
+        let ok = (a - e).abs() <= tol * (1.0 + e.abs());
+        if !ok {
+            return Some(format!(
+                "element {i}: actual {a:.12}, expected {e:.12} (difference {:.3e})",
+                (a - e).abs()
+            ));
+        }
+    }
+    None
+}
+
+fn gradcheck_stmt<'h>(
+    hir: &'h hir::Hir,
+    lw: &mut Lowerer<'h, '_>,
+    frame: &mut lower::Frame<'h>,
+    target: DeclId,
+    args: &[(String, hir::ExprId)],
+) -> Result<Option<String>, LowerError> {
+    let callee = hir
+        .decl(target)
+        .ok_or_else(|| lower_err("internal error: unchecked gradcheck target"))?;
+    let mut dims = BTreeMap::new();
+    let mut sets = HashMap::new();
+    let mut opts = EntryOptions::default();
+    for (name, e) in args {
+        let id = lw.node(frame, *e)?;
+        let v = eval(&lw.b.graph, id)?.to_f64()[0];
+        match callee.params.iter().find(|p| p.name == *name) {
+            Some(p) if is_static(p) => {
+                let sv = match &p.ty {
+                    Ty::Tensor(t) if t.dtype == DType::Bool => StaticValue::Bool(v != 0.0),
+                    _ => StaticValue::Int(v as i64),
+                };
+                opts.statics.insert(name.clone(), sv);
+            }
+            Some(p) => {
+                let dtype = p.ty.tensor().map_or(DType::F32, |t| t.dtype);
+                sets.insert(name.clone(), Tensor::scalar(dtype, v));
+            }
+            None => {
+                dims.insert(name.clone(), vec![v as usize]);
+            }
+        }
+    }
+    let report = run::gradcheck(hir, target, &dims, &sets, &opts).map_err(|f| {
+        lower_err(format!(
+            "gradcheck {}: {}",
+            callee.name,
+            f.messages.join("; ")
+        ))
+    })?;
+    let worst = report.worst();
+    if worst <= GRADCHECK_TOL {
+        return Ok(None);
+    }
+    let detail: Vec<String> = report
+        .inputs
+        .iter()
+        .map(|(n, k, e)| format!("{n}: {k} elements, max relative error {e:.2e}"))
+        .collect();
+    Ok(Some(format!(
+        "gradcheck {} failed (tolerance {GRADCHECK_TOL:e}): {}",
+        callee.name,
+        detail.join("; ")
+    )))
+}

@@ -192,6 +192,7 @@ fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<Outcome, run::Fail
             inputs.entry(k).or_insert(v);
         }
     }
+    run::convert_scalars(&g, &mut inputs);
     let outputs = run::run_graph(&g, &inputs)?;
     let mut stdout = format!(
         "{} ({}), interpreter\n",

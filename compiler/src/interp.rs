@@ -80,6 +80,14 @@ fn strides(space: &[DimId], op_dims: &[DimId], sizes: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// `st` with the stride of `dim` (if `space` has it) set to 0.
+fn zero_at(mut st: Vec<usize>, space: &[DimId], dim: DimId) -> Vec<usize> {
+    if let Some(k) = space.iter().position(|d| *d == dim) {
+        st[k] = 0;
+    }
+    st
+}
+
 /// Calls `f(offsets)` for every point of `shape` in row-major order, where `offsets[j]` is the
 /// flat offset of operand j with stride vector `strides[j]`.
 fn for_each(shape: &[usize], strides: &[Vec<usize>], mut f: impl FnMut(&[usize], &[usize])) {
@@ -137,10 +145,41 @@ impl<'g> Interp<'g> {
         for c in &g.checks {
             let v = it.eval(c.cond)?;
             if v.first().copied() != Some(1.0) {
-                return err(format!("`{}` does not hold", c.text));
+                return err(format!(
+                    "`{}` does not hold{}",
+                    c.text,
+                    it.scalar_inputs_of(c.cond)
+                ));
             }
         }
         Ok(it)
+    }
+
+    /// ` (beta = -1, …)`: the scalar inputs a node depends on, for messages.
+    fn scalar_inputs_of(&self, id: NodeId) -> String {
+        let mut seen = vec![false; id.0 as usize + 1];
+        seen[id.0 as usize] = true;
+        let mut parts = Vec::new();
+        for i in (0..=id.0 as usize).rev() {
+            if !seen[i] {
+                continue;
+            }
+            let n = &self.g.nodes[i];
+            if let Op::Input(k) = n.op {
+                if let (true, Some(v)) = (n.dims.is_empty(), self.inputs[k as usize].first()) {
+                    parts.push(format!("{} = {v}", self.g.inputs[k as usize].name));
+                }
+            }
+            for o in n.op.operands() {
+                seen[o.0 as usize] = true;
+            }
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            parts.reverse();
+            format!(" ({})", parts.join(", "))
+        }
     }
 
     /// The size of a dim.
@@ -336,8 +375,10 @@ impl<'g> Interp<'g> {
                 default,
             } => {
                 let bdims = &g.node(*base).dims;
+                // The base is addressed along `dim` by the index only (the result may carry a
+                // dim of the same name from the index, as in `sort`).
                 let st = vec![
-                    strides(&node.dims, bdims, &sizes),
+                    zero_at(strides(&node.dims, bdims, &sizes), &node.dims, *dim),
                     strides(&node.dims, &g.node(*index).dims, &sizes),
                 ];
                 let dstride = strides(&[*dim], bdims, &sizes)[0];
@@ -381,7 +422,7 @@ impl<'g> Interp<'g> {
                 space.extend(extra);
                 let sshape = self.shape_of(&space);
                 let st = vec![
-                    strides(&space, &node.dims, &sizes),
+                    zero_at(strides(&space, &node.dims, &sizes), &space, *dim),
                     strides(&space, vd, &sizes),
                     strides(&space, idd, &sizes),
                 ];

@@ -302,6 +302,25 @@ fn index_inputs(g: &Graph) -> (HashMap<u32, crate::ir::DimId>, Vec<u32>) {
     (ranges, ignore)
 }
 
+/// The value of a scalar node computed from constants and input defaults alone.
+fn scalar_default(g: &Graph, id: NodeId) -> Option<f64> {
+    let n = g.node(id);
+    if !n.dims.is_empty() {
+        return None;
+    }
+    let v = match &n.op {
+        Op::Const(v) => *v,
+        Op::Input(k) => g.inputs[*k as usize].default?,
+        Op::Cast(a) => scalar_default(g, *a)?,
+        Op::Unary(op, a) => crate::ir::scalar::unary(*op, scalar_default(g, *a)?),
+        Op::Binary(op, a, b) => {
+            crate::ir::scalar::binary(*op, scalar_default(g, *a)?, scalar_default(g, *b)?)
+        }
+        _ => return None,
+    };
+    Some(n.dtype.round(v))
+}
+
 /// Random valid inputs for `g` with these dim sizes: floats standard normal (f32-rounded),
 /// integers used as gather positions in range (ignore-index labels −100 at about 1 in 8),
 /// other integers in [0, 10), bools fair coins. Scalars with defaults keep them. Dims missing
@@ -313,10 +332,34 @@ pub fn random_inputs(
     seed: u64,
 ) -> Result<HashMap<String, Tensor>, Failure> {
     let (ranges, ignore) = index_inputs(g);
-    let size_of = |d: crate::ir::DimId| -> Result<Vec<usize>, Failure> {
+    fn size_of(
+        g: &Graph,
+        d: crate::ir::DimId,
+        dims: &BTreeMap<String, Vec<usize>>,
+        default_size: Option<usize>,
+    ) -> Result<Vec<usize>, Failure> {
         let dim = g.dim(d);
         match &dim.size {
             DimSize::Const(n) => Ok(vec![*n as usize]),
+            DimSize::Scalar(id) => match scalar_default(g, *id) {
+                Some(v) if v >= 0.0 => Ok(vec![v as usize]),
+                _ => Err(Failure::new(
+                    Code::BadSetting,
+                    format!(
+                        "the size of {} depends on an input without a default",
+                        dim.name
+                    ),
+                )),
+            },
+            DimSize::Product(parts) => {
+                let mut n = 1;
+                for p in parts {
+                    n *= size_of(g, *p, dims, default_size)?
+                        .iter()
+                        .product::<usize>();
+                }
+                Ok(vec![n])
+            }
             _ => dims
                 .get(dim.name.trim_start_matches(".."))
                 .cloned()
@@ -332,7 +375,8 @@ pub fn random_inputs(
                     )
                 }),
         }
-    };
+    }
+    let size_of = |d: crate::ir::DimId| size_of(g, d, dims, default_size);
     let mut out = HashMap::new();
     for (k, inp) in g.inputs.iter().enumerate() {
         if inp.default.is_some() || inp.role == Role::Seed {
@@ -370,6 +414,27 @@ pub fn random_inputs(
         );
     }
     Ok(out)
+}
+
+/// Converts 0-d numeric tensors given for scalar inputs to the declared dtype (a file may hold
+/// `beta` as f64 for an f32 hyperparameter); everything else must match exactly.
+pub fn convert_scalars(g: &Graph, inputs: &mut HashMap<String, Tensor>) {
+    for i in g
+        .inputs
+        .iter()
+        .filter(|i| matches!(i.role, Role::Scalar | Role::Seed))
+    {
+        if let Some(t) = inputs.get_mut(&i.name) {
+            let numeric = |d: DType| d != DType::Bool;
+            if t.shape().is_empty()
+                && t.dtype() != i.dtype
+                && numeric(t.dtype())
+                && numeric(i.dtype)
+            {
+                *t = t.cast(i.dtype);
+            }
+        }
+    }
 }
 
 /// Runs a compiled graph on inputs; adapters compute gradients only when `grad.<out>` is given.
@@ -450,7 +515,12 @@ pub fn gradcheck(
     }
     let mut inputs = random_inputs(&g, dims, Some(3), 0x5eed)?;
     for (k, v) in sets {
-        inputs.insert(k.clone(), v.cast(DType::F64).cast(v.dtype()));
+        let dtype = g
+            .inputs
+            .iter()
+            .find(|i| i.name == *k)
+            .map_or(v.dtype(), |i| i.dtype);
+        inputs.insert(k.clone(), v.cast(dtype));
     }
     // For adapters, a random upstream gradient; the checked scalar is Σ y·grad.y (+ aux_loss).
     let upstream: Vec<(String, String)> = g

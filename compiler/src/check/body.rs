@@ -1364,7 +1364,8 @@ pub(super) fn check_attached(
     } else {
         bind_weight_lets(&mut cx, adapter_ast);
     }
-    let mut stmts = Vec::new();
+    // The adapter's weight-only lets (bound above) come first.
+    let mut stmts = std::mem::take(&mut cx.body.stmts);
     cx.stmts(&a.body.stmts, &mut stmts, &mut state);
     if let Some(tail) = &a.body.tail {
         let id = cx.expr(tail);

@@ -305,9 +305,9 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             }
             let cond = self.node(frame, r)?;
             let text = format!(
-                "{}: requires {}",
+                "{} requires {}",
                 decl.name,
-                hir::expr_text(self.hir, &decl.body, r)
+                hir::expr_text(self.hir, &decl.body, r).replace('%', "")
             );
             self.b.graph.checks.push(Check { cond, text });
         }

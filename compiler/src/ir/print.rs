@@ -30,7 +30,7 @@ fn op_text(g: &Graph, op: &Op) -> String {
     let dim = |d: &DimId| g.dim(*d).name.clone();
     match op {
         Op::Input(i) => format!("input {}", g.inputs[*i as usize].name),
-        Op::Const(v) => format!("const {v:?}"),
+        Op::Const(v) => format!("const {}", number(*v)),
         Op::Literal(vs) => format!("literal {vs:?}"),
         Op::Size(dims) => format!("size({})", dims_text(g, dims)),
         Op::Iota(d) => format!("iota {}", dim(d)),
@@ -120,7 +120,7 @@ pub fn print_graph(g: &Graph) -> String {
         };
         let _ = write!(out, "  {role} {}: {ty}", inp.name);
         if let Some(v) = inp.default {
-            let _ = write!(out, " = {v:?}");
+            let _ = write!(out, " = {}", number(v));
         }
         if !inp.required {
             out.push_str(" (optional)");
@@ -137,6 +137,17 @@ pub fn print_graph(g: &Graph) -> String {
         let _ = writeln!(out, "  out {name} = %{}", id.0);
     }
     out
+}
+
+/// The shortest text that reads back as the value (f32-rounded values print as f32).
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else if f64::from(v as f32) == v {
+        format!("{:?}", v as f32)
+    } else {
+        format!("{v:?}")
+    }
 }
 
 fn dim_name(g: &Graph, d: DimId) -> String {

@@ -27,14 +27,16 @@ pub fn simplify(g: &Graph) -> Graph {
         .iter()
         .map(|(n, id)| (n.clone(), get(*id)))
         .collect();
-    out.checks = g
-        .checks
-        .iter()
-        .map(|c| Check {
-            cond: get(c.cond),
-            text: c.text.clone(),
-        })
-        .collect();
+    // A callee's `requires` that folds to the caller's own condition is checked once.
+    for c in &g.checks {
+        let cond = get(c.cond);
+        if !out.checks.iter().any(|k| k.cond == cond) {
+            out.checks.push(Check {
+                cond,
+                text: c.text.clone(),
+            });
+        }
+    }
     for d in &mut out.dims {
         if let DimSize::Scalar(id) = &mut d.size {
             *id = get(*id);

@@ -78,7 +78,8 @@ fn check_node(g: &Graph, i: usize, n: &Node) -> Result<(), String> {
             base, dim, index, ..
         } => {
             let b = op_node(*base);
-            if !b.dims.contains(dim) || n.dims.contains(dim) {
+            let idx_has = op_node(*index).dims.contains(dim);
+            if !b.dims.contains(dim) || (n.dims.contains(dim) && !idx_has) {
                 return Err("gather must index a dim of its base and drop it".into());
             }
             if !op_node(*index).dtype.is_int() {

@@ -1,0 +1,453 @@
+//! Core integration tests: the IR and gradient text of every entry (pinned by insta), one
+//! snapshot per simplifier rule, `ftc test` over the repository, `ftc run` end to end against an
+//! independent computation of DPO from logits, and wrong inputs that must each give one clear
+//! error and write nothing.
+//!
+//! Update snapshots with `cargo insta review` (or `INSTA_UPDATE=always cargo test`).
+
+use ftl_compiler::driver::{self, MessageFormat, RunArgs};
+use ftl_compiler::resolve::LoadOptions;
+use ftl_compiler::run;
+use ftl_runtime::{safetensors_io, DType, Tensor};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
+}
+
+fn options() -> LoadOptions {
+    LoadOptions {
+        lib_dir: Some(repo().join("stdlib")),
+        root: None,
+    }
+}
+
+/// Named tensors, as a safetensors file holds them.
+type Tensors = Vec<(String, Tensor)>;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ftl-core-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every entry of the example and fixture files: its IR and its gradient graph.
+#[test]
+fn ir_and_gradient_text_of_every_entry_is_pinned() {
+    let r = repo();
+    let mut files = driver::ftl_files(&[r.join("examples"), r.join("tests").join("run")]);
+    files.sort();
+    for file in files {
+        let analysis = driver::analyze(std::slice::from_ref(&file), &options());
+        assert!(analysis.diagnostics.is_empty(), "{}", file.display());
+        let stem = file.file_stem().unwrap().to_string_lossy().to_string();
+        for (entry, _) in run::entries(&analysis) {
+            for (stage, grad) in [("ir", false), ("grad", true)] {
+                let o =
+                    driver::emit_graph(&file, &entry, &[], grad, &options(), MessageFormat::Short);
+                assert!(o.success, "{} {entry}: {}", file.display(), o.stderr);
+                insta::assert_snapshot!(format!("{stage}__{stem}__{entry}"), o.stdout);
+            }
+        }
+    }
+}
+
+/// Each simplifier rule, shown on the smallest program that needs it.
+#[test]
+fn each_simplifier_rule_has_a_snapshot() {
+    let file = repo().join("tests").join("ir").join("rewrites.ftl");
+    let analysis = driver::analyze(std::slice::from_ref(&file), &options());
+    assert!(analysis.diagnostics.is_empty());
+    for (entry, _) in run::entries(&analysis) {
+        let o = driver::emit_graph(&file, &entry, &[], false, &options(), MessageFormat::Short);
+        assert!(o.success, "{entry}: {}", o.stderr);
+        insta::assert_snapshot!(format!("rewrite__{entry}"), o.stdout);
+    }
+    // The rules really fire: no log of sigmoid/exp/softmax survives, and no node is repeated.
+    for (entry, banned) in [
+        ("log_of_sigmoid", " log %"),
+        ("log_one_plus_exp", " log %"),
+        ("log_of_softmax", " exp %"),
+        ("dead_code", " exp %"),
+    ] {
+        let o = driver::emit_graph(&file, entry, &[], false, &options(), MessageFormat::Short);
+        assert!(!o.stdout.contains(banned), "{entry}:\n{}", o.stdout);
+    }
+    let o = driver::emit_graph(
+        &file,
+        "common_subexpressions",
+        &[],
+        false,
+        &options(),
+        MessageFormat::Short,
+    );
+    assert_eq!(o.stdout.matches(" exp %").count(), 1, "{}", o.stdout);
+}
+
+/// `ftc test` passes over the repository's tests and fails (exit 1) on a wrong expectation.
+#[test]
+fn ftc_test_runs_every_test_block() {
+    let r = repo();
+    let o = driver::test_files(
+        &[
+            r.join("examples"),
+            r.join("stdlib"),
+            r.join("tests").join("run"),
+        ],
+        &options(),
+        MessageFormat::Short,
+    );
+    assert!(o.success, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.ends_with(" passed, 0 failed\n"), "{}", o.stdout);
+
+    let dir = scratch("failing-test");
+    let src = std::fs::read_to_string(r.join("examples").join("dpo.ftl"))
+        .unwrap()
+        .replace("0.7376561461290296", "0.75");
+    let file = dir.join("dpo.ftl");
+    std::fs::write(&file, src).unwrap();
+    let o = driver::test_files(&[file], &options(), MessageFormat::Short);
+    assert!(!o.success);
+    assert!(o.stdout.contains("1 passed, 1 failed"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("expect_close(r.loss, 0.75, 1e-6)"),
+        "{}",
+        o.stdout
+    );
+}
+
+/// log-softmax of one row, in f64.
+fn log_softmax(row: &[f64]) -> Vec<f64> {
+    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let lse = m + row.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+    row.iter().map(|x| x - lse).collect()
+}
+
+/// `ftc run` on the shipped DPO inputs agrees with DPO computed here from its formula (TRL's
+/// `get_batch_logps` summed over non-ignored tokens, then the sigmoid loss), gradients included.
+#[test]
+fn dpo_from_logits_run_matches_an_independent_computation() {
+    let r = repo();
+    let inputs = r
+        .join("examples")
+        .join("data")
+        .join("dpo_logits.safetensors");
+    let dir = scratch("dpo-run");
+    let out = dir.join("out.safetensors");
+    let args = RunArgs {
+        file: r.join("examples").join("dpo.ftl"),
+        entry: "sigmoid_from_logits".into(),
+        inputs: Some(inputs.clone()),
+        out: Some(out.clone()),
+        sets: vec!["beta=0.2".into()],
+        ..RunArgs::default()
+    };
+    let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+    assert!(o.success, "{}", o.stderr);
+    assert!(o.stdout.contains("loss "), "{}", o.stdout);
+    let got: HashMap<String, Tensor> = safetensors_io::read(&out).unwrap().into_iter().collect();
+    let ins: HashMap<String, Tensor> = safetensors_io::read(&inputs).unwrap().into_iter().collect();
+
+    let (b, t, v) = {
+        let s = ins["chosen_logits"].shape();
+        (s[0], s[1], s[2])
+    };
+    let beta = 0.2f64;
+    let seq = |logits: &[f64], labels: &[f64]| -> Vec<f64> {
+        (0..b)
+            .map(|i| {
+                (0..t)
+                    .filter(|j| labels[i * t + j] != -100.0)
+                    .map(|j| {
+                        let row = &logits[(i * t + j) * v..(i * t + j + 1) * v];
+                        log_softmax(row)[labels[i * t + j] as usize]
+                    })
+                    .sum()
+            })
+            .collect()
+    };
+    let f = |n: &str| ins[n].to_f64();
+    let (cl, rl) = (f("chosen_logits"), f("rejected_logits"));
+    let (cy, ry) = (f("chosen_labels"), f("rejected_labels"));
+    let (pc, pr) = (seq(&cl, &cy), seq(&rl, &ry));
+    let (rc, rr) = (f("ref_chosen_logps"), f("ref_rejected_logps"));
+    let z: Vec<f64> = (0..b)
+        .map(|i| beta * (pc[i] - rc[i]) - beta * (pr[i] - rr[i]))
+        .collect();
+    let loss = z.iter().map(|z| (1.0 + (-z).exp()).ln()).sum::<f64>() / b as f64;
+    let got_loss = got["loss"].to_f64()[0];
+    assert!(
+        (got_loss - loss).abs() < 1e-5 * (1.0 + loss.abs()),
+        "{got_loss} vs {loss}"
+    );
+    // d loss / d logits[i, j, :] = -σ(-z_i) β / B · (onehot(label) − softmax) on kept tokens.
+    for (name, logits, labels, sign) in [
+        ("grad.chosen_logits", &cl, &cy, 1.0),
+        ("grad.rejected_logits", &rl, &ry, -1.0),
+    ] {
+        let g = got[name].to_f64();
+        assert_eq!(got[name].shape(), &[b, t, v]);
+        for i in 0..b {
+            let coef = -sign * beta / b as f64 / (1.0 + z[i].exp());
+            for j in 0..t {
+                let row = &logits[(i * t + j) * v..(i * t + j + 1) * v];
+                let p: Vec<f64> = log_softmax(row).iter().map(|x| x.exp()).collect();
+                for k in 0..v {
+                    let label = labels[i * t + j];
+                    let want = if label == -100.0 {
+                        0.0
+                    } else {
+                        coef * (f64::from(u8::from(k as f64 == label)) - p[k])
+                    };
+                    let have = g[(i * t + j) * v + k];
+                    assert!(
+                        (have - want).abs() < 1e-6,
+                        "{name}[{i},{j},{k}]: {have} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Each example runs on its shipped inputs and on random ones.
+#[test]
+fn every_example_runs() {
+    let r = repo();
+    let ex = |f: &str| r.join("examples").join(f);
+    let data = |f: &str| Some(r.join("examples").join("data").join(f));
+    let cases = [
+        (
+            "dpo.ftl",
+            "sigmoid_from_logits",
+            data("dpo_logits.safetensors"),
+            None,
+        ),
+        ("dpo.ftl", "sigmoid", None, Some("B=4")),
+        ("lora.ftl", "lora", data("lora.safetensors"), None),
+        ("lora.ftl", "lora.merge", data("lora.safetensors"), None),
+        ("lora.ftl", "lora.unmerge", data("lora.safetensors"), None),
+        ("lora.ftl", "lora.init", data("lora.safetensors"), None),
+        ("lcm.ftl", "lcm_step", data("lcm.safetensors"), None),
+        ("lcm.ftl", "lcm_step", None, Some("S=2x3")),
+    ];
+    for (file, entry, inputs, dims) in cases {
+        let args = RunArgs {
+            file: ex(file),
+            entry: entry.into(),
+            inputs,
+            random_dims: dims.map(String::from),
+            ..RunArgs::default()
+        };
+        let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+        assert!(o.success, "{file} {entry}: {}", o.stderr);
+    }
+}
+
+/// Merge then unmerge gives back the base weight (the LoRA example's blocks as steps).
+#[test]
+fn lora_merge_then_unmerge_returns_the_weight() {
+    let r = repo();
+    let dir = scratch("merge");
+    let merged = dir.join("merged.safetensors");
+    let run_block = |entry: &str, inputs: PathBuf, out: &Path| {
+        let args = RunArgs {
+            file: r.join("examples").join("lora.ftl"),
+            entry: entry.into(),
+            inputs: Some(inputs),
+            out: Some(out.to_path_buf()),
+            ..RunArgs::default()
+        };
+        let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+        assert!(o.success, "{}", o.stderr);
+    };
+    let base_path = r.join("examples").join("data").join("lora.safetensors");
+    run_block("lora.merge", base_path.clone(), &merged);
+    let mut ins: HashMap<String, Tensor> = safetensors_io::read(&base_path)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let base = ins["weight"].to_f64();
+    let m: HashMap<String, Tensor> = safetensors_io::read(&merged).unwrap().into_iter().collect();
+    ins.insert("weight".into(), m["weight"].clone());
+    let with_merged = dir.join("in2.safetensors");
+    let list: Tensors = ins.into_iter().collect();
+    safetensors_io::write_atomic(&with_merged, &list).unwrap();
+    let back = dir.join("back.safetensors");
+    run_block("lora.unmerge", with_merged, &back);
+    let b: HashMap<String, Tensor> = safetensors_io::read(&back).unwrap().into_iter().collect();
+    for (x, y) in b["weight"].to_f64().iter().zip(&base) {
+        assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+    }
+    assert!(m["weight"]
+        .to_f64()
+        .iter()
+        .zip(&base)
+        .any(|(x, y)| (x - y).abs() > 1e-3));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Wrong inputs: one clear error each (snapshotted), exit 1, and no output file.
+#[test]
+fn wrong_inputs_give_one_clear_error_and_write_nothing() {
+    let r = repo();
+    let dir = scratch("bad-inputs");
+    let good: Tensors = safetensors_io::read(
+        &r.join("examples")
+            .join("data")
+            .join("dpo_logits.safetensors"),
+    )
+    .unwrap();
+    let with = |edit: &dyn Fn(&mut Tensors)| {
+        let mut v = good.clone();
+        edit(&mut v);
+        v
+    };
+    let replace = |name: &'static str, t: Tensor| {
+        move |v: &mut Tensors| {
+            for (n, x) in v.iter_mut() {
+                if n == name {
+                    *x = t.clone();
+                }
+            }
+        }
+    };
+    let cases: Vec<(&str, Tensors, Vec<String>, &str)> = vec![
+        (
+            "missing_tensor",
+            with(&|v| v.retain(|(n, _)| n != "rejected_labels")),
+            vec![],
+            "sigmoid_from_logits",
+        ),
+        (
+            "wrong_dtype",
+            with(&replace(
+                "chosen_labels",
+                Tensor::zeros(DType::F32, &[2, 6]),
+            )),
+            vec![],
+            "sigmoid_from_logits",
+        ),
+        (
+            "inconsistent_dim",
+            with(&replace(
+                "ref_rejected_logps",
+                Tensor::zeros(DType::F32, &[3]),
+            )),
+            vec![],
+            "sigmoid_from_logits",
+        ),
+        (
+            "wrong_rank",
+            with(&replace(
+                "rejected_logits",
+                Tensor::zeros(DType::F32, &[2, 96]),
+            )),
+            vec![],
+            "sigmoid_from_logits",
+        ),
+        (
+            "bad_set_name",
+            good.clone(),
+            vec!["gamma=0.5".into()],
+            "sigmoid_from_logits",
+        ),
+        (
+            "bad_set_value",
+            good.clone(),
+            vec!["beta=high".into()],
+            "sigmoid_from_logits",
+        ),
+        (
+            "requires_fails",
+            good.clone(),
+            vec!["beta=-1".into()],
+            "sigmoid_from_logits",
+        ),
+        ("unknown_entry", good.clone(), vec![], "simpo"),
+        (
+            "label_out_of_range",
+            with(&replace(
+                "chosen_labels",
+                Tensor::from_f64(DType::I32, &[2, 6], &[99.0; 12]),
+            )),
+            vec![],
+            "sigmoid_from_logits",
+        ),
+    ];
+    for (name, tensors, sets, entry) in cases {
+        let inputs = dir.join(format!("{name}.safetensors"));
+        safetensors_io::write_atomic(&inputs, &tensors).unwrap();
+        let out = dir.join(format!("{name}.out.safetensors"));
+        let args = RunArgs {
+            file: r.join("examples").join("dpo.ftl"),
+            entry: entry.into(),
+            inputs: Some(inputs),
+            out: Some(out.clone()),
+            sets,
+            ..RunArgs::default()
+        };
+        let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+        assert!(!o.success, "{name} succeeded");
+        assert!(!out.exists(), "{name} wrote an output");
+        assert_eq!(o.stderr.lines().count(), 1, "{name}: {}", o.stderr);
+        insta::assert_snapshot!(format!("bad_input__{name}"), o.stderr);
+    }
+    // A file that is not safetensors.
+    let junk = dir.join("junk.safetensors");
+    std::fs::write(&junk, b"not a tensor file").unwrap();
+    let args = RunArgs {
+        file: r.join("examples").join("dpo.ftl"),
+        entry: "sigmoid".into(),
+        inputs: Some(junk),
+        ..RunArgs::default()
+    };
+    let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+    assert!(
+        !o.success && o.stderr.contains("error[E0091]"),
+        "{}",
+        o.stderr
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `ftc gradcheck` on the examples' differentiable entries, including dropout and rsLoRA.
+#[test]
+fn gradcheck_command_passes_on_the_examples() {
+    let r = repo();
+    for (file, entry, dims, sets) in [
+        ("dpo.ftl", "sigmoid", None, vec![]),
+        (
+            "dpo.ftl",
+            "sigmoid_from_logits",
+            Some("B=2,T=3,V=7"),
+            vec!["beta=0.3".to_string()],
+        ),
+        (
+            "lora.ftl",
+            "lora",
+            Some("L=2x2,I=3,O=2,R=2"),
+            vec!["use_rslora=true".to_string()],
+        ),
+        (
+            "lora.ftl",
+            "lora",
+            Some("L=4,I=3,O=2,R=2"),
+            vec!["lora_dropout=0.3".to_string()],
+        ),
+    ] {
+        let o = driver::gradcheck_entry(
+            &r.join("examples").join(file),
+            entry,
+            dims,
+            &sets,
+            &options(),
+            MessageFormat::Short,
+        );
+        assert!(o.success, "{file} {entry}: {}{}", o.stdout, o.stderr);
+        assert!(o.stdout.contains("gradcheck passed"));
+    }
+}

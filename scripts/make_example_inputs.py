@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Writes the small safetensors inputs shipped in examples/data (standard library only).
+
+Values are drawn from Python's `random` with fixed seeds, so rerunning rewrites identical files.
+"""
+import json
+import os
+import random
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "examples", "data")
+
+FORMATS = {"F32": ("f", 4), "I32": ("i", 4), "BOOL": ("?", 1), "I64": ("q", 8)}
+
+
+def write(path, tensors):
+    """tensors: list of (name, dtype, shape, flat values)."""
+    header, blobs, offset = {}, [], 0
+    for name, dtype, shape, values in tensors:
+        fmt, size = FORMATS[dtype]
+        blob = struct.pack("<%d%s" % (len(values), fmt), *values)
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for b in blobs:
+            f.write(b)
+
+
+def normal(rng, n, scale=1.0):
+    return [rng.gauss(0.0, scale) for _ in range(n)]
+
+
+def dpo(rng):
+    b, t, v = 2, 6, 16
+    labels = lambda: [rng.randrange(v) if rng.random() > 0.15 else -100 for _ in range(b * t)]
+    write(os.path.join(OUT, "dpo_logits.safetensors"), [
+        ("chosen_logits", "F32", [b, t, v], normal(rng, b * t * v, 2.0)),
+        ("chosen_labels", "I32", [b, t], labels()),
+        ("rejected_logits", "F32", [b, t, v], normal(rng, b * t * v, 2.0)),
+        ("rejected_labels", "I32", [b, t], labels()),
+        ("ref_chosen_logps", "F32", [b], [-20.0, -18.5]),
+        ("ref_rejected_logps", "F32", [b], [-19.0, -21.0]),
+    ])
+
+
+def lora(rng):
+    n, i, o, r = 3, 4, 5, 2
+    write(os.path.join(OUT, "lora.safetensors"), [
+        ("x", "F32", [n, i], normal(rng, n * i)),
+        ("weight", "F32", [o, i], normal(rng, o * i, 0.5)),
+        ("lora_A", "F32", [r, i], normal(rng, r * i, 0.5)),
+        ("lora_B", "F32", [o, r], normal(rng, o * r, 0.1)),
+        ("grad.y", "F32", [n, o], normal(rng, n * o)),
+    ])
+
+
+def lcm(rng):
+    shape = [2, 4]
+    write(os.path.join(OUT, "lcm.safetensors"), [
+        ("model_output", "F32", shape, normal(rng, 8)),
+        ("sample", "F32", shape, normal(rng, 8)),
+        ("noise", "F32", shape, normal(rng, 8)),
+        ("timestep", "I32", [], [999]),
+        ("prev_timestep", "I32", [], [759]),
+        ("last_step", "BOOL", [], [False]),
+    ])
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    dpo(random.Random(1))
+    lora(random.Random(2))
+    lcm(random.Random(3))

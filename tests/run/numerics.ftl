@@ -1,0 +1,77 @@
+// Numerics of the interpreter and the gradient rules; `ftc test tests/run` runs these.
+
+/// TCD's `s = floor((1 - eta) * prev_t)`, computed in f32 as torch does (consistency.md §2.2).
+step tcd_s(prev_t: i32, eta: f32 = 0.3) -> (s: i32) {
+    (s: i32(floor((1.0 - eta) * f32(prev_t))),)
+}
+
+test "f32 rounding gives 63 where f64 gives 62" {
+    let r = tcd_s(prev_t: 90);
+    expect_close(r.s, 63, 0.0);
+}
+
+/// A guarded log: the untaken branch must not leak NaN into the gradient.
+objective guarded_log(x: f32[B]) {
+    loss sum(where(x > 0.0, log(x), 0.0), B);
+}
+
+test "where's untaken branch leaks no NaN" {
+    let r = guarded_log(x: [2.0, 0.0, -1.0]);
+    expect_close(r.loss, 0.6931471805599453, 1e-6);
+    expect_close(r.grad.x, [0.5, 0.0, 0.0], 0.0);
+}
+
+/// clamp passes the gradient at its bounds (PyTorch clamp_backward).
+objective clamped(x: f32[B]) {
+    loss sum(clamp(x, -1.0, 1.0), B);
+}
+
+test "clamp kinks follow PyTorch" {
+    let r = clamped(x: [-2.0, -1.0, 0.5, 1.0, 3.0]);
+    expect_close(r.loss, 0.5, 1e-6);
+    expect_close(r.grad.x, [0.0, 1.0, 1.0, 1.0, 0.0], 0.0);
+}
+
+/// Elementwise max splits ties; the max reduction shares the gradient among the maxima.
+objective maxes(a: f32[B], b: f32[B]) {
+    loss sum(max(a, b), B) + max(a, B);
+}
+
+test "max ties split the gradient" {
+    let r = maxes(a: [1.0, 2.0, 2.0], b: [1.0, 0.0, 3.0]);
+    expect_close(r.loss, 8.0, 1e-6);
+    expect_close(r.grad.a, [0.5, 1.5, 0.5], 1e-6);
+    expect_close(r.grad.b, [0.5, 0.0, 1.0], 1e-6);
+}
+
+/// Stable forms: logsumexp and log_softmax at large logits.
+objective large_logits(x: f32[B, V]) {
+    loss -sum(log(softmax(x, V))[V: 0], B) + sum(logsumexp(x, V), B);
+}
+
+test "large logits stay finite" {
+    let r = large_logits(x: [[1000.0, 1000.0], [-1000.0, 0.0]]);
+    expect_close(r.loss, 1000.0 + 0.6931471805599453 + 1000.0 + 0.6931471805599453, 1e-6);
+    gradcheck large_logits(B: 2, V: 4);
+}
+
+/// Dropout: the mask of the backward pass is the forward pass's (gradcheck sees one function).
+objective dropped(x: f32[B], w: f32[B], p: f32 = 0.5) {
+    loss sum(drop(x, p) * w, B);
+}
+
+test "dropout mask is shared by forward and backward" {
+    gradcheck dropped(B: 16);
+}
+
+/// Scans, sorts and scatters have gradients.
+objective positional(x: f32[B], idx: const i32[B]) {
+    loss sum(cumsum(x, B) * sort(x, B), B) + sum(scatter(x * x, B: idx), B);
+}
+
+test "scan, sort and scatter gradients" {
+    let r = positional(x: [3.0, 1.0, 2.0], idx: [0, 0, 2]);
+    // cumsum = [3, 4, 6], sort = [1, 2, 3] -> 3 + 8 + 18 = 29; scatter sums squares = 14.
+    expect_close(r.loss, 43.0, 1e-6);
+    gradcheck positional(B: 5);
+}

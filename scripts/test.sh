@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check the project has: formatting, lints, all tests, and `ftc check` over every
-# .ftl file in the repository. This is what .ci/run calls.
+# Runs every check the project has: formatting, lints, all tests, `ftc check` over every .ftl
+# file in the repository and `ftc test` over every test block. This is what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,3 +15,6 @@ cargo test --workspace
 mapfile -t files < <(find examples stdlib -name '*.ftl' | sort)
 cargo run --quiet --bin ftc -- check "${files[@]}"
 echo "ftc check: ${#files[@]} files clean"
+
+# Every test block (reference values, gradchecks) must pass on the interpreter.
+cargo run --quiet --bin ftc -- test examples stdlib tests/run

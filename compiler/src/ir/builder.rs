@@ -82,8 +82,13 @@ impl Builder {
         }
     }
 
+    /// Whether `id` is the constant `v`, possibly broadcast (for the identity rules).
     fn is_const(&self, id: NodeId, v: f64) -> bool {
-        self.const_value(id) == Some(v)
+        match self.node(id).op {
+            Op::Const(c) => c == v,
+            Op::Broadcast(a) => self.const_value(a) == Some(v),
+            _ => false,
+        }
     }
 
     /// Whether `id` can stand for a node of this dtype and these dims.
@@ -162,7 +167,7 @@ impl Builder {
                 None => None,
             },
             Op::Cast(a) => {
-                if let Some(v) = self.const_value(a) {
+                if let (Some(v), true) = (self.const_value(a), dims.is_empty()) {
                     return Some(self.constant(dtype.round(v), dtype));
                 }
                 self.fits(a, dtype, dims).then_some(a)

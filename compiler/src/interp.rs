@@ -459,6 +459,7 @@ impl<'g> Interp<'g> {
                 });
                 acc.into_iter().map(|v| dt.round(v)).collect()
             }
+            Op::Solve { a, b, dim } => self.solve(*a, *b, *dim, &node.dims, &sizes)?,
             Op::Scan {
                 kind,
                 x,
@@ -524,6 +525,78 @@ impl<'g> Interp<'g> {
             }
         };
         Ok(Value { data })
+    }
+
+    /// Solves `A x = b` per batch position by Gaussian elimination with partial pivoting in
+    /// f64, results rounded to the node's dtype.
+    fn solve(
+        &self,
+        a: NodeId,
+        b: NodeId,
+        dim: DimId,
+        out_dims: &[DimId],
+        sizes: &[usize],
+    ) -> Result<Vec<f64>, RunError> {
+        let g = self.g;
+        let ad = &g.node(a).dims;
+        let row = ad.iter().copied().find(|d| *d != dim).unwrap_or(dim);
+        let n = sizes[dim.0 as usize];
+        if sizes[row.0 as usize] != n {
+            return err(format!(
+                "solve needs a square matrix, found {} × {n}",
+                sizes[row.0 as usize]
+            ));
+        }
+        let (av, bv) = (self.val(a), self.val(b));
+        let a_st = strides(&[row, dim], ad, sizes);
+        let bd = &g.node(b).dims;
+        let batch: Vec<DimId> = out_dims.iter().copied().filter(|d| *d != dim).collect();
+        let bshape = self.shape_of(&batch);
+        let st = vec![strides(&batch, bd, sizes), strides(&batch, out_dims, sizes)];
+        let b_row = strides(&[row], bd, sizes)[0];
+        let x_col = strides(&[dim], out_dims, sizes)[0];
+        let total: usize = self.shape_of(out_dims).iter().product();
+        let mut out = vec![0.0; total];
+        let dt = g.node(b).dtype;
+        let mut singular = false;
+        for_each(&bshape, &st, |offs, _| {
+            let mut m: Vec<Vec<f64>> = (0..n)
+                .map(|r| {
+                    let mut rowv: Vec<f64> =
+                        (0..n).map(|c| av[r * a_st[0] + c * a_st[1]]).collect();
+                    rowv.push(bv[offs[0] + r * b_row]);
+                    rowv
+                })
+                .collect();
+            for col in 0..n {
+                let piv = (col..n)
+                    .max_by(|&p, &q| m[p][col].abs().total_cmp(&m[q][col].abs()))
+                    .unwrap_or(col);
+                if m[piv][col] == 0.0 {
+                    singular = true;
+                    return;
+                }
+                m.swap(col, piv);
+                let pivot_row = m[col].clone();
+                for below in m.iter_mut().skip(col + 1) {
+                    let f = below[col] / pivot_row[col];
+                    for (x, p) in below.iter_mut().zip(&pivot_row).skip(col) {
+                        *x -= f * p;
+                    }
+                }
+            }
+            for r in (0..n).rev() {
+                let s: f64 = (r + 1..n).map(|c| m[r][c] * m[c][n]).sum();
+                m[r][n] = (m[r][n] - s) / m[r][r];
+            }
+            for (c, mrow) in m.iter().enumerate() {
+                out[offs[1] + c * x_col] = dt.round(mrow[n]);
+            }
+        });
+        if singular {
+            return err("solve: the matrix is singular");
+        }
+        Ok(out)
     }
 
     fn seed(&self) -> Result<(u64, u64), RunError> {

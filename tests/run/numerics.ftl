@@ -19,6 +19,7 @@ test "where's untaken branch leaks no NaN" {
     let r = guarded_log(x: [2.0, 0.0, -1.0]);
     expect_close(r.loss, 0.6931471805599453, 1e-6);
     expect_close(r.grad.x, [0.5, 0.0, 0.0], 0.0);
+    gradcheck guarded_log(B: 6);
 }
 
 /// clamp passes the gradient at its bounds (PyTorch clamp_backward).
@@ -30,6 +31,7 @@ test "clamp kinks follow PyTorch" {
     let r = clamped(x: [-2.0, -1.0, 0.5, 1.0, 3.0]);
     expect_close(r.loss, 0.5, 1e-6);
     expect_close(r.grad.x, [0.0, 1.0, 1.0, 1.0, 0.0], 0.0);
+    gradcheck clamped(B: 6);
 }
 
 /// Elementwise max splits ties; the max reduction shares the gradient among the maxima.
@@ -42,6 +44,7 @@ test "max ties split the gradient" {
     expect_close(r.loss, 8.0, 1e-6);
     expect_close(r.grad.a, [0.5, 1.5, 0.5], 1e-6);
     expect_close(r.grad.b, [0.5, 0.0, 1.0], 1e-6);
+    gradcheck maxes(B: 6);
 }
 
 /// Stable forms: logsumexp and log_softmax at large logits.
@@ -74,4 +77,18 @@ test "scan, sort and scatter gradients" {
     // cumsum = [3, 4, 6], sort = [1, 2, 3] -> 3 + 8 + 18 = 29; scatter sums squares = 14.
     expect_close(r.loss, 43.0, 1e-6);
     gradcheck positional(B: 5);
+}
+
+/// A linear solve and its gradient (gb = A⁻ᵀ g, gA = −gb xᵀ).
+objective solved(a: f32[R, R'], b: f32[R, N]) {
+    let x = solve(a, b, R');
+    loss sum(x * x, R', N);
+}
+
+test "solve and its gradient" {
+    let r = solved(a: [[2.0, 0.0], [1.0, 4.0]], b: [[2.0], [5.0]]);
+    // x = [1, 1] -> loss 2; grad b = A^-T (2x) = [0.75, 0.5].
+    expect_close(r.loss, 2.0, 1e-6);
+    expect_close(r.grad.b, [[0.75], [0.5]], 1e-6);
+    gradcheck solved(R: 3, N: 2);
 }

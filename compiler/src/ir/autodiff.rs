@@ -430,6 +430,20 @@ fn vjp(
             });
             vec![(x, gx, m), (z, gz, m)]
         }
+        Op::Solve { a, b: rhs, dim } => {
+            // x = A⁻¹b: gb = A⁻ᵀg, which with named dims is a solve contracting A's other dim;
+            // gA = −gb ⊗ x summed over the batch dims.
+            let row = b.dims(a).into_iter().find(|d| *d != dim).unwrap_or(dim);
+            let gb = super::lower::solve_node(b, a, g, row);
+            let neg = b.unary(UnOp::Neg, gb);
+            let (ad, dt) = (b.dims(a), b.dtype(a));
+            let ga = b.push(Node {
+                op: Op::Contract(neg, y),
+                dtype: dt,
+                dims: ad,
+            });
+            vec![(rhs, gb, m), (a, ga, m)]
+        }
         Op::Scan {
             kind,
             x,

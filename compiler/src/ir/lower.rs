@@ -1337,14 +1337,25 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 self.b
                     .constant(f64::from(u8::from(!matches!(v, Val::Absent))), DType::Bool)
             }
-            "solve" | "svd" | "qr" | "eigh" | "lu" => {
+            "solve" => {
+                let a = self.node(frame, args[0])?;
+                let b = self.node(frame, args[1])?;
+                let dim = self.dims_args(frame, &args[2..])?[0];
+                let (a, b) = (self.b.cast(a, dtype), self.b.cast(b, dtype));
+                self.solve(a, b, dim)
+            }
+            "svd" | "qr" | "eigh" | "lu" => {
                 return fail(format!(
-                    "`{name}` is not implemented by the interpreter yet (linear algebra arrives with the adapters' init rules)"
+                    "`{name}` is not implemented by the interpreter yet (decompositions arrive with the adapters' init rules)"
                 ))
             }
             other => return fail(format!("internal error: builtin `{other}` cannot be lowered")),
         };
         Ok(Val::Node(node))
+    }
+
+    fn solve(&mut self, a: NodeId, b: NodeId, dim: DimId) -> NodeId {
+        solve_node(&mut self.b, a, b, dim)
     }
 
     fn argsort(&mut self, x: NodeId, dim: DimId, descending: bool) -> NodeId {
@@ -1371,6 +1382,22 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             dims,
         })
     }
+}
+
+/// `x` with `contract(a, x, dim) == b` (see [`Op::Solve`]).
+pub fn solve_node(b: &mut Builder, a: NodeId, rhs: NodeId, dim: DimId) -> NodeId {
+    let row = b.dims(a).into_iter().find(|d| *d != dim).unwrap_or(dim);
+    let dims = b
+        .dims(rhs)
+        .into_iter()
+        .map(|d| if d == row { dim } else { d })
+        .collect();
+    let dtype = b.dtype(rhs);
+    b.push(Node {
+        op: Op::Solve { a, b: rhs, dim },
+        dtype,
+        dims,
+    })
 }
 
 /// Binds a callee parameter's dims to an argument's graph dims by position; a pack takes the

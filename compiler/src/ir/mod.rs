@@ -233,6 +233,16 @@ pub enum Op {
     },
     /// Σ a·b over the shared dims the node lacks; other shared dims are batch dims.
     Contract(NodeId, NodeId),
+    /// `x` with `contract(a, x, dim) == b`: `a` is square over `dim` and its other dim R, `b`
+    /// has R; the result is `b` with R replaced by `dim` (batched over b's other dims).
+    Solve {
+        /// The matrix.
+        a: NodeId,
+        /// The right-hand sides.
+        b: NodeId,
+        /// The dim of `a` contracted with the solution.
+        dim: DimId,
+    },
     /// Running sum or product along a dim (reverse: from the end).
     Scan {
         /// Sum or product.
@@ -283,7 +293,7 @@ impl Op {
             | Op::Detach(a)
             | Op::Scan { x: a, .. }
             | Op::ArgSort { x: a, .. } => vec![*a],
-            Op::Binary(_, a, b) | Op::Contract(a, b) => vec![*a, *b],
+            Op::Binary(_, a, b) | Op::Contract(a, b) | Op::Solve { a, b, .. } => vec![*a, *b],
             Op::Select(c, a, b) => vec![*c, *a, *b],
             Op::Gather {
                 base,
@@ -338,6 +348,10 @@ impl Op {
             Op::Contract(a, b) => {
                 let a = f(a);
                 Op::Contract(a, f(b))
+            }
+            Op::Solve { a, b, dim } => {
+                let a = f(a);
+                Op::Solve { a, b: f(b), dim }
             }
             Op::Select(c, a, b) => {
                 let c = f(c);

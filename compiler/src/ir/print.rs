@@ -57,6 +57,7 @@ fn op_text(g: &Graph, op: &Op) -> String {
             index,
         } => format!("scatter_add %{} into {} at %{}", value.0, dim(d), index.0),
         Op::Contract(a, b) => format!("contract %{}, %{}", a.0, b.0),
+        Op::Solve { a, b, dim: d } => format!("solve %{}, %{} over {}", a.0, b.0, dim(d)),
         Op::Scan {
             kind,
             x,

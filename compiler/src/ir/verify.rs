@@ -101,6 +101,20 @@ fn check_node(g: &Graph, i: usize, n: &Node) -> Result<(), String> {
                 return Err("contract result has a dim of neither operand".into());
             }
         }
+        Op::Solve { a, b, dim } => {
+            let ad = &op_node(*a).dims;
+            let row = ad.iter().find(|d| *d != dim);
+            let ok = ad.len() == 2
+                && ad.contains(dim)
+                && row.is_some_and(|r| op_node(*b).dims.contains(r) && !n.dims.contains(r))
+                && n.dims.contains(dim)
+                && n.dims.len() == op_node(*b).dims.len();
+            if !ok {
+                return Err(
+                    "solve needs a square matrix over its dim and a right-hand side".into(),
+                );
+            }
+        }
         Op::Scan { x, dim, .. } | Op::ArgSort { x, dim, .. }
             if op_node(*x).dims != n.dims || !n.dims.contains(dim) =>
         {

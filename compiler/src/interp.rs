@@ -283,6 +283,49 @@ impl<'g> Interp<'g> {
             .unwrap_or_default())
     }
 
+    /// Evaluates several nodes in one sweep, freeing every intermediate value after its last
+    /// use (the interpreter's peak memory is the live set, not the whole graph).
+    pub fn tensors(&mut self, ids: &[NodeId]) -> Result<Vec<Tensor>, RunError> {
+        let Some(top) = ids.iter().map(|i| i.0 as usize).max() else {
+            return Ok(Vec::new());
+        };
+        let mut need = vec![false; top + 1];
+        for id in ids {
+            need[id.0 as usize] = true;
+        }
+        let mut last_use = vec![0usize; top + 1];
+        for i in (0..=top).rev() {
+            if need[i] && self.vals[i].is_none() {
+                for o in self.g.nodes[i].op.operands() {
+                    need[o.0 as usize] = true;
+                    last_use[o.0 as usize] = last_use[o.0 as usize].max(i);
+                }
+            }
+        }
+        let keep: Vec<bool> = (0..=top)
+            .map(|i| ids.iter().any(|x| x.0 as usize == i))
+            .collect();
+        for (i, needed) in need.iter().enumerate() {
+            if !needed || self.vals[i].is_some() {
+                continue;
+            }
+            let v = self.compute(NodeId(i as u32))?;
+            self.vals[i] = Some(v);
+            for o in self.g.nodes[i].op.operands() {
+                let o = o.0 as usize;
+                if last_use[o] == i && !keep[o] && !self.pinned(o) {
+                    self.vals[o] = None;
+                }
+            }
+        }
+        ids.iter().map(|id| self.tensor(*id)).collect()
+    }
+
+    /// Values kept for the whole run: scalars (cheap, and shared by checks and dim sizes).
+    fn pinned(&self, i: usize) -> bool {
+        self.g.nodes[i].dims.is_empty()
+    }
+
     /// A node's output as a tensor in its dtype and file shape.
     pub fn tensor(&mut self, id: NodeId) -> Result<Tensor, RunError> {
         let data = self.eval(id)?;
@@ -700,12 +743,16 @@ pub fn run(
     only: Option<&[String]>,
 ) -> Result<Vec<(String, Tensor)>, RunError> {
     let mut it = Interp::new(g, inputs)?;
-    let mut out = Vec::new();
-    for (name, id) in &g.outputs {
-        if only.is_some_and(|o| !o.contains(name)) {
-            continue;
-        }
-        out.push((name.clone(), it.tensor(*id)?));
-    }
-    Ok(out)
+    let chosen: Vec<&(String, NodeId)> = g
+        .outputs
+        .iter()
+        .filter(|(name, _)| only.is_none_or(|o| o.contains(name)))
+        .collect();
+    let ids: Vec<NodeId> = chosen.iter().map(|(_, id)| *id).collect();
+    let tensors = it.tensors(&ids)?;
+    Ok(chosen
+        .into_iter()
+        .zip(tensors)
+        .map(|((name, _), t)| (name.clone(), t))
+        .collect())
 }

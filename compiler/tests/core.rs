@@ -451,3 +451,64 @@ fn gradcheck_command_passes_on_the_examples() {
         assert!(o.stdout.contains("gradcheck passed"));
     }
 }
+
+/// The `ftc` binary's run-time commands: exit 0 on success, 1 on any error, 101 never.
+#[test]
+fn ftc_binary_exit_codes() {
+    let r = repo();
+    let ftc = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ftc"))
+            .args(args)
+            .current_dir(&r)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, _) = ftc(&[
+        "run",
+        "examples/dpo.ftl",
+        "--entry",
+        "sigmoid",
+        "--random",
+        "--dims",
+        "B=3",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("grad.chosen_logps"), "{out}");
+    let (code, _, err) = ftc(&[
+        "run",
+        "examples/dpo.ftl",
+        "--entry",
+        "sigmoid",
+        "--random",
+        "--dims",
+        "B=0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("error[E0092]"), "{err}");
+    let (code, _, err) = ftc(&["run", "examples/dpo.ftl", "--entry", "sigmoid"]);
+    assert_eq!(code, 1);
+    assert_eq!(err.lines().count(), 4, "one line per missing input: {err}");
+    let (code, out, _) = ftc(&["test", "examples/lora.ftl"]);
+    assert_eq!(code, 0);
+    assert!(out.ends_with("1 passed, 0 failed\n"), "{out}");
+    let (code, out, _) = ftc(&["gradcheck", "examples/dpo.ftl", "--entry", "sigmoid"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = ftc(&["gradcheck", "examples/lcm.ftl", "--entry", "lcm_step"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is a step"), "{err}");
+    let (code, out, _) = ftc(&[
+        "build",
+        "examples/lora.ftl",
+        "--emit",
+        "grad",
+        "--entry",
+        "lora",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("out grad.lora_A"), "{out}");
+}

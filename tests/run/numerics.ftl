@@ -92,3 +92,28 @@ test "solve and its gradient" {
     expect_close(r.grad.b, [[0.75], [0.5]], 1e-6);
     gradcheck solved(R: 3, N: 2);
 }
+
+/// An adapter with an auxiliary loss: its gradient adds to the params'.
+adapter scaled(x: f32[N, I], w: param f32[I]) -> f32[N, I] {
+    loss 0.5 * sum(w * w, I);
+    x * w
+}
+
+test "an adapter's auxiliary loss adds to its gradients" {
+    let r = scaled(x: [[1.0, 2.0], [3.0, 4.0]], w: [0.5, -1.0]);
+    expect_close(r.y, [[0.5, -2.0], [1.5, -4.0]], 1e-6);
+    // grad.y = ones: grad.w = sum over N of x, plus w from the auxiliary loss.
+    expect_close(r.grad.w, [4.5, 5.0], 1e-6);
+    expect_close(r.grad.x, [[0.5, -1.0], [0.5, -1.0]], 1e-6);
+    gradcheck scaled(N: 3, I: 4);
+}
+
+/// A step whose output updates an input (an EMA target).
+step ema(target: f32[D], online: f32[D], decay: f32 = 0.9) -> (target: f32[D]) {
+    (target: decay * target + (1.0 - decay) * online,)
+}
+
+test "a step output named like an input is its next value" {
+    let r = ema(target: [1.0, 2.0], online: [3.0, 4.0]);
+    expect_close(r.target, [1.2, 2.2], 1e-6);
+}

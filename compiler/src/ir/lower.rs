@@ -120,13 +120,6 @@ pub fn is_static(p: &hir::Param) -> bool {
     p.kind == ParamKind::Static || matches!(p.ty, Ty::Enum(_))
 }
 
-/// Whether autodiff produces a gradient for this parameter (as the checker's `grad` record).
-pub fn gets_gradient(p: &hir::Param) -> bool {
-    matches!(p.kind, ParamKind::Input | ParamKind::Param)
-        && p.default.is_none()
-        && matches!(&p.ty, Ty::Tensor(t) if t.dtype.is_float())
-}
-
 /// Lowers entry `id` of `hir` to a forward graph.
 pub fn lower_entry(hir: &Hir, id: DeclId, opts: &EntryOptions) -> Result<Graph, LowerError> {
     let Some(decl) = hir.decl(id) else {
@@ -322,11 +315,18 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         }
         if let Some(r) = decl.body.result {
             let v = self.expr(frame, r)?;
-            match (&v, decl.outputs.as_slice()) {
+            // The value's outputs: all declared ones but an adapter's auxiliary loss.
+            let outs: Vec<&String> = decl
+                .outputs
+                .iter()
+                .map(|(n, _)| n)
+                .filter(|n| !(decl.kind == DeclKind::Adapter && *n == "aux_loss"))
+                .collect();
+            match (&v, outs.as_slice()) {
                 (Val::Record(fields), outs) if outs.len() > 1 || decl.kind == DeclKind::Step => {
                     frame.outputs.extend(fields.iter().cloned());
                 }
-                (_, [(name, _)]) => frame.outputs.push((name.clone(), v)),
+                (_, [name]) => frame.outputs.push(((*name).clone(), v)),
                 _ => frame.outputs.push((String::new(), v)),
             }
         }
@@ -893,17 +893,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         if callee.kind == DeclKind::Fn && callee.outputs.len() == 1 && outs.len() == 1 {
             return Ok(outs.remove(0).1);
         }
-        Ok(Val::Record(
-            outs.into_iter()
-                .map(|(n, v)| {
-                    if n == "aux_loss" {
-                        ("loss".into(), v)
-                    } else {
-                        (n, v)
-                    }
-                })
-                .collect(),
-        ))
+        Ok(Val::Record(outs))
     }
 
     /// A record of constant tensors (an entry's outputs inside a test), `grad.*` nested.

@@ -627,7 +627,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     dims,
                 }))
             }
-            ExprKind::Reshape { base, from, to } => self.reshape(frame, e, *base, from, to)?,
+            ExprKind::Reshape { base, from, to } => self.reshape(frame, *base, from, to)?,
             ExprKind::If(c, a, b) => {
                 let c = self.node(frame, *c)?;
                 match self.b.node(c).op {
@@ -757,7 +757,6 @@ impl<'h, 'c> Lowerer<'h, 'c> {
     fn reshape(
         &mut self,
         frame: &mut Frame<'h>,
-        e: ExprId,
         base: ExprId,
         from: &[DimItem],
         to: &[DimItem],
@@ -827,7 +826,6 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         for (k, d) in dst.iter().enumerate() {
             dims.insert(first.min(dims.len()) + k, *d);
         }
-        let _ = e;
         Ok(Val::Node(self.b.relabel(x, dims)))
     }
 
@@ -986,10 +984,9 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             _ => None,
         };
         let kw = |k: &str| kwargs.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
-        let is_dims = |lw: &Self, frame: &Frame<'h>, i: usize| {
+        let is_dims = |frame: &Frame<'h>, i: usize| {
             args.get(i)
                 .is_some_and(|a| matches!(frame.decl.body.expr(*a).kind, ExprKind::DimArg(_)))
-                && lw.opts.promote_f64 | true
         };
         let unary = |op: UnOp| Some(op);
         let un = match name {
@@ -1028,7 +1025,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let op = if name == "pow" { BinOp::Pow } else { BinOp::FloorDiv };
                 self.b.binary(op, a, b)
             }
-            "min" | "max" if is_dims(self, frame, 1) => {
+            "min" | "max" if is_dims(frame, 1) => {
                 let x = self.node(frame, args[0])?;
                 let over = self.dims_args(frame, &args[1..])?;
                 let r = if name == "min" { Reduction::Min } else { Reduction::Max };
@@ -1155,9 +1152,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             }
             "topk" => {
                 let x = self.node(frame, args[0])?;
-                let (Some((DimItem::Named(from), DimItem::Named(to))), Some(_)) =
-                    (maps.first(), out_dims.as_ref().or(Some(&vec![])))
-                else {
+                let Some((DimItem::Named(from), DimItem::Named(to))) = maps.first() else {
                     return fail("internal error: topk without `D -> K`");
                 };
                 let d = self.one_dim(frame, from)?;

@@ -6,6 +6,8 @@
 //! - `log(1 + exp x)`, `log1p(exp x)` → `softplus x`
 //! - `log(exp x)` → `x` (so `log(softmax(x))`, lowered as `log(exp(x − lse))`, becomes the
 //!   stable `x − lse`, i.e. `log_softmax`)
+//! - `scatter_add` of one value per output row → a one-hot `select` (elementwise), and the sum
+//!   over D of such a select → the value where the index is in range
 //! - `-(-x)` → `x`; `x + 0`, `x − 0`, `x · 1`, `x / 1`, casts to the same dtype, broadcasts,
 //!   transposes and relabels to the same dims → `x`; `select` on a constant condition → its arm.
 
@@ -176,8 +178,105 @@ impl Builder {
                 self.fits(a, dtype, dims).then_some(a)
             }
             Op::Detach(a) if matches!(self.node(a).op, Op::Const(_) | Op::Literal(_)) => Some(a),
+            Op::ScatterAdd { value, dim, index } => self.one_hot(value, dim, index, dims),
+            Op::Reduce(r, a) => self.reduce_rewrite(r, a, dims),
             _ => None,
         }
+    }
+
+    /// `scatter_add(v into D at i)` where every output position receives at most one value
+    /// (neither v nor i has D, and both are indexed by the output's other dims) is the one-hot
+    /// select `where(iota(D) == i, v, 0)`: elementwise, so it fuses into the pass over D.
+    fn one_hot(
+        &mut self,
+        value: NodeId,
+        dim: DimId,
+        index: NodeId,
+        dims: &[DimId],
+    ) -> Option<NodeId> {
+        let (vd, id) = (self.dims(value), self.dims(index));
+        let covered = |ds: &[DimId]| !ds.contains(&dim) && ds.iter().all(|d| dims.contains(d));
+        if !covered(&vd) || !covered(&id) {
+            return None;
+        }
+        let idt = self.dtype(index);
+        let iota = self.push(Node {
+            op: Op::Iota(dim),
+            dtype: DType::I32,
+            dims: vec![dim],
+        });
+        let iota = self.cast(iota, idt);
+        let hit = self.binary(BinOp::Eq, index, iota);
+        let zero = self.constant(0.0, self.dtype(value));
+        let sel = self.select(hit, value, zero);
+        Some(self.conform(sel, dims))
+    }
+
+    /// Reductions see through transposes (order does not matter to them), sums through
+    /// negation, and sums of one-hot selects fold (see [`Builder::sum_of_one_hot`]).
+    fn reduce_rewrite(&mut self, r: Reduction, a: NodeId, dims: &[DimId]) -> Option<NodeId> {
+        let over: Vec<DimId> = self
+            .dims(a)
+            .into_iter()
+            .filter(|x| !dims.contains(x))
+            .collect();
+        match self.node(a).op {
+            Op::Transpose(x) => {
+                let red = self.reduce(r, x, &over);
+                Some(self.conform(red, dims))
+            }
+            Op::Unary(UnOp::Neg, x) if r == Reduction::Sum => {
+                let red = self.reduce(r, x, &over);
+                let neg = self.unary(UnOp::Neg, red);
+                Some(self.conform(neg, dims))
+            }
+            _ if r == Reduction::Sum => self.sum_of_one_hot(a, dims),
+            _ => None,
+        }
+    }
+
+    /// `sum over D of where(iota(D) == i, v, 0)` (v and i without D) is `v` where i is in range:
+    /// the reduction of a one-hot select needs no pass over D.
+    fn sum_of_one_hot(&mut self, a: NodeId, dims: &[DimId]) -> Option<NodeId> {
+        let Op::Select(c, v, z) = self.node(a).op else {
+            return None;
+        };
+        if !self.is_const(z, 0.0) {
+            return None;
+        }
+        let Op::Binary(BinOp::Eq, p, q) = self.node(c).op else {
+            return None;
+        };
+        let iota_dim = |b: &Builder, x: NodeId| match b.node(x).op {
+            Op::Iota(d) => Some(d),
+            Op::Cast(y) => match b.node(y).op {
+                Op::Iota(d) => Some(d),
+                _ => None,
+            },
+            _ => None,
+        };
+        let (d, idx) = match (iota_dim(self, p), iota_dim(self, q)) {
+            (Some(d), None) => (d, q),
+            (None, Some(d)) => (d, p),
+            _ => return None,
+        };
+        let reduced: Vec<DimId> = self
+            .dims(a)
+            .into_iter()
+            .filter(|x| !dims.contains(x))
+            .collect();
+        if reduced != [d] || self.dims(v).contains(&d) || self.dims(idx).contains(&d) {
+            return None;
+        }
+        let it = self.dtype(idx);
+        let zero_i = self.constant(0.0, it);
+        let n = self.size(vec![d], it);
+        let ge = self.binary(BinOp::Ge, idx, zero_i);
+        let lt = self.binary(BinOp::Lt, idx, n);
+        let inside = self.binary(BinOp::And, ge, lt);
+        let zero = self.constant(0.0, self.dtype(v));
+        let sel = self.select(inside, v, zero);
+        Some(self.conform(sel, dims))
     }
 
     /// Adds a node, unless a fold, rewrite or an identical earlier node stands for it.

@@ -216,12 +216,23 @@ fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<Outcome, run::Fail
     })
 }
 
-/// `ftc build --emit ir|grad`: the graph of an entry, before or after autodiff.
+/// The stages of one entry that `ftc build --emit` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryStage {
+    /// The graph before autodiff.
+    Ir,
+    /// The graph with its gradients.
+    Grad,
+    /// The fused kernel plan (of the gradient graph for objectives and adapters).
+    Kernels,
+}
+
+/// `ftc build --emit ir|grad|kernels`: a stage of one entry.
 pub fn emit_graph(
     file: &std::path::Path,
     entry: &str,
     sets: &[String],
-    grad: bool,
+    stage: EntryStage,
     opts: &LoadOptions,
     format: MessageFormat,
 ) -> Outcome {
@@ -229,16 +240,25 @@ pub fn emit_graph(
         Ok(a) => a,
         Err(o) => return o,
     };
-    let result = (|| {
+    let result = (|| -> Result<String, run::Failure> {
         let id = run::find_entry(&analysis, entry)?;
         let mut eopts = crate::ir::lower::EntryOptions::default();
         let mut inputs = std::collections::HashMap::new();
         run::apply_sets(&analysis.hir, id, sets, &mut eopts, &mut inputs)?;
-        run::compile(&analysis.hir, id, &eopts, grad)
+        let grad = stage != EntryStage::Ir
+            && analysis
+                .hir
+                .decl(id)
+                .is_some_and(|d| d.kind.differentiable());
+        let g = run::compile(&analysis.hir, id, &eopts, grad)?;
+        Ok(match stage {
+            EntryStage::Kernels => crate::fuse::print_plan(&crate::fuse::fuse(&g)),
+            _ => crate::ir::print::print_graph(&g),
+        })
     })();
     match result {
-        Ok(g) => Outcome {
-            stdout: crate::ir::print::print_graph(&g),
+        Ok(text) => Outcome {
+            stdout: text,
             stderr: String::new(),
             success: true,
         },

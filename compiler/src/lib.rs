@@ -12,6 +12,7 @@ pub mod check;
 pub mod codes;
 pub mod diagnostic;
 pub mod driver;
+pub mod fuse;
 pub mod hir;
 pub mod interp;
 pub mod ir;

@@ -58,6 +58,8 @@ enum Stage {
     Ir,
     /// The graph with its gradients (autodiff, then simplified).
     Grad,
+    /// The fused kernels: one line each, `kernel <name> [<dims>] reads(...) writes(...)`.
+    Kernels,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -210,21 +212,27 @@ fn run(cli: Cli) -> ExitCode {
         }
         Command::Build {
             file,
-            emit: emit @ (Stage::Ir | Stage::Grad),
+            emit: emit @ (Stage::Ir | Stage::Grad | Stage::Kernels),
             entry,
             sets,
             source,
         } => {
             let Some(entry) = entry else {
-                eprintln!("error: `--emit ir` and `--emit grad` need `--entry NAME`");
+                eprintln!(
+                    "error: `--emit ir`, `--emit grad` and `--emit kernels` need `--entry NAME`"
+                );
                 return ExitCode::FAILURE;
             };
-            let grad = matches!(emit, Stage::Grad);
+            let stage = match emit {
+                Stage::Ir => driver::EntryStage::Ir,
+                Stage::Grad => driver::EntryStage::Grad,
+                _ => driver::EntryStage::Kernels,
+            };
             finish(driver::emit_graph(
                 &file,
                 &entry,
                 &sets,
-                grad,
+                stage,
                 &source.options(),
                 source.format(),
             ))

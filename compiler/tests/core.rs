@@ -5,7 +5,7 @@
 //!
 //! Update snapshots with `cargo insta review` (or `INSTA_UPDATE=always cargo test`).
 
-use ftl_compiler::driver::{self, MessageFormat, RunArgs};
+use ftl_compiler::driver::{self, EntryStage, MessageFormat, RunArgs};
 use ftl_compiler::resolve::LoadOptions;
 use ftl_compiler::run;
 use ftl_runtime::{safetensors_io, DType, Tensor};
@@ -33,7 +33,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Every entry of the example and fixture files: its IR and its gradient graph.
+/// Every entry of the example and fixture files: its IR, its gradient graph and its kernels.
 #[test]
 fn ir_and_gradient_text_of_every_entry_is_pinned() {
     let r = repo();
@@ -44,9 +44,13 @@ fn ir_and_gradient_text_of_every_entry_is_pinned() {
         assert!(analysis.diagnostics.is_empty(), "{}", file.display());
         let stem = file.file_stem().unwrap().to_string_lossy().to_string();
         for (entry, _) in run::entries(&analysis) {
-            for (stage, grad) in [("ir", false), ("grad", true)] {
+            for (stage, which) in [
+                ("ir", EntryStage::Ir),
+                ("grad", EntryStage::Grad),
+                ("kernels", EntryStage::Kernels),
+            ] {
                 let o =
-                    driver::emit_graph(&file, &entry, &[], grad, &options(), MessageFormat::Short);
+                    driver::emit_graph(&file, &entry, &[], which, &options(), MessageFormat::Short);
                 assert!(o.success, "{} {entry}: {}", file.display(), o.stderr);
                 insta::assert_snapshot!(format!("{stage}__{stem}__{entry}"), o.stdout);
             }
@@ -61,7 +65,14 @@ fn each_simplifier_rule_has_a_snapshot() {
     let analysis = driver::analyze(std::slice::from_ref(&file), &options());
     assert!(analysis.diagnostics.is_empty());
     for (entry, _) in run::entries(&analysis) {
-        let o = driver::emit_graph(&file, &entry, &[], false, &options(), MessageFormat::Short);
+        let o = driver::emit_graph(
+            &file,
+            &entry,
+            &[],
+            EntryStage::Ir,
+            &options(),
+            MessageFormat::Short,
+        );
         assert!(o.success, "{entry}: {}", o.stderr);
         insta::assert_snapshot!(format!("rewrite__{entry}"), o.stdout);
     }
@@ -72,14 +83,21 @@ fn each_simplifier_rule_has_a_snapshot() {
         ("log_of_softmax", " exp %"),
         ("dead_code", " exp %"),
     ] {
-        let o = driver::emit_graph(&file, entry, &[], false, &options(), MessageFormat::Short);
+        let o = driver::emit_graph(
+            &file,
+            entry,
+            &[],
+            EntryStage::Ir,
+            &options(),
+            MessageFormat::Short,
+        );
         assert!(!o.stdout.contains(banned), "{entry}:\n{}", o.stdout);
     }
     let o = driver::emit_graph(
         &file,
         "common_subexpressions",
         &[],
-        false,
+        EntryStage::Ir,
         &options(),
         MessageFormat::Short,
     );
@@ -511,4 +529,48 @@ fn ftc_binary_exit_codes() {
     ]);
     assert_eq!(code, 0);
     assert!(out.contains("out grad.lora_A"), "{out}");
+}
+
+/// DPO from logits, written plainly, fuses into the 3-pass plan: per logits tensor one read
+/// pass (row logsumexp), a tail over [B, T]/[B], and one pass that reads the logits and writes
+/// the gradient; no temporary of size B·T·V.
+#[test]
+fn dpo_from_logits_fuses_into_three_passes() {
+    use ftl_compiler::fuse::{self, BufRole, Kernel};
+    let r = repo();
+    let file = r.join("examples").join("dpo.ftl");
+    let analysis = driver::analyze(std::slice::from_ref(&file), &options());
+    let id = run::find_entry(&analysis, "sigmoid_from_logits").unwrap();
+    let g = run::compile(&analysis.hir, id, &Default::default(), true).unwrap();
+    let plan = fuse::fuse(&g);
+    let v = g.dims.iter().position(|d| d.name == "V").unwrap();
+    let has_v =
+        |node: ftl_compiler::ir::NodeId| g.node(node).dims.iter().any(|d| d.0 as usize == v);
+    for b in &plan.buffers {
+        assert!(
+            !(b.role == BufRole::Temp && has_v(b.node)),
+            "a B·T·V temporary: {b:?}"
+        );
+    }
+    let text = fuse::print_plan(&plan);
+    let big: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("V]") || l.contains("| V"))
+        .collect();
+    assert_eq!(big.len(), 2, "{text}");
+    assert!(
+        big[0].contains("logsumexp") && big[1].contains("map"),
+        "{text}"
+    );
+    assert!(
+        big[1].contains("writes(grad.rejected_logits, grad.chosen_logits)"),
+        "{text}"
+    );
+    let tails = plan
+        .kernels
+        .iter()
+        .filter(|k| matches!(k, Kernel::Loops { tail: true, .. }))
+        .count();
+    assert_eq!(plan.kernels.len(), 3, "{text}");
+    assert_eq!(tails, 1, "{text}");
 }

@@ -137,6 +137,8 @@ pub struct RunArgs {
     pub random_dims: Option<String>,
     /// `--seed` for `--random`.
     pub seed: u64,
+    /// Which backend runs it.
+    pub backend: run::Backend,
 }
 
 fn analysis_or_fail(
@@ -183,8 +185,14 @@ fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<Outcome, run::Fail
     let mut eopts = crate::ir::lower::EntryOptions::default();
     run::apply_sets(&analysis.hir, id, &args.sets, &mut eopts, &mut inputs)?;
     run::options_for(&analysis.hir, id, &inputs, &mut eopts);
-    let decl = analysis.hir.decl(id).map(|d| d.kind);
-    let grad = decl.is_some_and(|k| k.differentiable());
+    let kind = analysis.hir.decl(id).map(|d| d.kind);
+    let grad = match kind {
+        Some(hir::DeclKind::Objective) => true,
+        Some(hir::DeclKind::Adapter) => {
+            args.random_dims.is_some() || run::has_upstream(&analysis.hir, id, &inputs)
+        }
+        _ => false,
+    };
     let g = run::compile(&analysis.hir, id, &eopts, grad)?;
     if let Some(spec) = &args.random_dims {
         let dims = run::parse_dims(spec)?;
@@ -193,9 +201,15 @@ fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<Outcome, run::Fail
         }
     }
     run::convert_scalars(&g, &mut inputs);
-    let outputs = run::run_graph(&g, &inputs)?;
+    let start = std::time::Instant::now();
+    let outputs = run::run_on(args.backend, &g, &inputs)?;
+    let elapsed = start.elapsed().as_secs_f64() * 1e3;
+    let backend = match args.backend {
+        run::Backend::Mlir => "mlir",
+        run::Backend::Interp => "interpreter",
+    };
     let mut stdout = format!(
-        "{} ({}), interpreter\n",
+        "{} ({}), {backend}: compile + run {elapsed:.1} ms\n",
         g.name,
         format!("{:?}", g.kind).to_lowercase()
     );
@@ -225,6 +239,10 @@ pub enum EntryStage {
     Grad,
     /// The fused kernel plan (of the gradient graph for objectives and adapters).
     Kernels,
+    /// The kernels as MLIR (scf, arith, math, memref).
+    Mlir,
+    /// The kernels lowered to the LLVM dialect.
+    Llvm,
 }
 
 /// `ftc build --emit ir|grad|kernels`: a stage of one entry.
@@ -251,8 +269,18 @@ pub fn emit_graph(
                 .decl(id)
                 .is_some_and(|d| d.kind.differentiable());
         let g = run::compile(&analysis.hir, id, &eopts, grad)?;
+        let internal = |e: String| run::Failure::new(crate::codes::Code::RunFailed, e);
         Ok(match stage {
             EntryStage::Kernels => crate::fuse::print_plan(&crate::fuse::fuse(&g)),
+            EntryStage::Mlir => {
+                crate::mlir::compile_plan(&crate::fuse::fuse(&g))
+                    .map_err(internal)?
+                    .mlir
+            }
+            EntryStage::Llvm => {
+                let c = crate::mlir::compile_plan(&crate::fuse::fuse(&g)).map_err(internal)?;
+                crate::mlir::jit::lower_to_llvm_text(&c.mlir).map_err(internal)?
+            }
             _ => crate::ir::print::print_graph(&g),
         })
     })();

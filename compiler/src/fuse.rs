@@ -133,6 +133,8 @@ pub struct Plan {
     pub buffers: Vec<Buffer>,
     /// Per node: its buffer when materialized.
     pub storage: Vec<Option<BufId>>,
+    /// Scalars needed before anything runs (sizes from `requires D == …`, conditions).
+    pub prelude: Option<Kernel>,
     /// The kernels, in order.
     pub kernels: Vec<Kernel>,
 }
@@ -187,9 +189,72 @@ fn must_materialize(op: &Op) -> bool {
     )
 }
 
-fn host_kind(op: &Op) -> Option<HostKind> {
-    match op {
-        Op::Contract(..) => Some(HostKind::Contract),
+/// The dim groups of a contraction for a GEMM call: (batch, m, n, k), each contiguous in the
+/// operands' layouts in one order; `None` when the layouts do not allow it.
+pub fn gemm_groups(g: &Graph, id: NodeId) -> Option<[Vec<DimId>; 4]> {
+    let n = g.node(id);
+    let Op::Contract(a, b) = n.op else {
+        return None;
+    };
+    let (ad, bd, od) = (&g.node(a).dims, &g.node(b).dims, &n.dims);
+    let batch: Vec<DimId> = od
+        .iter()
+        .copied()
+        .filter(|d| ad.contains(d) && bd.contains(d))
+        .collect();
+    let m: Vec<DimId> = od
+        .iter()
+        .copied()
+        .filter(|d| ad.contains(d) && !bd.contains(d))
+        .collect();
+    let nn: Vec<DimId> = od
+        .iter()
+        .copied()
+        .filter(|d| bd.contains(d) && !ad.contains(d))
+        .collect();
+    let k: Vec<DimId> = ad
+        .iter()
+        .copied()
+        .filter(|d| bd.contains(d) && !od.contains(d))
+        .collect();
+    // Every operand dim must be in a group (no dim summed from one side only).
+    if ad
+        .iter()
+        .any(|d| !batch.contains(d) && !m.contains(d) && !k.contains(d))
+        || bd
+            .iter()
+            .any(|d| !batch.contains(d) && !nn.contains(d) && !k.contains(d))
+    {
+        return None;
+    }
+    let contiguous = |layout: &[DimId], group: &[DimId]| {
+        if group.is_empty() {
+            return true;
+        }
+        let Some(start) = layout.iter().position(|d| *d == group[0]) else {
+            return false;
+        };
+        layout.len() >= start + group.len() && layout[start..start + group.len()] == *group
+    };
+    let ok = contiguous(ad, &m)
+        && contiguous(ad, &k)
+        && contiguous(bd, &nn)
+        && contiguous(bd, &k)
+        && contiguous(od, &m)
+        && contiguous(od, &nn)
+        && [ad, bd, od].iter().all(|l| {
+            let pos: Vec<usize> = batch
+                .iter()
+                .filter_map(|d| l.iter().position(|x| x == d))
+                .collect();
+            pos.windows(2).all(|w| w[0] < w[1])
+        });
+    ok.then_some([batch, m, nn, k])
+}
+
+fn host_kind(g: &Graph, id: NodeId) -> Option<HostKind> {
+    match &g.node(id).op {
+        Op::Contract(..) => gemm_groups(g, id).map(|_| HostKind::Contract),
         Op::ArgSort { .. } => Some(HostKind::ArgSort),
         Op::Solve { .. } => Some(HostKind::Solve),
         Op::Random { .. } => Some(HostKind::Random),
@@ -211,6 +276,15 @@ impl Fuser<'_> {
             Op::Reduce(_, a) | Op::ScatterAdd { value: a, .. } => {
                 let mut s = n.dims.clone();
                 for d in &self.g.node(*a).dims {
+                    if !s.contains(d) {
+                        s.push(*d);
+                    }
+                }
+                s
+            }
+            Op::Contract(a, b) => {
+                let mut s = n.dims.clone();
+                for d in self.g.node(*a).dims.iter().chain(&self.g.node(*b).dims) {
                     if !s.contains(d) {
                         s.push(*d);
                     }
@@ -253,7 +327,7 @@ impl Fuser<'_> {
         let mut users: Vec<BTreeSet<NodeId>> = vec![BTreeSet::new(); self.g.nodes.len()];
         let mut changed = false;
         for &r in &roots {
-            if host_kind(&self.g.node(r).op).is_some() || self.g.node(r).op.operands().is_empty() {
+            if host_kind(self.g, r).is_some() || self.g.node(r).op.operands().is_empty() {
                 continue;
             }
             // Walk the inline tree; a non-cheap child consumed by a node with more dims is
@@ -317,11 +391,21 @@ pub fn fuse(g: &Graph) -> Plan {
     }
     // Host steps read buffers.
     for (i, n) in g.nodes.iter().enumerate() {
-        if live[i] && (host_kind(&n.op).is_some() || matches!(n.op, Op::Relabel(_))) {
+        if live[i] && (host_kind(g, NodeId(i as u32)).is_some() || matches!(n.op, Op::Relabel(_))) {
             for o in n.op.operands() {
                 mat[o.0 as usize] = true;
             }
         }
+    }
+    // Conditions and scalar dim sizes are computed first, in the prelude.
+    let mut prelude_roots: Vec<NodeId> = g.checks.iter().map(|c| c.cond).collect();
+    for d in &g.dims {
+        if let crate::ir::DimSize::Scalar(id) = d.size {
+            prelude_roots.push(id);
+        }
+    }
+    for r in &prelude_roots {
+        mat[r.0 as usize] = true;
     }
     let mut f = Fuser { g, live, mat };
     for _ in 0..16 {
@@ -366,18 +450,38 @@ pub fn fuse(g: &Graph) -> Plan {
             out_bufs.push((BufId(buffers.len() as u32 - 1), *id));
         }
     }
+    let mut prelude_nests: Vec<Nest> = Vec::new();
+    for r in &prelude_roots {
+        if let Some(b) = storage[r.0 as usize] {
+            let nest = Nest {
+                root: *r,
+                out: b,
+                kind: NestKind::Map,
+            };
+            if buffers[b.0 as usize].role == BufRole::Temp && !prelude_nests.contains(&nest) {
+                prelude_nests.push(nest);
+            }
+        }
+    }
     // One nest or host step per computed buffer.
     let steps: Vec<(NodeId, BufId)> = buffers
         .iter()
         .enumerate()
         .filter(|(_, b)| matches!(b.role, BufRole::Temp | BufRole::Output(_)))
         .map(|(k, b)| (b.node, BufId(k as u32)))
+        .filter(|(n, _)| !prelude_nests.iter().any(|p| p.root == *n))
         .collect();
-    let kernels = schedule(&f, &buffers, &storage, &steps);
+    let kernels = schedule(&f, &buffers, &storage, &steps, &prelude_nests);
+    let prelude = (!prelude_nests.is_empty()).then(|| Kernel::Loops {
+        name: "prelude".to_string(),
+        nests: prelude_nests,
+        tail: true,
+    });
     Plan {
         graph: g.clone(),
         buffers,
         storage,
+        prelude,
         kernels,
     }
 }
@@ -396,6 +500,19 @@ fn nest_of(g: &Graph, root: NodeId, out: BufId) -> Nest {
                 .filter(|d| !n.dims.contains(d))
                 .collect(),
         },
+        Op::Contract(a, b) => {
+            // A contraction the GEMM cannot take: loops summing the product over its K dims.
+            let mut inner: Vec<DimId> = Vec::new();
+            for d in g.node(*a).dims.iter().chain(&g.node(*b).dims) {
+                if !n.dims.contains(d) && !inner.contains(d) {
+                    inner.push(*d);
+                }
+            }
+            NestKind::Reduce {
+                op: Reduction::Sum,
+                inner,
+            }
+        }
         Op::Scan { .. } => NestKind::Scan,
         Op::ScatterAdd { .. } => NestKind::Scatter,
         _ => NestKind::Map,
@@ -411,12 +528,13 @@ fn schedule(
     buffers: &[Buffer],
     storage: &[Option<BufId>],
     steps: &[(NodeId, BufId)],
+    prelude: &[Nest],
 ) -> Vec<Kernel> {
     let g = f.g;
     let spaces: Vec<Vec<DimId>> = steps.iter().map(|(n, _)| f.space(*n)).collect();
     let host: Vec<bool> = steps
         .iter()
-        .map(|(n, _)| host_kind(&g.node(*n).op).is_some())
+        .map(|(n, _)| host_kind(g, *n).is_some())
         .collect();
     let small: Vec<bool> = spaces
         .iter()
@@ -456,7 +574,7 @@ fn schedule(
             d
         })
         .collect();
-    let mut done: BTreeSet<BufId> = BTreeSet::new();
+    let mut done: BTreeSet<BufId> = prelude.iter().map(|n| n.out).collect();
     let mut scheduled = vec![false; steps.len()];
     let mut kernels: Vec<Kernel> = Vec::new();
     let ready = |i: usize, done: &BTreeSet<BufId>, scheduled: &[bool]| {
@@ -476,7 +594,7 @@ fn schedule(
             let (root, out) = steps[first];
             scheduled[first] = true;
             if host[first] {
-                let kind = host_kind(&g.node(root).op).expect("host step");
+                let kind = host_kind(g, root).expect("host step");
                 let what = format!("{kind:?}").to_lowercase();
                 kernels.push(Kernel::Host {
                     name: format!("k{}_{what}", kernels.len()),
@@ -539,7 +657,7 @@ fn schedule(
             };
             let (root, out) = steps[i];
             scheduled[i] = true;
-            let kind = host_kind(&g.node(root).op).expect("only host steps are left");
+            let kind = host_kind(g, root).expect("only host steps are left");
             let what = format!("{kind:?}").to_lowercase();
             kernels.push(Kernel::Host {
                 name: format!("k{}_{what}", kernels.len()),

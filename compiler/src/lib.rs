@@ -16,6 +16,7 @@ pub mod fuse;
 pub mod hir;
 pub mod interp;
 pub mod ir;
+pub mod mlir;
 pub mod resolve;
 pub mod run;
 pub mod source;

@@ -60,11 +60,17 @@ enum Stage {
     Grad,
     /// The fused kernels: one line each, `kernel <name> [<dims>] reads(...) writes(...)`.
     Kernels,
+    /// The kernels as MLIR (scf, arith, math and memref dialects).
+    Mlir,
+    /// The kernels lowered to the LLVM dialect.
+    Llvm,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Backend {
-    /// The reference interpreter (the oracle; compiled backends arrive with the MLIR issue).
+    /// Fused kernels through MLIR and LLVM (the default).
+    Mlir,
+    /// The reference interpreter (the oracle the compiled path is tested against).
     Interp,
 }
 
@@ -121,7 +127,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Which backend runs the kernels.
-        #[arg(long, value_enum, default_value = "interp")]
+        #[arg(long, value_enum, default_value = "mlir")]
         backend: Backend,
         #[command(flatten)]
         source: SourceArgs,
@@ -212,7 +218,7 @@ fn run(cli: Cli) -> ExitCode {
         }
         Command::Build {
             file,
-            emit: emit @ (Stage::Ir | Stage::Grad | Stage::Kernels),
+            emit: emit @ (Stage::Ir | Stage::Grad | Stage::Kernels | Stage::Mlir | Stage::Llvm),
             entry,
             sets,
             source,
@@ -226,7 +232,9 @@ fn run(cli: Cli) -> ExitCode {
             let stage = match emit {
                 Stage::Ir => driver::EntryStage::Ir,
                 Stage::Grad => driver::EntryStage::Grad,
-                _ => driver::EntryStage::Kernels,
+                Stage::Kernels => driver::EntryStage::Kernels,
+                Stage::Mlir => driver::EntryStage::Mlir,
+                _ => driver::EntryStage::Llvm,
             };
             finish(driver::emit_graph(
                 &file,
@@ -260,7 +268,7 @@ fn run(cli: Cli) -> ExitCode {
             random,
             dims,
             seed,
-            backend: Backend::Interp,
+            backend,
             source,
         } => {
             let args = driver::RunArgs {
@@ -271,6 +279,10 @@ fn run(cli: Cli) -> ExitCode {
                 sets,
                 random_dims: if random { dims } else { None },
                 seed,
+                backend: match backend {
+                    Backend::Mlir => ftl_compiler::run::Backend::Mlir,
+                    Backend::Interp => ftl_compiler::run::Backend::Interp,
+                },
             };
             finish(driver::run_entry(&args, &source.options(), source.format()))
         }

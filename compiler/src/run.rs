@@ -479,6 +479,79 @@ pub fn run_graph(
     interp::run(graph, inputs, wanted.as_deref()).map_err(Failure::from_run)
 }
 
+/// Which backend runs an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Fused kernels compiled through MLIR and LLVM, run by the runtime's executor.
+    #[default]
+    Mlir,
+    /// The reference interpreter.
+    Interp,
+}
+
+/// Compiles a graph through fusion and MLIR into kernels held by an in-process JIT.
+pub struct CompiledEntry {
+    /// The executor, holding the manifest and the kernels' entry points.
+    pub executor: ftl_runtime::exec::Executor,
+    /// Keeps the JIT'd code alive for the executor.
+    _jit: crate::mlir::jit::Jit,
+}
+
+impl CompiledEntry {
+    /// Fuses, emits and JIT-compiles `g`.
+    pub fn new(g: &Graph) -> Result<CompiledEntry, Failure> {
+        let internal = |e: String| Failure::new(Code::RunFailed, e);
+        let plan = crate::fuse::fuse(g);
+        let compiled = crate::mlir::compile_plan(&plan).map_err(internal)?;
+        let jit = crate::mlir::jit::Jit::compile(&compiled.mlir).map_err(internal)?;
+        let executor = ftl_runtime::exec::Executor::new(compiled.manifest, |s| jit.packed(s))
+            .map_err(|e| internal(e.to_string()))?;
+        Ok(CompiledEntry {
+            executor,
+            _jit: jit,
+        })
+    }
+
+    /// Runs the compiled entry.
+    pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, Failure> {
+        self.executor.run(inputs).map_err(|e| {
+            use ftl_runtime::exec::ExecErrorKind as K;
+            let code = match e.kind {
+                K::Inputs => Code::BadInputs,
+                K::Requires => Code::RequiresFailed,
+                K::Run => Code::RunFailed,
+            };
+            Failure {
+                code,
+                messages: e.messages,
+            }
+        })
+    }
+}
+
+/// Runs a graph on the chosen backend.
+pub fn run_on(
+    backend: Backend,
+    g: &Graph,
+    inputs: &HashMap<String, Tensor>,
+) -> Result<Vec<(String, Tensor)>, Failure> {
+    match backend {
+        Backend::Interp => run_graph(g, inputs),
+        Backend::Mlir => CompiledEntry::new(g)?.run(inputs),
+    }
+}
+
+/// Whether an adapter's inputs hold the upstream gradient of every output (then its
+/// gradients are computed).
+pub fn has_upstream(hir: &Hir, id: DeclId, inputs: &HashMap<String, Tensor>) -> bool {
+    hir.decl(id).is_some_and(|d| {
+        d.outputs
+            .iter()
+            .filter(|(n, _)| n != "aux_loss")
+            .all(|(n, _)| inputs.contains_key(&format!("grad.{n}")))
+    })
+}
+
 /// The result of a gradient check.
 #[derive(Clone, Debug)]
 pub struct GradcheckReport {

@@ -4,6 +4,9 @@
 
 pub mod bind;
 mod dtype;
+pub mod exec;
+pub mod host;
+pub mod manifest;
 pub mod philox;
 pub mod safetensors_io;
 mod tensor;

@@ -1,0 +1,697 @@
+//! The executor: runs a [`Manifest`] with kernel function pointers (from a shared object or a
+//! JIT). It binds and checks the arguments before anything runs, resolves dims, runs the
+//! prelude and the `requires` checks, allocates buffers, then runs the steps — splitting each
+//! parallel kernel's outermost loop across threads — and returns the outputs.
+//!
+//! Kernels use MLIR's packed calling convention: `_mlir_<symbol>(void **args)`, where `args`
+//! points at each lowered parameter: the dims (`memref<?xi64>`), a status word
+//! (`memref<?xi64>`, set non-zero by a kernel that met an out-of-range gather), the loop bounds
+//! `lo` and `hi` (`index`), then one memref per buffer (allocated and aligned pointers, offset,
+//! sizes, strides).
+
+#![allow(unsafe_code)]
+
+use crate::bind::{self, ArgSpec};
+use crate::host;
+use crate::manifest::{BufferRole, ContractDecl, DimRule, KernelDecl, Manifest, Step};
+use crate::{DType, Tensor};
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::fmt;
+
+/// A kernel's packed entry point.
+pub type PackedFn = unsafe extern "C" fn(*mut *mut c_void);
+
+/// A failed run: one message per problem.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecError {
+    /// What went wrong.
+    pub messages: Vec<String>,
+    /// Whether the inputs did not fit the signature (as opposed to a check or a run failure).
+    pub kind: ExecErrorKind,
+}
+
+/// What kind of failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecErrorKind {
+    /// Missing input, wrong dtype or rank, inconsistent dim.
+    Inputs,
+    /// A `requires` condition does not hold.
+    Requires,
+    /// Failure while running (out-of-range gather, singular solve, missing kernel).
+    Run,
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.messages.join("\n"))
+    }
+}
+
+impl std::error::Error for ExecError {}
+
+fn fail<T>(kind: ExecErrorKind, m: impl Into<String>) -> Result<T, ExecError> {
+    Err(ExecError {
+        messages: vec![m.into()],
+        kind,
+    })
+}
+
+/// Host memory for one buffer: 8-byte aligned words.
+enum Memory<'a> {
+    Borrowed(&'a Tensor),
+    Owned(Vec<u64>),
+    View(u32),
+}
+
+/// A raw buffer pointer that threads may share: each thread writes a disjoint range of the
+/// outer loop, so concurrent kernel calls never touch the same element.
+#[derive(Clone, Copy)]
+struct Shared(*mut u8);
+// SAFETY: see the type's comment; the pointers outlive the thread scope that uses them.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// The pointer (a method, so closures capture the whole `Shared`).
+    fn get(self) -> *mut u8 {
+        self.0
+    }
+}
+
+/// Runs manifests with resolved kernels.
+pub struct Executor {
+    manifest: Manifest,
+    kernels: HashMap<String, PackedFn>,
+    threads: usize,
+}
+
+impl Executor {
+    /// An executor for `manifest`; `resolve` maps a kernel symbol to its packed entry point.
+    pub fn new(
+        manifest: Manifest,
+        resolve: impl Fn(&str) -> Option<PackedFn>,
+    ) -> Result<Executor, ExecError> {
+        let mut kernels = HashMap::new();
+        let decls = manifest
+            .prelude
+            .iter()
+            .chain(manifest.steps.iter().filter_map(|s| match s {
+                Step::Kernel(k) => Some(k),
+                _ => None,
+            }));
+        for k in decls {
+            let f = resolve(&k.symbol).ok_or_else(|| ExecError {
+                messages: vec![format!(
+                    "kernel `{}` is missing from the artifact",
+                    k.symbol
+                )],
+                kind: ExecErrorKind::Run,
+            })?;
+            kernels.insert(k.symbol.clone(), f);
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Executor {
+            manifest,
+            kernels,
+            threads,
+        })
+    }
+
+    /// Uses at most `n` threads (1: everything on the calling thread).
+    pub fn with_threads(mut self, n: usize) -> Executor {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The binder's view of the arguments.
+    pub fn arg_specs(&self) -> Vec<ArgSpec> {
+        self.manifest
+            .args
+            .iter()
+            .map(|a| ArgSpec {
+                name: a.name.clone(),
+                dtype: a.dtype,
+                dims: a.dims.clone(),
+                required: a.required,
+            })
+            .collect()
+    }
+
+    /// Runs the entry on `inputs`; returns the outputs in manifest order. `only`, when given,
+    /// restricts the outputs returned (all steps still run).
+    pub fn run(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<Vec<(String, Tensor)>, ExecError> {
+        let m = &self.manifest;
+        let binding =
+            bind::bind(&self.arg_specs(), |n| inputs.get(n)).map_err(|errs| ExecError {
+                messages: errs.into_iter().map(|e| e.message).collect(),
+                kind: ExecErrorKind::Inputs,
+            })?;
+        // Arguments: given tensors are borrowed; defaults become owned scalars.
+        let mut mem: Vec<Option<Memory<'_>>> = (0..m.buffers.len()).map(|_| None).collect();
+        for a in &m.args {
+            mem[a.buffer as usize] = match inputs.get(&a.name) {
+                Some(t) => Some(Memory::Borrowed(t)),
+                None => match a.default {
+                    Some(v) => Some(Memory::Owned(words(&Tensor::scalar(a.dtype, v)))),
+                    None => Some(Memory::Owned(vec![0; 1])),
+                },
+            };
+        }
+        // Dims bound by arguments; scalar-sized ones after the prelude.
+        let mut sizes: Vec<Option<i64>> = vec![None; m.dims.len()];
+        for _ in 0..m.dims.len() + 1 {
+            for (k, d) in m.dims.iter().enumerate() {
+                if sizes[k].is_some() {
+                    continue;
+                }
+                sizes[k] = match &d.size {
+                    DimRule::Arg => binding.dims.get(&d.name).map(|s| *s as i64),
+                    DimRule::Pack => binding
+                        .packs
+                        .get(d.name.trim_start_matches(".."))
+                        .map(|p| p.iter().product::<usize>() as i64),
+                    DimRule::Const(n) => Some(*n as i64),
+                    DimRule::Scalar(_) => None,
+                    DimRule::Product(ds) => ds
+                        .iter()
+                        .map(|x| sizes[*x as usize])
+                        .try_fold(1i64, |acc, s| s.map(|s| acc * s)),
+                    DimRule::Quotient(a, ds) => {
+                        let den = ds
+                            .iter()
+                            .map(|x| sizes[*x as usize])
+                            .try_fold(1i64, |acc, s| s.map(|s| acc * s));
+                        match (sizes[*a as usize], den) {
+                            (Some(n), Some(p)) if p > 0 && n % p == 0 => Some(n / p),
+                            (Some(n), Some(p)) => return fail(
+                                ExecErrorKind::Run,
+                                format!(
+                                    "cannot split a dim of size {n} into {} and parts of size {p}",
+                                    d.name
+                                ),
+                            ),
+                            _ => None,
+                        }
+                    }
+                };
+            }
+        }
+        let mut status = vec![0i64; 1];
+        if let Some(p) = &m.prelude {
+            self.alloc(&mut mem, &p.buffers, &sizes)?;
+            self.kernel(p, &mut mem, &sizes, &mut status)?;
+            for (k, d) in m.dims.iter().enumerate() {
+                if let DimRule::Scalar(b) = d.size {
+                    let v = self.scalar(&mem, b)?;
+                    if !(0.0..=1e12).contains(&v) {
+                        return fail(
+                            ExecErrorKind::Run,
+                            format!("dim {} would have size {v}", d.name),
+                        );
+                    }
+                    sizes[k] = Some(v as i64);
+                }
+            }
+            // Dims derived from scalar-sized ones.
+            for _ in 0..m.dims.len() {
+                for (k, d) in m.dims.iter().enumerate() {
+                    if sizes[k].is_none() {
+                        if let DimRule::Product(ds) = &d.size {
+                            sizes[k] = ds
+                                .iter()
+                                .map(|x| sizes[*x as usize])
+                                .try_fold(1i64, |acc, s| s.map(|s| acc * s));
+                        }
+                    }
+                }
+            }
+            for c in &m.checks {
+                if self.scalar(&mem, c.buffer)? == 0.0 {
+                    return fail(
+                        ExecErrorKind::Requires,
+                        format!("`{}` does not hold{}", c.text, self.scalar_args(inputs)),
+                    );
+                }
+            }
+        }
+        if let Some(k) = sizes.iter().position(Option::is_none) {
+            return fail(
+                ExecErrorKind::Run,
+                format!(
+                    "dim {} is not bound: no input that has it was given",
+                    m.dims[k].name
+                ),
+            );
+        }
+        let all: Vec<u32> = (0..m.buffers.len() as u32).collect();
+        self.alloc(&mut mem, &all, &sizes)?;
+        for step in &m.steps {
+            match step {
+                Step::Kernel(k) => self.kernel(k, &mut mem, &sizes, &mut status)?,
+                Step::Contract(c) => self.contract(c, &mut mem, &sizes)?,
+                Step::ArgSort {
+                    x,
+                    out,
+                    dim,
+                    descending,
+                } => {
+                    let xv = self.tensor(&mem, *x, &sizes)?.to_f64();
+                    let (outer, n, inner) = self.split_at(*x, *dim, &sizes);
+                    let mut perm = vec![0.0; xv.len()];
+                    for o in 0..outer {
+                        for i in 0..inner {
+                            let at = |k: usize| (o * n + k) * inner + i;
+                            let row: Vec<f64> = (0..n).map(|k| xv[at(k)]).collect();
+                            for (k, p) in host::argsort(&row, *descending).into_iter().enumerate() {
+                                perm[at(k)] = p as f64;
+                            }
+                        }
+                    }
+                    self.store(&mut mem, *out, &sizes, &perm);
+                }
+                Step::Solve { a, b, out, dim } => {
+                    self.solve(*a, *b, *out, *dim, &mut mem, &sizes)?
+                }
+                Step::Random {
+                    out,
+                    normal,
+                    site,
+                    seed,
+                    offset,
+                } => {
+                    let (s, o) = (
+                        self.scalar(&mem, *seed)? as i64 as u64,
+                        self.scalar(&mem, *offset)? as i64 as u64,
+                    );
+                    let n = self.len(*out, &sizes);
+                    let v: Vec<f64> = (0..n as u64)
+                        .map(|i| host::random_value(s, o, *site, i, *normal))
+                        .collect();
+                    self.store(&mut mem, *out, &sizes, &v);
+                }
+            }
+        }
+        let mut outs = Vec::new();
+        for (name, b) in &m.outputs {
+            let t = self.tensor(&mem, *b, &sizes)?;
+            let shape = self.file_shape(*b, &sizes, &binding);
+            outs.push((
+                name.clone(),
+                t.reshaped(&shape)
+                    .unwrap_or_else(|| Tensor::zeros(DType::F32, &[])),
+            ));
+        }
+        Ok(outs)
+    }
+
+    fn scalar_args(&self, inputs: &HashMap<String, Tensor>) -> String {
+        let parts: Vec<String> = self
+            .manifest
+            .args
+            .iter()
+            .filter(|a| a.dims.is_empty())
+            .filter_map(|a| {
+                let v = inputs.get(&a.name).map(|t| t.to_f64()[0]).or(a.default)?;
+                Some(format!("{} = {v}", a.name))
+            })
+            .collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join(", "))
+        }
+    }
+
+    /// The value of a scalar buffer.
+    fn scalar(&self, mem: &[Option<Memory<'_>>], b: u32) -> Result<f64, ExecError> {
+        let t = self.tensor(mem, b, &[])?;
+        t.to_f64().first().copied().ok_or_else(|| ExecError {
+            messages: vec!["internal error: an empty scalar".into()],
+            kind: ExecErrorKind::Run,
+        })
+    }
+
+    fn shape(&self, b: u32, sizes: &[Option<i64>]) -> Vec<usize> {
+        self.manifest.buffers[b as usize]
+            .dims
+            .iter()
+            .map(|d| sizes[*d as usize].unwrap_or(0) as usize)
+            .collect()
+    }
+
+    fn len(&self, b: u32, sizes: &[Option<i64>]) -> usize {
+        self.shape(b, sizes).iter().product()
+    }
+
+    fn file_shape(&self, b: u32, sizes: &[Option<i64>], binding: &bind::Binding) -> Vec<usize> {
+        let mut shape = Vec::new();
+        for d in &self.manifest.buffers[b as usize].dims {
+            let decl = &self.manifest.dims[*d as usize];
+            match decl.size {
+                DimRule::Pack => shape.extend(
+                    binding
+                        .packs
+                        .get(decl.name.trim_start_matches(".."))
+                        .cloned()
+                        .unwrap_or_default(),
+                ),
+                _ => shape.push(sizes[*d as usize].unwrap_or(0) as usize),
+            }
+        }
+        shape
+    }
+
+    /// Allocates (zeroed) every listed buffer that has no memory yet.
+    fn alloc(
+        &self,
+        mem: &mut [Option<Memory<'_>>],
+        which: &[u32],
+        sizes: &[Option<i64>],
+    ) -> Result<(), ExecError> {
+        for &b in which {
+            if mem[b as usize].is_some() {
+                continue;
+            }
+            let decl = &self.manifest.buffers[b as usize];
+            mem[b as usize] = Some(match &decl.role {
+                BufferRole::View(of) => Memory::View(*of),
+                BufferRole::Literal(values) => Memory::Owned(words(&Tensor::from_f64(
+                    decl.dtype,
+                    &self.shape(b, sizes),
+                    values,
+                ))),
+                _ => {
+                    let bytes = self.len(b, sizes) * decl.dtype.size_bytes();
+                    Memory::Owned(vec![0u64; bytes.div_ceil(8).max(1)])
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn ptr(&self, mem: &mut [Option<Memory<'_>>], b: u32) -> *mut u8 {
+        let mut b = b;
+        loop {
+            match &mut mem[b as usize] {
+                Some(Memory::View(of)) => b = *of,
+                Some(Memory::Borrowed(t)) => return t.bytes().as_ptr() as *mut u8,
+                Some(Memory::Owned(w)) => return w.as_mut_ptr() as *mut u8,
+                None => return std::ptr::null_mut(),
+            }
+        }
+    }
+
+    fn tensor(
+        &self,
+        mem: &[Option<Memory<'_>>],
+        b: u32,
+        sizes: &[Option<i64>],
+    ) -> Result<Tensor, ExecError> {
+        let decl = &self.manifest.buffers[b as usize];
+        let shape = self.shape(b, sizes);
+        let n: usize = shape.iter().product::<usize>() * decl.dtype.size_bytes();
+        let mut at = b;
+        let bytes: &[u8] = loop {
+            match &mem[at as usize] {
+                Some(Memory::View(of)) => at = *of,
+                Some(Memory::Borrowed(t)) => break t.bytes(),
+                Some(Memory::Owned(w)) => break bytemuck::cast_slice(w),
+                None => {
+                    return fail(
+                        ExecErrorKind::Run,
+                        "internal error: a buffer was never allocated",
+                    )
+                }
+            }
+        };
+        Tensor::from_bytes(decl.dtype, &shape, &bytes[..n.min(bytes.len())]).ok_or_else(|| {
+            ExecError {
+                messages: vec!["internal error: a buffer is smaller than its dims".into()],
+                kind: ExecErrorKind::Run,
+            }
+        })
+    }
+
+    fn store(&self, mem: &mut [Option<Memory<'_>>], b: u32, sizes: &[Option<i64>], values: &[f64]) {
+        let decl = &self.manifest.buffers[b as usize];
+        let t = Tensor::from_f64(decl.dtype, &self.shape(b, sizes), values);
+        let p = self.ptr(mem, b);
+        // SAFETY: `p` is the buffer's memory, allocated for exactly its dims' element count.
+        unsafe { std::ptr::copy_nonoverlapping(t.bytes().as_ptr(), p, t.bytes().len()) };
+    }
+
+    fn split_at(&self, b: u32, dim: u32, sizes: &[Option<i64>]) -> (usize, usize, usize) {
+        let dims = &self.manifest.buffers[b as usize].dims;
+        let k = dims.iter().position(|d| *d == dim).unwrap_or(0);
+        let s = self.shape(b, sizes);
+        (s[..k].iter().product(), s[k], s[k + 1..].iter().product())
+    }
+
+    /// Runs one generated kernel, its outer loop split across threads when it is parallel.
+    fn kernel(
+        &self,
+        k: &KernelDecl,
+        mem: &mut [Option<Memory<'_>>],
+        sizes: &[Option<i64>],
+        status: &mut [i64],
+    ) -> Result<(), ExecError> {
+        let f = self.kernels[&k.symbol];
+        let dims: Vec<i64> = sizes.iter().map(|s| s.unwrap_or(0)).collect();
+        let bufs: Vec<(Shared, Vec<i64>)> = k
+            .buffers
+            .iter()
+            .map(|b| {
+                let shape: Vec<i64> = self.shape(*b, sizes).iter().map(|s| *s as i64).collect();
+                (Shared(self.ptr(mem, *b)), shape)
+            })
+            .collect();
+        let total = k.split.map_or(1, |d| dims[d as usize]);
+        let threads = if k.split.is_some() && total >= 2 {
+            self.threads.min(total as usize)
+        } else {
+            1
+        };
+        let status_ptr = Shared(status.as_mut_ptr() as *mut u8);
+        let call = |lo: i64, hi: i64| {
+            let mut cells: Vec<i64> = Vec::new();
+            let descr = |cells: &mut Vec<i64>, p: *mut u8, shape: &[i64]| {
+                cells.push(p as i64);
+                cells.push(p as i64);
+                cells.push(0);
+                cells.extend_from_slice(shape);
+                let mut stride = 1i64;
+                let mut strides = vec![0i64; shape.len()];
+                for (i, s) in shape.iter().enumerate().rev() {
+                    strides[i] = stride;
+                    stride *= s.max(&1);
+                }
+                cells.extend(strides);
+            };
+            descr(&mut cells, dims.as_ptr() as *mut u8, &[dims.len() as i64]);
+            descr(&mut cells, status_ptr.get(), &[1]);
+            cells.push(lo);
+            cells.push(hi);
+            for (p, shape) in &bufs {
+                descr(&mut cells, p.get(), shape);
+            }
+            let mut args: Vec<*mut c_void> = cells
+                .iter_mut()
+                .map(|c| c as *mut i64 as *mut c_void)
+                .collect();
+            // SAFETY: the kernel was compiled for exactly this argument list (the manifest's
+            // buffers, in order, with their dims), every pointer is live for the call, and
+            // concurrent calls write disjoint ranges of the split loop.
+            unsafe { f(args.as_mut_ptr()) };
+        };
+        if threads <= 1 {
+            call(0, total);
+        } else {
+            let chunk = (total + threads as i64 - 1) / threads as i64;
+            std::thread::scope(|s| {
+                for t in 0..threads as i64 {
+                    let (lo, hi) = (t * chunk, ((t + 1) * chunk).min(total));
+                    if lo < hi {
+                        let call = &call;
+                        s.spawn(move || call(lo, hi));
+                    }
+                }
+            });
+        }
+        if status[0] != 0 {
+            return fail(
+                ExecErrorKind::Run,
+                format!(
+                    "`{}`: a gather index is out of range (write `else v` to allow it)",
+                    k.symbol
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn contract(
+        &self,
+        c: &ContractDecl,
+        mem: &mut [Option<Memory<'_>>],
+        sizes: &[Option<i64>],
+    ) -> Result<(), ExecError> {
+        let prod = |ds: &[u32]| {
+            ds.iter()
+                .map(|d| sizes[*d as usize].unwrap_or(0) as usize)
+                .product::<usize>()
+        };
+        let (nb, m, n, k) = (prod(&c.batch), prod(&c.m), prod(&c.n), prod(&c.k));
+        // Each operand's group strides from its layout (groups are contiguous runs).
+        let strides = |b: u32| -> HashMap<u32, usize> {
+            let dims = &self.manifest.buffers[b as usize].dims;
+            let mut st = HashMap::new();
+            let mut acc = 1usize;
+            for d in dims.iter().rev() {
+                st.insert(*d, acc);
+                acc *= sizes[*d as usize].unwrap_or(0) as usize;
+            }
+            st
+        };
+        let group = |st: &HashMap<u32, usize>, ds: &[u32]| -> isize {
+            ds.last()
+                .map_or(0, |d| st.get(d).copied().unwrap_or(0) as isize)
+        };
+        let (sa, sb, so) = (strides(c.a), strides(c.b), strides(c.out));
+        let dtype = self.manifest.buffers[c.out as usize].dtype;
+        let (a, b) = (
+            self.tensor(mem, c.a, sizes)?.cast(dtype_for_gemm(dtype)),
+            self.tensor(mem, c.b, sizes)?.cast(dtype_for_gemm(dtype)),
+        );
+        let mut out = Tensor::zeros(dtype_for_gemm(dtype), &[nb * m * n]);
+        let batch_offset = |st: &HashMap<u32, usize>, mut idx: usize| -> usize {
+            let mut off = 0;
+            for d in c.batch.iter().rev() {
+                let s = sizes[*d as usize].unwrap_or(1) as usize;
+                off += (idx % s) * st.get(d).copied().unwrap_or(0);
+                idx /= s;
+            }
+            off
+        };
+        for bi in 0..nb {
+            let (oa, ob, oo) = (
+                batch_offset(&sa, bi),
+                batch_offset(&sb, bi),
+                batch_offset(&so, bi),
+            );
+            macro_rules! run_gemm {
+                ($t:ty) => {{
+                    let ap: &[$t] = bytemuck::cast_slice(a.bytes());
+                    let bp: &[$t] = bytemuck::cast_slice(b.bytes());
+                    let op: &mut [$t] = bytemuck::cast_slice_mut(out.bytes_mut());
+                    // SAFETY: the pointers and strides address elements inside each operand
+                    // (group strides come from the operands' own row-major layouts).
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            n,
+                            k,
+                            op.as_mut_ptr().add(oo),
+                            group(&so, &c.n),
+                            group(&so, &c.m),
+                            false,
+                            ap.as_ptr().add(oa),
+                            group(&sa, &c.k),
+                            group(&sa, &c.m),
+                            bp.as_ptr().add(ob),
+                            group(&sb, &c.n),
+                            group(&sb, &c.k),
+                            0 as $t,
+                            1 as $t,
+                            false,
+                            false,
+                            false,
+                            if m * n * k >= 1 << 18 {
+                                gemm::Parallelism::Rayon(self.threads)
+                            } else {
+                                gemm::Parallelism::None
+                            },
+                        )
+                    }
+                }};
+            }
+            if dtype == DType::F64 {
+                run_gemm!(f64)
+            } else {
+                run_gemm!(f32)
+            }
+        }
+        let values = out.to_f64();
+        self.store(mem, c.out, sizes, &values);
+        Ok(())
+    }
+
+    fn solve(
+        &self,
+        a: u32,
+        b: u32,
+        out: u32,
+        dim: u32,
+        mem: &mut [Option<Memory<'_>>],
+        sizes: &[Option<i64>],
+    ) -> Result<(), ExecError> {
+        let m = &self.manifest;
+        let ad = &m.buffers[a as usize].dims;
+        let row = ad.iter().copied().find(|d| *d != dim).unwrap_or(dim);
+        let n = sizes[dim as usize].unwrap_or(0) as usize;
+        if sizes[row as usize].unwrap_or(0) as usize != n {
+            return fail(ExecErrorKind::Run, "solve needs a square matrix");
+        }
+        let av = self.tensor(mem, a, sizes)?.to_f64();
+        let bv = self.tensor(mem, b, sizes)?.to_f64();
+        let a_row_stride = if ad[0] == row { n } else { 1 };
+        let a_col_stride = if ad[0] == row { 1 } else { n };
+        let (outer, nb, inner) = self.split_at(b, row, sizes);
+        let (o2, _, i2) = self.split_at(out, dim, sizes);
+        debug_assert_eq!((outer, inner), (o2, i2));
+        let mut x = vec![0.0; self.len(out, sizes)];
+        for o in 0..outer {
+            for i in 0..inner {
+                let mut sys: Vec<Vec<f64>> = (0..n)
+                    .map(|r| {
+                        let mut v: Vec<f64> = (0..n)
+                            .map(|c| av[r * a_row_stride + c * a_col_stride])
+                            .collect();
+                        v.push(bv[(o * nb + r) * inner + i]);
+                        v
+                    })
+                    .collect();
+                if !host::solve_augmented(&mut sys) {
+                    return fail(ExecErrorKind::Run, "solve: the matrix is singular");
+                }
+                for (c, r) in sys.iter().enumerate() {
+                    x[(o * n + c) * inner + i] = r[n];
+                }
+            }
+        }
+        self.store(mem, out, sizes, &x);
+        Ok(())
+    }
+}
+
+fn dtype_for_gemm(d: DType) -> DType {
+    if d == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+fn words(t: &Tensor) -> Vec<u64> {
+    let mut w = vec![0u64; t.bytes().len().div_ceil(8).max(1)];
+    bytemuck::cast_slice_mut::<u64, u8>(&mut w)[..t.bytes().len()].copy_from_slice(t.bytes());
+    w
+}

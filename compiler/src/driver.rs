@@ -369,7 +369,12 @@ pub fn ftl_files(paths: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// `ftc test`: every test block of every file, one line each, then `N passed, N failed`.
-pub fn test_files(paths: &[PathBuf], opts: &LoadOptions, format: MessageFormat) -> Outcome {
+pub fn test_files(
+    paths: &[PathBuf],
+    backend: run::Backend,
+    opts: &LoadOptions,
+    format: MessageFormat,
+) -> Outcome {
     let (mut passed, mut failed) = (0, 0);
     let mut stdout = String::new();
     let mut stderr = String::new();
@@ -382,7 +387,7 @@ pub fn test_files(paths: &[PathBuf], opts: &LoadOptions, format: MessageFormat) 
                 continue;
             }
         };
-        for t in crate::testing::run_tests(&analysis) {
+        for t in crate::testing::run_tests(&analysis, backend) {
             let name = t.name.split_once("::").map_or(t.name.as_str(), |x| x.1);
             let name = name.trim_start_matches("test ");
             if t.failures.is_empty() {

@@ -136,6 +136,9 @@ enum Command {
     Test {
         /// Files or directories (default: the current directory).
         paths: Vec<PathBuf>,
+        /// Which backend runs the entries the tests call.
+        #[arg(long, value_enum, default_value = "mlir")]
+        backend: Backend,
         #[command(flatten)]
         source: SourceArgs,
     },
@@ -160,6 +163,15 @@ enum Command {
         /// The code (`E0041`, `e41` and `41` all work).
         code: String,
     },
+}
+
+impl From<Backend> for ftl_compiler::run::Backend {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Mlir => ftl_compiler::run::Backend::Mlir,
+            Backend::Interp => ftl_compiler::run::Backend::Interp,
+        }
+    }
 }
 
 impl SourceArgs {
@@ -279,14 +291,15 @@ fn run(cli: Cli) -> ExitCode {
                 sets,
                 random_dims: if random { dims } else { None },
                 seed,
-                backend: match backend {
-                    Backend::Mlir => ftl_compiler::run::Backend::Mlir,
-                    Backend::Interp => ftl_compiler::run::Backend::Interp,
-                },
+                backend: backend.into(),
             };
             finish(driver::run_entry(&args, &source.options(), source.format()))
         }
-        Command::Test { paths, source } => {
+        Command::Test {
+            paths,
+            backend,
+            source,
+        } => {
             let paths = if paths.is_empty() {
                 vec![PathBuf::from(".")]
             } else {
@@ -294,6 +307,7 @@ fn run(cli: Cli) -> ExitCode {
             };
             finish(driver::test_files(
                 &paths,
+                backend.into(),
                 &source.options(),
                 source.format(),
             ))

@@ -1,6 +1,7 @@
 //! `ftc test`: runs every `test` block of the root files. A test's `let`s are lowered into a
 //! graph of constants; a call of an objective, adapter or step compiles that entry (with its
-//! gradients) and runs it on the argument values, exactly as `ftc run` would; `expect_close`
+//! gradients) and runs it on the argument values on the chosen backend, exactly as `ftc run`
+//! would; `expect_close`
 //! compares with |actual − expected| ≤ tol · (1 + |expected|); `gradcheck` runs finite
 //! differences in f64.
 
@@ -39,6 +40,7 @@ fn eval(graph: &Graph, id: crate::ir::NodeId) -> Result<Tensor, LowerError> {
 /// Runs entries called from tests.
 struct TestCalls<'h> {
     hir: &'h hir::Hir,
+    backend: run::Backend,
 }
 
 impl EntryCalls for TestCalls<'_> {
@@ -100,12 +102,12 @@ impl EntryCalls for TestCalls<'_> {
                 }
             }
         }
-        run::run_graph(&g, &inputs).map_err(|f| lower_err(f.messages.join("; ")))
+        run::run_on(self.backend, &g, &inputs).map_err(|f| lower_err(f.messages.join("; ")))
     }
 }
 
 /// Runs the test blocks of the analysed root files.
-pub fn run_tests(analysis: &Analysis) -> Vec<TestOutcome> {
+pub fn run_tests(analysis: &Analysis, backend: run::Backend) -> Vec<TestOutcome> {
     let roots: Vec<&str> = analysis
         .program
         .roots
@@ -118,7 +120,7 @@ pub fn run_tests(analysis: &Analysis) -> Vec<TestOutcome> {
         if d.kind != DeclKind::Test || !roots.contains(&module) {
             continue;
         }
-        let failures = match run_one(&analysis.hir, d) {
+        let failures = match run_one(&analysis.hir, d, backend) {
             Ok(f) => f,
             Err(e) => vec![e.message],
         };
@@ -130,8 +132,12 @@ pub fn run_tests(analysis: &Analysis) -> Vec<TestOutcome> {
     out
 }
 
-fn run_one(hir: &hir::Hir, d: &hir::Decl) -> Result<Vec<String>, LowerError> {
-    let mut calls = TestCalls { hir };
+fn run_one(
+    hir: &hir::Hir,
+    d: &hir::Decl,
+    backend: run::Backend,
+) -> Result<Vec<String>, LowerError> {
+    let mut calls = TestCalls { hir, backend };
     let mut lw = Lowerer::new(
         hir,
         &d.name,

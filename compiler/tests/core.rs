@@ -108,17 +108,20 @@ fn each_simplifier_rule_has_a_snapshot() {
 #[test]
 fn ftc_test_runs_every_test_block() {
     let r = repo();
-    let o = driver::test_files(
-        &[
-            r.join("examples"),
-            r.join("stdlib"),
-            r.join("tests").join("run"),
-        ],
-        &options(),
-        MessageFormat::Short,
-    );
-    assert!(o.success, "{}{}", o.stdout, o.stderr);
-    assert!(o.stdout.ends_with(" passed, 0 failed\n"), "{}", o.stdout);
+    for backend in [run::Backend::Interp, run::Backend::Mlir] {
+        let o = driver::test_files(
+            &[
+                r.join("examples"),
+                r.join("stdlib"),
+                r.join("tests").join("run"),
+            ],
+            backend,
+            &options(),
+            MessageFormat::Short,
+        );
+        assert!(o.success, "{backend:?}: {}{}", o.stdout, o.stderr);
+        assert!(o.stdout.ends_with(" passed, 0 failed\n"), "{}", o.stdout);
+    }
 
     let dir = scratch("failing-test");
     let src = std::fs::read_to_string(r.join("examples").join("dpo.ftl"))
@@ -126,7 +129,12 @@ fn ftc_test_runs_every_test_block() {
         .replace("0.7376561461290296", "0.75");
     let file = dir.join("dpo.ftl");
     std::fs::write(&file, src).unwrap();
-    let o = driver::test_files(&[file], &options(), MessageFormat::Short);
+    let o = driver::test_files(
+        &[file],
+        run::Backend::Interp,
+        &options(),
+        MessageFormat::Short,
+    );
     assert!(!o.success);
     assert!(o.stdout.contains("1 passed, 1 failed"), "{}", o.stdout);
     assert!(
@@ -573,4 +581,79 @@ fn dpo_from_logits_fuses_into_three_passes() {
         .count();
     assert_eq!(plan.kernels.len(), 3, "{text}");
     assert_eq!(tails, 1, "{text}");
+}
+
+/// Relative error with a floor: |a − b| / max(|b|, 1e-2 · max|b|, 1e-6).
+fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            if x == y || (x.is_nan() && y.is_nan()) {
+                0.0
+            } else {
+                (x - y).abs() / y.abs().max(1e-2 * scale).max(1e-6)
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Every entry of the repository on both backends, on random inputs: outputs and gradients
+/// agree to a relative error of 1e-5 (f32).
+#[test]
+fn mlir_backend_matches_the_interpreter_on_every_entry() {
+    let r = repo();
+    let files = driver::ftl_files(&[
+        r.join("examples"),
+        r.join("stdlib"),
+        r.join("tests").join("run"),
+    ]);
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for file in files {
+        let analysis = driver::analyze(std::slice::from_ref(&file), &options());
+        assert!(analysis.diagnostics.is_empty(), "{}", file.display());
+        for (entry, id) in run::entries(&analysis) {
+            let kind = analysis.hir.decl(id).unwrap().kind;
+            let g = run::compile(
+                &analysis.hir,
+                id,
+                &Default::default(),
+                kind.differentiable(),
+            )
+            .unwrap();
+            let dims = std::collections::BTreeMap::new();
+            let inputs = run::random_inputs(&g, &dims, Some(3), 11).unwrap();
+            let want = run::run_graph(&g, &inputs);
+            let got = run::run_on(run::Backend::Mlir, &g, &inputs);
+            let (want, got) = match (want, got) {
+                (Ok(w), Ok(g)) => (w, g),
+                (Err(w), Err(g)) if w.code == g.code => continue,
+                (w, g) => {
+                    failures.push(format!(
+                        "{entry}: interp {:?} vs mlir {:?}",
+                        w.err(),
+                        g.err()
+                    ));
+                    continue;
+                }
+            };
+            for ((name, w), (_, g)) in want.iter().zip(&got) {
+                let e = rel_err(&g.to_f64(), &w.to_f64());
+                if e.is_nan() || e > 1e-5 || w.shape() != g.shape() {
+                    failures.push(format!(
+                        "{}: {entry}: {name}: relative error {e:.2e}",
+                        file.display()
+                    ));
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{checked} entries checked; failures:\n{}",
+        failures.join("\n")
+    );
+    assert!(checked >= 20, "{checked}");
 }

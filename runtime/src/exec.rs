@@ -168,44 +168,8 @@ impl Executor {
         }
         // Dims bound by arguments; scalar-sized ones after the prelude.
         let mut sizes: Vec<Option<i64>> = vec![None; m.dims.len()];
-        for _ in 0..m.dims.len() + 1 {
-            for (k, d) in m.dims.iter().enumerate() {
-                if sizes[k].is_some() {
-                    continue;
-                }
-                sizes[k] = match &d.size {
-                    DimRule::Arg => binding.dims.get(&d.name).map(|s| *s as i64),
-                    DimRule::Pack => binding
-                        .packs
-                        .get(d.name.trim_start_matches(".."))
-                        .map(|p| p.iter().product::<usize>() as i64),
-                    DimRule::Const(n) => Some(*n as i64),
-                    DimRule::Scalar(_) => None,
-                    DimRule::Product(ds) => ds
-                        .iter()
-                        .map(|x| sizes[*x as usize])
-                        .try_fold(1i64, |acc, s| s.map(|s| acc * s)),
-                    DimRule::Quotient(a, ds) => {
-                        let den = ds
-                            .iter()
-                            .map(|x| sizes[*x as usize])
-                            .try_fold(1i64, |acc, s| s.map(|s| acc * s));
-                        match (sizes[*a as usize], den) {
-                            (Some(n), Some(p)) if p > 0 && n % p == 0 => Some(n / p),
-                            (Some(n), Some(p)) => return fail(
-                                ExecErrorKind::Run,
-                                format!(
-                                    "cannot split a dim of size {n} into {} and parts of size {p}",
-                                    d.name
-                                ),
-                            ),
-                            _ => None,
-                        }
-                    }
-                };
-            }
-        }
-        let mut status = vec![0i64; 1];
+        self.resolve_dims(&mut sizes, &binding)?;
+        let mut status = vec![0i64; 3];
         if let Some(p) = &m.prelude {
             self.alloc(&mut mem, &p.buffers, &sizes)?;
             self.kernel(p, &mut mem, &sizes, &mut status)?;
@@ -222,18 +186,7 @@ impl Executor {
                 }
             }
             // Dims derived from scalar-sized ones.
-            for _ in 0..m.dims.len() {
-                for (k, d) in m.dims.iter().enumerate() {
-                    if sizes[k].is_none() {
-                        if let DimRule::Product(ds) = &d.size {
-                            sizes[k] = ds
-                                .iter()
-                                .map(|x| sizes[*x as usize])
-                                .try_fold(1i64, |acc, s| s.map(|s| acc * s));
-                        }
-                    }
-                }
-            }
+            self.resolve_dims(&mut sizes, &binding)?;
             for c in &m.checks {
                 if self.scalar(&mem, c.buffer)? == 0.0 {
                     return fail(
@@ -311,6 +264,58 @@ impl Executor {
             ));
         }
         Ok(outs)
+    }
+
+    /// Sizes every dim it can from the binding and the sizes known so far (a fixpoint).
+    fn resolve_dims(
+        &self,
+        sizes: &mut [Option<i64>],
+        binding: &bind::Binding,
+    ) -> Result<(), ExecError> {
+        let m = &self.manifest;
+        let product = |sizes: &[Option<i64>], ds: &[u32]| {
+            ds.iter()
+                .map(|x| sizes[*x as usize])
+                .try_fold(1i64, |acc, s| s.map(|s| acc * s))
+        };
+        loop {
+            let mut changed = false;
+            for (k, d) in m.dims.iter().enumerate() {
+                if sizes[k].is_some() {
+                    continue;
+                }
+                let size = match &d.size {
+                    DimRule::Arg => binding.dims.get(&d.name).map(|s| *s as i64),
+                    DimRule::Pack => binding
+                        .packs
+                        .get(d.name.trim_start_matches(".."))
+                        .map(|p| p.iter().product::<usize>() as i64),
+                    DimRule::Const(n) => Some(*n as i64),
+                    DimRule::Scalar(_) => None,
+                    DimRule::Product(ds) => product(sizes, ds),
+                    DimRule::Quotient(a, ds) => match (sizes[*a as usize], product(sizes, ds)) {
+                        (Some(n), Some(p)) if p > 0 && n % p == 0 => Some(n / p),
+                        (Some(n), Some(p)) => {
+                            return fail(
+                                ExecErrorKind::Run,
+                                format!(
+                                    "cannot split a dim of size {n} into {} and parts of size {p}",
+                                    d.name
+                                ),
+                            )
+                        }
+                        _ => None,
+                    },
+                };
+                if size.is_some() {
+                    sizes[k] = size;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(());
+            }
+        }
     }
 
     fn scalar_args(&self, inputs: &HashMap<String, Tensor>) -> String {
@@ -497,7 +502,7 @@ impl Executor {
                 cells.extend(strides);
             };
             descr(&mut cells, dims.as_ptr() as *mut u8, &[dims.len() as i64]);
-            descr(&mut cells, status_ptr.get(), &[1]);
+            descr(&mut cells, status_ptr.get(), &[3]);
             cells.push(lo);
             cells.push(hi);
             for (p, shape) in &bufs {
@@ -527,11 +532,12 @@ impl Executor {
             });
         }
         if status[0] != 0 {
+            let d = &self.manifest.dims[status[1] as usize];
             return fail(
                 ExecErrorKind::Run,
                 format!(
-                    "`{}`: a gather index is out of range (write `else v` to allow it)",
-                    k.symbol
+                    "gather index {} is out of range for dim {} of size {} (write `else v` to allow it)",
+                    status[2], d.name, dims[status[1] as usize]
                 ),
             );
         }

@@ -133,7 +133,7 @@ impl<'p> Func<'p> {
     /// An integer constant of type `ty` (`index`, `i64`, `i32`, `i1`).
     pub(super) fn const_i(&mut self, ty: &str, v: i64) -> String {
         if ty == "i1" {
-            return self.constant(format!("{} : i1", if v != 0 { "true" } else { "false" }));
+            return self.constant((if v != 0 { "true" } else { "false" }).to_string());
         }
         self.constant(format!("{v} : {ty}"))
     }
@@ -460,11 +460,9 @@ impl<'p> Func<'p> {
                 BinOp::Pow => {
                     // Small constant exponents as products, as exact as the interpreter's powf.
                     match self.g.node(b_node).op {
-                        Op::Const(e) if e == 2.0 => {
-                            self.emit_val(&format!("arith.mulf {a}, {a} : {ty}"))
-                        }
-                        Op::Const(e) if e == 1.0 => a.to_string(),
-                        Op::Const(e) if e == 0.5 => self.emit_val(&format!("math.sqrt {a} : {ty}")),
+                        Op::Const(2.0) => self.emit_val(&format!("arith.mulf {a}, {a} : {ty}")),
+                        Op::Const(1.0) => a.to_string(),
+                        Op::Const(0.5) => self.emit_val(&format!("math.sqrt {a} : {ty}")),
                         _ => self.emit_val(&format!("math.powf {a}, {b} : {ty}")),
                     }
                 }
@@ -612,12 +610,17 @@ impl<'p> Func<'p> {
                     None => {
                         let t = self.const_i("i1", 1);
                         let outside = self.emit_val(&format!("arith.xori {inside}, {t} : i1"));
-                        self.line(&format!("scf.if {outside} {{"));
+                        // Report the bad index: status = [1, dim, index].
+                        let i64v = self.convert(&i, self.g.node(*index).dtype, DType::I64);
                         let one = self.const_i("i64", 1);
-                        let c0 = self.idx(0);
-                        self.line(&format!(
-                            "  memref.store {one}, %status[{c0}] : memref<?xi64>"
-                        ));
+                        let dim_id = self.const_i("i64", i64::from(dim.0));
+                        let (c0, c1, c2) = (self.idx(0), self.idx(1), self.idx(2));
+                        self.line(&format!("scf.if {outside} {{"));
+                        for (slot, v) in [(c0, one), (c1, dim_id), (c2, i64v)] {
+                            self.line(&format!(
+                                "  memref.store {v}, %status[{slot}] : memref<?xi64>"
+                            ));
+                        }
                         self.line("}");
                         v
                     }

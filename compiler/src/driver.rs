@@ -409,3 +409,140 @@ pub fn test_files(
         success: failed == 0,
     }
 }
+
+/// The arguments of `ftc bench`.
+#[derive(Debug, Clone)]
+pub struct BenchArgs {
+    /// The `.ftl` file.
+    pub file: PathBuf,
+    /// `--entry`.
+    pub entry: String,
+    /// `--dims B=4,T=256,V=32000`.
+    pub dims: String,
+    /// `--set k=v`.
+    pub sets: Vec<String>,
+    /// Timed repetitions.
+    pub reps: usize,
+    /// Which backend.
+    pub backend: run::Backend,
+}
+
+/// A process's resident memory from `/proc/self/status` (`VmRSS` or `VmHWM`), in MiB.
+fn proc_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `ftc bench`: random inputs of the given dims, compile once, warm up, time forward +
+/// gradient `reps` times; prints per-kernel medians and
+/// `median_ms=<x> min_ms=<x> peak_rss_mb=<x>`.
+pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) -> Outcome {
+    let analysis = match analysis_or_fail(&args.file, opts, format) {
+        Ok(a) => a,
+        Err(o) => return o,
+    };
+    let result = (|| -> Result<String, run::Failure> {
+        use std::collections::HashMap;
+        use std::time::Instant;
+        let id = run::find_entry(&analysis, &args.entry)?;
+        let mut eopts = crate::ir::lower::EntryOptions::default();
+        let mut inputs = HashMap::new();
+        run::apply_sets(&analysis.hir, id, &args.sets, &mut eopts, &mut inputs)?;
+        let grad = analysis
+            .hir
+            .decl(id)
+            .is_some_and(|d| d.kind.differentiable());
+        let start = Instant::now();
+        let g = run::compile(&analysis.hir, id, &eopts, grad)?;
+        let compiled = match args.backend {
+            run::Backend::Mlir => Some(run::CompiledEntry::new(&g)?),
+            run::Backend::Interp => None,
+        };
+        let compile_ms = start.elapsed().as_secs_f64() * 1e3;
+        let baseline_mb = proc_mb("VmRSS:");
+        let dims = run::parse_dims(&args.dims)?;
+        for (k, v) in run::random_inputs(&g, &dims, None, 1)? {
+            inputs.entry(k).or_insert(v);
+        }
+        run::convert_scalars(&g, &mut inputs);
+        let input_mb: f64 =
+            inputs.values().map(|t| t.bytes().len() as f64).sum::<f64>() / 1048576.0;
+        let once = |inputs: &HashMap<String, ftl_runtime::Tensor>| -> Result<
+            (ftl_runtime::exec::Outputs, ftl_runtime::exec::Timings),
+            run::Failure,
+        > {
+            match &compiled {
+                Some(c) => c.run_timed(inputs),
+                None => run::run_graph(&g, inputs).map(|o| (o, Vec::new())),
+            }
+        };
+        let (outs, _) = once(&inputs)?;
+        let output_mb: f64 = outs
+            .iter()
+            .map(|(_, t)| t.bytes().len() as f64)
+            .sum::<f64>()
+            / 1048576.0;
+        if let Some(c) = &compiled {
+            for (_, t) in outs {
+                c.recycle(t);
+            }
+        }
+        let mut times = Vec::new();
+        let mut per_kernel: Vec<(String, Vec<f64>)> = Vec::new();
+        for _ in 0..args.reps.max(1) {
+            let t0 = Instant::now();
+            let (outs, timings) = once(&inputs)?;
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+            if let Some(c) = &compiled {
+                // A training loop reuses its gradient buffers from step to step.
+                for (_, t) in outs {
+                    c.recycle(t);
+                }
+            }
+            for (k, (name, ms)) in timings.into_iter().enumerate() {
+                if per_kernel.len() <= k {
+                    per_kernel.push((name, Vec::new()));
+                }
+                per_kernel[k].1.push(ms);
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let mut text = format!(
+            "{} ({}), {:?} backend, dims {}, {} reps\ncompile_ms={compile_ms:.1} inputs_mb={input_mb:.1} outputs_mb={output_mb:.1} baseline_rss_mb={baseline_mb:.1}\n",
+            g.name,
+            format!("{:?}", g.kind).to_lowercase(),
+            args.backend,
+            args.dims,
+            times.len()
+        );
+        for (name, mut ts) in per_kernel {
+            text.push_str(&format!("  {name:<16} median {:.2} ms\n", median(&mut ts)));
+        }
+        let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+        let med = median(&mut times);
+        text.push_str(&format!(
+            "median_ms={med:.2} min_ms={min:.2} peak_rss_mb={:.1}\n",
+            proc_mb("VmHWM:")
+        ));
+        Ok(text)
+    })();
+    match result {
+        Ok(stdout) => Outcome {
+            stdout,
+            stderr: String::new(),
+            success: true,
+        },
+        Err(f) => Outcome::fail(f.render()),
+    }
+}

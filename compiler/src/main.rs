@@ -142,6 +142,28 @@ enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Time an entry (forward and gradient) on random inputs of the given dims.
+    Bench {
+        /// The `.ftl` file.
+        file: PathBuf,
+        /// The entry.
+        #[arg(long)]
+        entry: String,
+        /// Dim sizes: `B=4,T=256,V=32000`.
+        #[arg(long)]
+        dims: String,
+        /// Hyperparameters or static options: `--set beta=0.5`.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        sets: Vec<String>,
+        /// Timed repetitions (after one warm-up run).
+        #[arg(long, default_value_t = 10)]
+        reps: usize,
+        /// Which backend runs it.
+        #[arg(long, value_enum, default_value = "mlir")]
+        backend: Backend,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
     /// Compare an entry's gradients with central finite differences in f64.
     Gradcheck {
         /// The `.ftl` file.
@@ -308,6 +330,29 @@ fn run(cli: Cli) -> ExitCode {
             finish(driver::test_files(
                 &paths,
                 backend.into(),
+                &source.options(),
+                source.format(),
+            ))
+        }
+        Command::Bench {
+            file,
+            entry,
+            dims,
+            sets,
+            reps,
+            backend,
+            source,
+        } => {
+            let args = driver::BenchArgs {
+                file,
+                entry,
+                dims,
+                sets,
+                reps,
+                backend: backend.into(),
+            };
+            finish(driver::bench_entry(
+                &args,
                 &source.options(),
                 source.format(),
             ))

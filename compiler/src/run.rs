@@ -386,32 +386,27 @@ pub fn random_inputs(
         for d in &inp.dims {
             shape.extend(size_of(*d)?);
         }
-        let n: usize = shape.iter().product();
         let site = 0x8000_0000 | k as u32;
         let range = match ranges.get(&(k as u32)) {
             Some(d) => size_of(*d)?.iter().product::<usize>(),
             None => 10,
         };
-        let values: Vec<f64> = (0..n as u64)
-            .map(|i| {
-                let w = philox::draw(seed, 0, site, i);
-                match inp.dtype {
-                    DType::Bool => f64::from(w[0] & 1),
-                    d if d.is_int() => {
-                        if ignore.contains(&(k as u32)) && w[1].is_multiple_of(8) {
-                            -100.0
-                        } else {
-                            (u64::from(w[0]) % range.max(1) as u64) as f64
-                        }
+        let is_ignore = ignore.contains(&(k as u32));
+        let t = Tensor::from_fn(inp.dtype, &shape, |i| {
+            let w = philox::draw(seed, 0, site, i as u64);
+            match inp.dtype {
+                DType::Bool => f64::from(w[0] & 1),
+                d if d.is_int() => {
+                    if is_ignore && w[1].is_multiple_of(8) {
+                        -100.0
+                    } else {
+                        (u64::from(w[0]) % range.max(1) as u64) as f64
                     }
-                    _ => philox::normal(w[0], w[1]),
                 }
-            })
-            .collect();
-        out.insert(
-            inp.name.clone(),
-            Tensor::from_f64(inp.dtype, &shape, &values),
-        );
+                _ => philox::normal(w[0], w[1]),
+            }
+        });
+        out.insert(inp.name.clone(), t);
     }
     Ok(out)
 }
@@ -514,7 +509,20 @@ impl CompiledEntry {
 
     /// Runs the compiled entry.
     pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, Failure> {
-        self.executor.run(inputs).map_err(|e| {
+        self.run_timed(inputs).map(|(o, _)| o)
+    }
+
+    /// Hands an output's memory back for the next run (benchmarks, training loops).
+    pub fn recycle(&self, t: Tensor) {
+        self.executor.recycle(t);
+    }
+
+    /// Runs the compiled entry, also returning each step's time in milliseconds.
+    pub fn run_timed(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+    ) -> Result<(ftl_runtime::exec::Outputs, ftl_runtime::exec::Timings), Failure> {
+        self.executor.run_timed(inputs).map_err(|e| {
             use ftl_runtime::exec::ExecErrorKind as K;
             let code = match e.kind {
                 K::Inputs => Code::BadInputs,

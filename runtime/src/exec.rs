@@ -19,6 +19,12 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::fmt;
 
+/// Named output tensors, in manifest order.
+pub type Outputs = Vec<(String, Tensor)>;
+
+/// Each step's name and wall time in milliseconds.
+pub type Timings = Vec<(String, f64)>;
+
 /// A kernel's packed entry point.
 pub type PackedFn = unsafe extern "C" fn(*mut *mut c_void);
 
@@ -84,6 +90,26 @@ pub struct Executor {
     manifest: Manifest,
     kernels: HashMap<String, PackedFn>,
     threads: usize,
+    /// Buffers of earlier runs (temporaries, recycled outputs), reused by size: repeated runs
+    /// (a training loop, a benchmark) touch warm memory instead of faulting in fresh pages.
+    pool: std::sync::Mutex<Vec<Vec<u64>>>,
+}
+
+/// Buffers at least this large are backed by transparent huge pages where the kernel allows.
+const HUGE_BYTES: usize = 4 << 20;
+
+/// Zeroed word storage; large allocations are advised to use huge pages before first touch.
+fn fresh_words(n: usize) -> Vec<u64> {
+    let mut v = vec![0u64; n];
+    #[cfg(target_os = "linux")]
+    if n * 8 >= HUGE_BYTES {
+        // SAFETY: the range is exactly the vector's allocation; MADV_HUGEPAGE only changes how
+        // the kernel backs it (the contents stay zero).
+        unsafe {
+            libc::madvise(v.as_mut_ptr() as *mut c_void, n * 8, libc::MADV_HUGEPAGE);
+        }
+    }
+    v
 }
 
 impl Executor {
@@ -115,6 +141,7 @@ impl Executor {
             manifest,
             kernels,
             threads,
+            pool: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -145,11 +172,18 @@ impl Executor {
 
     /// Runs the entry on `inputs`; returns the outputs in manifest order. `only`, when given,
     /// restricts the outputs returned (all steps still run).
-    pub fn run(
+    pub fn run(&self, inputs: &HashMap<String, Tensor>) -> Result<Outputs, ExecError> {
+        self.run_timed(inputs).map(|(outs, _)| outs)
+    }
+
+    /// [`Executor::run`], also returning each step's wall time in milliseconds (kernel
+    /// symbol, or the library routine's name).
+    pub fn run_timed(
         &self,
         inputs: &HashMap<String, Tensor>,
-    ) -> Result<Vec<(String, Tensor)>, ExecError> {
+    ) -> Result<(Outputs, Timings), ExecError> {
         let m = &self.manifest;
+        let mut timings = Vec::new();
         let binding =
             bind::bind(&self.arg_specs(), |n| inputs.get(n)).map_err(|errs| ExecError {
                 messages: errs.into_iter().map(|e| e.message).collect(),
@@ -208,6 +242,14 @@ impl Executor {
         let all: Vec<u32> = (0..m.buffers.len() as u32).collect();
         self.alloc(&mut mem, &all, &sizes)?;
         for step in &m.steps {
+            let start = std::time::Instant::now();
+            let name = match step {
+                Step::Kernel(k) => k.symbol.clone(),
+                Step::Contract(_) => "gemm".to_string(),
+                Step::ArgSort { .. } => "argsort".to_string(),
+                Step::Solve { .. } => "solve".to_string(),
+                Step::Random { .. } => "random".to_string(),
+            };
             match step {
                 Step::Kernel(k) => self.kernel(k, &mut mem, &sizes, &mut status)?,
                 Step::Contract(c) => self.contract(c, &mut mem, &sizes)?,
@@ -252,18 +294,38 @@ impl Executor {
                     self.store(&mut mem, *out, &sizes, &v);
                 }
             }
+            timings.push((name, start.elapsed().as_secs_f64() * 1e3));
         }
         let mut outs = Vec::new();
         for (name, b) in &m.outputs {
-            let t = self.tensor(&mem, *b, &sizes)?;
             let shape = self.file_shape(*b, &sizes, &binding);
-            outs.push((
-                name.clone(),
-                t.reshaped(&shape)
-                    .unwrap_or_else(|| Tensor::zeros(DType::F32, &[])),
-            ));
+            let dtype = m.buffers[*b as usize].dtype;
+            // An output's own buffer becomes the tensor without a copy.
+            let owned = match mem[*b as usize].take() {
+                Some(Memory::Owned(w)) => Tensor::from_words(dtype, &shape, w),
+                other => {
+                    mem[*b as usize] = other;
+                    None
+                }
+            };
+            let t = match owned {
+                Some(t) => t,
+                None => self
+                    .tensor(&mem, *b, &sizes)?
+                    .reshaped(&shape)
+                    .ok_or_else(|| ExecError {
+                        messages: vec!["internal error: an output does not fit its shape".into()],
+                        kind: ExecErrorKind::Run,
+                    })?,
+            };
+            outs.push((name.clone(), t));
         }
-        Ok(outs)
+        for m in mem.into_iter().flatten() {
+            if let Memory::Owned(w) = m {
+                self.give_back(w);
+            }
+        }
+        Ok((outs, timings))
     }
 
     /// Sizes every dim it can from the binding and the sizes known so far (a fixpoint).
@@ -396,11 +458,35 @@ impl Executor {
                 ))),
                 _ => {
                     let bytes = self.len(b, sizes) * decl.dtype.size_bytes();
-                    Memory::Owned(vec![0u64; bytes.div_ceil(8).max(1)])
+                    Memory::Owned(self.take_words(bytes.div_ceil(8).max(1)))
                 }
             });
         }
         Ok(())
+    }
+
+    /// Storage of `n` words: a pooled buffer of that size, or a fresh one. Contents are
+    /// unspecified: every kernel writes all of its output (scatters zero theirs first).
+    fn take_words(&self, n: usize) -> Vec<u64> {
+        if let Ok(mut pool) = self.pool.lock() {
+            if let Some(k) = pool.iter().position(|w| w.len() == n) {
+                return pool.swap_remove(k);
+            }
+        }
+        fresh_words(n)
+    }
+
+    /// Gives an output tensor's memory back for the next run to reuse.
+    pub fn recycle(&self, t: Tensor) {
+        self.give_back(t.into_words());
+    }
+
+    fn give_back(&self, w: Vec<u64>) {
+        if let Ok(mut pool) = self.pool.lock() {
+            if pool.len() < 64 {
+                pool.push(w);
+            }
+        }
     }
 
     fn ptr(&self, mem: &mut [Option<Memory<'_>>], b: u32) -> *mut u8 {

@@ -47,11 +47,16 @@ impl Tensor {
             shape.iter().product::<usize>(),
             "shape mismatch"
         );
+        Tensor::from_fn(dtype, shape, |i| values[i])
+    }
+
+    /// A tensor whose element `i` (row-major) is `f(i)` rounded to `dtype`, written in place.
+    pub fn from_fn(dtype: DType, shape: &[usize], mut f: impl FnMut(usize) -> f64) -> Tensor {
         let mut t = Tensor::zeros(dtype, shape);
         let size = dtype.size_bytes();
         let bytes = t.bytes_mut();
-        for (i, &v) in values.iter().enumerate() {
-            let out = &mut bytes[i * size..(i + 1) * size];
+        for (i, out) in bytes.chunks_exact_mut(size).enumerate() {
+            let v = f(i);
             match dtype {
                 DType::F64 => out.copy_from_slice(&v.to_le_bytes()),
                 DType::F32 => out.copy_from_slice(&(v as f32).to_le_bytes()),
@@ -63,6 +68,23 @@ impl Tensor {
             }
         }
         t
+    }
+
+    /// A tensor taking ownership of word storage holding its elements (no copy); `None` when
+    /// the storage is too small.
+    pub fn from_words(dtype: DType, shape: &[usize], words: Vec<u64>) -> Option<Tensor> {
+        let len_bytes = shape.iter().product::<usize>() * dtype.size_bytes();
+        (words.len() * 8 >= len_bytes).then(|| Tensor {
+            dtype,
+            shape: shape.to_vec(),
+            words,
+            len_bytes,
+        })
+    }
+
+    /// The word storage (for reuse by an executor).
+    pub fn into_words(self) -> Vec<u64> {
+        self.words
     }
 
     /// A 0-d tensor.

@@ -42,21 +42,32 @@ pub fn memref(d: DType, rank: usize) -> String {
     s
 }
 
+/// An open region: its text so far, the line that opens it, and the values computed in it
+/// (keyed by node and the coordinates it depends on).
+#[derive(Default)]
+struct Scope {
+    header: String,
+    text: Vec<String>,
+    cache: HashMap<(NodeId, Vec<String>), String>,
+}
+
 /// One function being emitted.
 pub struct Func<'p> {
     pub(super) plan: &'p Plan,
     g: &'p Graph,
-    body: String,
     prologue: String,
-    indent: usize,
     next: u32,
     bufs: HashMap<BufId, String>,
     dim_sizes: Vec<String>,
     consts: HashMap<String, String>,
-    /// Value caches, innermost scope last: (node, env) → SSA value.
-    scopes: Vec<HashMap<(NodeId, u32), String>>,
-    /// Coordinate environments: dim → SSA index value.
-    envs: Vec<Vec<(DimId, String)>>,
+    /// Open regions, outermost (the function body) first.
+    scopes: Vec<Scope>,
+    /// The scope instructions are written into (hoisting writes into an outer one).
+    at: usize,
+    /// Coordinate environments: dim → (SSA index value, scope level where it is defined).
+    envs: Vec<Vec<(DimId, String, usize)>>,
+    /// Per node: the loop dims its value depends on.
+    deps: HashMap<NodeId, Vec<DimId>>,
     /// The node the current nest computes (evaluated, never loaded).
     root: Option<NodeId>,
 }
@@ -66,25 +77,48 @@ impl<'p> Func<'p> {
         Func {
             plan,
             g: &plan.graph,
-            body: String::new(),
             prologue: String::new(),
-            indent: 4,
             next: 0,
             bufs: HashMap::new(),
             dim_sizes: Vec::new(),
             consts: HashMap::new(),
-            scopes: vec![HashMap::new()],
+            scopes: vec![Scope::default()],
+            at: 0,
             envs: Vec::new(),
+            deps: HashMap::new(),
             root: None,
         }
     }
 
     fn line(&mut self, s: &str) {
-        for _ in 0..self.indent {
-            self.body.push(' ');
-        }
-        self.body.push_str(s);
-        self.body.push('\n');
+        let at = self.at;
+        self.scopes[at].text.push(s.to_string());
+    }
+
+    /// Opens a region (`scf.for … {`, `scf.if … {`); its body is written into it.
+    fn open(&mut self, header: String) {
+        self.scopes.push(Scope {
+            header,
+            ..Scope::default()
+        });
+        self.at = self.scopes.len() - 1;
+    }
+
+    /// Closes the innermost region, writing it (header, indented body, `}`) into its parent.
+    fn close(&mut self) {
+        let scope = self.scopes.pop().expect("a region is open");
+        self.at = self.scopes.len() - 1;
+        let parent = &mut self.scopes[self.at];
+        parent.text.push(scope.header);
+        parent
+            .text
+            .extend(scope.text.into_iter().map(|l| format!("  {l}")));
+        parent.text.push("}".to_string());
+    }
+
+    /// The level of the innermost open region.
+    fn depth(&self) -> usize {
+        self.scopes.len() - 1
     }
 
     fn fresh(&mut self) -> String {
@@ -167,17 +201,73 @@ impl<'p> Func<'p> {
         self.envs[env as usize]
             .iter()
             .rev()
-            .find(|(x, _)| *x == d)
-            .map(|(_, v)| v.clone())
+            .find(|(x, _, _)| *x == d)
+            .map(|(_, v, _)| v.clone())
     }
 
-    fn push_env(&mut self, coords: Vec<(DimId, String)>) -> u32 {
+    fn env_level(&self, env: u32, d: DimId) -> usize {
+        self.envs[env as usize]
+            .iter()
+            .rev()
+            .find(|(x, _, _)| *x == d)
+            .map_or(0, |(_, _, l)| *l)
+    }
+
+    fn push_env(&mut self, coords: Vec<(DimId, String, usize)>) -> u32 {
         self.envs.push(coords);
         self.envs.len() as u32 - 1
     }
 
-    fn cached(&self, key: (NodeId, u32)) -> Option<String> {
-        self.scopes.iter().rev().find_map(|s| s.get(&key).cloned())
+    /// The loop dims a node's value depends on: a buffer's dims, or its operands' (a gather's
+    /// indexed dim comes from its index instead).
+    fn deps_of(&mut self, id: NodeId) -> Vec<DimId> {
+        if let Some(d) = self.deps.get(&id) {
+            return d.clone();
+        }
+        let n = self.g.node(id);
+        let mut out: Vec<DimId> = Vec::new();
+        let add = |out: &mut Vec<DimId>, ds: Vec<DimId>| {
+            for d in ds {
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+        };
+        if self.plan.buffer_of(id).is_some() {
+            add(&mut out, n.dims.clone());
+        } else {
+            match &n.op {
+                Op::Iota(d) => add(&mut out, vec![*d]),
+                Op::Gather {
+                    base,
+                    dim,
+                    index,
+                    default,
+                } => {
+                    let (base, dim, index, default) = (*base, *dim, *index, *default);
+                    let b: Vec<DimId> = self
+                        .deps_of(base)
+                        .into_iter()
+                        .filter(|d| *d != dim)
+                        .collect();
+                    add(&mut out, b);
+                    let i = self.deps_of(index);
+                    add(&mut out, i);
+                    if let Some(dv) = default {
+                        let d = self.deps_of(dv);
+                        add(&mut out, d);
+                    }
+                }
+                op => {
+                    for o in op.operands() {
+                        let d = self.deps_of(o);
+                        add(&mut out, d);
+                    }
+                }
+            }
+        }
+        self.deps.insert(id, out.clone());
+        out
     }
 
     /// Loads a buffer element at the coordinates of `env` (converted to the compute type).
@@ -231,16 +321,35 @@ impl<'p> Func<'p> {
     /// The value of `id` at `env`: a load if it is materialized (and not the nest's root),
     /// else its op evaluated from its operands.
     fn value(&mut self, id: NodeId, env: u32) -> String {
-        if let Some(v) = self.cached((id, env)) {
+        // Computed once in the outermost open region where every coordinate it depends on is
+        // defined: loop-invariant loads and arithmetic are hoisted out of inner loops.
+        let deps = self.deps_of(id);
+        let coords: Vec<String> = deps
+            .iter()
+            .map(|d| self.env_coord(env, *d).unwrap_or_default())
+            .collect();
+        let key = (id, coords);
+        let level = deps
+            .iter()
+            .map(|d| self.env_level(env, *d))
+            .max()
+            .unwrap_or(0)
+            .min(self.at);
+        if let Some(v) = self.scopes[..=self.at]
+            .iter()
+            .rev()
+            .find_map(|s| s.cache.get(&key).cloned())
+        {
             return v;
         }
+        let saved = self.at;
+        self.at = level;
         let v = match self.plan.buffer_of(id) {
             Some(b) if Some(id) != self.root => self.load(b, id, env),
             _ => self.compute(id, env),
         };
-        if let Some(s) = self.scopes.last_mut() {
-            s.insert((id, env), v.clone());
-        }
+        self.at = saved;
+        self.scopes[level].cache.insert(key, v.clone());
         v
     }
 
@@ -596,7 +705,7 @@ impl<'p> Func<'p> {
                 let inside = self.emit_val(&format!("arith.andi {ge}, {lt} : i1"));
                 let safe = self.emit_val(&format!("arith.select {inside}, {iv}, {zero} : index"));
                 let mut coords = self.envs[env as usize].clone();
-                coords.push((*dim, safe));
+                coords.push((*dim, safe, self.at));
                 let genv = self.push_env(coords);
                 let v = self.value(*base, genv);
                 match default {
@@ -647,13 +756,9 @@ impl<'p> Func<'p> {
     fn for_loop(&mut self, lo: &str, hi: &str, body: impl FnOnce(&mut Self, String)) {
         let iv = self.fresh();
         let one = self.idx(1);
-        self.line(&format!("scf.for {iv} = {lo} to {hi} step {one} {{"));
-        self.indent += 2;
-        self.scopes.push(HashMap::new());
+        self.open(format!("scf.for {iv} = {lo} to {hi} step {one} {{"));
         body(self, iv);
-        self.scopes.pop();
-        self.indent -= 2;
-        self.line("}");
+        self.close();
     }
 
     /// Emits loops over `dims` (the first one over `lo..hi` when given), then `body` with the
@@ -662,7 +767,7 @@ impl<'p> Func<'p> {
         &mut self,
         dims: &[DimId],
         split: Option<(String, String)>,
-        coords: Vec<(DimId, String)>,
+        coords: Vec<(DimId, String, usize)>,
         body: &mut dyn FnMut(&mut Self, u32),
     ) {
         if dims.is_empty() {
@@ -677,7 +782,7 @@ impl<'p> Func<'p> {
         };
         self.for_loop(&lo, &hi, |s, iv| {
             let mut c = coords.clone();
-            c.push((d, iv));
+            c.push((d, iv, s.depth()));
             s.domain(&dims[1..], None, c, body);
         });
     }
@@ -814,19 +919,15 @@ impl<'p> Func<'p> {
             self.idx(1),
         );
         let (iv, acc, res) = (self.fresh(), self.fresh(), self.fresh());
-        self.line(&format!(
+        self.open(format!(
             "{res} = scf.for {iv} = {lo} to {hi} step {one} iter_args({acc} = {init}) -> ({ty}) {{"
         ));
-        self.indent += 2;
-        self.scopes.push(HashMap::new());
         let mut coords = self.envs[env as usize].clone();
-        coords.push((d, iv));
+        coords.push((d, iv, self.depth()));
         let inner_env = self.push_env(coords);
         let v = self.fold(&dims[1..], inner_env, &acc, ty, step);
         self.line(&format!("scf.yield {v} : {ty}"));
-        self.scopes.pop();
-        self.indent -= 2;
-        self.line("}");
+        self.close();
         res
     }
 
@@ -854,25 +955,19 @@ impl<'p> Func<'p> {
         let zero = self.const_f(ty, 0.0);
         let onef = self.const_f(ty, 1.0);
         let (iv, m, s, res) = (self.fresh(), self.fresh(), self.fresh(), self.fresh());
-        self.line(&format!("{res}:2 = scf.for {iv} = {zero_i} to {n} step {block} iter_args({m} = {ninf}, {s} = {zero}) -> (f32, f32) {{"));
-        self.indent += 2;
-        self.scopes.push(HashMap::new());
+        self.open(format!("{res}:2 = scf.for {iv} = {zero_i} to {n} step {block} iter_args({m} = {ninf}, {s} = {zero}) -> (f32, f32) {{"));
         let end = self.emit_val(&format!("arith.addi {iv}, {block} : index"));
         let end = self.emit_val(&format!("arith.minsi {end}, {n} : index"));
         let fold_range =
             |this: &mut Self, init: &str, step: &mut dyn FnMut(&mut Self, u32, &str) -> String| {
                 let (k, acc, r) = (this.fresh(), this.fresh(), this.fresh());
-                this.line(&format!("{r} = scf.for {k} = {iv} to {end} step {one} iter_args({acc} = {init}) -> (f32) {{"));
-                this.indent += 2;
-                this.scopes.push(HashMap::new());
+                this.open(format!("{r} = scf.for {k} = {iv} to {end} step {one} iter_args({acc} = {init}) -> (f32) {{"));
                 let mut coords = this.envs[env as usize].clone();
-                coords.push((d, k));
+                coords.push((d, k, this.depth()));
                 let e = this.push_env(coords);
                 let v = step(this, e, &acc);
                 this.line(&format!("scf.yield {v} : f32"));
-                this.scopes.pop();
-                this.indent -= 2;
-                this.line("}");
+                this.close();
                 r
             };
         let bm = fold_range(self, &ninf, &mut |s, e, acc| {
@@ -894,9 +989,7 @@ impl<'p> Func<'p> {
         let all_ninf = self.emit_val(&format!("arith.cmpf oeq, {nm}, {ninf} : f32"));
         let s2 = self.emit_val(&format!("arith.select {all_ninf}, {zero}, {s2} : f32"));
         self.line(&format!("scf.yield {nm}, {s2} : f32, f32"));
-        self.scopes.pop();
-        self.indent -= 2;
-        self.line("}");
+        self.close();
         self.lse_finish(&format!("{res}#0"), &format!("{res}#1"), ty)
     }
 
@@ -926,11 +1019,9 @@ impl<'p> Func<'p> {
         );
         let zero_i = self.idx(0);
         let (iv, best, at, res) = (self.fresh(), self.fresh(), self.fresh(), self.fresh());
-        self.line(&format!("{res}:2 = scf.for {iv} = {lo} to {hi} step {one} iter_args({best} = {init}, {at} = {zero_i}) -> ({ty}, index) {{"));
-        self.indent += 2;
-        self.scopes.push(HashMap::new());
+        self.open(format!("{res}:2 = scf.for {iv} = {lo} to {hi} step {one} iter_args({best} = {init}, {at} = {zero_i}) -> ({ty}, index) {{"));
         let mut coords = self.envs[env as usize].clone();
-        coords.push((d, iv.clone()));
+        coords.push((d, iv.clone(), self.depth()));
         let e = self.push_env(coords);
         let x = eval(self, e);
         let better = if in_dt.is_float() {
@@ -945,9 +1036,7 @@ impl<'p> Func<'p> {
         let nb = self.emit_val(&format!("arith.select {better}, {x}, {best} : {ty}"));
         let na = self.emit_val(&format!("arith.select {better}, {iv}, {at} : index"));
         self.line(&format!("scf.yield {nb}, {na} : {ty}, index"));
-        self.scopes.pop();
-        self.indent -= 2;
-        self.line("}");
+        self.close();
         let _ = operand;
         let i = self.emit_val(&format!("arith.index_cast {res}#1 : index to i64"));
         self.convert(&i, DType::I64, out_dt)
@@ -986,9 +1075,7 @@ impl<'p> Func<'p> {
             self.idx(1),
         );
         let (iv, acc, res) = (self.fresh(), self.fresh(), self.fresh());
-        self.line(&format!("{res} = scf.for {iv} = {lo} to {hi} step {one} iter_args({acc} = {init}) -> ({acc_ty}) {{"));
-        self.indent += 2;
-        self.scopes.push(HashMap::new());
+        self.open(format!("{res} = scf.for {iv} = {lo} to {hi} step {one} iter_args({acc} = {init}) -> ({acc_ty}) {{"));
         let pos = if reverse {
             let last = self.emit_val(&format!("arith.subi {hi}, {one} : index"));
             self.emit_val(&format!("arith.subi {last}, {iv} : index"))
@@ -996,7 +1083,7 @@ impl<'p> Func<'p> {
             iv.clone()
         };
         let mut coords = self.envs[env as usize].clone();
-        coords.push((dim, pos));
+        coords.push((dim, pos, self.depth()));
         let e = self.push_env(coords);
         let v = self.value(x, e);
         let v = self.convert(
@@ -1015,9 +1102,7 @@ impl<'p> Func<'p> {
         let out = self.round(dt, out);
         self.store(nest.out, nest.root, e, &out);
         self.line(&format!("scf.yield {n} : {acc_ty}"));
-        self.scopes.pop();
-        self.indent -= 2;
-        self.line("}");
+        self.close();
     }
 
     /// A scatter-add nest: zero the output, then add each value at its index.
@@ -1056,11 +1141,9 @@ impl<'p> Func<'p> {
             let lt = s.emit_val(&format!("arith.cmpi slt, {iv}, {size} : index"));
             let inside = s.emit_val(&format!("arith.andi {ge}, {lt} : i1"));
             let v = s.value(value, env);
-            s.line(&format!("scf.if {inside} {{"));
-            s.indent += 2;
-            s.scopes.push(HashMap::new());
+            s.open(format!("scf.if {inside} {{"));
             let mut coords = s.envs[env as usize].clone();
-            coords.push((dim, iv));
+            coords.push((dim, iv, s.depth() - 1));
             let oenv = s.push_env(coords);
             let b = s.plan.buffer_of(root).unwrap_or(out);
             let old = s.load(b, root, oenv);
@@ -1072,9 +1155,7 @@ impl<'p> Func<'p> {
             };
             let sum = s.emit_val(&format!("arith.{add} {old}, {v} : {ty}"));
             s.store(out, root, oenv, &sum);
-            s.scopes.pop();
-            s.indent -= 2;
-            s.line("}");
+            s.close();
         });
     }
 }
@@ -1203,7 +1284,11 @@ pub fn kernel_function(plan: &Plan, k: &Kernel) -> Option<String> {
     }
     let mut text = format!("  func.func @{name}({}) {{\n", params.join(", "));
     text.push_str(&f.prologue);
-    text.push_str(&f.body);
+    for l in &f.scopes[0].text {
+        text.push_str("    ");
+        text.push_str(l);
+        text.push('\n');
+    }
     text.push_str("    func.return\n  }\n");
     Some(text)
 }

@@ -66,7 +66,12 @@ impl Jit {
             let module = lowered(&ctx, text)?;
             ExecutionEngine::new(&module, 3, &[], true, false)
         };
-        Ok(Jit { engine, _ctx: ctx })
+        let jit = Jit { engine, _ctx: ctx };
+        // `FTL_DUMP_OBJECT=path` writes the compiled code for inspection (objdump -d).
+        if let Some(path) = std::env::var_os("FTL_DUMP_OBJECT") {
+            jit.write_object(std::path::Path::new(&path));
+        }
+        Ok(jit)
     }
 
     /// The packed entry point of a kernel (`_mlir_<symbol>`), if it exists.

@@ -546,3 +546,45 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
         Err(f) => Outcome::fail(f.render()),
     }
 }
+
+/// `ftc build FILE --entry E -o NAME.ftlpack`: the compiled entry as an artifact directory.
+pub fn build_artifact(
+    file: &std::path::Path,
+    entry: &str,
+    sets: &[String],
+    output: &std::path::Path,
+    opts: &LoadOptions,
+    format: MessageFormat,
+) -> Outcome {
+    let analysis = match analysis_or_fail(file, opts, format) {
+        Ok(a) => a,
+        Err(o) => return o,
+    };
+    let result = (|| -> Result<String, run::Failure> {
+        let id = run::find_entry(&analysis, entry)?;
+        let mut eopts = crate::ir::lower::EntryOptions::default();
+        let mut inputs = std::collections::HashMap::new();
+        run::apply_sets(&analysis.hir, id, sets, &mut eopts, &mut inputs)?;
+        let grad = analysis
+            .hir
+            .decl(id)
+            .is_some_and(|d| d.kind.differentiable());
+        let g = run::compile(&analysis.hir, id, &eopts, grad)?;
+        let plan = crate::fuse::fuse(&g);
+        crate::mlir::write_artifact(&plan, output)
+            .map_err(|e| run::Failure::new(crate::codes::Code::RunFailed, e))?;
+        Ok(format!(
+            "wrote {} ({} kernels)\n",
+            output.display(),
+            plan.kernels.len()
+        ))
+    })();
+    match result {
+        Ok(stdout) => Outcome {
+            stdout,
+            stderr: String::new(),
+            success: true,
+        },
+        Err(f) => Outcome::fail(f.render()),
+    }
+}

@@ -89,14 +89,18 @@ enum Command {
         /// The `.ftl` file.
         file: PathBuf,
         /// Which stage to print.
-        #[arg(long, value_enum)]
-        emit: Stage,
-        /// The entry for `--emit ir|grad` (`sigmoid`, `lora.merge`).
+        #[arg(long, value_enum, required_unless_present = "output")]
+        emit: Option<Stage>,
+        /// The entry for `--emit ir|grad|kernels|mlir|llvm` and `-o` (`sigmoid`, `lora.merge`).
         #[arg(long)]
         entry: Option<String>,
-        /// Static options for `--emit ir|grad`, e.g. `--set use_rslora=true`.
+        /// Static options, e.g. `--set use_rslora=true`.
         #[arg(long = "set", value_name = "NAME=VALUE")]
         sets: Vec<String>,
+        /// Write the compiled entry as an artifact directory `NAME.ftlpack` (manifest and
+        /// shared object), which `ftl-run` runs without the compiler.
+        #[arg(short = 'o', long = "output", value_name = "NAME.ftlpack")]
+        output: Option<PathBuf>,
         #[command(flatten)]
         source: SourceArgs,
     },
@@ -252,15 +256,36 @@ fn run(cli: Cli) -> ExitCode {
         }
         Command::Build {
             file,
-            emit: emit @ (Stage::Ir | Stage::Grad | Stage::Kernels | Stage::Mlir | Stage::Llvm),
+            entry,
+            sets,
+            output: Some(output),
+            source,
+            ..
+        } => {
+            let Some(entry) = entry else {
+                eprintln!("error: `-o NAME.ftlpack` needs `--entry NAME`");
+                return ExitCode::FAILURE;
+            };
+            finish(driver::build_artifact(
+                &file,
+                &entry,
+                &sets,
+                &output,
+                &source.options(),
+                source.format(),
+            ))
+        }
+        Command::Build {
+            file,
+            emit:
+                Some(emit @ (Stage::Ir | Stage::Grad | Stage::Kernels | Stage::Mlir | Stage::Llvm)),
             entry,
             sets,
             source,
+            ..
         } => {
             let Some(entry) = entry else {
-                eprintln!(
-                    "error: `--emit ir`, `--emit grad` and `--emit kernels` need `--entry NAME`"
-                );
+                eprintln!("error: `--emit ir|grad|kernels|mlir|llvm` needs `--entry NAME`");
                 return ExitCode::FAILURE;
             };
             let stage = match emit {
@@ -287,7 +312,7 @@ fn run(cli: Cli) -> ExitCode {
                 return ExitCode::FAILURE;
             }
             let text = match emit {
-                Stage::Ast => driver::emit_ast(&analysis),
+                Some(Stage::Ast) => driver::emit_ast(&analysis),
                 _ => driver::emit_hir(&analysis),
             };
             let _ = std::io::stdout().lock().write_all(text.as_bytes());

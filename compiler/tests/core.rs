@@ -657,3 +657,149 @@ fn mlir_backend_matches_the_interpreter_on_every_entry() {
     );
     assert!(checked >= 20, "{checked}");
 }
+
+/// Distance in units in the last place between two f32 values.
+fn ulps(a: f32, b: f32) -> u64 {
+    if a == b || (a.is_nan() && b.is_nan()) {
+        return 0;
+    }
+    let key = |x: f32| {
+        let i = x.to_bits() as i32;
+        if i < 0 {
+            i64::from(i32::MIN) - i64::from(i)
+        } else {
+            i64::from(i)
+        }
+    };
+    (key(a) - key(b)).unsigned_abs()
+}
+
+/// The compiled path's f32 transcendentals (polynomials that vectorize) stay within a few ulp
+/// of the correctly rounded values over their working ranges.
+#[test]
+fn compiled_transcendentals_are_accurate_to_a_few_ulp() {
+    use ftl_compiler::ir::scalar;
+    let dir = scratch("ulp");
+    let file = dir.join("math.ftl");
+    std::fs::write(
+        &file,
+        "step grid(x: f32[N], p: f32[N], s: f32[N]) -> (\n\
+         e: f32[N], l: f32[N], l1: f32[N], em: f32[N], th: f32[N], sg: f32[N], sp: f32[N],\n\
+         er: f32[N], sn: f32[N], cs: f32[N]) {\n\
+         (e: exp(x), l: log(p), l1: log1p(p), em: expm1(s), th: tanh(s), sg: sigmoid(x),\n\
+          sp: softplus(x), er: erf(s), sn: sin(s), cs: cos(s))\n}\n",
+    )
+    .unwrap();
+    let analysis = driver::analyze(std::slice::from_ref(&file), &options());
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{}",
+        analysis.render(MessageFormat::Short)
+    );
+    let id = run::find_entry(&analysis, "grid").unwrap();
+    let g = run::compile(&analysis.hir, id, &Default::default(), false).unwrap();
+    let n = 20001;
+    let x: Vec<f64> = (0..n)
+        .map(|i| -87.0 + 174.0 * i as f64 / (n - 1) as f64)
+        .collect();
+    let p: Vec<f64> = (0..n)
+        .map(|i| 10f64.powf(-30.0 + 36.0 * i as f64 / (n - 1) as f64))
+        .collect();
+    let s: Vec<f64> = (0..n)
+        .map(|i| -10.0 + 20.0 * i as f64 / (n - 1) as f64)
+        .collect();
+    let f32v = |v: &[f64]| Tensor::from_f64(DType::F32, &[v.len()], v);
+    let inputs: HashMap<String, Tensor> = [("x", f32v(&x)), ("p", f32v(&p)), ("s", f32v(&s))]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let outs: HashMap<String, Vec<f64>> = run::run_on(run::Backend::Mlir, &g, &inputs)
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| (k, t.to_f64()))
+        .collect();
+    let r = |v: f64| v as f32 as f64;
+    let xs: Vec<f64> = inputs["x"].to_f64();
+    let ps: Vec<f64> = inputs["p"].to_f64();
+    let ss: Vec<f64> = inputs["s"].to_f64();
+    type Reference = fn(f64) -> f64;
+    let cases: [(&str, &[f64], Reference, u64); 10] = [
+        ("e", &xs, f64::exp, 2),
+        ("l", &ps, f64::ln, 2),
+        ("l1", &ps, f64::ln_1p, 3),
+        ("em", &ss, f64::exp_m1, 3),
+        ("th", &ss, f64::tanh, 4),
+        ("sg", &xs, scalar::sigmoid, 3),
+        ("sp", &xs, scalar::softplus, 3),
+        ("er", &ss, scalar::erf, 4),
+        ("sn", &ss, f64::sin, 3),
+        ("cs", &ss, f64::cos, 3),
+    ];
+    let mut report = Vec::new();
+    for (name, input, f, bound) in cases {
+        let got = &outs[name];
+        let worst = input
+            .iter()
+            .zip(got)
+            .map(|(a, y)| ulps(*y as f32, r(f(*a)) as f32))
+            .max()
+            .unwrap();
+        report.push(format!("{name}: {worst} ulp"));
+        assert!(
+            worst <= bound,
+            "{name}: {worst} ulp > {bound}; all: {report:?}"
+        );
+    }
+    eprintln!("compiled f32 math, max error: {}", report.join(", "));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `ftc build -o NAME.ftlpack` writes a manifest and a shared object that the runtime loads
+/// with the system loader (no LLVM in the loop) and runs to the JIT's results.
+#[test]
+fn artifacts_run_in_the_runtime_alone() {
+    let r = repo();
+    let dir = scratch("artifact");
+    let pack = dir.join("dpo.ftlpack");
+    let o = driver::build_artifact(
+        &r.join("examples").join("dpo.ftl"),
+        "sigmoid_from_logits",
+        &[],
+        &pack,
+        &options(),
+        MessageFormat::Short,
+    );
+    assert!(o.success, "{}", o.stderr);
+    assert!(pack.join("manifest.json").exists() && pack.join("kernels.so").exists());
+    assert!(!pack.join("kernels.o").exists());
+    let artifact = ftl_runtime::artifact::Artifact::load(&pack).unwrap();
+    let inputs: HashMap<String, Tensor> = safetensors_io::read(
+        &r.join("examples")
+            .join("data")
+            .join("dpo_logits.safetensors"),
+    )
+    .unwrap()
+    .into_iter()
+    .collect();
+    let got = artifact.executor().run(&inputs).unwrap();
+    let args = RunArgs {
+        file: r.join("examples").join("dpo.ftl"),
+        entry: "sigmoid_from_logits".into(),
+        inputs: Some(
+            r.join("examples")
+                .join("data")
+                .join("dpo_logits.safetensors"),
+        ),
+        out: Some(dir.join("jit.safetensors")),
+        ..RunArgs::default()
+    };
+    assert!(driver::run_entry(&args, &options(), MessageFormat::Short).success);
+    let want: HashMap<String, Tensor> = safetensors_io::read(&dir.join("jit.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect();
+    for (name, t) in &got {
+        assert_eq!(t, &want[name], "{name}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

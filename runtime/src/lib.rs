@@ -2,6 +2,7 @@
 //! the compiler: dtypes, host tensors, safetensors I/O, the argument binder and the counter-based
 //! random generator shared by every backend.
 
+pub mod artifact;
 pub mod bind;
 mod dtype;
 pub mod exec;

@@ -61,10 +61,15 @@ pub struct Jit {
 impl Jit {
     /// Compiles `text` at LLVM -O3 for the host CPU.
     pub fn compile(text: &str) -> Result<Jit, String> {
+        Jit::compile_with(text, false)
+    }
+
+    /// Compiles `text` at -O3 as position-independent code (for a shared object).
+    pub fn compile_with(text: &str, pic: bool) -> Result<Jit, String> {
         let ctx = context();
         let engine = {
             let module = lowered(&ctx, text)?;
-            ExecutionEngine::new(&module, 3, &[], true, false)
+            ExecutionEngine::new(&module, 3, &[], true, pic)
         };
         let jit = Jit { engine, _ctx: ctx };
         // `FTL_DUMP_OBJECT=path` writes the compiled code for inspection (objdump -d).

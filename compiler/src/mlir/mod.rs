@@ -200,3 +200,33 @@ pub fn compile_plan(plan: &Plan) -> Result<Compiled, String> {
         manifest,
     })
 }
+
+/// Writes the artifact `dir` (`NAME.ftlpack`): `manifest.json` and `kernels.so`, linked from
+/// the JIT's object code with the system C compiler (`cc`, or `$CC`).
+pub fn write_artifact(plan: &Plan, dir: &std::path::Path) -> Result<(), String> {
+    use ftl_runtime::artifact::{write_manifest, KERNELS};
+    let compiled = compile_plan(plan)?;
+    let jit = jit::Jit::compile_with(&compiled.mlir, true)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let object = dir.join("kernels.o");
+    jit.write_object(&object);
+    if !object.exists() {
+        return Err("internal error: LLVM wrote no object code".into());
+    }
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
+    let status = std::process::Command::new(&cc)
+        .arg("-shared")
+        .arg("-o")
+        .arg(dir.join(KERNELS))
+        .arg(&object)
+        .arg("-lm")
+        .status()
+        .map_err(|e| format!("cannot run `{cc}` to link the kernels: {e}"))?;
+    let _ = std::fs::remove_file(&object);
+    if !status.success() {
+        return Err(format!(
+            "`{cc} -shared` failed to link the kernels ({status})"
+        ));
+    }
+    write_manifest(dir, &compiled.manifest).map_err(|e| format!("{}: {e}", dir.display()))
+}

@@ -3,7 +3,8 @@
 //! evaluated at the loop's coordinates). The rules follow DESIGN.md and research/compiler.md §7:
 //!
 //! - inputs, reductions, scans, scatters, outputs and the operands of host steps (contractions,
-//!   sorts, solves, random draws) are materialized; gathers, transposes, broadcasts and every
+//!   sorts, solves) are materialized; random draws are computed inline (Philox is a pure function
+//!   of the element's index, so a dropout mask is regenerated wherever it is used); gathers, transposes, broadcasts and every
 //!   elementwise op are inlined by default (a gather reads its base at the gathered position, so
 //!   `log_softmax(x)[V: label]` never builds `x - lse`);
 //! - an inlined value that is not cheap and is used inside a loop over more dims than it has
@@ -86,8 +87,6 @@ pub enum HostKind {
     ArgSort,
     /// A linear solve.
     Solve,
-    /// Philox random draws.
-    Random,
 }
 
 /// One step of a plan.
@@ -184,7 +183,6 @@ fn must_materialize(op: &Op) -> bool {
             | Op::Contract(..)
             | Op::ArgSort { .. }
             | Op::Solve { .. }
-            | Op::Random { .. }
             | Op::Relabel(_)
     )
 }
@@ -257,7 +255,6 @@ fn host_kind(g: &Graph, id: NodeId) -> Option<HostKind> {
         Op::Contract(..) => gemm_groups(g, id).map(|_| HostKind::Contract),
         Op::ArgSort { .. } => Some(HostKind::ArgSort),
         Op::Solve { .. } => Some(HostKind::Solve),
-        Op::Random { .. } => Some(HostKind::Random),
         _ => None,
     }
 }

@@ -7,9 +7,9 @@
 //! checks evaluated before any other node runs.
 
 use crate::ir::scalar;
-use crate::ir::{DimId, DimSize, Dist, Graph, NodeId, Op, Reduction, Role, ScanKind};
+use crate::ir::{DimId, DimSize, Dist, Graph, NodeId, Op, Reduction, ScanKind};
 use ftl_runtime::bind::{self, ArgSpec, Binding, DimSpec};
-use ftl_runtime::{philox, DType, Tensor};
+use ftl_runtime::{host, DType, Tensor};
 use std::collections::HashMap;
 
 /// Why a run failed: bad inputs (one message each) or a failed check or range error.
@@ -553,16 +553,23 @@ impl<'g> Interp<'g> {
                 }
                 out
             }
-            Op::Random { dist, site } => {
-                let (seed, offset) = self.seed()?;
+            Op::Random {
+                dist,
+                site,
+                seed,
+                offset,
+            } => {
+                let seed = self.val(*seed).first().copied().unwrap_or(0.0) as i64 as u64;
+                let offset = self.val(*offset).first().copied().unwrap_or(0.0) as i64 as u64;
                 (0..total as u64)
                     .map(|i| {
-                        let w = philox::draw(seed, offset, *site, i);
-                        let v = match dist {
-                            Dist::Uniform => f64::from(philox::uniform(w[0])),
-                            Dist::Normal => philox::normal(w[0], w[1]),
-                        };
-                        dt.round(v)
+                        dt.round(host::random_value(
+                            seed,
+                            offset,
+                            *site,
+                            i,
+                            *dist == Dist::Normal,
+                        ))
                     })
                     .collect()
             }
@@ -638,21 +645,6 @@ impl<'g> Interp<'g> {
         });
         if singular {
             return err("solve: the matrix is singular");
-        }
-        Ok(out)
-    }
-
-    fn seed(&self) -> Result<(u64, u64), RunError> {
-        let mut out = (0, 0);
-        for (k, inp) in self.g.inputs.iter().enumerate() {
-            if inp.role == Role::Seed {
-                let v = self.inputs[k].first().copied().unwrap_or(0.0) as i64 as u64;
-                if inp.name == "seed" {
-                    out.0 = v;
-                } else {
-                    out.1 = v;
-                }
-            }
         }
         Ok(out)
     }

@@ -248,7 +248,6 @@ impl Executor {
                 Step::Contract(_) => "gemm".to_string(),
                 Step::ArgSort { .. } => "argsort".to_string(),
                 Step::Solve { .. } => "solve".to_string(),
-                Step::Random { .. } => "random".to_string(),
             };
             match step {
                 Step::Kernel(k) => self.kernel(k, &mut mem, &sizes, &mut status)?,
@@ -275,23 +274,6 @@ impl Executor {
                 }
                 Step::Solve { a, b, out, dim } => {
                     self.solve(*a, *b, *out, *dim, &mut mem, &sizes)?
-                }
-                Step::Random {
-                    out,
-                    normal,
-                    site,
-                    seed,
-                    offset,
-                } => {
-                    let (s, o) = (
-                        self.scalar(&mem, *seed)? as i64 as u64,
-                        self.scalar(&mem, *offset)? as i64 as u64,
-                    );
-                    let n = self.len(*out, &sizes);
-                    let v: Vec<f64> = (0..n as u64)
-                        .map(|i| host::random_value(s, o, *site, i, *normal))
-                        .collect();
-                    self.store(&mut mem, *out, &sizes, &v);
                 }
             }
             timings.push((name, start.elapsed().as_secs_f64() * 1e3));
@@ -659,11 +641,32 @@ impl Executor {
         };
         let (sa, sb, so) = (strides(c.a), strides(c.b), strides(c.out));
         let dtype = self.manifest.buffers[c.out as usize].dtype;
-        let (a, b) = (
-            self.tensor(mem, c.a, sizes)?.cast(dtype_for_gemm(dtype)),
-            self.tensor(mem, c.b, sizes)?.cast(dtype_for_gemm(dtype)),
-        );
-        let mut out = Tensor::zeros(dtype_for_gemm(dtype), &[nb * m * n]);
+        let direct = matches!(dtype, DType::F32 | DType::F64)
+            && [c.a, c.b]
+                .iter()
+                .all(|b| self.manifest.buffers[*b as usize].dtype == dtype);
+        // f32/f64 operands are read in place; 16-bit floats go through an f32 copy.
+        let (a_copy, b_copy, mut out_copy) = if direct {
+            (None, None, None)
+        } else {
+            (
+                Some(self.tensor(mem, c.a, sizes)?.cast(DType::F32)),
+                Some(self.tensor(mem, c.b, sizes)?.cast(DType::F32)),
+                Some(Tensor::zeros(DType::F32, &[nb * m * n])),
+            )
+        };
+        let ap = match &a_copy {
+            Some(t) => t.bytes().as_ptr(),
+            None => self.ptr(mem, c.a) as *const u8,
+        };
+        let bp = match &b_copy {
+            Some(t) => t.bytes().as_ptr(),
+            None => self.ptr(mem, c.b) as *const u8,
+        };
+        let op = match &mut out_copy {
+            Some(t) => t.bytes_mut().as_mut_ptr(),
+            None => self.ptr(mem, c.out),
+        };
         let batch_offset = |st: &HashMap<u32, usize>, mut idx: usize| -> usize {
             let mut off = 0;
             for d in c.batch.iter().rev() {
@@ -673,6 +676,11 @@ impl Executor {
             }
             off
         };
+        let parallelism = if m * n * k >= 1 << 18 {
+            gemm::Parallelism::Rayon(self.threads)
+        } else {
+            gemm::Parallelism::None
+        };
         for bi in 0..nb {
             let (oa, ob, oo) = (
                 batch_offset(&sa, bi),
@@ -681,24 +689,22 @@ impl Executor {
             );
             macro_rules! run_gemm {
                 ($t:ty) => {{
-                    let ap: &[$t] = bytemuck::cast_slice(a.bytes());
-                    let bp: &[$t] = bytemuck::cast_slice(b.bytes());
-                    let op: &mut [$t] = bytemuck::cast_slice_mut(out.bytes_mut());
-                    // SAFETY: the pointers and strides address elements inside each operand
-                    // (group strides come from the operands' own row-major layouts).
+                    // SAFETY: the pointers are the operands' (or their copies') memory, 8-byte
+                    // aligned, and the group strides come from their own row-major layouts, so
+                    // every element addressed lies inside its buffer.
                     unsafe {
                         gemm::gemm(
                             m,
                             n,
                             k,
-                            op.as_mut_ptr().add(oo),
+                            (op as *mut $t).add(oo),
                             group(&so, &c.n),
                             group(&so, &c.m),
                             false,
-                            ap.as_ptr().add(oa),
+                            (ap as *const $t).add(oa),
                             group(&sa, &c.k),
                             group(&sa, &c.m),
-                            bp.as_ptr().add(ob),
+                            (bp as *const $t).add(ob),
                             group(&sb, &c.n),
                             group(&sb, &c.k),
                             0 as $t,
@@ -706,11 +712,7 @@ impl Executor {
                             false,
                             false,
                             false,
-                            if m * n * k >= 1 << 18 {
-                                gemm::Parallelism::Rayon(self.threads)
-                            } else {
-                                gemm::Parallelism::None
-                            },
+                            parallelism,
                         )
                     }
                 }};
@@ -721,8 +723,10 @@ impl Executor {
                 run_gemm!(f32)
             }
         }
-        let values = out.to_f64();
-        self.store(mem, c.out, sizes, &values);
+        if let Some(out) = out_copy {
+            let values = out.to_f64();
+            self.store(mem, c.out, sizes, &values);
+        }
         Ok(())
     }
 
@@ -771,14 +775,6 @@ impl Executor {
         }
         self.store(mem, out, sizes, &x);
         Ok(())
-    }
-}
-
-fn dtype_for_gemm(d: DType) -> DType {
-    if d == DType::F64 {
-        DType::F64
-    } else {
-        DType::F32
     }
 }
 

@@ -136,19 +136,6 @@ pub enum Step {
         /// The dim of `a` contracted with the solution.
         dim: u32,
     },
-    /// Philox draws over `out`'s elements.
-    Random {
-        /// Output.
-        out: u32,
-        /// Normal (true) or uniform.
-        normal: bool,
-        /// Draw site.
-        site: u32,
-        /// Scalar seed buffer (i64).
-        seed: u32,
-        /// Scalar offset buffer (i64).
-        offset: u32,
-    },
 }
 
 /// A `requires` condition: a bool scalar the prelude computes.

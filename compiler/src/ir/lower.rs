@@ -962,7 +962,12 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         let site = self.next_site;
         self.next_site += 1;
         self.b.push(Node {
-            op: Op::Random { dist, site },
+            op: Op::Random {
+                dist,
+                site,
+                seed: self.seed.map_or(NodeId(0), |s| s.0),
+                offset: self.seed.map_or(NodeId(0), |s| s.1),
+            },
             dtype: DType::F32,
             dims,
         })

@@ -263,12 +263,17 @@ pub enum Op {
         /// Largest first.
         descending: bool,
     },
-    /// Random numbers over the node's dims, from the `seed`/`offset` inputs and a site number.
+    /// Random numbers over the node's dims: element i (row-major in the node's dims) is
+    /// Philox-4x32-10 of counter (i, site, offset) under key `seed`.
     Random {
         /// Uniform [0, 1) or standard normal.
         dist: Dist,
         /// The draw site (its own stream).
         site: u32,
+        /// The `seed` input (i64 scalar).
+        seed: NodeId,
+        /// The `offset` input (i64 scalar).
+        offset: NodeId,
     },
     /// The operand, with no gradient flowing back.
     Detach(NodeId),
@@ -278,12 +283,8 @@ impl Op {
     /// The operands, in order.
     pub fn operands(&self) -> Vec<NodeId> {
         match self {
-            Op::Input(_)
-            | Op::Const(_)
-            | Op::Literal(_)
-            | Op::Size(_)
-            | Op::Iota(_)
-            | Op::Random { .. } => vec![],
+            Op::Input(_) | Op::Const(_) | Op::Literal(_) | Op::Size(_) | Op::Iota(_) => vec![],
+            Op::Random { seed, offset, .. } => vec![*seed, *offset],
             Op::Unary(_, a)
             | Op::Cast(a)
             | Op::Broadcast(a)
@@ -312,12 +313,21 @@ impl Op {
     /// The same op with operands renamed through `f`.
     pub fn map_operands(&self, mut f: impl FnMut(NodeId) -> NodeId) -> Op {
         match self.clone() {
-            op @ (Op::Input(_)
-            | Op::Const(_)
-            | Op::Literal(_)
-            | Op::Size(_)
-            | Op::Iota(_)
-            | Op::Random { .. }) => op,
+            op @ (Op::Input(_) | Op::Const(_) | Op::Literal(_) | Op::Size(_) | Op::Iota(_)) => op,
+            Op::Random {
+                dist,
+                site,
+                seed,
+                offset,
+            } => {
+                let seed = f(seed);
+                Op::Random {
+                    dist,
+                    site,
+                    seed,
+                    offset: f(offset),
+                }
+            }
             Op::Unary(u, a) => Op::Unary(u, f(a)),
             Op::Cast(a) => Op::Cast(f(a)),
             Op::Broadcast(a) => Op::Broadcast(f(a)),

@@ -80,9 +80,17 @@ fn op_text(g: &Graph, op: &Op) -> String {
             x.0,
             dim(d)
         ),
-        Op::Random { dist, site } => {
-            format!("random.{} site {site}", format!("{dist:?}").to_lowercase())
-        }
+        Op::Random {
+            dist,
+            site,
+            seed,
+            offset,
+        } => format!(
+            "random.{} site {site} seed %{} offset %{}",
+            format!("{dist:?}").to_lowercase(),
+            seed.0,
+            offset.0
+        ),
         Op::Detach(a) => format!("detach %{}", a.0),
     }
 }

@@ -238,6 +238,8 @@ impl<'p> Func<'p> {
         } else {
             match &n.op {
                 Op::Iota(d) => add(&mut out, vec![*d]),
+                // A draw depends on its element's position in its own dims.
+                Op::Random { .. } => add(&mut out, n.dims.clone()),
                 Op::Gather {
                     base,
                     dim,
@@ -734,6 +736,28 @@ impl<'p> Func<'p> {
                         v
                     }
                 }
+            }
+            Op::Random {
+                dist,
+                site,
+                seed,
+                offset,
+            } => {
+                // The element's row-major index in the node's own dims.
+                let mut flat = self.idx(0);
+                for d in &n.dims {
+                    let size = self.dim_sizes[d.0 as usize].clone();
+                    let c = self
+                        .env_coord(env, *d)
+                        .unwrap_or_else(|| self.const_i("index", 0));
+                    let scaled = self.emit_val(&format!("arith.muli {flat}, {size} : index"));
+                    flat = self.emit_val(&format!("arith.addi {scaled}, {c} : index"));
+                }
+                let idx = self.emit_val(&format!("arith.index_cast {flat} : index to i64"));
+                let (s, o) = (self.value(*seed, env), self.value(*offset, env));
+                let words = self.philox(&idx, *site, &s, &o);
+                let r = self.random_f32(&words, *dist == crate::ir::Dist::Normal);
+                self.convert(&r, DType::F32, dt)
             }
             Op::Contract(a, b) => {
                 // Only reached as the operand of a Reduce-style contraction nest.

@@ -353,4 +353,79 @@ impl Func<'_> {
             self.sel(&neg, &nr, &r)
         }
     }
+
+    /// Philox-4x32-10 of counter (idx, site, offset) under key `seed` (all i64 SSA values but
+    /// `site`), as the runtime's `philox::draw`; returns the four words (i32).
+    pub fn philox(&mut self, idx: &str, site: u32, seed: &str, offset: &str) -> [String; 4] {
+        let c32 = self.const_i("i64", 32);
+        let lo = |s: &mut Self, v: &str| s.emit_val(&format!("arith.trunci {v} : i64 to i32"));
+        let hi = |s: &mut Self, v: &str| {
+            let h = s.emit_val(&format!("arith.shrui {v}, {c32} : i64"));
+            s.emit_val(&format!("arith.trunci {h} : i64 to i32"))
+        };
+        let mut c = [
+            lo(self, idx),
+            hi(self, idx),
+            self.const_i("i32", i64::from(site as i32)),
+            lo(self, offset),
+        ];
+        let mut k = [lo(self, seed), hi(self, seed)];
+        let m0 = self.const_i("i64", 0xD251_1F53);
+        let m1 = self.const_i("i64", 0xCD9E_8D57);
+        let w0 = self.const_i("i32", 0x9E37_79B9_u32 as i32 as i64);
+        let w1 = self.const_i("i32", 0xBB67_AE85_u32 as i32 as i64);
+        let mulhilo = |s: &mut Self, m: &str, x: &str| {
+            let wide = s.emit_val(&format!("arith.extui {x} : i32 to i64"));
+            let p = s.emit_val(&format!("arith.muli {wide}, {m} : i64"));
+            (hi(s, &p), lo(s, &p))
+        };
+        for round in 0..10 {
+            if round > 0 {
+                k = [
+                    self.emit_val(&format!("arith.addi {}, {w0} : i32", k[0])),
+                    self.emit_val(&format!("arith.addi {}, {w1} : i32", k[1])),
+                ];
+            }
+            let (hi0, lo0) = mulhilo(self, &m0, &c[0]);
+            let (hi1, lo1) = mulhilo(self, &m1, &c[2]);
+            let x0 = self.emit_val(&format!("arith.xori {hi1}, {} : i32", c[1]));
+            let x0 = self.emit_val(&format!("arith.xori {x0}, {} : i32", k[0]));
+            let x2 = self.emit_val(&format!("arith.xori {hi0}, {} : i32", c[3]));
+            let x2 = self.emit_val(&format!("arith.xori {x2}, {} : i32", k[1]));
+            c = [x0, lo1, x2, lo0];
+        }
+        c
+    }
+
+    /// The top 24 bits of a word as an f32 in [0, 1) (`philox::uniform`), plus `add` units.
+    fn word_unit(&mut self, w: &str, add: f64) -> String {
+        let eight = self.const_i("i32", 8);
+        let top = self.emit_val(&format!("arith.shrui {w}, {eight} : i32"));
+        let f = self.emit_val(&format!("arith.uitofp {top} : i32 to f32"));
+        let f = if add != 0.0 {
+            let a = self.c(add);
+            self.op2("addf", &f, &a)
+        } else {
+            f
+        };
+        let scale = self.c(1.0 / 16_777_216.0);
+        self.op2("mulf", &f, &scale)
+    }
+
+    /// A uniform in [0, 1) or a standard normal (Box–Muller, cosine branch) from a draw.
+    pub fn random_f32(&mut self, w: &[String; 4], normal: bool) -> String {
+        if !normal {
+            return self.word_unit(&w[0], 0.0);
+        }
+        let u1 = self.word_unit(&w[0], 1.0);
+        let u2 = self.word_unit(&w[1], 0.0);
+        let l = self.log_f32(&u1);
+        let m2 = self.c(-2.0);
+        let r = self.op2("mulf", &l, &m2);
+        let r = self.emit_val(&format!("math.sqrt {r} : f32"));
+        let tau = self.c(std::f64::consts::TAU);
+        let a = self.op2("mulf", &u2, &tau);
+        let c = self.sincos_f32(&a, true);
+        self.op2("mulf", &r, &c)
+    }
 }

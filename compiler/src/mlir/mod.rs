@@ -1,7 +1,7 @@
 //! The MLIR backend: a fused [`Plan`] becomes MLIR text (`emit`, with the vectorizable math of
 //! `math`), lowered to LLVM and compiled by melior (`jit`), and a runtime [`Manifest`] that tells
 //! the executor which buffers each kernel takes and which library routines (GEMM, argsort,
-//! solve, random draws) run between them.
+//! solve) run between them.
 
 pub mod emit;
 pub mod jit;
@@ -9,7 +9,7 @@ mod math;
 
 use crate::fuse::{self, BufRole, HostKind, Kernel, Plan};
 use crate::interp::arg_specs;
-use crate::ir::{DimSize, EntryKind, Op, Role};
+use crate::ir::{DimSize, EntryKind, Op};
 use ftl_runtime::manifest::{
     ArgDecl, BufferDecl, BufferRole, CheckDecl, ContractDecl, DimDecl, DimRule, KernelDecl,
     Manifest, Step,
@@ -103,12 +103,6 @@ pub fn compile_plan(plan: &Plan) -> Result<Compiled, String> {
             size,
         });
     }
-    let seed_buf = |name: &str| -> Option<u32> {
-        g.inputs
-            .iter()
-            .position(|i| i.role == Role::Seed && i.name == name)
-            .map(|k| args[k].buffer)
-    };
     let mut steps = Vec::new();
     for k in &plan.kernels {
         match k {
@@ -143,14 +137,6 @@ pub fn compile_plan(plan: &Plan) -> Result<Compiled, String> {
                         b: buf_of(*b)?,
                         out: out.0,
                         dim: dim.0,
-                    },
-                    (HostKind::Random, Op::Random { dist, site }) => Step::Random {
-                        out: out.0,
-                        normal: *dist == crate::ir::Dist::Normal,
-                        site: *site,
-                        seed: seed_buf("seed").ok_or("internal error: random without a seed")?,
-                        offset: seed_buf("offset")
-                            .ok_or("internal error: random without an offset")?,
                     },
                     _ => return Err("internal error: a host step of the wrong kind".into()),
                 };

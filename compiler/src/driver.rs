@@ -202,18 +202,33 @@ fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<Outcome, run::Fail
     }
     run::convert_scalars(&g, &mut inputs);
     let start = std::time::Instant::now();
-    let outputs = run::run_on(args.backend, &g, &inputs)?;
-    let elapsed = start.elapsed().as_secs_f64() * 1e3;
-    let backend = match args.backend {
-        run::Backend::Mlir => "mlir",
-        run::Backend::Interp => "interpreter",
+    let (outputs, timings, header) = match args.backend {
+        run::Backend::Mlir => {
+            let compiled = run::CompiledEntry::new(&g)?;
+            let compile_ms = start.elapsed().as_secs_f64() * 1e3;
+            let (outputs, timings) = compiled.run_timed(&inputs)?;
+            let run_ms: f64 = timings.iter().map(|(_, t)| t).sum();
+            (
+                outputs,
+                timings,
+                format!("mlir: compile {compile_ms:.1} ms, kernels {run_ms:.2} ms"),
+            )
+        }
+        run::Backend::Interp => {
+            let outputs = run::run_graph(&g, &inputs)?;
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            (outputs, Vec::new(), format!("interpreter: {ms:.1} ms"))
+        }
     };
     let mut stdout = format!(
-        "{} ({}), {backend}: compile + run {elapsed:.1} ms\n",
+        "{} ({}), {header}\n",
         g.name,
         format!("{:?}", g.kind).to_lowercase()
     );
     stdout.push_str(&run::table(&outputs));
+    for (kernel, ms) in &timings {
+        stdout.push_str(&format!("  kernel {kernel:<16} {ms:.3} ms\n"));
+    }
     if let Some(out) = &args.out {
         ftl_runtime::safetensors_io::write_atomic(out, &outputs)
             .map_err(|e| run::Failure::new(Code::RunFailed, e.to_string()))?;

@@ -532,21 +532,11 @@ impl<'g> Interp<'g> {
                 let xv = self.val(*x).to_vec();
                 let (outer, n, inner) = self.split_at_dim(&node.dims, *dim);
                 let mut out = vec![0.0; total];
-                let key = |v: f64| if v.is_nan() { f64::INFINITY } else { v };
                 for o in 0..outer {
                     for i in 0..inner {
                         let at = |k: usize| (o * n + k) * inner + i;
-                        let mut perm: Vec<usize> = (0..n).collect();
-                        perm.sort_by(|&p, &q| {
-                            let (a, b) = (key(xv[at(p)]), key(xv[at(q)]));
-                            let ord = a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal);
-                            if *descending {
-                                ord.reverse()
-                            } else {
-                                ord
-                            }
-                        });
-                        for (k, p) in perm.into_iter().enumerate() {
+                        let row: Vec<f64> = (0..n).map(|k| xv[at(k)]).collect();
+                        for (k, p) in host::argsort(&row, *descending).into_iter().enumerate() {
                             out[at(k)] = p as f64;
                         }
                     }
@@ -618,26 +608,9 @@ impl<'g> Interp<'g> {
                     rowv
                 })
                 .collect();
-            for col in 0..n {
-                let piv = (col..n)
-                    .max_by(|&p, &q| m[p][col].abs().total_cmp(&m[q][col].abs()))
-                    .unwrap_or(col);
-                if m[piv][col] == 0.0 {
-                    singular = true;
-                    return;
-                }
-                m.swap(col, piv);
-                let pivot_row = m[col].clone();
-                for below in m.iter_mut().skip(col + 1) {
-                    let f = below[col] / pivot_row[col];
-                    for (x, p) in below.iter_mut().zip(&pivot_row).skip(col) {
-                        *x -= f * p;
-                    }
-                }
-            }
-            for r in (0..n).rev() {
-                let s: f64 = (r + 1..n).map(|c| m[r][c] * m[c][n]).sum();
-                m[r][n] = (m[r][n] - s) / m[r][r];
+            if !host::solve_augmented(&mut m) {
+                singular = true;
+                return;
             }
             for (c, mrow) in m.iter().enumerate() {
                 out[offs[1] + c * x_col] = dt.round(mrow[n]);

@@ -803,3 +803,33 @@ fn artifacts_run_in_the_runtime_alone() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The MLIR text of a small entry is pinned (the kernels' loops, hoisting and math).
+#[test]
+fn mlir_text_is_pinned() {
+    let file = repo().join("examples").join("dpo.ftl");
+    let o = driver::emit_graph(
+        &file,
+        "sigmoid",
+        &[],
+        EntryStage::Mlir,
+        &options(),
+        MessageFormat::Short,
+    );
+    assert!(o.success, "{}", o.stderr);
+    assert!(o.stdout.contains("func.func @k0_sum") && !o.stdout.contains("llvm.call"));
+    insta::assert_snapshot!("mlir__dpo__sigmoid", o.stdout);
+    let o = driver::emit_graph(
+        &file,
+        "sigmoid",
+        &[],
+        EntryStage::Llvm,
+        &options(),
+        MessageFormat::Short,
+    );
+    assert!(
+        o.success && o.stdout.contains("llvm.func @k0_sum"),
+        "{}",
+        o.stderr
+    );
+}

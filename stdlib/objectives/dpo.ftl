@@ -1,0 +1,815 @@
+import std.core.logps
+
+// The DPO family of TRL's DPOTrainer (HEAD), one objective per `loss_type`, on per-sequence
+// log-probabilities. Formulas and test vectors: research/objectives.md §1.2 and §5 (V1); the
+// expected values come from tests/reference/trl_objectives.py, a plain-Python transcription of
+// TRL's code. Metrics are TRL's `rewards/*`, always from the log-ratios ρ = s − s_ref. Inside
+// this module `sigmoid` names the DPO objective, so σ(x) is written `exp(log_sigmoid(x))` (stable
+// for any x, with the same value and gradient).
+
+/// Direct Preference Optimization (Rafailov et al., 2023, arXiv 2305.18290); TRL
+/// `loss_type="sigmoid"` at HEAD: `−logσ(βΔ)`, no label smoothing (TRL dropped cDPO from `sigmoid`
+/// in v0.29; `robust` keeps the smoothed form).
+objective sigmoid(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+) requires beta > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    loss mean(-log_sigmoid(beta * (chosen - rejected)), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "sigmoid matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = sigmoid(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+    );
+    expect_close(r.loss, 0.7376561461290296, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = sigmoid(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+    );
+    expect_close(s.loss, 50.0, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck sigmoid(B: 4);
+}
+
+/// SLiC / RSO hinge loss (Zhao et al., 2023; Liu et al., 2023); TRL `loss_type="hinge"`:
+/// `relu(1 − βΔ)`.
+objective hinge(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+) requires beta > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    loss mean(relu(1.0 - beta * (chosen - rejected)), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "hinge matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = hinge(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+    );
+    expect_close(r.loss, 1.075, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = hinge(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+    );
+    expect_close(s.loss, 50.5, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck hinge(B: 4);
+}
+
+/// Identity Preference Optimization (Azar et al., 2023, arXiv 2310.12036); TRL `loss_type="ipo"`:
+/// log-ratios divided by completion lengths (clamped at 1, as TRL's
+/// `completion_mask.sum(1).clamp(min=1)`), then `(Δ/n − 1/(2β))²`.
+objective ipo(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    chosen_lengths: const f32[B],
+    rejected_lengths: const f32[B],
+    beta: f32 = 0.1,
+) requires beta > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    let delta = chosen / max(chosen_lengths, 1.0) - rejected / max(rejected_lengths, 1.0);
+    loss mean(pow(delta - 1.0 / (2.0 * beta), 2.0), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "ipo matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = ipo(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        chosen_lengths: [4.0, 10.0],
+        rejected_lengths: [5.0, 8.0],
+    );
+    expect_close(r.loss, 25.1225, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = ipo(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+        chosen_lengths: [1.0, 1.0],
+        rejected_lengths: [1.0, 1.0],
+    );
+    expect_close(s.loss, 1000025.0, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck ipo(B: 4);
+}
+
+/// EXO, pairwise (Ji et al., 2024, arXiv 2402.00856); TRL `loss_type="exo_pair"`:
+/// `σ(βΔ)(logσ(βΔ) − log(1−ε)) + σ(−βΔ)(logσ(−βΔ) − log ε)`. TRL raises for ε = 0 (the paper
+/// uses 1e-3), hence the `requires`.
+objective exo_pair(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+    label_smoothing: f32 = 0.0,
+) requires beta > 0.0, 0.0 < label_smoothing < 1.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    let z = beta * (chosen - rejected);
+    let pos = exp(log_sigmoid(z)) * (log_sigmoid(z) - log1p(-label_smoothing));
+    let neg = exp(log_sigmoid(-z)) * (log_sigmoid(-z) - log(label_smoothing));
+    loss mean(pos + neg, B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "exo_pair matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = exo_pair(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        label_smoothing: 0.001,
+    );
+    expect_close(r.loss, 2.896014082217127, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = exo_pair(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+        label_smoothing: 0.001,
+    );
+    expect_close(s.loss, 3.4543778896578603, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck exo_pair(B: 4, label_smoothing: 0.001);
+}
+
+/// NCA, pairwise (Chen et al., 2024, arXiv 2402.05369); TRL `loss_type="nca_pair"`:
+/// `−logσ(βρ_c) − ½logσ(−βρ_c) − ½logσ(−βρ_r)`.
+objective nca_pair(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+) requires beta > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    let c = beta * chosen;
+    loss mean(-log_sigmoid(c) - 0.5 * log_sigmoid(-c) - 0.5 * log_sigmoid(-beta * rejected), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "nca_pair matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = nca_pair(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+    );
+    expect_close(r.loss, 1.4082446194590759, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = nca_pair(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+    );
+    expect_close(s.loss, 26.03972077083992, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck nca_pair(B: 4);
+}
+
+/// Robust DPO (Chowdhury et al., 2024, arXiv 2403.00409); TRL `loss_type="robust"`:
+/// `(−(1−ε)logσ(βΔ) + ε·logσ(−βΔ)) / (1 − 2ε)`, valid for 0 ≤ ε < 0.5.
+objective robust(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+    label_smoothing: f32 = 0.0,
+) requires beta > 0.0, 0.0 <= label_smoothing < 0.5 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    let z = beta * (chosen - rejected);
+    let per_pair = -(1.0 - label_smoothing) * log_sigmoid(z) + label_smoothing * log_sigmoid(-z);
+    loss mean(per_pair / (1.0 - 2.0 * label_smoothing), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "robust matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = robust(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        label_smoothing: 0.1,
+    );
+    expect_close(r.loss, 0.7470311461290295, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = robust(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+        label_smoothing: 0.1,
+    );
+    expect_close(s.loss, 50.0, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck robust(B: 4, label_smoothing: 0.1);
+}
+
+/// BCO, pairwise (Jung et al., 2024, arXiv 2404.04656); TRL `loss_type="bco_pair"` at HEAD:
+/// `−logσ(βρ_c) − logσ(−βρ_r)` (the running-mean shift δ of TRL ≤ 0.28 is gone).
+objective bco_pair(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+) requires beta > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    loss mean(-log_sigmoid(beta * chosen) - log_sigmoid(-beta * rejected), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "bco_pair matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = bco_pair(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+    );
+    expect_close(r.loss, 1.4276959187710099, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = bco_pair(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+    );
+    expect_close(s.loss, 50.69314718055995, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck bco_pair(B: 4);
+}
+
+/// SPPO with hard labels (Wu et al., 2024, arXiv 2405.00675); TRL `loss_type="sppo_hard"`:
+/// `(ρ_c − 1/(2β))² + (ρ_r + 1/(2β))²`.
+objective sppo_hard(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+) requires beta > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    let h = 1.0 / (2.0 * beta);
+    loss mean(pow(chosen - h, 2.0) + pow(rejected + h, 2.0), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "sppo_hard matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = sppo_hard(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+    );
+    expect_close(r.loss, 60.625, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = sppo_hard(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+    );
+    expect_close(s.loss, 1000050.0, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck sppo_hard(B: 4);
+}
+
+/// Alignment via Optimal Transport, paired (Melnyk et al., 2024, arXiv 2406.05882); TRL
+/// `loss_type="aot"`: `d = sort(s_c − s_r) − sort(s_c^ref − s_r^ref)` over the batch, then the
+/// smoothed sigmoid `−(1−ε)logσ(βd) − ε·logσ(−βd)`.
+objective aot(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+    label_smoothing: f32 = 0.0,
+) requires beta > 0.0, 0.0 <= label_smoothing <= 1.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    let d = sort(chosen_logps - rejected_logps, B) - sort(ref_chosen_logps - ref_rejected_logps, B);
+    let smooth = -(1.0 - label_smoothing) * log_sigmoid(beta * d) - label_smoothing * log_sigmoid(-beta * d);
+    loss mean(smooth, B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "aot matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = aot(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        label_smoothing: 0.1,
+    );
+    expect_close(r.loss, 0.7245521141747386, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = aot(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+        label_smoothing: 0.1,
+    );
+    expect_close(s.loss, 50.0, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck aot(B: 4, label_smoothing: 0.1);
+}
+
+/// Alignment via Optimal Transport, unpaired; TRL `loss_type="aot_unpaired"`:
+/// `d = sort(ρ_c) − sort(ρ_r)` over the batch, then the smoothed sigmoid.
+objective aot_unpaired(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+    label_smoothing: f32 = 0.0,
+) requires beta > 0.0, 0.0 <= label_smoothing <= 1.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    let d = sort(chosen, B) - sort(rejected, B);
+    let smooth = -(1.0 - label_smoothing) * log_sigmoid(beta * d) - label_smoothing * log_sigmoid(-beta * d);
+    loss mean(smooth, B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "aot_unpaired matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = aot_unpaired(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        label_smoothing: 0.0,
+    );
+    expect_close(r.loss, 0.7314281540434286, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = aot_unpaired(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+        label_smoothing: 0.0,
+    );
+    expect_close(s.loss, 50.0, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck aot_unpaired(B: 4, label_smoothing: 0.0);
+}
+
+/// Anchored Preference Optimization, zero (D'Oosterlinck et al., 2024, arXiv 2408.06266);
+/// TRL `loss_type="apo_zero"`: `(1 − σ(βρ_c)) + σ(βρ_r)`.
+objective apo_zero(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+) requires beta > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    loss mean(1.0 - exp(log_sigmoid(beta * chosen)) + exp(log_sigmoid(beta * rejected)), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "apo_zero matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = apo_zero(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+    );
+    expect_close(r.loss, 1.018668300414134, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = apo_zero(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+    );
+    expect_close(s.loss, 1.0, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck apo_zero(B: 4);
+}
+
+/// Anchored Preference Optimization, down; TRL `loss_type="apo_down"`:
+/// `σ(βρ_c) + (1 − σ(βΔ))`.
+objective apo_down(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+) requires beta > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    loss mean(exp(log_sigmoid(beta * chosen)) + 1.0 - exp(log_sigmoid(beta * (chosen - rejected))), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "apo_down matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = apo_down(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+    );
+    expect_close(r.loss, 1.0185063357339548, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = apo_down(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+    );
+    expect_close(s.loss, 1.0, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck apo_down(B: 4);
+}
+
+/// DiscoPOP (Chris Lu et al., 2024, arXiv 2406.08414); TRL `loss_type="discopop"`:
+/// `z = βΔ, m = σ(z/τ)`, `(1 − m)(−logσ(z)) + m·e^{−z}`. `m·e^{−z}` is computed as
+/// `exp(logσ(z/τ) − z)`: the same value, finite where TRL's product overflows (|z| ≳ 88).
+objective discopop(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+    discopop_tau: f32 = 0.05,
+) requires beta > 0.0, discopop_tau > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    let z = beta * (chosen - rejected);
+    let m = exp(log_sigmoid(z / discopop_tau));
+    loss mean((1.0 - m) * -log_sigmoid(z) + exp(log_sigmoid(z / discopop_tau) - z), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "discopop matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = discopop(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+    );
+    expect_close(r.loss, 0.8524590086711236, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = discopop(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+    );
+    expect_close(s.loss, 50.0, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck discopop(B: 4);
+}
+
+/// Length-normalized DPO; TRL `loss_type="sigmoid_norm"` (#5406):
+/// `−logσ(β(ρ_c/n_c − ρ_r/n_r))`, lengths clamped at 1.
+objective sigmoid_norm(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    chosen_lengths: const f32[B],
+    rejected_lengths: const f32[B],
+    beta: f32 = 0.1,
+) requires beta > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    let delta = chosen / max(chosen_lengths, 1.0) - rejected / max(rejected_lengths, 1.0);
+    loss mean(-log_sigmoid(beta * delta), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "sigmoid_norm matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = sigmoid_norm(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        chosen_lengths: [4.0, 10.0],
+        rejected_lengths: [5.0, 8.0],
+    );
+    expect_close(r.loss, 0.6933002977448284, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = sigmoid_norm(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+        chosen_lengths: [1.0, 1.0],
+        rejected_lengths: [1.0, 1.0],
+    );
+    expect_close(s.loss, 50.0, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck sigmoid_norm(B: 4);
+}
+
+/// f-DPO with the forward KL (Wang et al., 2023, arXiv 2309.16240); TRL `loss_type="sigmoid"`
+/// with `f_divergence_type="forward_kl"`: scores `u = −e^{−ρ}`, then `−logσ(β(u_c − u_r))`
+/// (e^{−ρ} overflows f32 below ρ ≈ −88, in TRL as here). Rewards stay on ρ.
+objective sigmoid_forward_kl(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+) requires beta > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    loss mean(-log_sigmoid(beta * (-exp(-chosen) + exp(-rejected))), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "sigmoid_forward_kl matches TRL on V1 and stays finite at margins of ±50" {
+    let r = sigmoid_forward_kl(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+    );
+    expect_close(r.loss, 0.7308826637718232, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = sigmoid_forward_kl(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-50.0, 50.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+    );
+    expect_close(s.loss, 0.37219833003678543, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck sigmoid_forward_kl(B: 4);
+}
+
+/// f-DPO with the Jensen–Shannon divergence; TRL `f_divergence_type="js_divergence"`: scores
+/// `u = logσ(ρ)`, then `−logσ(β(u_c − u_r))`.
+objective sigmoid_js(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+) requires beta > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    loss mean(-log_sigmoid(beta * (log_sigmoid(chosen) - log_sigmoid(rejected))), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "sigmoid_js matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = sigmoid_js(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+    );
+    expect_close(r.loss, 0.7074371153576822, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = sigmoid_js(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+    );
+    expect_close(s.loss, 0.3642024928336106, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck sigmoid_js(B: 4);
+}
+
+/// f-DPO with the α-divergence; TRL `f_divergence_type="alpha_divergence"`: scores
+/// `u = e^{t}/(α − 1)`, `t = min((α − 1)ρ, 80)` (TRL's cap for f32), `u = ρ` when |α − 1| < 1e-6.
+/// `f_alpha_divergence_coef` defaults to 0.5 as in TRL HEAD's DPOConfig (TRL ≤ 0.28 used 1.0).
+objective sigmoid_alpha(
+    chosen_logps: f32[B],
+    rejected_logps: f32[B],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+    f_alpha_divergence_coef: f32 = 0.5,
+) requires beta > 0.0 {
+    let chosen = chosen_logps - ref_chosen_logps;
+    let rejected = rejected_logps - ref_rejected_logps;
+    let a = f_alpha_divergence_coef - 1.0;
+    let near_kl = abs(a) < 1e-6;
+    let uc = where(near_kl, chosen, exp(min(a * chosen, 80.0)) / a);
+    let ur = where(near_kl, rejected, exp(min(a * rejected, 80.0)) / a);
+    loss mean(-log_sigmoid(beta * (uc - ur)), B);
+    metric rewards_chosen = mean(beta * chosen, B);
+    metric rewards_rejected = mean(beta * rejected, B);
+    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
+    metric rewards_margins = mean(beta * (chosen - rejected), B);
+}
+
+test "sigmoid_alpha matches TRL on V1 and stays finite at margins of ±1000" {
+    let r = sigmoid_alpha(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+    );
+    expect_close(r.loss, 0.7285513793248739, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    let s = sigmoid_alpha(
+        chosen_logps: [0.0, 0.0],
+        rejected_logps: [-1000.0, 1000.0],
+        ref_chosen_logps: [0.0, 0.0],
+        ref_rejected_logps: [0.0, 0.0],
+    );
+    expect_close(s.loss, 0.3990694346907959, 1e-6);
+    expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
+    expect_close(s.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+    gradcheck sigmoid_alpha(B: 4);
+}
+
+/// DPO from logits: sequence log-probabilities summed over non-ignored tokens (TRL's DPO
+/// convention; labels already shifted, −100 ignored), then `sigmoid`.
+objective sigmoid_from_logits(
+    chosen_logits: f32[B, T, V],
+    chosen_labels: i32[B, T],
+    rejected_logits: f32[B, T, V],
+    rejected_labels: i32[B, T],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+) requires beta > 0.0 {
+    let r = sigmoid(
+        chosen_logps: seq_logps(chosen_logits, chosen_labels),
+        rejected_logps: seq_logps(rejected_logits, rejected_labels),
+        ref_chosen_logps: ref_chosen_logps,
+        ref_rejected_logps: ref_rejected_logps,
+        beta: beta,
+    );
+    loss r.loss;
+    metric rewards_chosen = r.rewards_chosen;
+    metric rewards_rejected = r.rewards_rejected;
+    metric rewards_accuracies = r.rewards_accuracies;
+    metric rewards_margins = r.rewards_margins;
+}
+
+test "sigmoid_from_logits sums research V0's token log-probs" {
+    // V0: shifted targets [2, 1, 3], the first position masked: s = -1.3487402176. With the
+    // reference equal to s and an empty rejected completion, both log-ratios are 0: loss log 2.
+    let r = sigmoid_from_logits(
+        chosen_logits: [[[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]]],
+        chosen_labels: [[-100, 1, 3]],
+        rejected_logits: [[[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]],
+        rejected_labels: [[-100, -100, -100]],
+        ref_chosen_logps: [-1.3487402175623866],
+        ref_rejected_logps: [0.0],
+    );
+    expect_close(r.loss, 0.6931471805599453, 1e-6);
+    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    gradcheck sigmoid_from_logits(B: 2, T: 3, V: 5);
+}

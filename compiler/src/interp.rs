@@ -63,6 +63,8 @@ pub struct Interp<'g> {
     sizes: Vec<Option<usize>>,
     vals: Vec<Option<Value>>,
     inputs: Vec<Vec<f64>>,
+    /// Values `detach` nodes are held at (finite differences of a detached computation).
+    frozen: HashMap<NodeId, Vec<f64>>,
 }
 
 /// Strides of an operand laid out over `op_dims`, seen from an iteration over `space`
@@ -128,6 +130,7 @@ impl<'g> Interp<'g> {
             sizes: vec![None; g.dims.len()],
             vals: (0..g.nodes.len()).map(|_| None).collect(),
             inputs: Vec::new(),
+            frozen: HashMap::new(),
         };
         for inp in &g.inputs {
             let data = match inputs.get(&inp.name) {
@@ -400,6 +403,7 @@ impl<'g> Interp<'g> {
                     x[2]
                 }
             }),
+            Op::Detach(_) if self.frozen.contains_key(&id) => self.frozen[&id].clone(),
             Op::Cast(a) | Op::Broadcast(a) | Op::Transpose(a) | Op::Detach(a) => {
                 elementwise(self, &[*a], &|x| x[0])
             }
@@ -701,13 +705,41 @@ impl<'g> Interp<'g> {
     }
 }
 
+/// The values of every `detach` node of `g` on `inputs` (to hold them fixed in [`run_frozen`]).
+pub fn detached_values(
+    g: &Graph,
+    inputs: &HashMap<String, Tensor>,
+) -> Result<HashMap<NodeId, Vec<f64>>, RunError> {
+    let mut it = Interp::new(g, inputs)?;
+    let mut out = HashMap::new();
+    for (i, n) in g.nodes.iter().enumerate() {
+        if matches!(n.op, Op::Detach(_)) {
+            let id = NodeId(i as u32);
+            out.insert(id, it.eval(id)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Runs `g` on `inputs` and returns the named outputs (all of them, or those in `only`).
 pub fn run(
     g: &Graph,
     inputs: &HashMap<String, Tensor>,
     only: Option<&[String]>,
 ) -> Result<Vec<(String, Tensor)>, RunError> {
+    run_frozen(g, inputs, only, HashMap::new())
+}
+
+/// [`run`] with `detach` nodes held at the given values: finite differences through it see a
+/// detached value as the constant autodiff treats it as.
+pub fn run_frozen(
+    g: &Graph,
+    inputs: &HashMap<String, Tensor>,
+    only: Option<&[String]>,
+    frozen: HashMap<NodeId, Vec<f64>>,
+) -> Result<Vec<(String, Tensor)>, RunError> {
     let mut it = Interp::new(g, inputs)?;
+    it.frozen = frozen;
     let chosen: Vec<&(String, NodeId)> = g
         .outputs
         .iter()

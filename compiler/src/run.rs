@@ -616,6 +616,8 @@ pub fn gradcheck(
         })
         .collect();
     let full = run_graph(&g, &inputs)?;
+    // `detach` holds its value: differences must not see through it either.
+    let frozen = interp::detached_values(&g, &inputs).map_err(Failure::from_run)?;
     let get = |outs: &[(String, Tensor)], n: &str| {
         outs.iter().find(|(k, _)| k == n).map(|(_, t)| t.to_f64())
     };
@@ -657,8 +659,8 @@ pub fn gradcheck(
                 v[e] += delta;
                 let mut ins = inputs.clone();
                 ins.insert(inp.name.clone(), Tensor::from_f64(x.dtype(), x.shape(), &v));
-                let outs =
-                    interp::run(&g, &ins, Some(&forward_names)).map_err(Failure::from_run)?;
+                let outs = interp::run_frozen(&g, &ins, Some(&forward_names), frozen.clone())
+                    .map_err(Failure::from_run)?;
                 Ok(objective(&outs, &ins))
             };
             let numeric = (eval(h)? - eval(-h)?) / (2.0 * h);

@@ -432,7 +432,17 @@ impl Executor {
             }
             let decl = &self.manifest.buffers[b as usize];
             mem[b as usize] = Some(match &decl.role {
-                BufferRole::View(of) => Memory::View(*of),
+                BufferRole::View(of) => {
+                    // A view (split, merge, rename) must have its base's element count.
+                    let (n, m) = (self.len(b, sizes), self.len(*of, sizes));
+                    if n != m {
+                        return fail(
+                            ExecErrorKind::Run,
+                            format!("cannot view {m} elements as {n}: the dims of a split or merge do not multiply out"),
+                        );
+                    }
+                    Memory::View(*of)
+                }
                 BufferRole::Literal(values) => Memory::Owned(words(&Tensor::from_f64(
                     decl.dtype,
                     &self.shape(b, sizes),

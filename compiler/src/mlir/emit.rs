@@ -764,6 +764,29 @@ impl<'p> Func<'p> {
                 let (x, y) = (self.value(*a, env), self.value(*b, env));
                 self.emit_val(&format!("arith.mulf {x}, {y} : {}", compute(dt)))
             }
+            Op::Relabel(a) if Some(id) == self.root => {
+                // An output that relabels another buffer: same row-major data, so element
+                // (coords) is the operand's element at the same flat offset.
+                let a = *a;
+                let mut flat = self.idx(0);
+                for d in &n.dims {
+                    let size = self.dim_sizes[d.0 as usize].clone();
+                    let c = self
+                        .env_coord(env, *d)
+                        .unwrap_or_else(|| self.const_i("index", 0));
+                    let scaled = self.emit_val(&format!("arith.muli {flat}, {size} : index"));
+                    flat = self.emit_val(&format!("arith.addi {scaled}, {c} : index"));
+                }
+                let mut coords = Vec::new();
+                for d in self.g.node(a).dims.clone().iter().rev() {
+                    let size = self.dim_sizes[d.0 as usize].clone();
+                    let c = self.emit_val(&format!("arith.remui {flat}, {size} : index"));
+                    flat = self.emit_val(&format!("arith.divui {flat}, {size} : index"));
+                    coords.push((*d, c, self.at));
+                }
+                let aenv = self.push_env(coords);
+                self.value(a, aenv)
+            }
             Op::Input(_) | Op::Literal(_) | Op::Relabel(_) => {
                 // Materialized: loaded by `value`; reaching here means it is a nest root copy.
                 let b = self.plan.buffer_of(id).expect("materialized");

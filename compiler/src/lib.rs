@@ -17,6 +17,7 @@ pub mod hir;
 pub mod interp;
 pub mod ir;
 pub mod mlir;
+pub mod peft;
 pub mod resolve;
 pub mod run;
 pub mod source;

@@ -146,6 +146,44 @@ enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Merge a PEFT LoRA/DoRA adapter directory into base weights (PEFT's `merge_and_unload`).
+    Merge {
+        /// The base weights (`<module>.weight` keys).
+        base: PathBuf,
+        /// The adapter directory (`adapter_config.json`, `adapter_model.safetensors`).
+        adapter: PathBuf,
+        /// Where to write the merged weights.
+        #[arg(short = 'o', long = "output", value_name = "OUT.safetensors")]
+        output: PathBuf,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
+    /// Write a fresh PEFT LoRA adapter (PEFT's default init) for the target modules of a base.
+    Init {
+        /// The adapter family (only `lora` today).
+        #[arg(long, default_value = "lora")]
+        adapter: String,
+        /// The base weights.
+        #[arg(long)]
+        base: PathBuf,
+        /// Module names to adapt, comma-separated (`q_proj,v_proj`).
+        #[arg(long, value_delimiter = ',')]
+        target: Vec<String>,
+        /// Rank.
+        #[arg(short = 'r', default_value_t = 8)]
+        r: u32,
+        /// `lora_alpha`.
+        #[arg(long, default_value_t = 8.0)]
+        lora_alpha: f64,
+        /// Seed of the random init.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// The adapter directory to write.
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: PathBuf,
+        #[command(flatten)]
+        source: SourceArgs,
+    },
     /// Time an entry (forward and gradient) on random inputs of the given dims.
     Bench {
         /// The `.ftl` file.
@@ -358,6 +396,41 @@ fn run(cli: Cli) -> ExitCode {
                 &source.options(),
                 source.format(),
             ))
+        }
+        Command::Merge {
+            base,
+            adapter,
+            output,
+            source,
+        } => finish(ftl_compiler::peft::merge(
+            &base,
+            &adapter,
+            &output,
+            &source.options(),
+        )),
+        Command::Init {
+            adapter,
+            base,
+            target,
+            r,
+            lora_alpha,
+            seed,
+            output,
+            source,
+        } => {
+            if adapter != "lora" {
+                eprintln!("error[E0092]: `--adapter {adapter}`: only `lora` is supported by `ftc init` today");
+                return ExitCode::FAILURE;
+            }
+            let args = ftl_compiler::peft::InitArgs {
+                base,
+                targets: target,
+                r,
+                lora_alpha,
+                seed,
+                out: output,
+            };
+            finish(ftl_compiler::peft::init(&args, &source.options()))
         }
         Command::Bench {
             file,

@@ -982,3 +982,103 @@ fn stdlib_objectives_match_the_trl_reference_on_random_inputs() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `ftc merge` on the PEFT fixture equals `merge_and_unload`'s result (computed by
+/// tests/fixtures/peft/make_fixture.py, honouring `rank_pattern` and `alpha_pattern`); `ftc init`
+/// writes PEFT's layout, whose fresh adapter merges to the base unchanged.
+#[test]
+fn peft_merge_and_init_use_peft_files() {
+    let r = repo();
+    let fx = r.join("tests").join("fixtures").join("peft");
+    let dir = scratch("peft");
+    let merged = dir.join("merged.safetensors");
+    let o = ftl_compiler::peft::merge(
+        &fx.join("base.safetensors"),
+        &fx.join("adapter"),
+        &merged,
+        &options(),
+    );
+    assert!(o.success, "{}", o.stderr);
+    let got: HashMap<String, Tensor> = safetensors_io::read(&merged).unwrap().into_iter().collect();
+    let want: HashMap<String, Tensor> = safetensors_io::read(&fx.join("expected.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for (k, w) in &want {
+        assert!(rel_err(&got[k].to_f64(), &w.to_f64()) < 1e-6, "{k}");
+    }
+
+    let adapter = dir.join("fresh");
+    let args = ftl_compiler::peft::InitArgs {
+        base: fx.join("base.safetensors"),
+        targets: vec!["q_proj".into(), "v_proj".into()],
+        r: 4,
+        lora_alpha: 16.0,
+        seed: 3,
+        out: adapter.clone(),
+    };
+    let o = ftl_compiler::peft::init(&args, &options());
+    assert!(o.success, "{}", o.stderr);
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(adapter.join("adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["r"], 4);
+    assert_eq!(config["peft_type"], "LORA");
+    let tensors: HashMap<String, Tensor> =
+        safetensors_io::read(&adapter.join("adapter_model.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    let a = &tensors["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"];
+    assert_eq!(a.shape(), &[4, 4]);
+    // kaiming_uniform(a = √5) over fan-in 4: |A| ≤ 1/√4.
+    assert!(a.to_f64().iter().all(|v| v.abs() <= 0.5) && a.to_f64().iter().any(|v| *v != 0.0));
+    let b = &tensors["base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight"];
+    assert!(b.to_f64().iter().all(|v| *v == 0.0));
+    let remerged = dir.join("remerged.safetensors");
+    let o = ftl_compiler::peft::merge(
+        &fx.join("base.safetensors"),
+        &adapter,
+        &remerged,
+        &options(),
+    );
+    assert!(o.success, "{}", o.stderr);
+    assert_eq!(
+        safetensors_io::read(&remerged).unwrap(),
+        safetensors_io::read(&fx.join("base.safetensors")).unwrap()
+    );
+
+    // Wrong files are one clear error each.
+    let o = ftl_compiler::peft::merge(
+        &fx.join("base.safetensors"),
+        &dir.join("nowhere"),
+        &merged,
+        &options(),
+    );
+    assert!(
+        !o.success && o.stderr.contains("adapter_config.json"),
+        "{}",
+        o.stderr
+    );
+    let o = ftl_compiler::peft::merge(
+        &fx.join("expected.safetensors"),
+        &fx.join("adapter"),
+        &dir.join("x.safetensors"),
+        &options(),
+    );
+    assert!(o.success, "{}", o.stderr);
+    let o = ftl_compiler::peft::merge(
+        &adapter.join("adapter_model.safetensors"),
+        &fx.join("adapter"),
+        &dir.join("y.safetensors"),
+        &options(),
+    );
+    assert!(
+        !o.success && o.stderr.contains("the base has no"),
+        "{}",
+        o.stderr
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

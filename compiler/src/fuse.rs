@@ -87,6 +87,8 @@ pub enum HostKind {
     ArgSort,
     /// A linear solve.
     Solve,
+    /// A matrix decomposition (svd, qr, eigh, lu).
+    Decompose,
 }
 
 /// One step of a plan.
@@ -183,6 +185,7 @@ fn must_materialize(op: &Op) -> bool {
             | Op::Contract(..)
             | Op::ArgSort { .. }
             | Op::Solve { .. }
+            | Op::Decompose { .. }
             | Op::Relabel(_)
     )
 }
@@ -255,6 +258,7 @@ fn host_kind(g: &Graph, id: NodeId) -> Option<HostKind> {
         Op::Contract(..) => gemm_groups(g, id).map(|_| HostKind::Contract),
         Op::ArgSort { .. } => Some(HostKind::ArgSort),
         Op::Solve { .. } => Some(HostKind::Solve),
+        Op::Decompose { .. } => Some(HostKind::Decompose),
         _ => None,
     }
 }

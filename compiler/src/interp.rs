@@ -237,6 +237,7 @@ impl<'g> Interp<'g> {
                 }
                 n / p
             }
+            DimSize::Min(a, b) => self.size(*a)?.min(self.size(*b)?),
         };
         self.sizes[d.0 as usize] = Some(s);
         Ok(s)
@@ -507,6 +508,25 @@ impl<'g> Interp<'g> {
                 acc.into_iter().map(|v| dt.round(v)).collect()
             }
             Op::Solve { a, b, dim } => self.solve(*a, *b, *dim, &node.dims, &sizes)?,
+            Op::Decompose {
+                kind,
+                part,
+                a,
+                row,
+                col,
+            } => {
+                // The operand as a row-major `row × col` matrix, whatever its layout.
+                let ad = &g.node(*a).dims;
+                let (m, n) = (sizes[row.0 as usize], sizes[col.0 as usize]);
+                let st = strides(&[*row, *col], ad, &sizes);
+                let av = self.val(*a);
+                let mat: Vec<f64> = (0..m * n)
+                    .map(|x| av[(x / n) * st[0] + (x % n) * st[1]])
+                    .collect();
+                let parts = host::decompose(*kind, &mat, m, n)
+                    .map_err(|e| RunError { messages: vec![e] })?;
+                parts[*part as usize].iter().map(|v| dt.round(*v)).collect()
+            }
             Op::Scan {
                 kind,
                 x,

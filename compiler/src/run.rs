@@ -351,6 +351,11 @@ pub fn random_inputs(
                     ),
                 )),
             },
+            DimSize::Min(a, b) => {
+                let x: usize = size_of(g, *a, dims, default_size)?.iter().product();
+                let y: usize = size_of(g, *b, dims, default_size)?.iter().product();
+                Ok(vec![x.min(y)])
+            }
             DimSize::Product(parts) => {
                 let mut n = 1;
                 for p in parts {

@@ -1082,3 +1082,64 @@ fn peft_merge_and_init_use_peft_files() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// PiSSA and OLoRA inits on a random weight: the residual plus `s·B A` is the weight, and
+/// PiSSA's residual has exactly the weight's singular values beyond the first r.
+#[test]
+fn pissa_and_olora_inits_keep_the_layer_and_split_its_spectrum() {
+    use ftl_runtime::host::{decompose, Decomposition};
+    let r = repo();
+    let dir = scratch("pissa");
+    let (o, i, rank, alpha) = (7usize, 5usize, 2usize, 6.0f64);
+    let w: Vec<f64> = (0..o * i)
+        .map(|k| ((k * 37 % 11) as f64 - 5.0) / 3.0 + 0.1 * k as f64)
+        .collect();
+    let inputs = dir.join("w.safetensors");
+    safetensors_io::write_atomic(
+        &inputs,
+        &[("weight".into(), Tensor::from_f64(DType::F32, &[o, i], &w))],
+    )
+    .unwrap();
+    let s = alpha / rank as f64;
+    for entry in ["pissa_init", "olora_init"] {
+        let out = dir.join(format!("{entry}.safetensors"));
+        let args = RunArgs {
+            file: r.join("stdlib").join("adapters").join("lora.ftl"),
+            entry: entry.into(),
+            inputs: Some(inputs.clone()),
+            out: Some(out.clone()),
+            sets: vec![format!("r={rank}"), format!("lora_alpha={alpha}")],
+            ..RunArgs::default()
+        };
+        let res = driver::run_entry(&args, &options(), MessageFormat::Short);
+        assert!(res.success, "{}", res.stderr);
+        let got: HashMap<String, Tensor> =
+            safetensors_io::read(&out).unwrap().into_iter().collect();
+        let (wr, a, b) = (
+            got["weight"].to_f64(),
+            got["lora_A"].to_f64(),
+            got["lora_B"].to_f64(),
+        );
+        for oi in 0..o {
+            for ii in 0..i {
+                let ba: f64 = (0..rank).map(|k| b[oi * rank + k] * a[k * i + ii]).sum();
+                let back = wr[oi * i + ii] + s * ba;
+                assert!(
+                    (back - w[oi * i + ii]).abs() < 1e-4,
+                    "{entry} W_res + s·BA != W at {oi},{ii}"
+                );
+            }
+        }
+        if entry == "pissa_init" {
+            let sw = &decompose(Decomposition::Svd, &w, o, i).unwrap()[1];
+            let sr = &decompose(Decomposition::Svd, &wr, o, i).unwrap()[1];
+            for k in 0..i - rank {
+                assert!(
+                    (sr[k] - sw[k + rank]).abs() < 1e-4,
+                    "residual spectrum {sr:?} vs {sw:?}"
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -248,6 +248,7 @@ impl Executor {
                 Step::Contract(_) => "gemm".to_string(),
                 Step::ArgSort { .. } => "argsort".to_string(),
                 Step::Solve { .. } => "solve".to_string(),
+                Step::Decompose { .. } => "decompose".to_string(),
             };
             match step {
                 Step::Kernel(k) => self.kernel(k, &mut mem, &sizes, &mut status)?,
@@ -271,6 +272,38 @@ impl Executor {
                         }
                     }
                     self.store(&mut mem, *out, &sizes, &perm);
+                }
+                Step::Decompose {
+                    kind,
+                    part,
+                    a,
+                    out,
+                    row,
+                    col,
+                } => {
+                    let t = self.tensor(&mem, *a, &sizes)?.to_f64();
+                    let ad = &m.buffers[*a as usize].dims;
+                    let (rs, cs) = (
+                        sizes[*row as usize].unwrap_or(0) as usize,
+                        sizes[*col as usize].unwrap_or(0) as usize,
+                    );
+                    // Strides of the row and column dims in the operand's layout.
+                    let stride = |d: u32| -> usize {
+                        let k = ad.iter().position(|x| *x == d).unwrap_or(0);
+                        ad[k + 1..]
+                            .iter()
+                            .map(|x| sizes[*x as usize].unwrap_or(0) as usize)
+                            .product()
+                    };
+                    let (sr, sc) = (stride(*row), stride(*col));
+                    let mat: Vec<f64> = (0..rs * cs)
+                        .map(|x| t[(x / cs) * sr + (x % cs) * sc])
+                        .collect();
+                    let parts = host::decompose(*kind, &mat, rs, cs).map_err(|e| ExecError {
+                        messages: vec![e],
+                        kind: ExecErrorKind::Run,
+                    })?;
+                    self.store(&mut mem, *out, &sizes, &parts[*part as usize]);
                 }
                 Step::Solve { a, b, out, dim } => {
                     self.solve(*a, *b, *out, *dim, &mut mem, &sizes)?
@@ -337,6 +370,10 @@ impl Executor {
                     DimRule::Const(n) => Some(*n as i64),
                     DimRule::Scalar(_) => None,
                     DimRule::Product(ds) => product(sizes, ds),
+                    DimRule::Min(a, b) => match (sizes[*a as usize], sizes[*b as usize]) {
+                        (Some(x), Some(y)) => Some(x.min(y)),
+                        _ => None,
+                    },
                     DimRule::Quotient(a, ds) => match (sizes[*a as usize], product(sizes, ds)) {
                         (Some(n), Some(p)) if p > 0 && n % p == 0 => Some(n / p),
                         (Some(n), Some(p)) => {

@@ -76,3 +76,117 @@ mod tests {
         assert!(!solve_augmented(&mut [vec![0.0, 1.0]]));
     }
 }
+
+/// A matrix decomposition of the language's builtins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Decomposition {
+    /// Thin SVD `A = U diag(S) Vh`, singular values descending.
+    Svd,
+    /// Reduced QR `A = Q R`.
+    Qr,
+    /// Symmetric eigendecomposition `A = V diag(w) Vᵀ`, eigenvalues ascending.
+    Eigh,
+    /// LU with partial pivoting: `A[perm[i], :] = (L U)[i, :]`.
+    Lu,
+}
+
+/// Decomposes the row-major `m × n` matrix `a` (with faer, in f64). Parts, row-major: SVD
+/// `[U (m×k), S (k), Vh (k×n)]`, QR `[Q (m×k), R (k×n)]`, eigh `[values (n), vectors (n×n)]`,
+/// LU `[perm (n), L (n×n), U (n×n)]`, with `k = min(m, n)`.
+pub fn decompose(
+    kind: Decomposition,
+    a: &[f64],
+    m: usize,
+    n: usize,
+) -> Result<Vec<Vec<f64>>, String> {
+    let mat = faer::Mat::<f64>::from_fn(m, n, |i, j| a[i * n + j]);
+    let rows = |x: faer::MatRef<'_, f64>| -> Vec<f64> {
+        let mut v = Vec::with_capacity(x.nrows() * x.ncols());
+        for i in 0..x.nrows() {
+            for j in 0..x.ncols() {
+                v.push(x[(i, j)]);
+            }
+        }
+        v
+    };
+    let k = m.min(n);
+    Ok(match kind {
+        Decomposition::Svd => {
+            let svd = mat
+                .thin_svd()
+                .map_err(|e| format!("svd did not converge: {e:?}"))?;
+            let s = svd.S().column_vector();
+            let vh = svd.V().transpose();
+            vec![rows(svd.U()), (0..k).map(|i| s[i]).collect(), rows(vh)]
+        }
+        Decomposition::Qr => {
+            let qr = mat.qr();
+            let q = qr.compute_thin_Q();
+            let r = qr.thin_R();
+            vec![rows(q.as_ref()), rows(r)]
+        }
+        Decomposition::Eigh => {
+            if m != n {
+                return Err(format!("eigh needs a square matrix, found {m} × {n}"));
+            }
+            let e = mat
+                .self_adjoint_eigen(faer::Side::Lower)
+                .map_err(|e| format!("eigh did not converge: {e:?}"))?;
+            let w = e.S().column_vector();
+            vec![(0..n).map(|i| w[i]).collect(), rows(e.U())]
+        }
+        Decomposition::Lu => {
+            if m != n {
+                return Err(format!("lu needs a square matrix, found {m} × {n}"));
+            }
+            let lu = mat.partial_piv_lu();
+            let (fwd, _) = lu.P().arrays();
+            let l = lu.L();
+            let u = lu.U();
+            vec![
+                fwd.iter().map(|p| *p as f64).collect(),
+                rows(l),
+                (0..n)
+                    .flat_map(|i| (0..n).map(move |j| (i, j)))
+                    .map(|(i, j)| if j >= i { u[(i, j)] } else { 0.0 })
+                    .collect(),
+            ]
+        }
+    })
+}
+
+#[cfg(test)]
+mod decomposition_tests {
+    use super::*;
+
+    fn matmul(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        (0..m * n)
+            .map(|x| (0..k).map(|p| a[(x / n) * k + p] * b[p * n + x % n]).sum())
+            .collect()
+    }
+
+    #[test]
+    fn decompositions_reconstruct_their_matrix() {
+        let a = [4.0, 1.0, 2.0, 1.0, 3.0, 0.5, 2.0, 0.5, 5.0, 1.0, -1.0, 2.0];
+        // SVD of a 4×3: U diag(S) Vh = A, S descending.
+        let p = decompose(Decomposition::Svd, &a, 4, 3).unwrap();
+        let us: Vec<f64> = (0..12).map(|x| p[0][x] * p[1][x % 3]).collect();
+        let back = matmul(&us, &p[2], 4, 3, 3);
+        assert!(back.iter().zip(&a).all(|(x, y)| (x - y).abs() < 1e-12));
+        assert!(p[1][0] >= p[1][1] && p[1][1] >= p[1][2]);
+        let q = decompose(Decomposition::Qr, &a, 4, 3).unwrap();
+        let back = matmul(&q[0], &q[1], 4, 3, 3);
+        assert!(back.iter().zip(&a).all(|(x, y)| (x - y).abs() < 1e-12));
+        let s = [4.0, 1.0, 2.0, 1.0, 3.0, 0.5, 2.0, 0.5, 5.0];
+        let e = decompose(Decomposition::Eigh, &s, 3, 3).unwrap();
+        assert!(e[0][0] <= e[0][1] && e[0][1] <= e[0][2]);
+        let lu = decompose(Decomposition::Lu, &s, 3, 3).unwrap();
+        let back = matmul(&lu[1], &lu[2], 3, 3, 3);
+        for i in 0..3 {
+            let r = lu[0][i] as usize;
+            for j in 0..3 {
+                assert!((back[i * 3 + j] - s[r * 3 + j]).abs() < 1e-12, "lu row {i}");
+            }
+        }
+    }
+}

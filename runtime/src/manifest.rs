@@ -22,6 +22,8 @@ pub enum DimRule {
     Product(Vec<u32>),
     /// One dim divided by the product of others.
     Quotient(u32, Vec<u32>),
+    /// The smaller of two dims.
+    Min(u32, u32),
 }
 
 /// A dim of the entry.
@@ -124,6 +126,21 @@ pub enum Step {
         dim: u32,
         /// Largest first.
         descending: bool,
+    },
+    /// Part `part` of a decomposition of `a` seen as a `row × col` matrix.
+    Decompose {
+        /// Which decomposition.
+        kind: crate::host::Decomposition,
+        /// Which result.
+        part: u8,
+        /// The matrix.
+        a: u32,
+        /// The result.
+        out: u32,
+        /// Row dim.
+        row: u32,
+        /// Column dim.
+        col: u32,
     },
     /// Solve `contract(a, out, dim) == b`.
     Solve {

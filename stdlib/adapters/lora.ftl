@@ -69,3 +69,56 @@ test "lora matches PEFT on research vector 6 (forward, bias, rsLoRA, gradients)"
     gradcheck lora(L: 3, I: 4, O: 3, R: 2);
     gradcheck lora(L: 3, I: 4, O: 3, R: 2, use_rslora: true, lora_dropout: 0.25);
 }
+
+/// PEFT `init_lora_weights="gaussian"`: `lora_A ~ N(0, (1/r)²)`, `lora_B = 0`.
+step gaussian_init(weight: f32[O, I], r: i32 = 8) -> (lora_A: f32[R, I], lora_B: f32[O, R])
+requires R == r {
+    (lora_A: randn(R, I) / f32(r), lora_B: zeros(O, R))
+}
+
+/// PiSSA (Meng et al., 2024, arXiv 2404.02948), PEFT `init_lora_weights="pissa"`: with the thin
+/// SVD `W = V diag(S) Uh` (PEFT's names), `S_r ← S_r / s`, `lora_A = diag(√S_r) Uh_r`,
+/// `lora_B = V_r diag(√S_r)`, and the base becomes the residual `W − s·B A` (the model's output
+/// is unchanged). Singular vectors' signs are the decomposition's choice; `B A` and the residual
+/// do not depend on them.
+step pissa_init(
+    weight: f32[O, I],
+    r: i32 = 8,
+    lora_alpha: f32 = 8.0,
+    use_rslora: static bool = false,
+) -> (weight: f32[O, I], lora_A: f32[R, I], lora_B: f32[O, R]) requires R == r {
+    let s = if use_rslora { lora_alpha / sqrt(R) } else { lora_alpha / R };
+    let (v, sv, uh) = svd(weight, O, I -> K);
+    let top = iota(R);
+    let root = sqrt(sv[K: top] / s);
+    let a = root * uh[K: top];
+    let b = v[K: top] * root;
+    (weight: weight - s * (b @ a), lora_A: a, lora_B: b)
+}
+
+/// OLoRA (Büyükakyüz, 2024, arXiv 2406.01775), PEFT `init_lora_weights="olora"`: with the reduced
+/// QR `W = Q R`, `lora_B = Q[:, :r]`, `lora_A = R[:r]`, base `W − s·B A`.
+step olora_init(
+    weight: f32[O, I],
+    r: i32 = 8,
+    lora_alpha: f32 = 8.0,
+    use_rslora: static bool = false,
+) -> (weight: f32[O, I], lora_A: f32[R, I], lora_B: f32[O, R]) requires R == r {
+    let s = if use_rslora { lora_alpha / sqrt(R) } else { lora_alpha / R };
+    let (q, tri) = qr(weight, O, I -> K);
+    let top = iota(R);
+    let a = tri[K: top];
+    let b = q[K: top];
+    (weight: weight - s * (b @ a), lora_A: a, lora_B: b)
+}
+
+test "pissa and olora move the top-r part into the adapter, keeping W_res + s·B A = W" {
+    // Singular values 3 > 2 > 1: PiSSA scales S by 1/s, so s·B A is exactly the rank-2
+    // principal part (the top-left block) and the residual keeps only the 1.
+    let p = pissa_init(weight: [[3.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]], r: 2, lora_alpha: 4.0);
+    expect_close(p.weight, [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]], 1e-6);
+    // OLoRA does not rescale: B A = Q_r R_r is the top block, and the base becomes W − s·B A
+    // (with s = 2 the top block flips sign), so that W_res + s·B A = W still holds.
+    let o = olora_init(weight: [[3.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]], r: 2, lora_alpha: 4.0);
+    expect_close(o.weight, [[-3.0, 0.0, 0.0], [0.0, -2.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]], 1e-6);
+}

@@ -144,7 +144,11 @@ fn needs_gradient(g: &Graph) -> Vec<bool> {
     for (i, n) in g.nodes.iter().enumerate() {
         needs[i] = match &n.op {
             Op::Input(k) => differentiable_input(&g.inputs[*k as usize]),
-            Op::Detach(_) | Op::ArgSort { .. } | Op::Size(_) | Op::Iota(_) => false,
+            Op::Detach(_)
+            | Op::ArgSort { .. }
+            | Op::Size(_)
+            | Op::Iota(_)
+            | Op::Decompose { .. } => false,
             op => n.dtype.is_float() && op.operands().iter().any(|o| needs[o.0 as usize]),
         };
     }

@@ -1027,20 +1027,32 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let a = self.node(frame, args[0])?;
                 let b = self.node(frame, args[1])?;
                 let (a, b) = (self.b.cast(a, dtype), self.b.cast(b, dtype));
-                let op = if name == "pow" { BinOp::Pow } else { BinOp::FloorDiv };
+                let op = if name == "pow" {
+                    BinOp::Pow
+                } else {
+                    BinOp::FloorDiv
+                };
                 self.b.binary(op, a, b)
             }
             "min" | "max" if is_dims(frame, 1) => {
                 let x = self.node(frame, args[0])?;
                 let over = self.dims_args(frame, &args[1..])?;
-                let r = if name == "min" { Reduction::Min } else { Reduction::Max };
+                let r = if name == "min" {
+                    Reduction::Min
+                } else {
+                    Reduction::Max
+                };
                 self.b.reduce(r, x, &over)
             }
             "min" | "max" => {
                 let a = self.node(frame, args[0])?;
                 let b = self.node(frame, args[1])?;
                 let (a, b) = (self.b.cast(a, dtype), self.b.cast(b, dtype));
-                let op = if name == "min" { BinOp::Min } else { BinOp::Max };
+                let op = if name == "min" {
+                    BinOp::Min
+                } else {
+                    BinOp::Max
+                };
                 self.b.binary(op, a, b)
             }
             "clamp" => {
@@ -1089,7 +1101,11 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     "all" => Reduction::All,
                     _ => Reduction::ArgMax,
                 };
-                let x = if r == Reduction::LogSumExp { self.b.cast(x, dtype) } else { x };
+                let x = if r == Reduction::LogSumExp {
+                    self.b.cast(x, dtype)
+                } else {
+                    x
+                };
                 self.b.reduce(r, x, &over)
             }
             "mean" => {
@@ -1132,7 +1148,11 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let x = self.node(frame, args[0])?;
                 let dim = self.dims_args(frame, &args[1..])?[0];
                 let x = self.b.cast(x, dtype);
-                let kind = if name == "cumsum" { ScanKind::Sum } else { ScanKind::Prod };
+                let kind = if name == "cumsum" {
+                    ScanKind::Sum
+                } else {
+                    ScanKind::Prod
+                };
                 let dims = self.b.dims(x);
                 self.b.push(Node {
                     op: Op::Scan {
@@ -1209,8 +1229,18 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let b = self.node(frame, args[1])?;
                 let over = self.dims_args(frame, &args[2..])?;
                 let (a, b) = (self.b.cast(a, dtype), self.b.cast(b, dtype));
-                let left: Vec<DimId> = self.b.dims(a).into_iter().filter(|d| !over.contains(d)).collect();
-                let right: Vec<DimId> = self.b.dims(b).into_iter().filter(|d| !over.contains(d)).collect();
+                let left: Vec<DimId> = self
+                    .b
+                    .dims(a)
+                    .into_iter()
+                    .filter(|d| !over.contains(d))
+                    .collect();
+                let right: Vec<DimId> = self
+                    .b
+                    .dims(b)
+                    .into_iter()
+                    .filter(|d| !over.contains(d))
+                    .collect();
                 let dims = self.b.union(&left, &right);
                 self.b.push(Node {
                     op: Op::Contract(a, b),
@@ -1335,11 +1365,77 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 self.solve(a, b, dim)
             }
             "svd" | "qr" | "eigh" | "lu" => {
+                use ftl_runtime::host::Decomposition as D;
+                let a = self.node(frame, args[0])?;
+                let a = self
+                    .b
+                    .cast(a, self.float(dtype_of_tuple(Self::ty(frame, e), dtype)));
+                let named = self.dims_args(frame, &args[1..])?;
+                let row = named[0];
+                let (col, k) = match maps.first() {
+                    Some((DimItem::Named(c), DimItem::Named(k))) => {
+                        let col = self.one_dim(frame, c)?;
+                        let k = match frame.dims.get(k).map(Vec::as_slice) {
+                            Some([d]) => *d,
+                            _ => {
+                                let size = if name == "eigh" {
+                                    DimSize::Product(vec![row])
+                                } else {
+                                    DimSize::Min(row, col)
+                                };
+                                let d = self.b.add_dim(k, size);
+                                frame.dims.insert(k.clone(), vec![d]);
+                                d
+                            }
+                        };
+                        (col, k)
+                    }
+                    _ => {
+                        let col = named.get(1).copied().unwrap_or(row);
+                        (col, col)
+                    }
+                };
+                let ft = self.b.dtype(a);
+                let (kind, parts): (D, Vec<(DType, Vec<DimId>)>) = match name {
+                    "svd" => (
+                        D::Svd,
+                        vec![(ft, vec![row, k]), (ft, vec![k]), (ft, vec![k, col])],
+                    ),
+                    "qr" => (D::Qr, vec![(ft, vec![row, k]), (ft, vec![k, col])]),
+                    "eigh" => (D::Eigh, vec![(ft, vec![k]), (ft, vec![row, k])]),
+                    _ => (
+                        D::Lu,
+                        vec![
+                            (DType::I32, vec![row]),
+                            (ft, vec![row, col]),
+                            (ft, vec![row, col]),
+                        ],
+                    ),
+                };
+                let vals = parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (dt, dims))| {
+                        Val::Node(self.b.push(Node {
+                            op: Op::Decompose {
+                                kind,
+                                part: i as u8,
+                                a,
+                                row,
+                                col,
+                            },
+                            dtype: dt,
+                            dims,
+                        }))
+                    })
+                    .collect();
+                return Ok(Val::Tuple(vals));
+            }
+            other => {
                 return fail(format!(
-                    "`{name}` is not implemented by the interpreter yet (decompositions arrive with the adapters' init rules)"
+                    "internal error: builtin `{other}` cannot be lowered"
                 ))
             }
-            other => return fail(format!("internal error: builtin `{other}` cannot be lowered")),
         };
         Ok(Val::Node(node))
     }
@@ -1388,6 +1484,18 @@ pub fn solve_node(b: &mut Builder, a: NodeId, rhs: NodeId, dim: DimId) -> NodeId
         dtype,
         dims,
     })
+}
+
+/// The float dtype of a decomposition's results (its tuple's first float part).
+fn dtype_of_tuple(ty: &Ty, fallback: DType) -> DType {
+    match ty {
+        Ty::Tuple(items) => items
+            .iter()
+            .filter_map(|t| t.tensor().map(|t| t.dtype))
+            .find(|d| d.is_float())
+            .unwrap_or(fallback),
+        _ => fallback,
+    }
 }
 
 /// Binds a callee parameter's dims to an argument's graph dims by position; a pack takes the

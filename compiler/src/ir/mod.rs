@@ -41,6 +41,8 @@ pub enum DimSize {
     Product(Vec<DimId>),
     /// One dim divided by the product of others (the unknown part of a split).
     Quotient(DimId, Vec<DimId>),
+    /// The smaller of two dims (the rank of a thin decomposition).
+    Min(DimId, DimId),
 }
 
 /// A dim: its name in the entry's namespace and how its size is known.
@@ -243,6 +245,20 @@ pub enum Op {
         /// The dim of `a` contracted with the solution.
         dim: DimId,
     },
+    /// Part `part` of a matrix decomposition of `a` seen as a `row × col` matrix (host-side
+    /// linear algebra; no gradient).
+    Decompose {
+        /// Which decomposition.
+        kind: ftl_runtime::host::Decomposition,
+        /// Which of its results.
+        part: u8,
+        /// The matrix.
+        a: NodeId,
+        /// The matrix's row dim.
+        row: DimId,
+        /// The matrix's column dim.
+        col: DimId,
+    },
     /// Running sum or product along a dim (reverse: from the end).
     Scan {
         /// Sum or product.
@@ -293,6 +309,7 @@ impl Op {
             | Op::Reduce(_, a)
             | Op::Detach(a)
             | Op::Scan { x: a, .. }
+            | Op::Decompose { a, .. }
             | Op::ArgSort { x: a, .. } => vec![*a],
             Op::Binary(_, a, b) | Op::Contract(a, b) | Op::Solve { a, b, .. } => vec![*a, *b],
             Op::Select(c, a, b) => vec![*c, *a, *b],
@@ -363,6 +380,19 @@ impl Op {
                 let a = f(a);
                 Op::Solve { a, b: f(b), dim }
             }
+            Op::Decompose {
+                kind,
+                part,
+                a,
+                row,
+                col,
+            } => Op::Decompose {
+                kind,
+                part,
+                a: f(a),
+                row,
+                col,
+            },
             Op::Select(c, a, b) => {
                 let c = f(c);
                 let a = f(a);

@@ -58,6 +58,19 @@ fn op_text(g: &Graph, op: &Op) -> String {
         } => format!("scatter_add %{} into {} at %{}", value.0, dim(d), index.0),
         Op::Contract(a, b) => format!("contract %{}, %{}", a.0, b.0),
         Op::Solve { a, b, dim: d } => format!("solve %{}, %{} over {}", a.0, b.0, dim(d)),
+        Op::Decompose {
+            kind,
+            part,
+            a,
+            row,
+            col,
+        } => format!(
+            "{}.{part} %{} as [{}, {}]",
+            format!("{kind:?}").to_lowercase(),
+            a.0,
+            dim(row),
+            dim(col)
+        ),
         Op::Scan {
             kind,
             x,
@@ -110,6 +123,7 @@ pub fn print_graph(g: &Graph) -> String {
             DimSize::Quotient(a, ds) => {
                 format!("{} / product({})", dim_name(g, *a), dims_text(g, ds))
             }
+            DimSize::Min(a, b) => format!("min({}, {})", dim_name(g, *a), dim_name(g, *b)),
         };
         let _ = writeln!(out, "  dim {} = {size}", d.name);
     }

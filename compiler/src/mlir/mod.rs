@@ -97,6 +97,7 @@ pub fn compile_plan(plan: &Plan) -> Result<Compiled, String> {
             DimSize::Scalar(id) => DimRule::Scalar(buf_of(*id)?),
             DimSize::Product(ds) => DimRule::Product(ds.iter().map(|x| x.0).collect()),
             DimSize::Quotient(a, ds) => DimRule::Quotient(a.0, ds.iter().map(|x| x.0).collect()),
+            DimSize::Min(a, b) => DimRule::Min(a.0, b.0),
         };
         dims.push(DimDecl {
             name: d.name.clone(),
@@ -131,6 +132,23 @@ pub fn compile_plan(plan: &Plan) -> Result<Compiled, String> {
                         out: out.0,
                         dim: dim.0,
                         descending: *descending,
+                    },
+                    (
+                        HostKind::Decompose,
+                        Op::Decompose {
+                            kind,
+                            part,
+                            a,
+                            row,
+                            col,
+                        },
+                    ) => Step::Decompose {
+                        kind: *kind,
+                        part: *part,
+                        a: buf_of(*a)?,
+                        out: out.0,
+                        row: row.0,
+                        col: col.0,
                     },
                     (HostKind::Solve, Op::Solve { a, b, dim }) => Step::Solve {
                         a: buf_of(*a)?,

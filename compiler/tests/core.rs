@@ -1143,3 +1143,131 @@ fn pissa_and_olora_inits_keep_the_layer_and_split_its_spectrum() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Adapter merges, on random inputs: the merged base alone reproduces the adapter's forward,
+/// unmerge gives the base back, and DoRA's merged rows have norm m.
+#[test]
+fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
+    let r = repo();
+    let dir = scratch("merges");
+    let run_entry = |file: &str,
+                     entry: &str,
+                     inputs: &HashMap<String, Tensor>,
+                     sets: &[&str]|
+     -> HashMap<String, Tensor> {
+        let path = dir.join(format!("{entry}.in.safetensors"));
+        let list: Tensors = inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        safetensors_io::write_atomic(&path, &list).unwrap();
+        let out = dir.join(format!("{entry}.out.safetensors"));
+        let args = RunArgs {
+            file: r.join("stdlib").join("adapters").join(file),
+            entry: entry.into(),
+            inputs: Some(path),
+            out: Some(out.clone()),
+            sets: sets.iter().map(|s| s.to_string()).collect(),
+            ..RunArgs::default()
+        };
+        let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+        assert!(o.success, "{entry}: {}", o.stderr);
+        safetensors_io::read(&out).unwrap().into_iter().collect()
+    };
+    let mut seed = 17u64;
+    let mut rand = |shape: &[usize]| {
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_f64(DType::F32, shape, &v)
+    };
+    let (n, i, o, k) = (3, 5, 4, 2);
+    let base: HashMap<String, Tensor> = [
+        ("x", rand(&[n, i])),
+        ("weight", rand(&[o, i])),
+        ("bias", rand(&[o])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let adapters: Vec<(&str, &str, Vec<(&str, Tensor)>)> = vec![
+        (
+            "lora.ftl",
+            "lora",
+            vec![("lora_A", rand(&[k, i])), ("lora_B", rand(&[o, k]))],
+        ),
+        (
+            "dora.ftl",
+            "dora",
+            vec![
+                ("lora_A", rand(&[k, i])),
+                ("lora_B", rand(&[o, k])),
+                ("lora_magnitude_vector", rand(&[o])),
+            ],
+        ),
+        (
+            "vera.ftl",
+            "vera",
+            vec![
+                ("vera_A", rand(&[k, i])),
+                ("vera_B", rand(&[o, k])),
+                ("vera_lambda_d", rand(&[k])),
+                ("vera_lambda_b", rand(&[o])),
+            ],
+        ),
+        (
+            "loha.ftl",
+            "loha",
+            vec![
+                ("hada_w1_a", rand(&[o, k])),
+                ("hada_w1_b", rand(&[k, i])),
+                ("hada_w2_a", rand(&[o, k])),
+                ("hada_w2_b", rand(&[k, i])),
+            ],
+        ),
+        ("ia3.ftl", "ia3_feedforward", vec![("ia3_l", rand(&[i]))]),
+    ];
+    for (file, entry, params) in adapters {
+        let mut inputs = base.clone();
+        for (name, t) in params {
+            inputs.insert(name.into(), t);
+        }
+        let y = run_entry(file, entry, &inputs, &[])["y"].to_f64();
+        let merged = run_entry(file, &format!("{entry}.merge"), &inputs, &[]);
+        // The merged base alone: LoRA's forward with B = 0.
+        let mut plain: HashMap<String, Tensor> = base.clone();
+        plain.insert("weight".into(), merged["weight"].clone());
+        plain.insert("lora_A".into(), Tensor::zeros(DType::F32, &[k, i]));
+        plain.insert("lora_B".into(), Tensor::zeros(DType::F32, &[o, k]));
+        let y_merged = run_entry("lora.ftl", "lora", &plain, &[])["y"].to_f64();
+        assert!(
+            rel_err(&y_merged, &y) < 1e-5,
+            "{entry}: merged forward differs"
+        );
+        let mut back = inputs.clone();
+        back.insert("weight".into(), merged["weight"].clone());
+        if let Some(norm) = merged.get("weight_norm") {
+            back.insert("weight_norm".into(), norm.clone());
+            // DoRA: each merged row has norm |m|.
+            let w = merged["weight"].to_f64();
+            let m = inputs["lora_magnitude_vector"].to_f64();
+            for row in 0..o {
+                let nr = (0..i).map(|c| w[row * i + c].powi(2)).sum::<f64>().sqrt();
+                assert!(
+                    (nr - m[row].abs()).abs() < 1e-5,
+                    "dora row {row}: {nr} vs {}",
+                    m[row]
+                );
+            }
+        }
+        let restored = run_entry(file, &format!("{entry}.unmerge"), &back, &[]);
+        assert!(
+            rel_err(&restored["weight"].to_f64(), &base["weight"].to_f64()) < 1e-5,
+            "{entry}: unmerge"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1193,7 +1193,9 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let adapters: Vec<(&str, &str, Vec<(&str, Tensor)>)> = vec![
+    /// (file, entry, the adapter's own parameters)
+    type AdapterCase<'a> = (&'a str, &'a str, Vec<(&'a str, Tensor)>);
+    let adapters: Vec<AdapterCase> = vec![
         (
             "lora.ftl",
             "lora",

@@ -91,7 +91,7 @@ impl Diagnostic {
 
 /// Renders diagnostics as ariadne reports (plain text, no colour).
 pub fn render_text(diags: &[Diagnostic], sources: &SourceMap) -> String {
-    use ariadne::{Config, Label as ALabel, Report, ReportKind};
+    use ariadne::{Config, IndexType, Label as ALabel, Report, ReportKind};
     let mut out = Vec::new();
     for d in diags {
         let Some(primary) = d.primary() else {
@@ -105,7 +105,12 @@ pub fn render_text(diags: &[Diagnostic], sources: &SourceMap) -> String {
         let range = |span: Span| span.start..span.end;
         let mut report =
             Report::build(ReportKind::Error, (name(primary.file), range(primary.span)))
-                .with_config(Config::default().with_color(false))
+                .with_config(
+                    // Spans are byte offsets; ariadne counts chars unless told.
+                    Config::default()
+                        .with_color(false)
+                        .with_index_type(IndexType::Byte),
+                )
                 .with_code(d.code.id())
                 .with_message(&d.message);
         for label in &d.labels {

@@ -837,17 +837,50 @@ fn mlir_text_is_pinned() {
     );
 }
 
+/// Whether `python3` runs here; prints why the calling test is skipped when it does not.
+fn python3_available(needed_for: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: python3 is not installed (needed for {needed_for})");
+    }
+    ok
+}
+
+/// Runs `tests/reference/SCRIPT check IN OUT ENTRY SETS…`; the script's report when it fails.
+fn reference_check(
+    script: &str,
+    input: &Path,
+    out: &Path,
+    entry: &str,
+    sets: &[String],
+) -> Option<String> {
+    let check = std::process::Command::new("python3")
+        .arg(repo().join("tests").join("reference").join(script))
+        .arg("check")
+        .arg(input)
+        .arg(out)
+        .arg(entry)
+        .args(sets)
+        .output()
+        .unwrap();
+    (!check.status.success()).then(|| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        )
+    })
+}
+
 /// The stdlib objectives on random log-probabilities (drawn here, not chosen), on both backends,
 /// against tests/reference/trl_objectives.py — TRL's formulas transcribed in plain Python —
 /// for loss, metrics and gradients (relative error ≤ 1e-4). Skipped without python3.
 #[test]
 fn stdlib_objectives_match_the_trl_reference_on_random_inputs() {
-    let python_ok = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !python_ok {
-        eprintln!("skipped: python3 is not installed (needed for the TRL reference script)");
+    if !python3_available("the TRL reference script") {
         return;
     }
     let r = repo();
@@ -961,21 +994,167 @@ fn stdlib_objectives_match_the_trl_reference_on_random_inputs() {
             };
             let o = driver::run_entry(&args, &options(), MessageFormat::Short);
             assert!(o.success, "{entry}: {}", o.stderr);
-            let check = std::process::Command::new("python3")
-                .arg(r.join("tests").join("reference").join("trl_objectives.py"))
-                .arg("check")
-                .arg(&input_path)
-                .arg(&out)
-                .arg(entry)
-                .args(&sets)
-                .output()
-                .unwrap();
-            if !check.status.success() {
-                failures.push(format!(
-                    "{entry} ({backend:?}): {}{}",
-                    String::from_utf8_lossy(&check.stdout),
-                    String::from_utf8_lossy(&check.stderr)
-                ));
+            if let Some(why) = reference_check("trl_objectives.py", &input_path, &out, entry, &sets)
+            {
+                failures.push(format!("{entry} ({backend:?}): {why}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every stdlib adapter on random inputs and a random `grad.y` (drawn here, not chosen), on both
+/// backends, against tests/reference/peft_adapters.py — PEFT's layers transcribed in plain
+/// Python — for `y`, `aux_loss`, `grad.x` and every `grad.<param>` (relative error ≤ 5e-4).
+#[test]
+fn stdlib_adapters_match_the_peft_reference_on_random_inputs() {
+    if !python3_available("the PEFT reference script") {
+        return;
+    }
+    let r = repo();
+    let dir = scratch("peft-ref");
+    let (i, o, k) = (6, 4, 3);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move |shape: &[usize]| {
+        let v: Vec<f64> = (0..shape.iter().product::<usize>())
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_f64(DType::F32, shape, &v)
+    };
+    // (entry, file, params as (name, shape), --set values, x's leading dims)
+    type Case = (
+        &'static str,
+        &'static str,
+        Vec<(&'static str, Vec<usize>)>,
+        Vec<&'static str>,
+        Vec<usize>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "lora",
+            "lora.ftl",
+            vec![("lora_A", vec![k, i]), ("lora_B", vec![o, k])],
+            vec!["lora_alpha=16"],
+            vec![2, 3],
+        ),
+        (
+            "lora",
+            "lora.ftl",
+            vec![("lora_A", vec![k, i]), ("lora_B", vec![o, k])],
+            vec!["use_rslora=true"],
+            vec![5],
+        ),
+        (
+            "dora",
+            "dora.ftl",
+            vec![
+                ("lora_A", vec![k, i]),
+                ("lora_B", vec![o, k]),
+                ("lora_magnitude_vector", vec![o]),
+            ],
+            vec!["lora_alpha=4"],
+            vec![5],
+        ),
+        (
+            "vera",
+            "vera.ftl",
+            vec![
+                ("vera_A", vec![k, i]),
+                ("vera_B", vec![o, k]),
+                ("vera_lambda_d", vec![k]),
+                ("vera_lambda_b", vec![o]),
+            ],
+            vec![],
+            vec![5],
+        ),
+        ("ia3", "ia3.ftl", vec![("ia3_l", vec![o])], vec![], vec![5]),
+        (
+            "ia3_feedforward",
+            "ia3.ftl",
+            vec![("ia3_l", vec![i])],
+            vec![],
+            vec![5],
+        ),
+        (
+            "loha",
+            "loha.ftl",
+            vec![
+                ("hada_w1_a", vec![o, k]),
+                ("hada_w1_b", vec![k, i]),
+                ("hada_w2_a", vec![o, k]),
+                ("hada_w2_b", vec![k, i]),
+            ],
+            vec!["alpha=6"],
+            vec![5],
+        ),
+        (
+            "lokr",
+            "lokr.ftl",
+            vec![("lokr_w1", vec![2, 2]), ("lokr_w2", vec![2, 3])],
+            vec!["alpha=6", "r=4"],
+            vec![5],
+        ),
+        (
+            "lokr_decomposed",
+            "lokr.ftl",
+            vec![
+                ("lokr_w1", vec![2, 2]),
+                ("lokr_w2_a", vec![2, 2]),
+                ("lokr_w2_b", vec![2, 3]),
+            ],
+            vec![],
+            vec![5],
+        ),
+        (
+            "adalora",
+            "adalora.ftl",
+            vec![
+                ("lora_A", vec![k, i]),
+                ("lora_E", vec![k]),
+                ("lora_B", vec![o, k]),
+            ],
+            vec!["orth_reg_weight=0.3"],
+            vec![5],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (n, (entry, file, params, sets, lead)) in cases.into_iter().enumerate() {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let x_shape: Vec<usize> = lead.iter().copied().chain([i]).collect();
+        let y_shape: Vec<usize> = lead.iter().copied().chain([o]).collect();
+        let mut inputs = vec![
+            ("x".to_string(), rand(&x_shape)),
+            ("weight".to_string(), rand(&[o, i])),
+            ("bias".to_string(), rand(&[o])),
+            ("grad.y".to_string(), rand(&y_shape)),
+        ];
+        for (name, shape) in params {
+            inputs.push((name.to_string(), rand(&shape)));
+        }
+        let input_path = dir.join(format!("{n}.{entry}.in.safetensors"));
+        safetensors_io::write_atomic(&input_path, &inputs).unwrap();
+        for backend in [run::Backend::Mlir, run::Backend::Interp] {
+            let out = dir.join(format!("{n}.{entry}.{backend:?}.safetensors"));
+            let args = RunArgs {
+                file: r.join("stdlib").join("adapters").join(file),
+                entry: entry.into(),
+                inputs: Some(input_path.clone()),
+                out: Some(out.clone()),
+                sets: sets.clone(),
+                backend,
+                ..RunArgs::default()
+            };
+            let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+            assert!(o.success, "{entry}: {}", o.stderr);
+            if let Some(why) = reference_check("peft_adapters.py", &input_path, &out, entry, &sets)
+            {
+                failures.push(format!("{entry} {sets:?} ({backend:?}): {why}"));
             }
         }
     }
@@ -1231,6 +1410,30 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
             ],
         ),
         ("ia3.ftl", "ia3_feedforward", vec![("ia3_l", rand(&[i]))]),
+        ("ia3.ftl", "ia3", vec![("ia3_l", rand(&[o]))]),
+        (
+            "adalora.ftl",
+            "adalora",
+            vec![
+                ("lora_A", rand(&[k, i])),
+                ("lora_E", rand(&[k])),
+                ("lora_B", rand(&[o, k])),
+            ],
+        ),
+        (
+            "lokr.ftl",
+            "lokr",
+            vec![("lokr_w1", rand(&[2, 1])), ("lokr_w2", rand(&[o / 2, i]))],
+        ),
+        (
+            "lokr.ftl",
+            "lokr_decomposed",
+            vec![
+                ("lokr_w1", rand(&[2, 1])),
+                ("lokr_w2_a", rand(&[o / 2, k])),
+                ("lokr_w2_b", rand(&[k, i])),
+            ],
+        ),
     ];
     for (file, entry, params) in adapters {
         let mut inputs = base.clone();
@@ -1242,6 +1445,10 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
         // The merged base alone: LoRA's forward with B = 0.
         let mut plain: HashMap<String, Tensor> = base.clone();
         plain.insert("weight".into(), merged["weight"].clone());
+        if let Some(b) = merged.get("bias") {
+            // (IA)³ scales the bias too.
+            plain.insert("bias".into(), b.clone());
+        }
         plain.insert("lora_A".into(), Tensor::zeros(DType::F32, &[k, i]));
         plain.insert("lora_B".into(), Tensor::zeros(DType::F32, &[o, k]));
         let y_merged = run_entry("lora.ftl", "lora", &plain, &[])["y"].to_f64();
@@ -1251,6 +1458,9 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
         );
         let mut back = inputs.clone();
         back.insert("weight".into(), merged["weight"].clone());
+        if let Some(b) = merged.get("bias") {
+            back.insert("bias".into(), b.clone());
+        }
         if let Some(norm) = merged.get("weight_norm") {
             back.insert("weight_norm".into(), norm.clone());
             // DoRA: each merged row has norm |m|.
@@ -1270,6 +1480,12 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
             rel_err(&restored["weight"].to_f64(), &base["weight"].to_f64()) < 1e-5,
             "{entry}: unmerge"
         );
+        if let Some(b) = restored.get("bias") {
+            assert!(
+                rel_err(&b.to_f64(), &base["bias"].to_f64()) < 1e-5,
+                "{entry}: unmerge bias"
+            );
+        }
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

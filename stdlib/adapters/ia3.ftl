@@ -18,14 +18,17 @@ init ia3 {
     ia3_l = ones();
 }
 
-/// `merge`: `W ← l ⊙ W` by rows (and `b ← l ⊙ b`, when there is a bias).
+/// `merge`: `W ← l ⊙ W` by rows and `b ← l ⊙ b`, as PEFT does for a non-feed-forward layer
+/// (a layer without bias gets a zero `bias`).
 merge ia3 {
     weight = ia3_l * weight;
+    bias = ia3_l * (bias ?? 0.0);
 }
 
-/// `unmerge`: `W ← W / l`.
+/// `unmerge`: `W ← W / l` by rows, `b ← b / l`.
 unmerge ia3 {
     weight = weight / ia3_l;
+    bias = (bias ?? 0.0) / ia3_l;
 }
 
 /// (IA)³ on a feed-forward layer: the input is scaled, `y = (l ⊙ x) Wᵀ + b`.

@@ -148,7 +148,9 @@ def kto(lc, lr, lk, rc, rr, rk, beta=0.1, wd=1.0, wu=1.0):
 _FMT = {"F32": ("f", 4), "F64": ("d", 8), "I32": ("i", 4), "I64": ("q", 8), "BOOL": ("?", 1)}
 
 
-def read_safetensors(path):
+def read_safetensors(path, shapes=None):
+    """Tensors of a safetensors file as flat lists (scalars as numbers); `shapes`, a dict, if
+    given, receives each tensor's shape."""
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
@@ -161,6 +163,8 @@ def read_safetensors(path):
         a, b = info["data_offsets"]
         count = (b - a) // size
         vals = list(struct.unpack(f"<{count}{fmt}", data[a:b]))
+        if shapes is not None:
+            shapes[name] = info["shape"]
         out[name] = vals[0] if info["shape"] == [] else vals
     return out
 

@@ -11,7 +11,8 @@ echo "== ftc bench (MLIR backend)"
 $ftc bench examples/dpo.ftl --entry sigmoid_from_logits --dims B=4,T=256,V=32000 --reps "$reps"
 $ftc bench stdlib/objectives/sft.ftl --entry sft --dims B=8,T=256,V=32000 --reps "$reps"
 $ftc bench examples/lora.ftl --entry lora --dims L=2048,I=2048,O=2048,R=16 --reps "$reps"
-$ftc bench examples/lcm.ftl --entry lcm_step --dims S=16x4x128x128 --reps "$reps"
+$ftc bench stdlib/sampling/lcm.ftl --entry lcm_step --dims S=16x4x128x128 --reps "$reps" \
+    --set timestep=999 --set prev_timestep=759 --set last_step=false
 echo
 echo "== hand-written fused C (../shared/bench/handwritten_dpo.c), same DPO work"
 if [ -f ../shared/bench/handwritten_dpo.c ] && command -v gcc >/dev/null; then

@@ -61,6 +61,7 @@ def lora(rng):
 
 
 def lcm(rng):
+    """Inputs of std.sampling.lcm's `lcm_step` (first of LCM's 4 steps: 999 -> 759)."""
     shape = [2, 4]
     write(os.path.join(OUT, "lcm.safetensors"), [
         ("model_output", "F32", shape, normal(rng, 8)),
@@ -72,8 +73,20 @@ def lcm(rng):
     ])
 
 
+def flow_lcm(rng):
+    shape = [2, 4]
+    write(os.path.join(OUT, "flow_lcm.safetensors"), [
+        ("model_output", "F32", shape, normal(rng, 8)),
+        ("sample", "F32", shape, normal(rng, 8)),
+        ("noise", "F32", shape, normal(rng, 8)),
+        ("sigma", "F32", [], [0.75]),
+        ("sigma_next", "F32", [], [0.5]),
+    ])
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     dpo(random.Random(1))
     lora(random.Random(2))
     lcm(random.Random(3))
+    flow_lcm(random.Random(4))

@@ -521,6 +521,36 @@ fn nest_of(g: &Graph, root: NodeId, out: BufId) -> Nest {
     Nest { root, out, kind }
 }
 
+/// Whether the inline tree of `root` reads the buffers `of` only through elementwise ops at
+/// `root`'s own dims (so, in a shared loop, at the coordinates being computed).
+fn reads_at_own_coordinates(
+    g: &Graph,
+    storage: &[Option<BufId>],
+    root: NodeId,
+    of: &BTreeSet<BufId>,
+) -> bool {
+    let dims = &g.node(root).dims;
+    // (node, whether every node above it is elementwise at `dims`)
+    let mut stack: Vec<(NodeId, bool)> = vec![(root, true)];
+    while let Some((id, direct)) = stack.pop() {
+        let n = g.node(id);
+        if let (Some(b), false) = (storage[id.0 as usize], id == root) {
+            // A buffer: read at the loop's coordinates only if every op above is elementwise.
+            if of.contains(&b) && !(direct && n.dims == *dims) {
+                return false;
+            }
+            continue;
+        }
+        let elementwise = matches!(
+            n.op,
+            Op::Unary(..) | Op::Binary(..) | Op::Select(..) | Op::Cast(..)
+        );
+        let direct = direct && elementwise && n.dims == *dims;
+        stack.extend(n.op.operands().into_iter().map(|o| (o, direct)));
+    }
+    true
+}
+
 /// Orders the steps into kernels. Ready passes over big spaces run first, those with the same
 /// loop (space and kind) sharing one kernel; when none is ready, every small step that can run
 /// joins one tail kernel.
@@ -624,6 +654,29 @@ fn schedule(
                 if same_loop {
                     scheduled[j] = true;
                     nests.push(other);
+                }
+            }
+            // Vertical fusion: a map over the same loop that reads this kernel's outputs only
+            // at the loop's own coordinates runs in the same loop body, after them (LCM's
+            // `prev_sample` from `denoised`), instead of re-reading them in a second pass.
+            if matches!(nest.kind, NestKind::Map) {
+                loop {
+                    let mut outs: BTreeSet<BufId> = done.clone();
+                    outs.extend(nests.iter().map(|n| n.out));
+                    let kernel_outs: BTreeSet<BufId> = nests.iter().map(|n| n.out).collect();
+                    let next = (0..steps.len()).find(|&j| {
+                        !scheduled[j]
+                            && !host[j]
+                            && !small[j]
+                            && deps[j].iter().all(|b| outs.contains(b))
+                            && spaces[j] == spaces[first]
+                            && g.node(steps[j].0).dims == g.node(root).dims
+                            && matches!(nest_of(g, steps[j].0, steps[j].1).kind, NestKind::Map)
+                            && reads_at_own_coordinates(g, storage, steps[j].0, &kernel_outs)
+                    });
+                    let Some(j) = next else { break };
+                    scheduled[j] = true;
+                    nests.push(nest_of(g, steps[j].0, steps[j].1));
                 }
             }
             for n in &nests {

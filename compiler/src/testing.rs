@@ -168,7 +168,7 @@ fn run_one(
                 }
             }
             Stmt::Gradcheck(target, args) => {
-                if let Some(m) = gradcheck_stmt(hir, &mut lw, &mut frame, *target, args)? {
+                if let Some(m) = gradcheck_stmt(hir, d, &mut lw, &mut frame, *target, args)? {
                     failures.push(m);
                 }
             }
@@ -206,6 +206,7 @@ fn compare(actual: &[f64], expected: &[f64], tol: f64) -> Option<String> {
 
 fn gradcheck_stmt<'h>(
     hir: &'h hir::Hir,
+    test: &'h hir::Decl,
     lw: &mut Lowerer<'h, '_>,
     frame: &mut lower::Frame<'h>,
     target: DeclId,
@@ -218,6 +219,11 @@ fn gradcheck_stmt<'h>(
     let mut sets = HashMap::new();
     let mut opts = EntryOptions::default();
     for (name, e) in args {
+        if let hir::ExprKind::Variant(v) = &test.body.expr(*e).kind {
+            opts.statics
+                .insert(name.clone(), StaticValue::Variant(v.clone()));
+            continue;
+        }
         let id = lw.node(frame, *e)?;
         let v = eval(&lw.b.graph, id)?.to_f64()[0];
         match callee.params.iter().find(|p| p.name == *name) {

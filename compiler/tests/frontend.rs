@@ -215,7 +215,7 @@ fn ftc_exit_codes_messages_and_formats() {
         "check",
         "examples/dpo.ftl",
         "examples/lora.ftl",
-        "examples/lcm.ftl",
+        "examples/flow_lcm.ftl",
     ]);
     assert_eq!(code, 0, "{err}");
 

@@ -336,6 +336,26 @@ impl<'c, 'p> Ctx<'c, 'p> {
                     self.error(d);
                     return self.error_expr(default.span);
                 }
+                if t.dtype.is_float() {
+                    // A float literal default keeps its f64 value in the parameter's dtype
+                    // (an f64 hyperparameter's default is not rounded through f32).
+                    let value = match &default.kind {
+                        ast::ExprKind::Float(v) => Some(*v),
+                        ast::ExprKind::Unary(ast::UnOp::Neg, inner) => match inner.kind {
+                            ast::ExprKind::Float(v) => Some(-v),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    if let Some(v) = value {
+                        return self.push(
+                            ExprKind::Float(v),
+                            Ty::Tensor(TensorTy::scalar(t.dtype)),
+                            true,
+                            default.span,
+                        );
+                    }
+                }
                 let id = self.expr(default);
                 if let Ty::Tensor(v) = self.ty(id).clone() {
                     let fits = v.is_scalar() && self.is_static(id) && literal_fits(&v, t.dtype);
@@ -718,7 +738,14 @@ impl<'c, 'p> Ctx<'c, 'p> {
                     out.push((d.name.clone(), id));
                 }
                 ast::Arg::Keyword(k, v) => {
-                    let id = self.expr(v);
+                    let param = sig.params.iter().find(|p| p.name == k.name);
+                    let id = match param {
+                        Some(p) => {
+                            let ty = p.ty.clone();
+                            self.arg_value(&ty, v)
+                        }
+                        None => self.expr(v),
+                    };
                     let is_hyper = sig
                         .params
                         .iter()
@@ -1007,7 +1034,7 @@ pub(super) fn arg_span(a: &ast::Arg) -> Span {
 pub(super) fn literal_fits(v: &TensorTy, dtype: DType) -> bool {
     match (v.dtype, dtype) {
         (a, b) if a == b => true,
-        (DType::F64, d) => v.weak && d.is_float(),
+        (DType::F64 | DType::F32, d) => v.weak && d.is_float(),
         (DType::I64, d) => v.weak && (d.is_int() || d.is_float()),
         _ => false,
     }

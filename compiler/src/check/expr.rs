@@ -1187,7 +1187,7 @@ impl Ctx<'_, '_> {
     }
 
     /// An argument value; an enum parameter accepts a bare variant name.
-    fn arg_value(&mut self, param_ty: &Ty, e: &ast::Expr) -> ExprId {
+    pub(super) fn arg_value(&mut self, param_ty: &Ty, e: &ast::Expr) -> ExprId {
         if let (Ty::Enum(vs), ast::ExprKind::Name(n)) = (param_ty, &e.kind) {
             if vs.contains(&n.name) && !self.names.contains_key(&n.name) {
                 return self.push(

@@ -705,10 +705,17 @@ impl<'h, 'c> Lowerer<'h, 'c> {
     ) -> (NodeId, NodeId) {
         let weak = |e: ExprId| Self::ty(frame, e).tensor().is_some_and(|t| t.weak);
         let (da, db) = (self.b.dtype(a), self.b.dtype(b));
+        // A float literal joins the other side's dtype from its exact value (`0.008` in f64
+        // arithmetic is not first rounded to f32).
+        let retype =
+            |this: &mut Self, e: ExprId, n: NodeId, to: DType| match literal_float(frame.decl, e) {
+                Some(v) if to.is_float() => this.b.constant(v, to),
+                _ => this.b.cast(n, to),
+            };
         if weak(ea) && !weak(eb) && (db.is_float() || !da.is_float()) {
-            (self.b.cast(a, db), b)
+            (retype(self, ea, a, db), b)
         } else if weak(eb) && !weak(ea) && (da.is_float() || !db.is_float()) {
-            (a, self.b.cast(b, da))
+            (a, retype(self, eb, b, da))
         } else {
             (a, b)
         }
@@ -749,7 +756,13 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         let (x, y) = if matches!(bop, BinOp::And | BinOp::Or) {
             (x, y)
         } else {
-            (self.b.cast(x, dtype), self.b.cast(y, dtype))
+            // A float literal operand takes the result's dtype from its exact value (`0.008`
+            // in f64 arithmetic is not first rounded to f32).
+            let mut operand = |e: ExprId, n: NodeId| match literal_float(frame.decl, e) {
+                Some(v) if dtype.is_float() => self.b.constant(v, dtype),
+                _ => self.b.cast(n, dtype),
+            };
+            (operand(a, x), operand(b, y))
         };
         Ok(Val::Node(self.b.binary(bop, x, y)))
     }
@@ -840,9 +853,17 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             return fail("internal error: call of an unchecked declaration");
         };
         let mut vals = Vec::with_capacity(args.len());
-        for a in args {
+        for (k, a) in args.iter().enumerate() {
+            let param = callee.params.get(k).map(|p| &p.ty);
             vals.push(match a {
-                Some(e) => Some(self.expr(frame, *e)?),
+                Some(e) => Some(match (literal_float(frame.decl, *e), param) {
+                    // A float literal passed to a float scalar parameter takes the parameter's
+                    // dtype directly, so an f64 hyperparameter is not rounded through f32.
+                    (Some(v), Some(Ty::Tensor(t))) if t.is_scalar() && t.dtype.is_float() => {
+                        Val::Node(self.b.constant(v, t.dtype))
+                    }
+                    _ => self.expr(frame, *e)?,
+                }),
                 None => None,
             });
         }
@@ -1523,5 +1544,17 @@ fn bind_positional(map: &mut HashMap<String, Vec<DimId>>, items: &[DimItem], hav
             }
             DimItem::Anon(_) => pos += 1,
         }
+    }
+}
+
+/// The value of a float literal argument (`0.5`, `-0.5`), if `e` is one.
+fn literal_float(decl: &hir::Decl, e: ExprId) -> Option<f64> {
+    match &decl.body.expr(e).kind {
+        ExprKind::Float(v) => Some(*v),
+        ExprKind::Unary(ast::UnOp::Neg, inner) => match decl.body.expr(*inner).kind {
+            ExprKind::Float(v) => Some(-v),
+            _ => None,
+        },
+        _ => None,
     }
 }

@@ -1,0 +1,84 @@
+import std.sampling.schedules
+
+// DDIM (Song et al., 2020, arXiv 2010.02502): diffusers' `DDIMScheduler.step`
+// (`scheduling_ddim.py`; research/consistency.md §3), with DDIM's defaults (`linear` betas
+// 0.0001 → 0.02, `clip_sample` on).
+
+/// One DDIM step from `timestep` to `prev_timestep` (diffusers: `t − T // num_inference_steps`;
+/// `< 0` reads `final_alpha_cumprod`): `x₀` from the model output (clamped to
+/// ±`clip_sample_range` when `clip_sample`), `σ = eta·√((1−a_p)/(1−a_t)·(1 − a_t/a_p))`,
+/// `prev_sample = √a_p·x₀ + √(1 − a_p − σ²)·ε (+ σ·noise when eta > 0)`; with
+/// `use_clipped_model_output`, ε is recomputed from the clipped x₀. Thresholding is not
+/// supported.
+step ddim_step(
+    model_output: f32[..S],
+    sample: f32[..S],
+    noise: f32[..S],
+    timestep: i32,
+    prev_timestep: i32,
+    eta: f32 = 0.0,
+    num_train_timesteps: i32 = 1000,
+    beta_start: f64 = 0.0001,
+    beta_end: f64 = 0.02,
+    beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = linear,
+    prediction_type: enum { epsilon, sample, v_prediction } = epsilon,
+    set_alpha_to_one: static bool = true,
+    clip_sample: static bool = true,
+    clip_sample_range: f32 = 1.0,
+    use_clipped_model_output: static bool = false,
+) -> (prev_sample: f32[..S], pred_original_sample: f32[..S])
+requires Tt == num_train_timesteps, eta >= 0.0 {
+    let ac = alphas_cumprod(iota(Tt), beta_start, beta_end, beta_schedule);
+    let final_alpha_cumprod = if set_alpha_to_one { 1.0 } else { ac[Tt: 0] };
+    let a_t = ac[Tt: timestep];
+    let a_p = ac[Tt: prev_timestep else final_alpha_cumprod];
+    let x0 = pred_original_sample(model_output, sample, a_t, prediction_type);
+    let x0c = if clip_sample { clamp(x0, -clip_sample_range, clip_sample_range) } else { x0 };
+    let eps = pred_epsilon(model_output, sample, a_t, prediction_type);
+    let eps_c = if use_clipped_model_output { (sample - sqrt(a_t) * x0c) / sqrt(1.0 - a_t) } else { eps };
+    let variance = (1.0 - a_p) / (1.0 - a_t) * (1.0 - a_t / a_p);
+    let std_dev = eta * sqrt(variance);
+    let prev = sqrt(a_p) * x0c + sqrt(1.0 - a_p - std_dev * std_dev) * eps_c;
+    (prev_sample: where(eta > 0.0, prev + std_dev * noise, prev), pred_original_sample: x0c)
+}
+
+test "ddim_step matches DDIMScheduler.step (research/consistency.md §3, float32 as diffusers)" {
+    // Expected values: tests/reference/diffusers_schedulers.py vectors. On the LCM schedule
+    // without clipping, as research vector 9.4's DDIM rows.
+    let d = ddim_step(
+        model_output: [0.1, -0.2, 0.3, -0.4],
+        sample: [0.5, -1.0, 0.25, 2.0],
+        noise: [1.0, -0.5, 0.0, 0.25],
+        timestep: 750,
+        prev_timestep: 500,
+        beta_start: 0.00085,
+        beta_end: 0.012,
+        beta_schedule: scaled_linear,
+        clip_sample: false,
+    );
+    expect_close(d.pred_original_sample, [1.69977295, -3.39954591, -0.174904928, 10.0784245], 1e-7);
+    expect_close(d.prev_sample, [0.978593946, -1.95718789, 0.163263112, 4.95768404], 1e-7);
+    let n = ddim_step(
+        model_output: [0.1, -0.2, 0.3, -0.4],
+        sample: [0.5, -1.0, 0.25, 2.0],
+        noise: [1.0, -0.5, 0.0, 0.25],
+        timestep: 750,
+        prev_timestep: 500,
+        eta: 1.0,
+        beta_start: 0.00085,
+        beta_end: 0.012,
+        beta_schedule: scaled_linear,
+        clip_sample: false,
+    );
+    expect_close(n.prev_sample, [1.70869803, -2.24501228, 0.00880808383, 5.35902166], 1e-7);
+    // DDIM's own defaults: linear betas and x0 clipped to ±1.
+    let c = ddim_step(
+        model_output: [0.1, -0.2, 0.3, -0.4],
+        sample: [0.5, -1.0, 0.25, 2.0],
+        noise: [1.0, -0.5, 0.0, 0.25],
+        timestep: 999,
+        prev_timestep: 759,
+    );
+    expect_close(c.pred_original_sample, [1.0, -1.0, -1.0, 1.0], 1e-7);
+    expect_close(c.prev_sample, [0.153491721, -0.253347784, 0.245932549, -0.345788598], 1e-7);
+}

@@ -42,6 +42,33 @@ requires Tt == num_train_timesteps, eta >= 0.0 {
     (prev_sample: where(eta > 0.0, prev + std_dev * noise, prev), pred_original_sample: x0c)
 }
 
+/// `DDIMScheduler.set_timesteps(num_inference_steps)` with its `timestep_spacing`: `leading`
+/// (DDIM's default) `j·(T // n)` reversed, plus `steps_offset`; `trailing` `round(T − j·Δ) − 1`
+/// (numpy's `arange(T, 0, −T/n)`, whose fill uses `Δ = (T − T/n) − T`; for the few n where
+/// numpy's arange has n + 1 elements, e.g. 61, diffusers gets an extra timestep that is not
+/// reproduced); `linspace` `round(np.linspace(0, T − 1, n))` reversed. Rounding is half to even
+/// as numpy's. The matching `prev_timestep` of `ddim_step` is `t − T // n`.
+step ddim_timesteps(
+    num_inference_steps: i32,
+    timestep_spacing: enum { leading, trailing, linspace } = leading,
+    steps_offset: i32 = 0,
+    num_train_timesteps: i32 = 1000,
+) -> (timesteps: i32[N])
+requires N == num_inference_steps, 0 < num_inference_steps <= num_train_timesteps {
+    let j = f64(iota(N));
+    let t = f64(num_train_timesteps);
+    let n = f64(num_inference_steps);
+    let reversed = n - 1.0 - j;
+    let delta = (t - t / n) - t;
+    let last = f64(num_train_timesteps - 1);
+    let spaced = match timestep_spacing {
+        leading => reversed * f64(floordiv(num_train_timesteps, num_inference_steps)) + f64(steps_offset),
+        trailing => round(t + j * delta) - 1.0,
+        linspace => round(where(reversed == n - 1.0, last, reversed * (last / (n - 1.0)))),
+    };
+    (timesteps: i32(spaced))
+}
+
 test "ddim_step matches DDIMScheduler.step (research/consistency.md §3, float32 as diffusers)" {
     // Expected values: tests/reference/diffusers_schedulers.py vectors. On the LCM schedule
     // without clipping, as research vector 9.4's DDIM rows.
@@ -81,4 +108,14 @@ test "ddim_step matches DDIMScheduler.step (research/consistency.md §3, float32
     );
     expect_close(c.pred_original_sample, [1.0, -1.0, -1.0, 1.0], 1e-7);
     expect_close(c.prev_sample, [0.153491721, -0.253347784, 0.245932549, -0.345788598], 1e-7);
+}
+
+test "ddim_timesteps match DDIMScheduler.set_timesteps" {
+    // research/consistency.md §3: 4 leading steps are [750, 500, 250, 0].
+    expect_close(ddim_timesteps(num_inference_steps: 4).timesteps, [750, 500, 250, 0], 0.0);
+    expect_close(ddim_timesteps(num_inference_steps: 4, steps_offset: 1).timesteps, [751, 501, 251, 1], 0.0);
+    // numpy: np.round(np.arange(1000, 0, -1000 / 3)) - 1 and np.linspace(0, 999, 3).round()[::-1].
+    expect_close(ddim_timesteps(num_inference_steps: 3, timestep_spacing: trailing).timesteps, [999, 666, 332], 0.0);
+    expect_close(ddim_timesteps(num_inference_steps: 4, timestep_spacing: linspace).timesteps, [999, 666, 333, 0], 0.0);
+    expect_close(ddim_timesteps(num_inference_steps: 3, timestep_spacing: linspace).timesteps, [999, 500, 0], 0.0);
 }

@@ -41,6 +41,29 @@ step lcm_step(
     (prev_sample: where(last_step, denoised, noised), denoised: denoised)
 }
 
+/// `LCMScheduler.set_timesteps(num_inference_steps, original_inference_steps, strength)`: the
+/// skipped grid `[1, …, L]·k − 1` (`k = T // original_inference_steps`, `L =
+/// int(original_inference_steps · strength)`), reversed, at indices
+/// `floor(np.linspace(0, L, n, endpoint=False))` — computed as numpy does, `floor(j · (L / n))`
+/// in f64, which is not always the exact rational (L = 30, n = 22, j = 11 gives 14). TCD uses
+/// the same grid when `original_inference_steps` is not passed to its `set_timesteps`.
+step lcm_timesteps(
+    num_inference_steps: i32,
+    original_inference_steps: i32 = 50,
+    strength: f64 = 1.0,
+    num_train_timesteps: i32 = 1000,
+) -> (timesteps: i32[N])
+requires N == num_inference_steps,
+    0 < num_inference_steps <= original_inference_steps,
+    original_inference_steps <= num_train_timesteps,
+    0.0 < strength <= 1.0,
+    f64(original_inference_steps) * strength >= f64(num_inference_steps) {
+    let k = floordiv(num_train_timesteps, original_inference_steps);
+    let l = i32(f64(original_inference_steps) * strength);
+    let index = i32(floor(f64(iota(N)) * (f64(l) / f64(num_inference_steps))));
+    (timesteps: (l - index) * k - 1)
+}
+
 test "lcm_step matches LCMScheduler.step (research vector 9.3, float32 as diffusers)" {
     // Expected values: tests/reference/diffusers_schedulers.py vectors (diffusers' ops in f32, to
     // within 1e-7; the f64 values of research/consistency.md §9.3 differ by up to 4e-7).
@@ -97,4 +120,30 @@ test "lcm_step matches LCMScheduler.step (research vector 9.3, float32 as diffus
         clip_sample: true,
     );
     expect_close(c.denoised, [1.0, -1.0, -0.722189665, 1.0], 1e-7);
+}
+
+test "lcm_timesteps match LCMScheduler.set_timesteps (research/consistency.md §1.2)" {
+    expect_close(lcm_timesteps(num_inference_steps: 1).timesteps, [999], 0.0);
+    expect_close(lcm_timesteps(num_inference_steps: 3).timesteps, [999, 679, 339], 0.0);
+    expect_close(lcm_timesteps(num_inference_steps: 4).timesteps, [999, 759, 499, 259], 0.0);
+    expect_close(lcm_timesteps(num_inference_steps: 6).timesteps, [999, 839, 679, 499, 339, 179], 0.0);
+    expect_close(
+        lcm_timesteps(num_inference_steps: 8).timesteps,
+        [999, 879, 759, 639, 499, 379, 259, 139],
+        0.0,
+    );
+    expect_close(lcm_timesteps(num_inference_steps: 4, strength: 0.5).timesteps, [499, 379, 259, 139], 0.0);
+    expect_close(
+        lcm_timesteps(num_inference_steps: 4, original_inference_steps: 20).timesteps,
+        [999, 749, 499, 249],
+        0.0,
+    );
+    // numpy's floor(11 · (30 / 22)) = floor(14.999999999999998) = 14, so position 11 is
+    // (30 − 14)·33 − 1 = 527 (the exact rational would give 494).
+    let q = lcm_timesteps(num_inference_steps: 22, original_inference_steps: 30);
+    expect_close(
+        q.timesteps,
+        [989, 956, 923, 857, 824, 791, 725, 692, 659, 593, 560, 527, 461, 428, 362, 329, 296, 230, 197, 164, 98, 65],
+        0.0,
+    );
 }

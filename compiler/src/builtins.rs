@@ -186,7 +186,7 @@ pub const BUILTINS: &[Builtin] = &[
         "x - logsumexp(x, D)"),
     builtin!("cumsum", "cumsum(x, D)", (2, 2), Same, AlongDim, Rule("reverse cumulative sum of g along D"), Any,
         "running sum along D (a sequential left fold)"),
-    builtin!("cumprod", "cumprod(x, D)", (2, 2), Same, AlongDim, Rule("reverse cumsum of g * y, divided by x (zero-safe)"), Any,
+    builtin!("cumprod", "cumprod(x, D)", (2, 2), Same, AlongDim, Rule("reverse cumsum of g * y, divided by x; at a row's first zero, the reverse cumsum of g * cumprod(x with that zero as 1) (zero-safe, as PyTorch)"), Any,
         "running product along D (a sequential left fold, as torch.cumprod)"),
     builtin!("sort", "sort(x, D)", (2, 2), Same, AlongDim, Rule("g scattered back through the sorting permutation"), Any,
         "ascending, stable sort along D"),

@@ -79,6 +79,24 @@ test "scan, sort and scatter gradients" {
     gradcheck positional(B: 5);
 }
 
+/// cumprod's gradient is zero-safe, as PyTorch's: Σ_{j≥i} w_j Π_{m≤j, m≠i} x_m.
+objective products(x: f32[B], w: const f32[B]) {
+    loss sum(cumprod(x, B) * w, B);
+}
+
+test "cumprod gradients through zeros" {
+    // x = [2, 0, 3, 0.5]: the first zero gets 2 + 2·3 + 2·3·0.5 = 11, later entries 0.
+    let a = products(x: [2.0, 0.0, 3.0, 0.5], w: [1.0, 1.0, 1.0, 1.0]);
+    expect_close(a.grad.x, [1.0, 11.0, 0.0, 0.0], 1e-6);
+    // Two zeros: the first gets 2 + 2·3 = 8 (the product up to the second zero), the second 0.
+    let b = products(x: [2.0, 0.0, 3.0, 0.0], w: [1.0, 1.0, 1.0, 1.0]);
+    expect_close(b.grad.x, [1.0, 8.0, 0.0, 0.0], 1e-6);
+    // No zero: the usual Σ_{j≥i} w_j y_j / x_i.
+    let c = products(x: [2.0, 4.0, 0.5], w: [1.0, -1.0, 2.0]);
+    expect_close(c.grad.x, [1.0, 0.0, 16.0], 1e-6);
+    gradcheck products(B: 6);
+}
+
 /// A linear solve and its gradient (gb = A⁻ᵀ g, gA = −gb xᵀ).
 objective solved(a: f32[R, R'], b: f32[R, N]) {
     let x = solve(a, b, R');

@@ -471,10 +471,45 @@ fn vjp(
             match kind {
                 ScanKind::Sum => vec![(x, scan(b, g), m)],
                 ScanKind::Prod => {
-                    // d/dx_i Π_{j<=k} x_j = y_k / x_i (not zero-safe: a zero factor gives NaN).
+                    // PyTorch's zero-safe rule (`cumprod_backward`): away from zeros,
+                    // Σ_{j≥i} g_j y_j / x_i; at a row's first zero k, Σ_{j≥k} g_j Π_{m≤j, m≠k} x_m
+                    // = the reverse cumsum of g · cumprod(x with x_k = 1); after it 0, since every
+                    // product there holds x_k (the usual quotient gives 0 / 1 there).
+                    let xt = b.cast(x, dt);
+                    let zero = b.constant(0.0, dt);
+                    let one = b.constant(1.0, dt);
+                    let is_zero = b.binary(BinOp::Eq, xt, zero);
+                    let zero_count = b.select(is_zero, one, zero);
+                    let zeros_so_far = b.push(Node {
+                        op: Op::Scan {
+                            kind: ScanKind::Sum,
+                            x: zero_count,
+                            dim,
+                            reverse,
+                        },
+                        dtype: dt,
+                        dims: dims.clone(),
+                    });
+                    let first_so_far = b.binary(BinOp::Eq, zeros_so_far, one);
+                    let first = b.binary(BinOp::And, is_zero, first_so_far);
+                    let x_skip = b.select(first, one, xt);
+                    let y_skip = b.push(Node {
+                        op: Op::Scan {
+                            kind: ScanKind::Prod,
+                            x: x_skip,
+                            dim,
+                            reverse,
+                        },
+                        dtype: dt,
+                        dims: dims.clone(),
+                    });
+                    let at_zero = gmul(b, g, y_skip, m);
+                    let at_zero = scan(b, at_zero);
                     let gy = gmul(b, g, y, m);
-                    let s = scan(b, gy);
-                    vec![(x, gdiv(b, s, x, m), m)]
+                    let usual = scan(b, gy);
+                    let safe_x = b.select(is_zero, one, xt);
+                    let usual = gdiv(b, usual, safe_x, m);
+                    vec![(x, b.select(first, at_zero, usual), m)]
                 }
             }
         }

@@ -18,3 +18,16 @@ fn mean_logps(logits: f32[B, T, V], labels: i32[B, T], ignore: i32 = -100) -> f3
     let count = sum(f32(labels != ignore), T);
     seq_logps(logits, labels, ignore) / max(count, 1.0)
 }
+
+test "token, sequence and mean log-probabilities skip ignored labels" {
+    // log_softmax by hand (f64); label −100 contributes 0 and is not counted by mean_logps.
+    let logits = [[[1.0, 2.0, 3.0], [0.5, -0.5, 0.0]], [[2.0, 2.0, 2.0], [-1.0, 0.0, 4.0]]];
+    let labels = [[2, -100], [0, 1]];
+    expect_close(
+        token_logps(logits, labels),
+        [[-0.4076059644443806, 0.0], [-1.09861228866811, -4.024744890138822]],
+        1e-6,
+    );
+    expect_close(seq_logps(logits, labels), [-0.4076059644443806, -5.123357178806932], 1e-6);
+    expect_close(mean_logps(logits, labels), [-0.4076059644443806, -2.561678589403466], 1e-6);
+}

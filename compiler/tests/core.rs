@@ -1526,6 +1526,100 @@ fn pissa_and_olora_inits_keep_the_layer_and_split_its_spectrum() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The random inits draw PEFT's distributions: on a 64 × 512 weight, the standard deviation of
+/// each drawn factor is its distribution's within 5%, kaiming-uniform draws stay inside their
+/// bound, and the zero-initialised factors are exactly zero.
+#[test]
+fn random_inits_draw_peft_distributions() {
+    let r = repo();
+    let dir = scratch("inits");
+    let std_of = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+    };
+    let i = 512usize;
+    // (file, entry, --set, dims, [(output, expected std, uniform bound or 0 for a normal)], zeros)
+    type InitCase = (
+        &'static str,
+        &'static str,
+        Vec<&'static str>,
+        &'static str,
+        Vec<(&'static str, f64, f64)>,
+        Vec<&'static str>,
+    );
+    let kaiming = |fan_in: usize| (6.0 / (6.0 * fan_in as f64)).sqrt();
+    let cases: Vec<InitCase> = vec![
+        (
+            "lora.ftl",
+            "gaussian_init",
+            vec!["r=8"],
+            "O=64,I=512",
+            vec![("lora_A", 1.0 / 8.0, 0.0)],
+            vec!["lora_B"],
+        ),
+        (
+            "lora.ftl",
+            "lora.init",
+            vec!["r=8"],
+            "L=2,O=64,I=512",
+            vec![("lora_A", kaiming(i) / 3f64.sqrt(), kaiming(i))],
+            vec!["lora_B"],
+        ),
+        (
+            "adalora.ftl",
+            "adalora.init",
+            vec!["init_r=12"],
+            "L=2,O=64,I=512",
+            vec![("lora_A", 0.02, 0.0), ("lora_B", 0.02, 0.0)],
+            vec!["lora_E"],
+        ),
+        (
+            "lokr.ftl",
+            "lokr.init",
+            vec!["out_l=8", "out_k=8", "in_m=8", "in_n=64"],
+            "L=2,O=64,I=512",
+            vec![("lokr_w2", kaiming(64) / 3f64.sqrt(), kaiming(64))],
+            vec!["lokr_w1"],
+        ),
+    ];
+    for (file, entry, sets, dims, drawn, zeros) in cases {
+        let out = dir.join(format!("{entry}.safetensors"));
+        let args = RunArgs {
+            file: r.join("stdlib").join("adapters").join(file),
+            entry: entry.into(),
+            random_dims: Some(dims.into()),
+            out: Some(out.clone()),
+            sets: sets.iter().map(|s| s.to_string()).collect(),
+            ..RunArgs::default()
+        };
+        let res = driver::run_entry(&args, &options(), MessageFormat::Short);
+        assert!(res.success, "{entry}: {}", res.stderr);
+        let got: HashMap<String, Tensor> =
+            safetensors_io::read(&out).unwrap().into_iter().collect();
+        for (name, want, bound) in drawn {
+            let v = got[name].to_f64();
+            let sd = std_of(&v);
+            assert!(
+                (sd / want - 1.0).abs() < 0.05,
+                "{entry} {name}: std {sd} vs {want}"
+            );
+            if bound > 0.0 {
+                assert!(
+                    v.iter().all(|x| x.abs() <= bound),
+                    "{entry} {name}: beyond ±{bound}"
+                );
+            }
+        }
+        for name in zeros {
+            assert!(
+                got[name].to_f64().iter().all(|x| *x == 0.0),
+                "{entry} {name}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Adapter merges, on random inputs: the merged base alone reproduces the adapter's forward,
 /// unmerge gives the base back, and DoRA's merged rows have norm m.
 #[test]

@@ -27,7 +27,9 @@ step ddim_step(
     clip_sample_range: f32 = 1.0,
     use_clipped_model_output: static bool = false,
 ) -> (prev_sample: f32[..S], pred_original_sample: f32[..S])
-requires Tt == num_train_timesteps, eta >= 0.0 {
+requires Tt == num_train_timesteps,
+    0 <= timestep < num_train_timesteps,
+    prev_timestep < num_train_timesteps, eta >= 0.0 {
     let ac = alphas_cumprod(iota(Tt), beta_start, beta_end, beta_schedule);
     let final_alpha_cumprod = if set_alpha_to_one { 1.0 } else { ac[Tt: 0] };
     let a_t = ac[Tt: timestep];

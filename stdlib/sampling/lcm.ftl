@@ -26,7 +26,9 @@ step lcm_step(
     set_alpha_to_one: static bool = true,
     clip_sample: static bool = false,
     clip_sample_range: f32 = 1.0,
-) -> (prev_sample: f32[..S], denoised: f32[..S]) requires Tt == num_train_timesteps {
+) -> (prev_sample: f32[..S], denoised: f32[..S]) requires Tt == num_train_timesteps,
+    0 <= timestep < num_train_timesteps,
+    prev_timestep < num_train_timesteps {
     let ac = alphas_cumprod(iota(Tt), beta_start, beta_end, beta_schedule);
     let final_alpha_cumprod = if set_alpha_to_one { 1.0 } else { ac[Tt: 0] };
     let a_t = ac[Tt: timestep];

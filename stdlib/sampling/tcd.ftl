@@ -24,7 +24,9 @@ step tcd_step(
     beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = scaled_linear,
     prediction_type: enum { epsilon, sample, v_prediction } = epsilon,
 ) -> (prev_sample: f32[..S], pred_noised_sample: f32[..S])
-requires Tt == num_train_timesteps, 0.0 <= eta <= 1.0 {
+requires Tt == num_train_timesteps,
+    0 <= timestep < num_train_timesteps,
+    prev_timestep < num_train_timesteps, 0.0 <= eta <= 1.0 {
     let ac = alphas_cumprod(iota(Tt), beta_start, beta_end, beta_schedule);
     let prev_t = max(prev_timestep, 0);
     let s = i32(floor(f32(1.0 - eta) * f32(prev_t)));

@@ -521,6 +521,17 @@ fn nest_of(g: &Graph, root: NodeId, out: BufId) -> Nest {
     Nest { root, out, kind }
 }
 
+/// The `k<n>_<what>` host step computing `root` (a node [`host_kind`] recognises).
+fn host_kernel(g: &Graph, n: usize, root: NodeId, out: BufId) -> Kernel {
+    let kind = host_kind(g, root).expect("a host step");
+    Kernel::Host {
+        name: format!("k{n}_{}", format!("{kind:?}").to_lowercase()),
+        kind,
+        root,
+        out,
+    }
+}
+
 /// Whether the inline tree of `root` reads the buffers `of` only through elementwise ops at
 /// `root`'s own dims (so, in a shared loop, at the coordinates being computed).
 fn reads_at_own_coordinates(
@@ -625,14 +636,7 @@ fn schedule(
             let (root, out) = steps[first];
             scheduled[first] = true;
             if host[first] {
-                let kind = host_kind(g, root).expect("host step");
-                let what = format!("{kind:?}").to_lowercase();
-                kernels.push(Kernel::Host {
-                    name: format!("k{}_{what}", kernels.len()),
-                    kind,
-                    root,
-                    out,
-                });
+                kernels.push(host_kernel(g, kernels.len(), root, out));
                 done.insert(out);
                 continue;
             }
@@ -711,14 +715,7 @@ fn schedule(
             };
             let (root, out) = steps[i];
             scheduled[i] = true;
-            let kind = host_kind(g, root).expect("only host steps are left");
-            let what = format!("{kind:?}").to_lowercase();
-            kernels.push(Kernel::Host {
-                name: format!("k{}_{what}", kernels.len()),
-                kind,
-                root,
-                out,
-            });
+            kernels.push(host_kernel(g, kernels.len(), root, out));
             done.insert(out);
             continue;
         }

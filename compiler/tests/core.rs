@@ -890,30 +890,47 @@ fn python3_available(needed_for: &str) -> bool {
     ok
 }
 
-/// Runs `tests/reference/SCRIPT check IN OUT ENTRY SETS…`; the script's report when it fails.
-fn reference_check(
+/// Runs `entry` of `file` on `input` with `sets` on both backends and checks each output with
+/// `tests/reference/SCRIPT check IN OUT ENTRY SETS…`; one line per failure (the script's report).
+fn check_on_both_backends(
     script: &str,
-    input: &Path,
-    out: &Path,
+    file: PathBuf,
     entry: &str,
+    input: &Path,
     sets: &[String],
-) -> Option<String> {
-    let check = std::process::Command::new("python3")
-        .arg(repo().join("tests").join("reference").join(script))
-        .arg("check")
-        .arg(input)
-        .arg(out)
-        .arg(entry)
-        .args(sets)
-        .output()
-        .unwrap();
-    (!check.status.success()).then(|| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
-        )
-    })
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for backend in [run::Backend::Mlir, run::Backend::Interp] {
+        let out = input.with_extension(format!("{backend:?}.safetensors"));
+        let args = RunArgs {
+            file: file.clone(),
+            entry: entry.into(),
+            inputs: Some(input.to_path_buf()),
+            out: Some(out.clone()),
+            sets: sets.to_vec(),
+            backend,
+            ..RunArgs::default()
+        };
+        let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+        assert!(o.success, "{entry} {sets:?}: {}", o.stderr);
+        let check = std::process::Command::new("python3")
+            .arg(repo().join("tests").join("reference").join(script))
+            .arg("check")
+            .arg(input)
+            .arg(&out)
+            .arg(entry)
+            .args(sets)
+            .output()
+            .unwrap();
+        if !check.status.success() {
+            failures.push(format!(
+                "{entry} {sets:?} ({backend:?}): {}{}",
+                String::from_utf8_lossy(&check.stdout),
+                String::from_utf8_lossy(&check.stderr)
+            ));
+        }
+    }
+    failures
 }
 
 /// The stdlib objectives on random log-probabilities (drawn here, not chosen), on both backends,
@@ -1022,24 +1039,13 @@ fn stdlib_objectives_match_the_trl_reference_on_random_inputs() {
         }
         let input_path = dir.join(format!("{entry}.in.safetensors"));
         safetensors_io::write_atomic(&input_path, &inputs).unwrap();
-        for backend in [run::Backend::Mlir, run::Backend::Interp] {
-            let out = dir.join(format!("{entry}.{backend:?}.safetensors"));
-            let args = RunArgs {
-                file: r.join("stdlib").join("objectives").join(file),
-                entry: entry.into(),
-                inputs: Some(input_path.clone()),
-                out: Some(out.clone()),
-                sets: sets.clone(),
-                backend,
-                ..RunArgs::default()
-            };
-            let o = driver::run_entry(&args, &options(), MessageFormat::Short);
-            assert!(o.success, "{entry}: {}", o.stderr);
-            if let Some(why) = reference_check("trl_objectives.py", &input_path, &out, entry, &sets)
-            {
-                failures.push(format!("{entry} ({backend:?}): {why}"));
-            }
-        }
+        failures.extend(check_on_both_backends(
+            "trl_objectives.py",
+            r.join("stdlib").join("objectives").join(file),
+            entry,
+            &input_path,
+            &sets,
+        ));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -1180,24 +1186,13 @@ fn stdlib_adapters_match_the_peft_reference_on_random_inputs() {
         }
         let input_path = dir.join(format!("{n}.{entry}.in.safetensors"));
         safetensors_io::write_atomic(&input_path, &inputs).unwrap();
-        for backend in [run::Backend::Mlir, run::Backend::Interp] {
-            let out = dir.join(format!("{n}.{entry}.{backend:?}.safetensors"));
-            let args = RunArgs {
-                file: r.join("stdlib").join("adapters").join(file),
-                entry: entry.into(),
-                inputs: Some(input_path.clone()),
-                out: Some(out.clone()),
-                sets: sets.clone(),
-                backend,
-                ..RunArgs::default()
-            };
-            let o = driver::run_entry(&args, &options(), MessageFormat::Short);
-            assert!(o.success, "{entry}: {}", o.stderr);
-            if let Some(why) = reference_check("peft_adapters.py", &input_path, &out, entry, &sets)
-            {
-                failures.push(format!("{entry} {sets:?} ({backend:?}): {why}"));
-            }
-        }
+        failures.extend(check_on_both_backends(
+            "peft_adapters.py",
+            r.join("stdlib").join("adapters").join(file),
+            entry,
+            &input_path,
+            &sets,
+        ));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -1337,29 +1332,15 @@ fn sampling_steps_match_the_diffusers_reference_on_random_inputs() {
             .collect();
         let input_path = dir.join(format!("{n}.{step}.in.safetensors"));
         safetensors_io::write_atomic(&input_path, &inputs).unwrap();
-        let entry = format!("{step}_step");
-        for backend in [run::Backend::Mlir, run::Backend::Interp] {
-            let out = dir.join(format!("{n}.{step}.{backend:?}.safetensors"));
-            let args = RunArgs {
-                file: r
-                    .join("stdlib")
-                    .join("sampling")
-                    .join(format!("{step}.ftl")),
-                entry: entry.clone(),
-                inputs: Some(input_path.clone()),
-                out: Some(out.clone()),
-                sets: sets.clone(),
-                backend,
-                ..RunArgs::default()
-            };
-            let o = driver::run_entry(&args, &options(), MessageFormat::Short);
-            assert!(o.success, "{entry} {sets:?}: {}", o.stderr);
-            if let Some(why) =
-                reference_check("diffusers_schedulers.py", &input_path, &out, &entry, &sets)
-            {
-                failures.push(format!("{entry} {sets:?} ({backend:?}): {why}"));
-            }
-        }
+        failures.extend(check_on_both_backends(
+            "diffusers_schedulers.py",
+            r.join("stdlib")
+                .join("sampling")
+                .join(format!("{step}.ftl")),
+            &format!("{step}_step"),
+            &input_path,
+            &sets,
+        ));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     std::fs::remove_dir_all(&dir).unwrap();

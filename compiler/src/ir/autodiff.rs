@@ -480,29 +480,23 @@ fn vjp(
                     let one = b.constant(1.0, dt);
                     let is_zero = b.binary(BinOp::Eq, xt, zero);
                     let zero_count = b.select(is_zero, one, zero);
-                    let zeros_so_far = b.push(Node {
-                        op: Op::Scan {
-                            kind: ScanKind::Sum,
-                            x: zero_count,
-                            dim,
-                            reverse,
-                        },
-                        dtype: dt,
-                        dims: dims.clone(),
-                    });
+                    let forward_scan = |b: &mut Builder, kind: ScanKind, v: NodeId| {
+                        b.push(Node {
+                            op: Op::Scan {
+                                kind,
+                                x: v,
+                                dim,
+                                reverse,
+                            },
+                            dtype: dt,
+                            dims: dims.clone(),
+                        })
+                    };
+                    let zeros_so_far = forward_scan(b, ScanKind::Sum, zero_count);
                     let first_so_far = b.binary(BinOp::Eq, zeros_so_far, one);
                     let first = b.binary(BinOp::And, is_zero, first_so_far);
                     let x_skip = b.select(first, one, xt);
-                    let y_skip = b.push(Node {
-                        op: Op::Scan {
-                            kind: ScanKind::Prod,
-                            x: x_skip,
-                            dim,
-                            reverse,
-                        },
-                        dtype: dt,
-                        dims: dims.clone(),
-                    });
+                    let y_skip = forward_scan(b, ScanKind::Prod, x_skip);
                     let at_zero = gmul(b, g, y_skip, m);
                     let at_zero = scan(b, at_zero);
                     let gy = gmul(b, g, y, m);

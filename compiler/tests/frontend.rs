@@ -253,6 +253,14 @@ fn ftc_exit_codes_messages_and_formats() {
     assert_eq!(code, 1);
     assert!(err.contains("E0010"), "{err}");
 
+    // A source file over 8 MiB (a comment, so only its size is wrong) is refused.
+    let big = std::env::temp_dir().join(format!("ftl-big-{}.ftl", std::process::id()));
+    std::fs::write(&big, format!("// {}\n", "x".repeat(8 << 20))).unwrap();
+    let (code, _, err) = ftc(&["check", big.to_str().unwrap()]);
+    std::fs::remove_file(&big).unwrap();
+    assert_eq!(code, 1);
+    assert!(err.contains("E0008"), "{err}");
+
     let (code, out, _) = ftc(&["explain", "E0041"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("E0041: dims do not match"), "{out}");

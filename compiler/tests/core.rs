@@ -878,6 +878,42 @@ fn mlir_text_is_pinned() {
     );
 }
 
+/// The tests' random draws: xorshift64 with a fixed seed, so every run sees the same inputs.
+struct Draws(u64);
+
+impl Draws {
+    fn bits(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 >> 11
+    }
+
+    /// Uniform in [0, 1).
+    fn uniform(&mut self) -> f64 {
+        self.bits() as f64 / (1u64 << 53) as f64
+    }
+
+    /// An f32 tensor of uniform values in [−1, 1).
+    fn tensor(&mut self, shape: &[usize]) -> Tensor {
+        let v: Vec<f64> = (0..shape.iter().product::<usize>())
+            .map(|_| self.uniform() * 2.0 - 1.0)
+            .collect();
+        Tensor::from_f64(DType::F32, shape, &v)
+    }
+
+    /// `len` standard normal values (Box–Muller on (0, 1) uniforms).
+    fn normal(&mut self, len: usize) -> Vec<f64> {
+        (0..len)
+            .map(|_| {
+                let mut open = || (self.bits() as f64 + 0.5) / (1u64 << 53) as f64;
+                let (a, b) = (open(), open());
+                (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+            })
+            .collect()
+    }
+}
+
 /// Whether `python3` runs here; prints why the calling test is skipped when it does not.
 fn python3_available(needed_for: &str) -> bool {
     let ok = std::process::Command::new("python3")
@@ -977,13 +1013,8 @@ fn stdlib_objectives_match_the_trl_reference_on_random_inputs() {
     }
     cases.push(("orpo.ftl", "odds_ratio", vec!["beta=0.5".to_string()]));
     cases.push(("kto.ftl", "kto", vec!["undesirable_weight=1.2".to_string()]));
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut uniform = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut draws = Draws(0x9e37_79b9_7f4a_7c15);
+    let mut uniform = move || draws.uniform();
     let mut failures = Vec::new();
     for (file, entry, sets) in cases {
         let n = 6;
@@ -1062,18 +1093,8 @@ fn stdlib_adapters_match_the_peft_reference_on_random_inputs() {
     let r = repo();
     let dir = scratch("peft-ref");
     let (i, o, k) = (6, 4, 3);
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut rand = move |shape: &[usize]| {
-        let v: Vec<f64> = (0..shape.iter().product::<usize>())
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-            })
-            .collect();
-        Tensor::from_f64(DType::F32, shape, &v)
-    };
+    let mut draws = Draws(0x2545_f491_4f6c_dd1d);
+    let mut rand = move |shape: &[usize]| draws.tensor(shape);
     // (entry, file, params as (name, shape), --set values, x's leading dims)
     type Case = (
         &'static str,
@@ -1209,21 +1230,8 @@ fn sampling_steps_match_the_diffusers_reference_on_random_inputs() {
     }
     let r = repo();
     let dir = scratch("diffusers-ref");
-    let mut state = 0x853c_49e6_748f_ea9bu64;
-    let mut normal = move |len: usize| -> Vec<f64> {
-        (0..len)
-            .map(|_| {
-                let mut u = || {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-                };
-                let (a, b) = (u(), u());
-                (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
-            })
-            .collect()
-    };
+    let mut draws = Draws(0x853c_49e6_748f_ea9b);
+    let mut normal = move |len: usize| draws.normal(len);
     let cases: Vec<(&str, Vec<&str>)> = vec![
         (
             "lcm",
@@ -1628,19 +1636,8 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
         assert!(o.success, "{entry}: {}", o.stderr);
         safetensors_io::read(&out).unwrap().into_iter().collect()
     };
-    let mut seed = 17u64;
-    let mut rand = |shape: &[usize]| {
-        let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n)
-            .map(|_| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-            })
-            .collect();
-        Tensor::from_f64(DType::F32, shape, &v)
-    };
+    let mut draws = Draws(17);
+    let mut rand = |shape: &[usize]| draws.tensor(shape);
     let (n, i, o, k) = (3, 5, 4, 2);
     let base: HashMap<String, Tensor> = [
         ("x", rand(&[n, i])),

@@ -3,34 +3,14 @@
 
 Values are drawn from Python's `random` with fixed seeds, so rerunning rewrites identical files.
 """
-import json
 import os
 import random
-import struct
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "examples", "data")
-
-FORMATS = {"F32": ("f", 4), "I32": ("i", 4), "BOOL": ("?", 1), "I64": ("q", 8)}
-
-
-def write(path, tensors):
-    """tensors: list of (name, dtype, shape, flat values)."""
-    header, blobs, offset = {}, [], 0
-    for name, dtype, shape, values in tensors:
-        fmt, size = FORMATS[dtype]
-        blob = struct.pack("<%d%s" % (len(values), fmt), *values)
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
-
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "reference"))
+from safetensors_plain import write_safetensors as write  # noqa: E402
 
 def normal(rng, n, scale=1.0):
     return [rng.gauss(0.0, scale) for _ in range(n)]

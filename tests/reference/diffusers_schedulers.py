@@ -23,7 +23,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trl_objectives import read_safetensors  # noqa: E402
+from safetensors_plain import read_safetensors  # noqa: E402
 
 
 def f(v):

@@ -12,8 +12,11 @@ research/objectives.md §1. Two uses:
 """
 import json
 import math
-import struct
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_plain import read_safetensors  # noqa: E402
 
 
 def logsigmoid(x):  # = -softplus(-x), stable
@@ -142,31 +145,6 @@ def kto(lc, lr, lk, rc, rr, rk, beta=0.1, wd=1.0, wu=1.0):
         "metric.rewards_rejected": mean([beta * x for x in rho_r]),
         "metric.rewards_margins": mean([beta * x for x in rho_c]) - mean([beta * x for x in rho_r]),
     }
-
-
-# ---- safetensors (stdlib only) ----
-_FMT = {"F32": ("f", 4), "F64": ("d", 8), "I32": ("i", 4), "I64": ("q", 8), "BOOL": ("?", 1)}
-
-
-def read_safetensors(path, shapes=None):
-    """Tensors of a safetensors file as flat lists (scalars as numbers); `shapes`, a dict, if
-    given, receives each tensor's shape."""
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        fmt, size = _FMT[info["dtype"]]
-        a, b = info["data_offsets"]
-        count = (b - a) // size
-        vals = list(struct.unpack(f"<{count}{fmt}", data[a:b]))
-        if shapes is not None:
-            shapes[name] = info["shape"]
-        out[name] = vals[0] if info["shape"] == [] else vals
-    return out
 
 
 def evaluate(entry, x, kw):

@@ -705,19 +705,21 @@ impl<'h, 'c> Lowerer<'h, 'c> {
     ) -> (NodeId, NodeId) {
         let weak = |e: ExprId| Self::ty(frame, e).tensor().is_some_and(|t| t.weak);
         let (da, db) = (self.b.dtype(a), self.b.dtype(b));
-        // A float literal joins the other side's dtype from its exact value (`0.008` in f64
-        // arithmetic is not first rounded to f32).
-        let retype =
-            |this: &mut Self, e: ExprId, n: NodeId, to: DType| match literal_float(frame.decl, e) {
-                Some(v) if to.is_float() => this.b.constant(v, to),
-                _ => this.b.cast(n, to),
-            };
         if weak(ea) && !weak(eb) && (db.is_float() || !da.is_float()) {
-            (retype(self, ea, a, db), b)
+            (self.cast_operand(frame, ea, a, db), b)
         } else if weak(eb) && !weak(ea) && (da.is_float() || !db.is_float()) {
-            (a, retype(self, eb, b, da))
+            (a, self.cast_operand(frame, eb, b, da))
         } else {
             (a, b)
+        }
+    }
+
+    /// Node `n` (the value of `e`) in dtype `to`. A float literal takes `to` from its exact
+    /// value (`0.008` in f64 arithmetic is not first rounded to f32).
+    fn cast_operand(&mut self, frame: &Frame<'h>, e: ExprId, n: NodeId, to: DType) -> NodeId {
+        match literal_float(frame.decl, e) {
+            Some(v) if to.is_float() => self.b.constant(v, to),
+            _ => self.b.cast(n, to),
         }
     }
 
@@ -756,13 +758,10 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         let (x, y) = if matches!(bop, BinOp::And | BinOp::Or) {
             (x, y)
         } else {
-            // A float literal operand takes the result's dtype from its exact value (`0.008`
-            // in f64 arithmetic is not first rounded to f32).
-            let mut operand = |e: ExprId, n: NodeId| match literal_float(frame.decl, e) {
-                Some(v) if dtype.is_float() => self.b.constant(v, dtype),
-                _ => self.b.cast(n, dtype),
-            };
-            (operand(a, x), operand(b, y))
+            (
+                self.cast_operand(frame, a, x, dtype),
+                self.cast_operand(frame, b, y, dtype),
+            )
         };
         Ok(Val::Node(self.b.binary(bop, x, y)))
     }

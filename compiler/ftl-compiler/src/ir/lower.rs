@@ -12,8 +12,8 @@ use super::{
     BinOp, Check, DimId, DimSize, Dist, EntryKind, Graph, Input, Node, NodeId, Op, Reduction, Role,
     ScanKind, UnOp,
 };
-use crate::hir::{self, Decl, DeclId, DeclKind, ExprId, ExprKind, Hir, Stmt};
-use crate::types::{DimItem, Ty};
+use ftl_front::hir::{self, Decl, DeclId, DeclKind, ExprId, ExprKind, Hir, Stmt};
+use ftl_front::types::{DimItem, Ty};
 use ftl_runtime::{DType, Tensor};
 use ftl_syntax::ast::{self, CmpOp, ParamKind};
 use std::collections::{HashMap, HashSet};
@@ -40,17 +40,32 @@ pub struct EntryOptions {
     pub promote_f64: bool,
 }
 
-/// Why an entry cannot be lowered (a user-facing message; compiler bugs say "internal").
+/// Why an entry cannot be lowered.
 #[derive(Clone, Debug, PartialEq)]
-pub struct LowerError {
-    /// The message.
-    pub message: String,
+pub enum LowerError {
+    /// A construct this compiler cannot lower yet (a user-facing limitation, E0095).
+    Unsupported(String),
+    /// A value the checker should have ruled out: a compiler bug.
+    Internal(String),
+    /// An entry called while lowering (a test block's call) failed to compile or run.
+    CallFailed(String),
+}
+
+impl std::fmt::Display for LowerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LowerError::Unsupported(m) | LowerError::CallFailed(m) => f.write_str(m),
+            LowerError::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
 }
 
 fn fail<T>(message: impl Into<String>) -> Result<T, LowerError> {
-    Err(LowerError {
-        message: message.into(),
-    })
+    Err(LowerError::Unsupported(message.into()))
+}
+
+fn internal<T>(message: impl Into<String>) -> Result<T, LowerError> {
+    Err(LowerError::Internal(message.into()))
 }
 
 /// A lowered value.
@@ -123,7 +138,7 @@ pub fn is_static(p: &hir::Param) -> bool {
 /// Lowers entry `id` of `hir` to a forward graph.
 pub fn lower_entry(hir: &Hir, id: DeclId, opts: &EntryOptions) -> Result<Graph, LowerError> {
     let Some(decl) = hir.decl(id) else {
-        return fail("internal error: the entry was not checked");
+        return internal("the entry was not checked");
     };
     let mut lw = Lowerer::new(hir, &decl.name, entry_kind(decl.kind), opts.clone(), None);
     let mut frame = lw.entry_frame(decl)?;
@@ -206,10 +221,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             };
         }
         let Ty::Tensor(t) = &p.ty else {
-            return fail(format!(
-                "internal error: parameter `{}` has type {}",
-                p.name, p.ty
-            ));
+            return internal(format!("parameter `{}` has type {}", p.name, p.ty));
         };
         let mut dims = Vec::new();
         for item in &t.dims {
@@ -342,7 +354,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     frame.locals[l.0 as usize] = Some(v);
                 } else {
                     let Val::Tuple(items) = v else {
-                        return fail("internal error: destructuring a non-tuple");
+                        return internal("destructuring a non-tuple");
                     };
                     for (l, item) in locals.iter().zip(items) {
                         frame.locals[l.0 as usize] = Some(item);
@@ -406,9 +418,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
     pub fn node(&mut self, frame: &mut Frame<'h>, e: ExprId) -> Result<NodeId, LowerError> {
         match self.expr(frame, e)? {
             Val::Node(id) => Ok(id),
-            other => fail(format!(
-                "internal error: expected a tensor, found {other:?}"
-            )),
+            other => internal(format!("expected a tensor, found {other:?}")),
         }
     }
 
@@ -441,8 +451,8 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             Some(d) => d,
             None => {
                 if have.len() != t.dims.len() {
-                    return fail(format!(
-                        "internal error: cannot place dims of {t} on a value of rank {}",
+                    return internal(format!(
+                        "cannot place dims of {t} on a value of rank {}",
                         have.len()
                     ));
                 }
@@ -467,8 +477,8 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         if have.len() == expected.len() {
             return Ok(self.b.relabel(id, expected));
         }
-        fail(format!(
-            "internal error: value with {} dims where {t} was expected",
+        internal(format!(
+            "value with {} dims where {t} was expected",
             have.len()
         ))
     }
@@ -519,21 +529,17 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             ExprKind::Param(i) => frame.params[*i as usize].clone(),
             ExprKind::Local(l) => frame.locals[l.0 as usize]
                 .clone()
-                .ok_or_else(|| LowerError {
-                    message: "internal error: a local read before its let".into(),
-                })?,
+                .ok_or_else(|| LowerError::Internal("a local read before its let".into()))?,
             ExprKind::DimSize(items) => {
-                let dims = self.map_dims(frame, items).ok_or_else(|| LowerError {
-                    message: "internal error: size of an unbound dim".into(),
-                })?;
+                let dims = self
+                    .map_dims(frame, items)
+                    .ok_or_else(|| LowerError::Internal("size of an unbound dim".into()))?;
                 Val::Node(self.b.size(dims, dtype))
             }
             ExprKind::DimArg(item) => {
                 let dims = self
                     .map_dims(frame, std::slice::from_ref(item))
-                    .ok_or_else(|| LowerError {
-                        message: format!("dim `{item}` is not bound"),
-                    })?;
+                    .ok_or_else(|| LowerError::Unsupported(format!("dim `{item}` is not bound")))?;
                 Val::Dims(dims)
             }
             ExprKind::Variant(v) => Val::Variant(v.clone()),
@@ -569,9 +575,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     });
                     left = right;
                 }
-                Val::Node(acc.ok_or_else(|| LowerError {
-                    message: "internal error: empty comparison".into(),
-                })?)
+                Val::Node(acc.ok_or_else(|| LowerError::Internal("empty comparison".into()))?)
             }
             ExprKind::Cast(d, a) => {
                 let x = self.node(frame, *a)?;
@@ -591,10 +595,10 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                         .into_iter()
                         .find(|(n, _)| n == name)
                         .map(|(_, v)| v)
-                        .ok_or_else(|| LowerError {
-                            message: format!("the record has no field `{name}`"),
+                        .ok_or_else(|| {
+                            LowerError::Unsupported(format!("the record has no field `{name}`"))
                         })?,
-                    _ => return fail(format!("internal error: field `{name}` of a non-record")),
+                    _ => return internal(format!("field `{name}` of a non-record")),
                 }
             }
             ExprKind::Gather {
@@ -632,20 +636,18 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let c = self.node(frame, *c)?;
                 match self.b.node(c).op {
                     Op::Const(v) => self.expr(frame, if v != 0.0 { *a } else { *b })?,
-                    _ => return fail("internal error: `if` on a non-static condition"),
+                    _ => return internal("`if` on a non-static condition"),
                 }
             }
             ExprKind::Match(s, arms) => {
                 let Val::Variant(v) = self.expr(frame, *s)? else {
-                    return fail("internal error: `match` on a non-variant");
+                    return internal("`match` on a non-variant");
                 };
                 let arm = arms
                     .iter()
                     .find(|(p, _)| p.as_deref() == Some(v.as_str()))
                     .or_else(|| arms.iter().find(|(p, _)| p.is_none()))
-                    .ok_or_else(|| LowerError {
-                        message: format!("no arm for `{v}`"),
-                    })?;
+                    .ok_or_else(|| LowerError::Unsupported(format!("no arm for `{v}`")))?;
                 self.expr(frame, arm.1)?
             }
             ExprKind::Block(stmts, value) => {
@@ -661,7 +663,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 }
                 Val::Record(out)
             }
-            ExprKind::Error => return fail("internal error: lowering a program with errors"),
+            ExprKind::Error => return internal("lowering a program with errors"),
         })
     }
 
@@ -752,7 +754,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             ast::BinOp::And => BinOp::And,
             ast::BinOp::Or => BinOp::Or,
             ast::BinOp::MatMul | ast::BinOp::Coalesce => {
-                return fail("internal error: `@` reaches lowering as contract")
+                return internal("`@` reaches lowering as contract")
             }
         };
         let (x, y) = if matches!(bop, BinOp::And | BinOp::Or) {
@@ -774,9 +776,9 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         to: &[DimItem],
     ) -> Result<Val, LowerError> {
         let x = self.node(frame, base)?;
-        let src = self.map_dims(frame, from).ok_or_else(|| LowerError {
-            message: "internal error: reshape of unbound dims".into(),
-        })?;
+        let src = self
+            .map_dims(frame, from)
+            .ok_or_else(|| LowerError::Internal("reshape of unbound dims".into()))?;
         let have = self.b.dims(x);
         let is_swap = from.len() == 2 && to.len() == 2 && from[0] == to[1] && from[1] == to[0];
         if is_swap {
@@ -816,7 +818,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     unknown.push(n.clone());
                     dst.push(DimId(u32::MAX));
                 }
-                _ => return fail("internal error: reshape to a pack"),
+                _ => return internal("reshape to a pack"),
             }
         }
         let known: Vec<DimId> = dst.iter().copied().filter(|d| d.0 != u32::MAX).collect();
@@ -849,7 +851,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         args: &[Option<ExprId>],
     ) -> Result<Val, LowerError> {
         let Some(callee) = self.hir.decl(id) else {
-            return fail("internal error: call of an unchecked declaration");
+            return internal("call of an unchecked declaration");
         };
         let mut vals = Vec::with_capacity(args.len());
         for (k, a) in args.iter().enumerate() {
@@ -952,7 +954,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         for a in args {
             match self.expr(frame, *a)? {
                 Val::Dims(d) => out.extend(d),
-                _ => return fail("internal error: expected dims"),
+                _ => return internal("expected dims"),
             }
         }
         Ok(out)
@@ -1198,11 +1200,13 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             "topk" => {
                 let x = self.node(frame, args[0])?;
                 let Some((DimItem::Named(from), DimItem::Named(to))) = maps.first() else {
-                    return fail("internal error: topk without `D -> K`");
+                    return internal("topk without `D -> K`");
                 };
                 let d = self.one_dim(frame, from)?;
-                let k = self.one_dim(frame, to).map_err(|_| LowerError {
-                    message: format!("dim `{to}` of topk is not bound: add `requires {to} == k`"),
+                let k = self.one_dim(frame, to).map_err(|_| {
+                    LowerError::Unsupported(format!(
+                        "dim `{to}` of topk is not bound: add `requires {to} == k`"
+                    ))
                 })?;
                 let perm = self.argsort(x, d, true);
                 let iota = self.b.push(Node {
@@ -1226,7 +1230,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let v = self.node(frame, args[0])?;
                 let i = self.node(frame, args[1])?;
                 let Some((DimItem::Named(target), _)) = maps.first() else {
-                    return fail("internal error: scatter without a target dim");
+                    return internal("scatter without a target dim");
                 };
                 let d = self.one_dim(frame, target)?;
                 let dims = out_dims.clone().unwrap_or_default();
@@ -1269,8 +1273,8 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 })
             }
             "rand" | "randn" | "zeros" | "ones" | "full" | "kaiming_uniform" | "bernoulli" => {
-                let dims = out_dims.clone().ok_or_else(|| LowerError {
-                    message: format!("`{name}` has no shape here"),
+                let dims = out_dims.clone().ok_or_else(|| {
+                    LowerError::Unsupported(format!("`{name}` has no shape here"))
                 })?;
                 match name {
                     "rand" => self.random(Dist::Uniform, dims),
@@ -1451,11 +1455,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     .collect();
                 return Ok(Val::Tuple(vals));
             }
-            other => {
-                return fail(format!(
-                    "internal error: builtin `{other}` cannot be lowered"
-                ))
-            }
+            other => return internal(format!("builtin `{other}` cannot be lowered")),
         };
         Ok(Val::Node(node))
     }

@@ -1,121 +1,73 @@
 //! The driver: one entry per `ftc` command, returning text and diagnostics instead of printing,
 //! so that tests call exactly what the CLI calls.
 
-use crate::diagnostic::{self, Diagnostic};
-use crate::resolve::{self, LoadOptions, Program};
-use crate::{check, hir, run};
-use std::path::PathBuf;
+use crate::pipeline::{self, EntryRequest, Failure, GradPolicy};
+use crate::{fuse, mlir, run, testing};
+use ftl_front::resolve::LoadOptions;
+use ftl_front::{analyze, Analysis, MessageFormat};
+use ftl_runtime::Tensor;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-/// How diagnostics are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum MessageFormat {
-    /// ariadne reports with source excerpts.
+/// How a command ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Status {
+    /// Exit status 0.
     #[default]
-    Human,
-    /// `file:line:col: error[E…]: message`, one per line.
-    Short,
-    /// One JSON object per line.
-    Json,
+    Success,
+    /// A user mistake or a failed check: exit status 1.
+    Failure,
+    /// A compiler bug: exit status 101.
+    InternalError,
 }
 
-/// The outcome of front-end work on some files.
-pub struct Analysis {
-    /// Every file read.
-    pub program: Program,
-    /// The typed HIR (complete only when there are no diagnostics).
-    pub hir: hir::Hir,
-    /// Errors, sorted by file and position.
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-impl Analysis {
-    /// Renders the diagnostics in `format`.
-    pub fn render(&self, format: MessageFormat) -> String {
-        match format {
-            MessageFormat::Human => {
-                diagnostic::render_text(&self.diagnostics, &self.program.sources)
-            }
-            MessageFormat::Short => {
-                diagnostic::render_short(&self.diagnostics, &self.program.sources)
-            }
-            MessageFormat::Json => {
-                diagnostic::render_json(&self.diagnostics, &self.program.sources)
-            }
-        }
-    }
-}
-
-/// Loads, parses and checks `paths` with everything they import.
-pub fn analyze(paths: &[PathBuf], opts: &LoadOptions) -> Analysis {
-    let (program, mut diagnostics) = resolve::load(paths, opts);
-    let checked = check::check(&program);
-    diagnostics.extend(checked.diagnostics);
-    diagnostics.sort_by_key(|d| d.primary().map(|l| (l.file, l.span.start, l.span.end)));
-    diagnostics.dedup();
-    Analysis {
-        program,
-        hir: checked.hir,
-        diagnostics,
-    }
-}
-
-/// `ftc build --emit ast`: the canonical source of each root file.
-pub fn emit_ast(analysis: &Analysis) -> String {
-    let roots = &analysis.program.roots;
-    roots
-        .iter()
-        .map(|id| ftl_syntax::pretty::print_file(&analysis.program.module(*id).ast))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// `ftc build --emit hir`: the typed HIR of the root files' declarations.
-pub fn emit_hir(analysis: &Analysis) -> String {
-    let roots: Vec<&str> = analysis
-        .program
-        .roots
-        .iter()
-        .map(|id| analysis.program.module(*id).name.as_str())
-        .collect();
-    let mut out = String::new();
-    for decl in analysis.hir.decls.iter().flatten() {
-        let module = decl.name.split("::").next().unwrap_or("");
-        if roots.contains(&module) {
-            out.push_str(&hir::print_decl(&analysis.hir, decl));
-            out.push('\n');
-        }
-    }
-    out
-}
-
-/// `ftc explain CODE`: the long explanation.
-pub fn explain(code: &str) -> Option<String> {
-    let c = crate::codes::Code::from_id(code)?;
-    Some(format!(
-        "{}: {}\n\n{}\n",
-        c.id(),
-        c.title(),
-        c.explanation()
-    ))
-}
-
-/// What a run-time command printed and whether it succeeded.
+/// What a run-time command printed and how it ended.
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// Standard output.
     pub stdout: String,
     /// Standard error.
     pub stderr: String,
-    /// Exit status 0.
-    pub success: bool,
+    /// How it ended.
+    pub status: Status,
 }
 
 impl Outcome {
+    /// Exit status 0 with this output.
+    pub fn ok(stdout: String) -> Outcome {
+        Outcome {
+            stdout,
+            stderr: String::new(),
+            status: Status::Success,
+        }
+    }
+
     fn fail(stderr: String) -> Outcome {
         Outcome {
             stdout: String::new(),
             stderr,
-            success: false,
+            status: Status::Failure,
+        }
+    }
+
+    /// Whether the command succeeded.
+    pub fn success(&self) -> bool {
+        self.status == Status::Success
+    }
+}
+
+impl From<Result<String, Failure>> for Outcome {
+    fn from(result: Result<String, Failure>) -> Outcome {
+        match result {
+            Ok(stdout) => Outcome::ok(stdout),
+            Err(f) => Outcome {
+                stdout: String::new(),
+                stderr: f.render(),
+                status: match f {
+                    Failure::User { .. } => Status::Failure,
+                    Failure::Internal(_) => Status::InternalError,
+                },
+            },
         }
     }
 }
@@ -141,8 +93,9 @@ pub struct RunArgs {
     pub backend: run::Backend,
 }
 
+/// The analysis of one file, or the outcome that reports its diagnostics.
 fn analysis_or_fail(
-    file: &std::path::Path,
+    file: &Path,
     opts: &LoadOptions,
     format: MessageFormat,
 ) -> Result<Analysis, Outcome> {
@@ -150,50 +103,49 @@ fn analysis_or_fail(
     if analysis.diagnostics.is_empty() {
         Ok(analysis)
     } else {
-        let mut text = analysis.render(format);
-        let n = analysis.diagnostics.len();
-        text.push_str(&format!(
-            "error: {n} error{} found\n",
-            if n == 1 { "" } else { "s" }
-        ));
-        Err(Outcome::fail(text))
+        Err(Outcome::fail(analysis.render_with_summary(format)))
+    }
+}
+
+/// Analyses `file` and runs `command` on it: every command that compiles an entry.
+fn with_analysis(
+    file: &Path,
+    opts: &LoadOptions,
+    format: MessageFormat,
+    command: impl FnOnce(&Analysis) -> Result<String, Failure>,
+) -> Outcome {
+    match analysis_or_fail(file, opts, format) {
+        Ok(analysis) => command(&analysis).into(),
+        Err(o) => o,
     }
 }
 
 /// Reads, compiles and runs an entry (`ftc run`).
 pub fn run_entry(args: &RunArgs, opts: &LoadOptions, format: MessageFormat) -> Outcome {
-    let analysis = match analysis_or_fail(&args.file, opts, format) {
-        Ok(a) => a,
-        Err(o) => return o,
-    };
-    match run_checked(&analysis, args) {
-        Ok(o) => o,
-        Err(f) => Outcome::fail(f.render()),
-    }
+    with_analysis(&args.file, opts, format, |analysis| {
+        run_checked(analysis, args)
+    })
 }
 
-fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<Outcome, run::Failure> {
-    use crate::codes::Code;
-    use std::collections::HashMap;
-    let id = run::find_entry(analysis, &args.entry)?;
-    let mut inputs: HashMap<String, ftl_runtime::Tensor> = HashMap::new();
+fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<String, Failure> {
+    use ftl_front::codes::Code;
+    let mut inputs: HashMap<String, Tensor> = HashMap::new();
     if let Some(path) = &args.inputs {
         let tensors = ftl_runtime::safetensors_io::read(path)
-            .map_err(|e| run::Failure::new(Code::BadInputs, e.to_string()))?;
+            .map_err(|e| Failure::new(Code::BadInputs, e.to_string()))?;
         inputs.extend(tensors);
     }
-    let mut eopts = crate::ir::lower::EntryOptions::default();
-    run::apply_sets(&analysis.hir, id, &args.sets, &mut eopts, &mut inputs)?;
-    run::options_for(&analysis.hir, id, &inputs, &mut eopts);
-    let kind = analysis.hir.decl(id).map(|d| d.kind);
-    let grad = match kind {
-        Some(hir::DeclKind::Objective) => true,
-        Some(hir::DeclKind::Adapter) => {
-            args.random_dims.is_some() || run::has_upstream(&analysis.hir, id, &inputs)
-        }
-        _ => false,
+    // Random inputs draw an upstream gradient for adapters, so they get gradients too.
+    let request = EntryRequest {
+        entry: &args.entry,
+        sets: &args.sets,
+        grad: if args.random_dims.is_some() {
+            GradPolicy::Differentiable
+        } else {
+            GradPolicy::WhenUpstreamGiven
+        },
     };
-    let g = run::compile(&analysis.hir, id, &eopts, grad)?;
+    let g = pipeline::compile_entry(analysis, &request, &mut inputs)?.graph;
     if let Some(spec) = &args.random_dims {
         let dims = run::parse_dims(spec)?;
         for (k, v) in run::random_inputs(&g, &dims, None, args.seed)? {
@@ -231,18 +183,14 @@ fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<Outcome, run::Fail
     }
     if let Some(out) = &args.out {
         ftl_runtime::safetensors_io::write_atomic(out, &outputs)
-            .map_err(|e| run::Failure::new(Code::RunFailed, e.to_string()))?;
+            .map_err(|e| Failure::new(Code::RunFailed, e.to_string()))?;
         stdout.push_str(&format!(
             "wrote {} tensors to {}\n",
             outputs.len(),
             out.display()
         ));
     }
-    Ok(Outcome {
-        stdout,
-        stderr: String::new(),
-        success: true,
-    })
+    Ok(stdout)
 }
 
 /// The stages of one entry that `ftc build --emit` prints.
@@ -260,101 +208,76 @@ pub enum EntryStage {
     Llvm,
 }
 
-/// `ftc build --emit ir|grad|kernels`: a stage of one entry.
+/// `ftc build --emit ir|grad|kernels|mlir|llvm`: a stage of one entry.
 pub fn emit_graph(
-    file: &std::path::Path,
+    file: &Path,
     entry: &str,
     sets: &[String],
     stage: EntryStage,
     opts: &LoadOptions,
     format: MessageFormat,
 ) -> Outcome {
-    let analysis = match analysis_or_fail(file, opts, format) {
-        Ok(a) => a,
-        Err(o) => return o,
-    };
-    let result = (|| -> Result<String, run::Failure> {
-        let id = run::find_entry(&analysis, entry)?;
-        let mut eopts = crate::ir::lower::EntryOptions::default();
-        let mut inputs = std::collections::HashMap::new();
-        run::apply_sets(&analysis.hir, id, sets, &mut eopts, &mut inputs)?;
-        let grad = stage != EntryStage::Ir
-            && analysis
-                .hir
-                .decl(id)
-                .is_some_and(|d| d.kind.differentiable());
-        let g = run::compile(&analysis.hir, id, &eopts, grad)?;
-        let internal = |e: String| run::Failure::new(crate::codes::Code::RunFailed, e);
+    with_analysis(file, opts, format, |analysis| {
+        let request = EntryRequest {
+            entry,
+            sets,
+            grad: match stage {
+                EntryStage::Ir => GradPolicy::Forward,
+                _ => GradPolicy::Differentiable,
+            },
+        };
+        let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?.graph;
+        let internal = Failure::Internal;
         Ok(match stage {
-            EntryStage::Kernels => crate::fuse::print_plan(&crate::fuse::fuse(&g)),
-            EntryStage::Mlir => {
-                crate::mlir::compile_plan(&crate::fuse::fuse(&g))
-                    .map_err(internal)?
-                    .mlir
-            }
+            EntryStage::Ir | EntryStage::Grad => crate::ir::print::print_graph(&g),
+            EntryStage::Kernels => fuse::print_plan(&fuse::fuse(&g)),
+            EntryStage::Mlir => mlir::compile_plan(&fuse::fuse(&g)).map_err(internal)?.mlir,
             EntryStage::Llvm => {
-                let c = crate::mlir::compile_plan(&crate::fuse::fuse(&g)).map_err(internal)?;
-                crate::mlir::jit::lower_to_llvm_text(&c.mlir).map_err(internal)?
+                let c = mlir::compile_plan(&fuse::fuse(&g)).map_err(internal)?;
+                mlir::jit::lower_to_llvm_text(&c.mlir).map_err(internal)?
             }
-            _ => crate::ir::print::print_graph(&g),
         })
-    })();
-    match result {
-        Ok(text) => Outcome {
-            stdout: text,
-            stderr: String::new(),
-            success: true,
-        },
-        Err(f) => Outcome::fail(f.render()),
-    }
+    })
 }
 
 /// `ftc gradcheck`: finite differences against autodiff for one entry.
 pub fn gradcheck_entry(
-    file: &std::path::Path,
+    file: &Path,
     entry: &str,
     dims: Option<&str>,
     sets: &[String],
     opts: &LoadOptions,
     format: MessageFormat,
 ) -> Outcome {
-    let analysis = match analysis_or_fail(file, opts, format) {
-        Ok(a) => a,
-        Err(o) => return o,
-    };
-    let result = (|| {
-        let id = run::find_entry(&analysis, entry)?;
+    let mut passed = true;
+    let mut outcome = with_analysis(file, opts, format, |analysis| {
+        let id = pipeline::find_entry(analysis, entry)?;
         let mut eopts = crate::ir::lower::EntryOptions::default();
-        let mut inputs = std::collections::HashMap::new();
+        let mut inputs = HashMap::new();
         run::apply_sets(&analysis.hir, id, sets, &mut eopts, &mut inputs)?;
         let dims = match dims {
             Some(d) => run::parse_dims(d)?,
             None => Default::default(),
         };
-        run::gradcheck(&analysis.hir, id, &dims, &inputs, &eopts)
-    })();
-    match result {
-        Ok(report) => {
-            let mut stdout = String::new();
-            for (name, n, e) in &report.inputs {
-                stdout.push_str(&format!(
-                    "grad.{name}: {n} elements, max relative error {e:.2e}\n"
-                ));
-            }
-            let ok = report.worst() <= run::GRADCHECK_TOL;
-            stdout.push_str(if ok {
-                "gradcheck passed\n"
-            } else {
-                "gradcheck FAILED\n"
-            });
-            Outcome {
-                stdout,
-                stderr: String::new(),
-                success: ok,
-            }
+        let report = run::gradcheck(&analysis.hir, id, &dims, &inputs, &eopts)?;
+        let mut stdout = String::new();
+        for (name, n, e) in &report.inputs {
+            stdout.push_str(&format!(
+                "grad.{name}: {n} elements, max relative error {e:.2e}\n"
+            ));
         }
-        Err(f) => Outcome::fail(f.render()),
+        passed = report.worst() <= run::GRADCHECK_TOL;
+        stdout.push_str(if passed {
+            "gradcheck passed\n"
+        } else {
+            "gradcheck FAILED\n"
+        });
+        Ok(stdout)
+    });
+    if !passed {
+        outcome.status = Status::Failure;
     }
+    outcome
 }
 
 /// `.ftl` files under `paths` (directories recursively, sorted).
@@ -402,7 +325,7 @@ pub fn test_files(
                 continue;
             }
         };
-        for t in crate::testing::run_tests(&analysis, backend) {
+        for t in testing::run_tests(&analysis, backend) {
             let name = t.name.split_once("::").map_or(t.name.as_str(), |x| x.1);
             let name = name.trim_start_matches("test ");
             if t.failures.is_empty() {
@@ -421,7 +344,11 @@ pub fn test_files(
     Outcome {
         stdout,
         stderr,
-        success: failed == 0,
+        status: if failed == 0 {
+            Status::Success
+        } else {
+            Status::Failure
+        },
     }
 }
 
@@ -460,23 +387,16 @@ fn proc_mb(field: &str) -> f64 {
 /// gradient `reps` times; prints per-kernel medians and
 /// `median_ms=<x> min_ms=<x> peak_rss_mb=<x>`.
 pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) -> Outcome {
-    let analysis = match analysis_or_fail(&args.file, opts, format) {
-        Ok(a) => a,
-        Err(o) => return o,
-    };
-    let result = (|| -> Result<String, run::Failure> {
-        use std::collections::HashMap;
+    with_analysis(&args.file, opts, format, |analysis| {
         use std::time::Instant;
-        let id = run::find_entry(&analysis, &args.entry)?;
-        let mut eopts = crate::ir::lower::EntryOptions::default();
         let mut inputs = HashMap::new();
-        run::apply_sets(&analysis.hir, id, &args.sets, &mut eopts, &mut inputs)?;
-        let grad = analysis
-            .hir
-            .decl(id)
-            .is_some_and(|d| d.kind.differentiable());
+        let request = EntryRequest {
+            entry: &args.entry,
+            sets: &args.sets,
+            grad: GradPolicy::Differentiable,
+        };
         let start = Instant::now();
-        let g = run::compile(&analysis.hir, id, &eopts, grad)?;
+        let g = pipeline::compile_entry(analysis, &request, &mut inputs)?.graph;
         let compiled = match args.backend {
             run::Backend::Mlir => Some(run::CompiledEntry::new(&g)?),
             run::Backend::Interp => None,
@@ -492,7 +412,7 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
             inputs.values().map(|t| t.bytes().len() as f64).sum::<f64>() / 1048576.0;
         let once = |inputs: &HashMap<String, ftl_runtime::Tensor>| -> Result<
             (ftl_runtime::exec::Outputs, ftl_runtime::exec::Timings),
-            run::Failure,
+            Failure,
         > {
             match &compiled {
                 Some(c) => c.run_timed(inputs),
@@ -551,55 +471,32 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
             proc_mb("VmHWM:")
         ));
         Ok(text)
-    })();
-    match result {
-        Ok(stdout) => Outcome {
-            stdout,
-            stderr: String::new(),
-            success: true,
-        },
-        Err(f) => Outcome::fail(f.render()),
-    }
+    })
 }
 
 /// `ftc build FILE --entry E -o NAME.ftlpack`: the compiled entry as an artifact directory.
 pub fn build_artifact(
-    file: &std::path::Path,
+    file: &Path,
     entry: &str,
     sets: &[String],
-    output: &std::path::Path,
+    output: &Path,
     opts: &LoadOptions,
     format: MessageFormat,
 ) -> Outcome {
-    let analysis = match analysis_or_fail(file, opts, format) {
-        Ok(a) => a,
-        Err(o) => return o,
-    };
-    let result = (|| -> Result<String, run::Failure> {
-        let id = run::find_entry(&analysis, entry)?;
-        let mut eopts = crate::ir::lower::EntryOptions::default();
-        let mut inputs = std::collections::HashMap::new();
-        run::apply_sets(&analysis.hir, id, sets, &mut eopts, &mut inputs)?;
-        let grad = analysis
-            .hir
-            .decl(id)
-            .is_some_and(|d| d.kind.differentiable());
-        let g = run::compile(&analysis.hir, id, &eopts, grad)?;
-        let plan = crate::fuse::fuse(&g);
-        crate::mlir::write_artifact(&plan, output)
-            .map_err(|e| run::Failure::new(crate::codes::Code::RunFailed, e))?;
+    with_analysis(file, opts, format, |analysis| {
+        let request = EntryRequest {
+            entry,
+            sets,
+            grad: GradPolicy::Differentiable,
+        };
+        let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?.graph;
+        let plan = fuse::fuse(&g);
+        mlir::write_artifact(&plan, output)
+            .map_err(|e| Failure::new(ftl_front::codes::Code::RunFailed, e))?;
         Ok(format!(
             "wrote {} ({} kernels)\n",
             output.display(),
             plan.kernels.len()
         ))
-    })();
-    match result {
-        Ok(stdout) => Outcome {
-            stdout,
-            stderr: String::new(),
-            success: true,
-        },
-        Err(f) => Outcome::fail(f.render()),
-    }
+    })
 }

@@ -1150,6 +1150,7 @@ pub(super) fn check_decl(
         outputs: outputs.clone(),
     };
     let decl = hir::Decl {
+        module: m,
         name: format!("{}::{}", cx.ck.module_name(m), d.name.name),
         kind,
         params: cx.params,
@@ -1443,6 +1444,7 @@ pub(super) fn check_attached(
         outputs: outputs.clone(),
     };
     let decl = hir::Decl {
+        module: m,
         name: format!(
             "{}::{}.{}",
             cx.ck.module_name(m),
@@ -1538,6 +1540,7 @@ pub(super) fn check_test(
         outputs: vec![],
     };
     let decl = hir::Decl {
+        module: m,
         name: format!("{}::test {:?}", cx.ck.module_name(m), t.name),
         kind: DeclKind::Test,
         params: vec![],

@@ -1,18 +1,18 @@
 //! Front-end integration tests: one wrong program per error code (rendered diagnostics pinned by
 //! insta), stage snapshots of every example and stdlib file, the pretty printer's round trip,
-//! the `ftc` command line, and thousands of mutated inputs that must never panic.
+//! the docs' lists of builtins and codes, and thousands of mutated inputs that must never panic.
+//! This binary links no LLVM (the `ftc` command line is tested in `ftl-compiler`'s core tests).
 //!
 //! Update snapshots with `cargo insta review` (or `INSTA_UPDATE=always cargo test`).
 
-use ftl_compiler::codes::Code;
-use ftl_compiler::driver::{self, Analysis, MessageFormat};
-use ftl_compiler::resolve::LoadOptions;
+use ftl_front::analysis::{self, Analysis, MessageFormat};
+use ftl_front::codes::Code;
+use ftl_front::resolve::LoadOptions;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn repo() -> PathBuf {
-    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
+    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")).unwrap()
 }
 
 fn options() -> LoadOptions {
@@ -69,7 +69,7 @@ fn every_error_case_reports_its_code_at_a_location() {
     assert!(cases.len() >= 40, "only {} error cases", cases.len());
     for case in cases {
         let stem = case.file_stem().unwrap().to_string_lossy().into_owned();
-        let analysis = driver::analyze(std::slice::from_ref(&case), &options());
+        let analysis = ftl_front::analyze(std::slice::from_ref(&case), &options());
         assert!(
             !analysis.diagnostics.is_empty(),
             "{stem}: no error reported"
@@ -119,14 +119,14 @@ fn examples_and_stdlib_check_clean_and_their_stages_are_pinned() {
             .display()
             .to_string()
             .replace(['/', '.'], "_");
-        let analysis = driver::analyze(std::slice::from_ref(&file), &options());
+        let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
         assert!(
             analysis.diagnostics.is_empty(),
             "{name}:\n{}",
             rendered(&analysis, MessageFormat::Human)
         );
-        insta::assert_snapshot!(format!("ast__{name}"), driver::emit_ast(&analysis));
-        insta::assert_snapshot!(format!("hir__{name}"), driver::emit_hir(&analysis));
+        insta::assert_snapshot!(format!("ast__{name}"), analysis::emit_ast(&analysis));
+        insta::assert_snapshot!(format!("hir__{name}"), analysis::emit_hir(&analysis));
     }
 }
 
@@ -196,96 +196,10 @@ fn pretty_printer_output_parses_back_to_the_same_tree() {
     assert!(checked >= 60, "only {checked} files round-tripped");
 }
 
-fn ftc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ftc"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-#[test]
-fn ftc_exit_codes_messages_and_formats() {
-    let (code, _, err) = ftc(&[
-        "check",
-        "examples/dpo.ftl",
-        "examples/lora.ftl",
-        "examples/flow_lcm.ftl",
-    ]);
-    assert_eq!(code, 0, "{err}");
-
-    let (code, _, err) = ftc(&["check", "tests/ui/e0040_dtype_mismatch.ftl"]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("[E0040]") && err.contains("tests/ui/e0040_dtype_mismatch.ftl:1:"),
-        "{err}"
-    );
-
-    let (code, _, err) = ftc(&[
-        "check",
-        "--message-format",
-        "short",
-        "tests/ui/e0026_unknown_dim.ftl",
-    ]);
-    assert_eq!(code, 1);
-    assert!(
-        err.starts_with("tests/ui/e0026_unknown_dim.ftl:1:39: error[E0026]"),
-        "{err}"
-    );
-
-    let (code, _, err) = ftc(&[
-        "check",
-        "--message-format",
-        "json",
-        "tests/ui/e0045_matmul_ambiguous.ftl",
-    ]);
-    assert_eq!(code, 1);
-    let first: serde_json::Value = serde_json::from_str(err.lines().next().unwrap()).unwrap();
-    assert_eq!(first["code"], "E0045");
-    assert_eq!(first["labels"][0]["line"], 1);
-
-    let (code, _, err) = ftc(&["check", "no/such/file.ftl"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("E0010"), "{err}");
-
-    // A source file over 8 MiB (a comment, so only its size is wrong) is refused.
-    let big = std::env::temp_dir().join(format!("ftl-big-{}.ftl", std::process::id()));
-    std::fs::write(&big, format!("// {}\n", "x".repeat(8 << 20))).unwrap();
-    let (code, _, err) = ftc(&["check", big.to_str().unwrap()]);
-    std::fs::remove_file(&big).unwrap();
-    assert_eq!(code, 1);
-    assert!(err.contains("E0008"), "{err}");
-
-    let (code, out, _) = ftc(&["explain", "E0041"]);
-    assert_eq!(code, 0);
-    assert!(out.starts_with("E0041: dims do not match"), "{out}");
-    let (code, _, _) = ftc(&["explain", "E9999"]);
-    assert_eq!(code, 1);
-    for c in Code::ALL {
-        assert!(
-            driver::explain(c.id()).is_some_and(|t| t.len() > 60),
-            "{} needs an explanation",
-            c.id()
-        );
-    }
-
-    let (code, out, _) = ftc(&["build", "examples/dpo.ftl", "--emit", "hir"]);
-    assert_eq!(code, 0);
-    assert!(out.contains("objective dpo::sigmoid"), "{out}");
-    let (code, out, _) = ftc(&["--help"]);
-    assert_eq!(code, 0);
-    assert!(out.contains("check") && out.contains("explain"), "{out}");
-}
-
 #[test]
 fn language_reference_lists_every_builtin_and_error_code() {
     let doc = std::fs::read_to_string(repo().join("docs").join("language.md")).unwrap();
-    for b in ftl_compiler::builtins::BUILTINS {
+    for b in ftl_front::builtins::BUILTINS {
         assert!(
             doc.contains(&format!("| `{}` |", b.name)),
             "docs/language.md lacks builtin `{}`",
@@ -413,7 +327,7 @@ fn thousands_of_mutated_and_pathological_inputs_never_panic() {
                 let path = dir.join(format!("case{i}.ftl"));
                 std::fs::write(&path, input).unwrap();
                 let result = std::panic::catch_unwind(|| {
-                    driver::analyze(std::slice::from_ref(&path), &options())
+                    ftl_front::analyze(std::slice::from_ref(&path), &options())
                 });
                 if result.is_err() {
                     let kept = std::env::temp_dir().join("ftl-fuzz-panic.ftl");

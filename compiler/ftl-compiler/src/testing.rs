@@ -1,19 +1,19 @@
 //! `ftc test`: runs every `test` block of the root files. A test's `let`s are lowered into a
 //! graph of constants; a call of an objective, adapter or step compiles that entry (with its
 //! gradients) and runs it on the argument values on the chosen backend, exactly as `ftc run`
-//! would; `expect_close`
-//! compares with |actual − expected| ≤ tol · (1 + |expected|); `gradcheck` runs finite
+//! would; `expect_close` compares with |actual − expected| ≤ tol · (1 + |expected|); `gradcheck` runs finite
 //! differences in f64.
 
-use crate::driver::Analysis;
-use crate::hir::{self, DeclId, DeclKind, Stmt};
 use crate::interp::Interp;
 use crate::ir::lower::{
     self, is_static, EntryCalls, EntryOptions, LowerError, Lowerer, StaticValue, Val,
 };
 use crate::ir::{EntryKind, Graph, Op, Role};
+use crate::pipeline::{self, Failure};
 use crate::run::{self, GRADCHECK_TOL};
-use crate::types::Ty;
+use ftl_front::hir::{self, DeclId, DeclKind, Stmt};
+use ftl_front::types::Ty;
+use ftl_front::Analysis;
 use ftl_runtime::{DType, Tensor};
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,15 +26,17 @@ pub struct TestOutcome {
     pub failures: Vec<String>,
 }
 
-fn lower_err(m: impl Into<String>) -> LowerError {
-    LowerError { message: m.into() }
+/// A failed call of an entry, as the lowering of the test sees it.
+fn call_failed(f: Failure) -> LowerError {
+    LowerError::CallFailed(f.messages().join("; "))
 }
 
 /// The value of a node of a constant graph.
 fn eval(graph: &Graph, id: crate::ir::NodeId) -> Result<Tensor, LowerError> {
-    let mut it =
-        Interp::new(graph, &HashMap::new()).map_err(|e| lower_err(e.messages.join("; ")))?;
-    it.tensor(id).map_err(|e| lower_err(e.messages.join("; ")))
+    let mut it = Interp::new(graph, &HashMap::new())
+        .map_err(|e| LowerError::CallFailed(e.messages.join("; ")))?;
+    it.tensor(id)
+        .map_err(|e| LowerError::CallFailed(e.messages.join("; ")))
 }
 
 /// Runs entries called from tests.
@@ -53,7 +55,7 @@ impl EntryCalls for TestCalls<'_> {
         let callee = self
             .hir
             .decl(decl)
-            .ok_or_else(|| lower_err("internal error: unchecked callee"))?;
+            .ok_or_else(|| LowerError::Internal("unchecked callee".into()))?;
         let mut opts = EntryOptions::default();
         let mut inputs = HashMap::new();
         for (p, a) in callee.params.iter().zip(args) {
@@ -65,7 +67,10 @@ impl EntryCalls for TestCalls<'_> {
                 }
                 Val::Node(n) if is_static(p) => {
                     let Op::Const(c) = graph.node(*n).op else {
-                        return Err(lower_err(format!("`{}` must be a constant", p.name)));
+                        return Err(LowerError::Unsupported(format!(
+                            "`{}` must be a constant",
+                            p.name
+                        )));
                     };
                     let sv = match p.ty.tensor().map(|t| t.dtype) {
                         Some(DType::Bool) => StaticValue::Bool(c != 0.0),
@@ -82,15 +87,19 @@ impl EntryCalls for TestCalls<'_> {
                     inputs.insert(p.name.clone(), t.cast(dtype));
                 }
                 Val::Absent => {}
-                _ => return Err(lower_err(format!("`{}` is not a tensor", p.name))),
+                _ => {
+                    return Err(LowerError::Unsupported(format!(
+                        "`{}` is not a tensor",
+                        p.name
+                    )))
+                }
             }
         }
         let grad = callee.kind.differentiable();
-        let g = run::compile(self.hir, decl, &opts, grad)
-            .map_err(|f| lower_err(f.messages.join("; ")))?;
+        let g = pipeline::compile(self.hir, decl, &opts, grad).map_err(call_failed)?;
         if g.kind == EntryKind::Adapter {
             // Gradients of Σ outputs: an upstream gradient of ones.
-            let fwd = run::run_graph(&g, &inputs).map_err(|f| lower_err(f.messages.join("; ")))?;
+            let fwd = run::run_graph(&g, &inputs).map_err(call_failed)?;
             for inp in g.inputs.iter().filter(|i| i.role == Role::Upstream) {
                 let out = inp.name.trim_start_matches("grad.");
                 if let Some((_, y)) = fwd.iter().find(|(n, _)| n == out) {
@@ -102,27 +111,20 @@ impl EntryCalls for TestCalls<'_> {
                 }
             }
         }
-        run::run_on(self.backend, &g, &inputs).map_err(|f| lower_err(f.messages.join("; ")))
+        run::run_on(self.backend, &g, &inputs).map_err(call_failed)
     }
 }
 
 /// Runs the test blocks of the analysed root files.
 pub fn run_tests(analysis: &Analysis, backend: run::Backend) -> Vec<TestOutcome> {
-    let roots: Vec<&str> = analysis
-        .program
-        .roots
-        .iter()
-        .map(|id| analysis.program.module(*id).name.as_str())
-        .collect();
     let mut out = Vec::new();
-    for d in analysis.hir.decls.iter().flatten() {
-        let module = d.name.split("::").next().unwrap_or("");
-        if d.kind != DeclKind::Test || !roots.contains(&module) {
+    for (_, d) in analysis.root_decls() {
+        if d.kind != DeclKind::Test {
             continue;
         }
         let failures = match run_one(&analysis.hir, d, backend) {
             Ok(f) => f,
-            Err(e) => vec![e.message],
+            Err(e) => vec![e.to_string()],
         };
         out.push(TestOutcome {
             name: d.name.clone(),
@@ -214,7 +216,7 @@ fn gradcheck_stmt<'h>(
 ) -> Result<Option<String>, LowerError> {
     let callee = hir
         .decl(target)
-        .ok_or_else(|| lower_err("internal error: unchecked gradcheck target"))?;
+        .ok_or_else(|| LowerError::Internal("unchecked gradcheck target".into()))?;
     let mut dims = BTreeMap::new();
     let mut sets = HashMap::new();
     let mut opts = EntryOptions::default();
@@ -244,10 +246,10 @@ fn gradcheck_stmt<'h>(
         }
     }
     let report = run::gradcheck(hir, target, &dims, &sets, &opts).map_err(|f| {
-        lower_err(format!(
+        LowerError::CallFailed(format!(
             "gradcheck {}: {}",
             callee.name,
-            f.messages.join("; ")
+            f.messages().join("; ")
         ))
     })?;
     let worst = report.worst();

@@ -5,15 +5,17 @@
 //!
 //! Update snapshots with `cargo insta review` (or `INSTA_UPDATE=always cargo test`).
 
-use ftl_compiler::driver::{self, EntryStage, MessageFormat, RunArgs};
-use ftl_compiler::resolve::LoadOptions;
-use ftl_compiler::run;
+use ftl_compiler::driver::{self, EntryStage, RunArgs};
+use ftl_compiler::{pipeline, run};
+use ftl_front::resolve::LoadOptions;
+use ftl_front::MessageFormat;
 use ftl_runtime::{safetensors_io, DType, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn repo() -> PathBuf {
-    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
+    std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")).unwrap()
 }
 
 fn options() -> LoadOptions {
@@ -40,10 +42,10 @@ fn ir_and_gradient_text_of_every_entry_is_pinned() {
     let mut files = driver::ftl_files(&[r.join("examples"), r.join("tests").join("run")]);
     files.sort();
     for file in files {
-        let analysis = driver::analyze(std::slice::from_ref(&file), &options());
+        let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
         assert!(analysis.diagnostics.is_empty(), "{}", file.display());
         let stem = file.file_stem().unwrap().to_string_lossy().to_string();
-        for (entry, _) in run::entries(&analysis) {
+        for (entry, _) in pipeline::entries(&analysis) {
             for (stage, which) in [
                 ("ir", EntryStage::Ir),
                 ("grad", EntryStage::Grad),
@@ -51,7 +53,7 @@ fn ir_and_gradient_text_of_every_entry_is_pinned() {
             ] {
                 let o =
                     driver::emit_graph(&file, &entry, &[], which, &options(), MessageFormat::Short);
-                assert!(o.success, "{} {entry}: {}", file.display(), o.stderr);
+                assert!(o.success(), "{} {entry}: {}", file.display(), o.stderr);
                 insta::assert_snapshot!(format!("{stage}__{stem}__{entry}"), o.stdout);
             }
         }
@@ -62,9 +64,9 @@ fn ir_and_gradient_text_of_every_entry_is_pinned() {
 #[test]
 fn each_simplifier_rule_has_a_snapshot() {
     let file = repo().join("tests").join("ir").join("rewrites.ftl");
-    let analysis = driver::analyze(std::slice::from_ref(&file), &options());
+    let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
     assert!(analysis.diagnostics.is_empty());
-    for (entry, _) in run::entries(&analysis) {
+    for (entry, _) in pipeline::entries(&analysis) {
         let o = driver::emit_graph(
             &file,
             &entry,
@@ -73,7 +75,7 @@ fn each_simplifier_rule_has_a_snapshot() {
             &options(),
             MessageFormat::Short,
         );
-        assert!(o.success, "{entry}: {}", o.stderr);
+        assert!(o.success(), "{entry}: {}", o.stderr);
         insta::assert_snapshot!(format!("rewrite__{entry}"), o.stdout);
     }
     // The rules really fire: no log of sigmoid/exp/softmax survives, and no node is repeated.
@@ -119,7 +121,7 @@ fn ftc_test_runs_every_test_block() {
             &options(),
             MessageFormat::Short,
         );
-        assert!(o.success, "{backend:?}: {}{}", o.stdout, o.stderr);
+        assert!(o.success(), "{backend:?}: {}{}", o.stdout, o.stderr);
         assert!(o.stdout.ends_with(" passed, 0 failed\n"), "{}", o.stdout);
     }
 
@@ -135,7 +137,7 @@ fn ftc_test_runs_every_test_block() {
         &options(),
         MessageFormat::Short,
     );
-    assert!(!o.success);
+    assert!(!o.success());
     assert!(o.stdout.contains("1 passed, 1 failed"), "{}", o.stdout);
     assert!(
         o.stdout.contains("expect_close(r.loss, 0.75, 1e-6)"),
@@ -171,7 +173,7 @@ fn dpo_from_logits_run_matches_an_independent_computation() {
         ..RunArgs::default()
     };
     let o = driver::run_entry(&args, &options(), MessageFormat::Short);
-    assert!(o.success, "{}", o.stderr);
+    assert!(o.success(), "{}", o.stderr);
     assert!(o.stdout.contains("loss "), "{}", o.stdout);
     let got: HashMap<String, Tensor> = safetensors_io::read(&out).unwrap().into_iter().collect();
     let ins: HashMap<String, Tensor> = safetensors_io::read(&inputs).unwrap().into_iter().collect();
@@ -281,7 +283,7 @@ fn every_example_runs() {
             ..RunArgs::default()
         };
         let o = driver::run_entry(&args, &options(), MessageFormat::Short);
-        assert!(o.success, "{file} {entry}: {}", o.stderr);
+        assert!(o.success(), "{file} {entry}: {}", o.stderr);
     }
 }
 
@@ -300,7 +302,7 @@ fn lora_merge_then_unmerge_returns_the_weight() {
             ..RunArgs::default()
         };
         let o = driver::run_entry(&args, &options(), MessageFormat::Short);
-        assert!(o.success, "{}", o.stderr);
+        assert!(o.success(), "{}", o.stderr);
     };
     let base_path = r.join("examples").join("data").join("lora.safetensors");
     run_block("lora.merge", base_path.clone(), &merged);
@@ -429,7 +431,7 @@ fn wrong_inputs_give_one_clear_error_and_write_nothing() {
             ..RunArgs::default()
         };
         let o = driver::run_entry(&args, &options(), MessageFormat::Short);
-        assert!(!o.success, "{name} succeeded");
+        assert!(!o.success(), "{name} succeeded");
         assert!(!out.exists(), "{name} wrote an output");
         assert_eq!(o.stderr.lines().count(), 1, "{name}: {}", o.stderr);
         insta::assert_snapshot!(format!("bad_input__{name}"), o.stderr);
@@ -445,7 +447,7 @@ fn wrong_inputs_give_one_clear_error_and_write_nothing() {
     };
     let o = driver::run_entry(&args, &options(), MessageFormat::Short);
     assert!(
-        !o.success && o.stderr.contains("error[E0091]"),
+        !o.success() && o.stderr.contains("error[E0091]"),
         "{}",
         o.stderr
     );
@@ -485,7 +487,7 @@ fn gradcheck_command_passes_on_the_examples() {
             &options(),
             MessageFormat::Short,
         );
-        assert!(o.success, "{file} {entry}: {}{}", o.stdout, o.stderr);
+        assert!(o.success(), "{file} {entry}: {}{}", o.stdout, o.stderr);
         assert!(o.stdout.contains("gradcheck passed"));
     }
 }
@@ -564,9 +566,9 @@ fn dpo_from_logits_fuses_into_three_passes() {
     use ftl_compiler::fuse::{self, BufRole, Kernel};
     let r = repo();
     let file = r.join("examples").join("dpo.ftl");
-    let analysis = driver::analyze(std::slice::from_ref(&file), &options());
-    let id = run::find_entry(&analysis, "sigmoid_from_logits").unwrap();
-    let g = run::compile(&analysis.hir, id, &Default::default(), true).unwrap();
+    let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
+    let id = pipeline::find_entry(&analysis, "sigmoid_from_logits").unwrap();
+    let g = pipeline::compile(&analysis.hir, id, &Default::default(), true).unwrap();
     let plan = fuse::fuse(&g);
     let v = g.dims.iter().position(|d| d.name == "V").unwrap();
     let has_v =
@@ -614,7 +616,7 @@ fn lcm_step_is_one_pass_over_the_latents() {
         &options(),
         MessageFormat::Short,
     );
-    assert!(o.success, "{}", o.stderr);
+    assert!(o.success(), "{}", o.stderr);
     let big: Vec<&str> = o.stdout.lines().filter(|l| l.contains("..S")).collect();
     assert_eq!(big.len(), 1, "{}", o.stdout);
     assert!(
@@ -655,11 +657,11 @@ fn mlir_backend_matches_the_interpreter_on_every_entry() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for file in files {
-        let analysis = driver::analyze(std::slice::from_ref(&file), &options());
+        let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
         assert!(analysis.diagnostics.is_empty(), "{}", file.display());
-        for (entry, id) in run::entries(&analysis) {
+        for (entry, id) in pipeline::entries(&analysis) {
             let kind = analysis.hir.decl(id).unwrap().kind;
-            let g = run::compile(
+            let g = pipeline::compile(
                 &analysis.hir,
                 id,
                 &Default::default(),
@@ -672,7 +674,7 @@ fn mlir_backend_matches_the_interpreter_on_every_entry() {
             let got = run::run_on(run::Backend::Mlir, &g, &inputs);
             let (want, got) = match (want, got) {
                 (Ok(w), Ok(g)) => (w, g),
-                (Err(w), Err(g)) if w.code == g.code => continue,
+                (Err(w), Err(g)) if w.code() == g.code() => continue,
                 (w, g) => {
                     failures.push(format!(
                         "{entry}: interp {:?} vs mlir {:?}",
@@ -734,14 +736,14 @@ fn compiled_transcendentals_are_accurate_to_a_few_ulp() {
           sp: softplus(x), er: erf(s), sn: sin(s), cs: cos(s))\n}\n",
     )
     .unwrap();
-    let analysis = driver::analyze(std::slice::from_ref(&file), &options());
+    let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
     assert!(
         analysis.diagnostics.is_empty(),
         "{}",
         analysis.render(MessageFormat::Short)
     );
-    let id = run::find_entry(&analysis, "grid").unwrap();
-    let g = run::compile(&analysis.hir, id, &Default::default(), false).unwrap();
+    let id = pipeline::find_entry(&analysis, "grid").unwrap();
+    let g = pipeline::compile(&analysis.hir, id, &Default::default(), false).unwrap();
     let n = 20001;
     let x: Vec<f64> = (0..n)
         .map(|i| -87.0 + 174.0 * i as f64 / (n - 1) as f64)
@@ -813,7 +815,7 @@ fn artifacts_run_in_the_runtime_alone() {
         &options(),
         MessageFormat::Short,
     );
-    assert!(o.success, "{}", o.stderr);
+    assert!(o.success(), "{}", o.stderr);
     assert!(pack.join("manifest.json").exists() && pack.join("kernels.so").exists());
     assert!(!pack.join("kernels.o").exists());
     let artifact = ftl_runtime::artifact::Artifact::load(&pack).unwrap();
@@ -837,7 +839,7 @@ fn artifacts_run_in_the_runtime_alone() {
         out: Some(dir.join("jit.safetensors")),
         ..RunArgs::default()
     };
-    assert!(driver::run_entry(&args, &options(), MessageFormat::Short).success);
+    assert!(driver::run_entry(&args, &options(), MessageFormat::Short).success());
     let want: HashMap<String, Tensor> = safetensors_io::read(&dir.join("jit.safetensors"))
         .unwrap()
         .into_iter()
@@ -860,7 +862,7 @@ fn mlir_text_is_pinned() {
         &options(),
         MessageFormat::Short,
     );
-    assert!(o.success, "{}", o.stderr);
+    assert!(o.success(), "{}", o.stderr);
     assert!(o.stdout.contains("func.func @k0_sum") && !o.stdout.contains("llvm.call"));
     insta::assert_snapshot!("mlir__dpo__sigmoid", o.stdout);
     let o = driver::emit_graph(
@@ -872,7 +874,7 @@ fn mlir_text_is_pinned() {
         MessageFormat::Short,
     );
     assert!(
-        o.success && o.stdout.contains("llvm.func @k0_sum"),
+        o.success() && o.stdout.contains("llvm.func @k0_sum"),
         "{}",
         o.stderr
     );
@@ -948,7 +950,7 @@ fn check_on_both_backends(
             ..RunArgs::default()
         };
         let o = driver::run_entry(&args, &options(), MessageFormat::Short);
-        assert!(o.success, "{entry} {sets:?}: {}", o.stderr);
+        assert!(o.success(), "{entry} {sets:?}: {}", o.stderr);
         let check = std::process::Command::new("python3")
             .arg(repo().join("tests").join("reference").join(script))
             .arg("check")
@@ -1369,7 +1371,7 @@ fn peft_merge_and_init_use_peft_files() {
         &merged,
         &options(),
     );
-    assert!(o.success, "{}", o.stderr);
+    assert!(o.success(), "{}", o.stderr);
     let got: HashMap<String, Tensor> = safetensors_io::read(&merged).unwrap().into_iter().collect();
     let want: HashMap<String, Tensor> = safetensors_io::read(&fx.join("expected.safetensors"))
         .unwrap()
@@ -1390,7 +1392,7 @@ fn peft_merge_and_init_use_peft_files() {
         out: adapter.clone(),
     };
     let o = ftl_compiler::peft::init(&args, &options());
-    assert!(o.success, "{}", o.stderr);
+    assert!(o.success(), "{}", o.stderr);
     let config: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(adapter.join("adapter_config.json")).unwrap(),
     )
@@ -1415,7 +1417,7 @@ fn peft_merge_and_init_use_peft_files() {
         &remerged,
         &options(),
     );
-    assert!(o.success, "{}", o.stderr);
+    assert!(o.success(), "{}", o.stderr);
     assert_eq!(
         safetensors_io::read(&remerged).unwrap(),
         safetensors_io::read(&fx.join("base.safetensors")).unwrap()
@@ -1429,7 +1431,7 @@ fn peft_merge_and_init_use_peft_files() {
         &options(),
     );
     assert!(
-        !o.success && o.stderr.contains("adapter_config.json"),
+        !o.success() && o.stderr.contains("adapter_config.json"),
         "{}",
         o.stderr
     );
@@ -1439,7 +1441,7 @@ fn peft_merge_and_init_use_peft_files() {
         &dir.join("x.safetensors"),
         &options(),
     );
-    assert!(o.success, "{}", o.stderr);
+    assert!(o.success(), "{}", o.stderr);
     let o = ftl_compiler::peft::merge(
         &adapter.join("adapter_model.safetensors"),
         &fx.join("adapter"),
@@ -1447,7 +1449,7 @@ fn peft_merge_and_init_use_peft_files() {
         &options(),
     );
     assert!(
-        !o.success && o.stderr.contains("the base has no"),
+        !o.success() && o.stderr.contains("the base has no"),
         "{}",
         o.stderr
     );
@@ -1483,7 +1485,7 @@ fn pissa_and_olora_inits_keep_the_layer_and_split_its_spectrum() {
             ..RunArgs::default()
         };
         let res = driver::run_entry(&args, &options(), MessageFormat::Short);
-        assert!(res.success, "{}", res.stderr);
+        assert!(res.success(), "{}", res.stderr);
         let got: HashMap<String, Tensor> =
             safetensors_io::read(&out).unwrap().into_iter().collect();
         let (wr, a, b) = (
@@ -1582,7 +1584,7 @@ fn random_inits_draw_peft_distributions() {
             ..RunArgs::default()
         };
         let res = driver::run_entry(&args, &options(), MessageFormat::Short);
-        assert!(res.success, "{entry}: {}", res.stderr);
+        assert!(res.success(), "{entry}: {}", res.stderr);
         let got: HashMap<String, Tensor> =
             safetensors_io::read(&out).unwrap().into_iter().collect();
         for (name, want, bound) in drawn {
@@ -1633,7 +1635,7 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
             ..RunArgs::default()
         };
         let o = driver::run_entry(&args, &options(), MessageFormat::Short);
-        assert!(o.success, "{entry}: {}", o.stderr);
+        assert!(o.success(), "{entry}: {}", o.stderr);
         safetensors_io::read(&out).unwrap().into_iter().collect()
     };
     let mut draws = Draws(17);
@@ -1763,4 +1765,90 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn ftc(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ftc"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ftc_exit_codes_messages_and_formats() {
+    let (code, _, err) = ftc(&[
+        "check",
+        "examples/dpo.ftl",
+        "examples/lora.ftl",
+        "examples/flow_lcm.ftl",
+    ]);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, _, err) = ftc(&["check", "tests/ui/e0040_dtype_mismatch.ftl"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("[E0040]") && err.contains("tests/ui/e0040_dtype_mismatch.ftl:1:"),
+        "{err}"
+    );
+
+    let (code, _, err) = ftc(&[
+        "check",
+        "--message-format",
+        "short",
+        "tests/ui/e0026_unknown_dim.ftl",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("tests/ui/e0026_unknown_dim.ftl:1:39: error[E0026]"),
+        "{err}"
+    );
+
+    let (code, _, err) = ftc(&[
+        "check",
+        "--message-format",
+        "json",
+        "tests/ui/e0045_matmul_ambiguous.ftl",
+    ]);
+    assert_eq!(code, 1);
+    let first: serde_json::Value = serde_json::from_str(err.lines().next().unwrap()).unwrap();
+    assert_eq!(first["code"], "E0045");
+    assert_eq!(first["labels"][0]["line"], 1);
+
+    let (code, _, err) = ftc(&["check", "no/such/file.ftl"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("E0010"), "{err}");
+
+    // A source file over 8 MiB (a comment, so only its size is wrong) is refused.
+    let big = std::env::temp_dir().join(format!("ftl-big-{}.ftl", std::process::id()));
+    std::fs::write(&big, format!("// {}\n", "x".repeat(8 << 20))).unwrap();
+    let (code, _, err) = ftc(&["check", big.to_str().unwrap()]);
+    std::fs::remove_file(&big).unwrap();
+    assert_eq!(code, 1);
+    assert!(err.contains("E0008"), "{err}");
+
+    let (code, out, _) = ftc(&["explain", "E0041"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("E0041: dims do not match"), "{out}");
+    let (code, _, _) = ftc(&["explain", "E9999"]);
+    assert_eq!(code, 1);
+    for c in ftl_front::codes::Code::ALL {
+        assert!(
+            ftl_front::analysis::explain(c.id()).is_some_and(|t| t.len() > 60),
+            "{} needs an explanation",
+            c.id()
+        );
+    }
+
+    let (code, out, _) = ftc(&["build", "examples/dpo.ftl", "--emit", "hir"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("objective dpo::sigmoid"), "{out}");
+    let (code, out, _) = ftc(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("check") && out.contains("explain"), "{out}");
 }

@@ -1,4 +1,4 @@
-//! The reference interpreter: evaluates a graph on host tensors with DESIGN.md's numerics —
+//! The reference interpreter: evaluates a graph on host tensors with the oracle's numerics —
 //! every elementwise result rounded to its node's dtype, reductions, scans and contractions
 //! accumulated in f64, randomness from Philox-4x32-10 by (seed, offset, site, row-major index).
 //! It is the oracle that compiled backends are tested against, never the fast path.
@@ -9,18 +9,23 @@
 use crate::ir::scalar;
 use crate::ir::{DimId, DimSize, Dist, Graph, NodeId, Op, Reduction, ScanKind};
 use ftl_runtime::bind::{self, ArgSpec, Binding, DimSpec};
+use ftl_runtime::exec::ExecErrorKind;
 use ftl_runtime::{host, DType, Tensor};
 use std::collections::HashMap;
 
-/// Why a run failed: bad inputs (one message each) or a failed check or range error.
+/// Why a run failed: bad inputs (one message each), a failed check or a range error. The kind
+/// is the executor's, so both backends report the same code for the same mistake.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunError {
+    /// What kind of failure.
+    pub kind: ExecErrorKind,
     /// One line per problem.
     pub messages: Vec<String>,
 }
 
 fn err<T>(m: impl Into<String>) -> Result<T, RunError> {
     Err(RunError {
+        kind: ExecErrorKind::Run,
         messages: vec![m.into()],
     })
 }
@@ -122,6 +127,7 @@ impl<'g> Interp<'g> {
     pub fn new(g: &'g Graph, inputs: &HashMap<String, Tensor>) -> Result<Interp<'g>, RunError> {
         let specs = arg_specs(g);
         let binding = bind::bind(&specs, |n| inputs.get(n)).map_err(|errs| RunError {
+            kind: ExecErrorKind::Inputs,
             messages: errs.into_iter().map(|e| e.message).collect(),
         })?;
         let mut it = Interp {
@@ -148,11 +154,14 @@ impl<'g> Interp<'g> {
         for c in &g.checks {
             let v = it.eval(c.cond)?;
             if v.first().copied() != Some(1.0) {
-                return err(format!(
-                    "`{}` does not hold{}",
-                    c.text,
-                    it.scalar_inputs_of(c.cond)
-                ));
+                return Err(RunError {
+                    kind: ExecErrorKind::Requires,
+                    messages: vec![format!(
+                        "`{}` does not hold{}",
+                        c.text,
+                        it.scalar_inputs_of(c.cond)
+                    )],
+                });
             }
         }
         Ok(it)
@@ -523,8 +532,10 @@ impl<'g> Interp<'g> {
                 let mat: Vec<f64> = (0..m * n)
                     .map(|x| av[(x / n) * st[0] + (x % n) * st[1]])
                     .collect();
-                let parts = host::decompose(*kind, &mat, m, n)
-                    .map_err(|e| RunError { messages: vec![e] })?;
+                let parts = host::decompose(*kind, &mat, m, n).map_err(|e| RunError {
+                    kind: ExecErrorKind::Run,
+                    messages: vec![e],
+                })?;
                 parts[*part as usize].iter().map(|v| dt.round(*v)).collect()
             }
             Op::Scan {

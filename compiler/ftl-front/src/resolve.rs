@@ -1,6 +1,7 @@
 //! The resolver: reads the root files and, transitively, every module they import.
 //!
-//! `import std.a.b` maps to `a/b.ftl` in the standard library directory; `import "./x.ftl"` is
+//! `import std.a.b` maps to `a/b.ftl` in the standard library (a directory given by `--lib` or
+//! `FTL_PATH`, else the copy built into the compiler, [`crate::stdlib`]); `import "./x.ftl"` is
 //! relative to the importing file and must stay inside its root (the project root for user
 //! files, the library directory for std modules). Missing files, escapes and cycles are located
 //! errors; a module is read once however often it is imported.
@@ -63,13 +64,14 @@ impl Program {
 /// Where modules are looked up.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
-    /// Standard library directory (`--lib`); else `FTL_PATH`; else the shipped `stdlib/`.
+    /// Standard library directory (`--lib`); else `FTL_PATH`; else the embedded library.
     pub lib_dir: Option<PathBuf>,
     /// Project root for string imports (`--root`); else each root file's directory.
     pub root: Option<PathBuf>,
 }
 
-/// The standard library directory in effect.
+/// The standard library directory in effect: `--lib`, else a non-empty `FTL_PATH`, else the
+/// library built into the compiler ([`crate::stdlib::ROOT`]). The one place this is decided.
 pub fn library_dir(opts: &LoadOptions) -> PathBuf {
     if let Some(dir) = &opts.lib_dir {
         return dir.clone();
@@ -77,9 +79,16 @@ pub fn library_dir(opts: &LoadOptions) -> PathBuf {
     if let Some(dir) = std::env::var_os("FTL_PATH").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("stdlib")
+    PathBuf::from(crate::stdlib::ROOT)
+}
+
+/// Whether a module file exists (in the embedded library or on disk).
+fn module_exists(path: &Path) -> bool {
+    if crate::stdlib::is_embedded(path) {
+        crate::stdlib::source(path).is_some()
+    } else {
+        path.is_file()
+    }
 }
 
 /// Reads and parses `paths` and everything they import.
@@ -116,6 +125,15 @@ struct Loader {
     stack: Vec<PathBuf>,
 }
 
+/// The path a module is known by: embedded paths as they are, others canonicalized.
+fn canonical_module_path(path: &Path) -> std::io::Result<PathBuf> {
+    if crate::stdlib::is_embedded(path) {
+        Ok(path.to_path_buf())
+    } else {
+        std::fs::canonicalize(path)
+    }
+}
+
 fn canonical_or_self(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
@@ -134,7 +152,7 @@ impl Loader {
         name: String,
         site: Option<Location>,
     ) -> Option<ModuleId> {
-        let canonical = match std::fs::canonicalize(path) {
+        let canonical = match canonical_module_path(path) {
             Ok(p) => p,
             Err(e) => {
                 let msg = format!(
@@ -194,6 +212,20 @@ impl Loader {
             Some(at) => Diagnostic::new(code, at, msg).with_label("imported here"),
             None => Diagnostic::unlocated(code, msg),
         };
+        if crate::stdlib::is_embedded(path) {
+            let Some(text) = crate::stdlib::source(path) else {
+                self.diags.push(fail(
+                    Code::CannotRead,
+                    format!("cannot read `{shown}`: no such file"),
+                ));
+                return None;
+            };
+            let file = self
+                .program
+                .sources
+                .add(path.to_path_buf(), text.to_string());
+            return Some((file, text.to_string()));
+        }
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
             Err(e) => {
@@ -315,7 +347,7 @@ impl Loader {
             target.push(n);
         }
         target.set_extension("ftl");
-        if !target.is_file() {
+        if !module_exists(&target) {
             self.diags.push(
                 Diagnostic::new(
                     Code::ImportNotFound,

@@ -1,129 +1,16 @@
-//! Running entries: finding an entry, compiling it to a graph (lower → simplify → autodiff →
-//! simplify, verified after each pass), binding inputs from safetensors, `--set` and `--random`,
-//! and the interpreter run behind `ftc run`, plus `ftc gradcheck`'s finite differences.
+//! Running compiled graphs: `--set` and `--dims` settings, `--random` inputs, the interpreter
+//! and the compiled (MLIR) backend behind `ftc run`, and `ftc gradcheck`'s finite differences.
 
-use crate::codes::Code;
-use crate::driver::Analysis;
-use crate::hir::{DeclId, DeclKind, Hir};
-use crate::interp::{self, RunError};
-use crate::ir::autodiff::{differentiable_input, differentiate};
-use crate::ir::lower::{self, is_static, EntryOptions, StaticValue};
-use crate::ir::simplify::simplify;
-use crate::ir::verify::verify;
-use crate::ir::{BinOp, DimSize, EntryKind, Graph, NodeId, Op, Role};
-use crate::types::Ty;
+use crate::interp;
+use crate::ir::autodiff::differentiable_input;
+use crate::ir::lower::{is_static, EntryOptions, StaticValue};
+use crate::ir::{BinOp, DimId, DimSize, EntryKind, Graph, NodeId, Op, Role};
+use crate::pipeline::{compile, Failure};
+use ftl_front::codes::Code;
+use ftl_front::hir::{DeclId, Hir};
+use ftl_front::types::Ty;
 use ftl_runtime::{philox, DType, Tensor};
 use std::collections::{BTreeMap, HashMap};
-
-/// A failure of a run-time command: a code and one message per problem.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Failure {
-    /// The error code.
-    pub code: Code,
-    /// One line each.
-    pub messages: Vec<String>,
-}
-
-impl Failure {
-    /// One problem.
-    pub fn new(code: Code, message: impl Into<String>) -> Failure {
-        Failure {
-            code,
-            messages: vec![message.into()],
-        }
-    }
-
-    /// `error[E…]: message` lines.
-    pub fn render(&self) -> String {
-        self.messages
-            .iter()
-            .map(|m| format!("error[{}]: {m}\n", self.code.id()))
-            .collect()
-    }
-
-    fn from_run(e: RunError) -> Failure {
-        let code = if e.messages.iter().any(|m| m.contains("does not hold")) {
-            Code::RequiresFailed
-        } else if e
-            .messages
-            .iter()
-            .any(|m| m.starts_with("missing input") || m.starts_with("input `"))
-        {
-            Code::BadInputs
-        } else {
-            Code::RunFailed
-        };
-        Failure {
-            code,
-            messages: e.messages,
-        }
-    }
-}
-
-/// The entries of the root files: (name as `--entry` takes it, declaration).
-pub fn entries(analysis: &Analysis) -> Vec<(String, DeclId)> {
-    let roots: Vec<&str> = analysis
-        .program
-        .roots
-        .iter()
-        .map(|id| analysis.program.module(*id).name.as_str())
-        .collect();
-    let mut out = Vec::new();
-    for (i, d) in analysis.hir.decls.iter().enumerate() {
-        let Some(d) = d else { continue };
-        let Some((module, name)) = d.name.split_once("::") else {
-            continue;
-        };
-        if roots.contains(&module) && !matches!(d.kind, DeclKind::Fn | DeclKind::Test) {
-            out.push((name.to_string(), DeclId(i as u32)));
-        }
-    }
-    out
-}
-
-/// The entry `name` of the root files.
-pub fn find_entry(analysis: &Analysis, name: &str) -> Result<DeclId, Failure> {
-    let all = entries(analysis);
-    if let Some((_, id)) = all.iter().find(|(n, _)| n == name) {
-        return Ok(*id);
-    }
-    let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
-    Err(Failure::new(
-        Code::UnknownEntry,
-        format!(
-            "the file has no entry `{name}`; entries: {}",
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        ),
-    ))
-}
-
-/// The forward graph of an entry (`grad: false`) or the forward + gradient graph.
-pub fn compile(hir: &Hir, id: DeclId, opts: &EntryOptions, grad: bool) -> Result<Graph, Failure> {
-    let internal = |e: String| Failure::new(Code::Unsupported, e);
-    let g = lower::lower_entry(hir, id, opts).map_err(|e| {
-        let code = if e.message.starts_with("internal") {
-            Code::RunFailed
-        } else {
-            Code::Unsupported
-        };
-        Failure::new(code, e.message)
-    })?;
-    verify(&g, "lowering").map_err(internal)?;
-    let g = simplify(&g);
-    verify(&g, "simplify").map_err(internal)?;
-    if !grad {
-        return Ok(g);
-    }
-    let g = differentiate(&g);
-    verify(&g, "autodiff").map_err(internal)?;
-    let g = simplify(&g);
-    verify(&g, "simplify").map_err(internal)?;
-    Ok(g)
-}
 
 /// Parses `--set name=value` pairs against an entry's parameters: static options go to
 /// `opts`, scalar values become 0-d tensors in `inputs` (overriding the file's).
@@ -261,7 +148,7 @@ pub fn parse_dims(spec: &str) -> Result<BTreeMap<String, Vec<usize>>, Failure> {
 
 /// Integer inputs used as gather positions, with the dim they index; and those compared with
 /// −100 (ignore-index labels).
-fn index_inputs(g: &Graph) -> (HashMap<u32, crate::ir::DimId>, Vec<u32>) {
+fn index_inputs(g: &Graph) -> (HashMap<u32, DimId>, Vec<u32>) {
     let source = |mut id: NodeId| -> Option<u32> {
         loop {
             match &g.node(id).op {
@@ -334,7 +221,7 @@ pub fn random_inputs(
     let (ranges, ignore) = index_inputs(g);
     fn size_of(
         g: &Graph,
-        d: crate::ir::DimId,
+        d: DimId,
         dims: &BTreeMap<String, Vec<usize>>,
         default_size: Option<usize>,
     ) -> Result<Vec<usize>, Failure> {
@@ -381,7 +268,7 @@ pub fn random_inputs(
                 }),
         }
     }
-    let size_of = |d: crate::ir::DimId| size_of(g, d, dims, default_size);
+    let size_of = |d: DimId| size_of(g, d, dims, default_size);
     let mut out = HashMap::new();
     for (k, inp) in g.inputs.iter().enumerate() {
         if inp.default.is_some() || inp.role == Role::Seed {
@@ -476,7 +363,7 @@ pub fn run_graph(
         }
         None => g,
     };
-    interp::run(graph, inputs, wanted.as_deref()).map_err(Failure::from_run)
+    interp::run(graph, inputs, wanted.as_deref()).map_err(Failure::from)
 }
 
 /// Which backend runs an entry.
@@ -500,12 +387,12 @@ pub struct CompiledEntry {
 impl CompiledEntry {
     /// Fuses, emits and JIT-compiles `g`.
     pub fn new(g: &Graph) -> Result<CompiledEntry, Failure> {
-        let internal = |e: String| Failure::new(Code::RunFailed, e);
+        let internal = Failure::Internal;
         let plan = crate::fuse::fuse(g);
         let compiled = crate::mlir::compile_plan(&plan).map_err(internal)?;
         let jit = crate::mlir::jit::Jit::compile(&compiled.mlir).map_err(internal)?;
         let executor = ftl_runtime::exec::Executor::new(compiled.manifest, |s| jit.packed(s))
-            .map_err(|e| internal(e.to_string()))?;
+            .map_err(|e| Failure::Internal(e.to_string()))?;
         Ok(CompiledEntry {
             executor,
             _jit: jit,
@@ -527,18 +414,7 @@ impl CompiledEntry {
         &self,
         inputs: &HashMap<String, Tensor>,
     ) -> Result<(ftl_runtime::exec::Outputs, ftl_runtime::exec::Timings), Failure> {
-        self.executor.run_timed(inputs).map_err(|e| {
-            use ftl_runtime::exec::ExecErrorKind as K;
-            let code = match e.kind {
-                K::Inputs => Code::BadInputs,
-                K::Requires => Code::RequiresFailed,
-                K::Run => Code::RunFailed,
-            };
-            Failure {
-                code,
-                messages: e.messages,
-            }
-        })
+        self.executor.run_timed(inputs).map_err(Failure::from)
     }
 }
 
@@ -622,7 +498,7 @@ pub fn gradcheck(
         .collect();
     let full = run_graph(&g, &inputs)?;
     // `detach` holds its value: differences must not see through it either.
-    let frozen = interp::detached_values(&g, &inputs).map_err(Failure::from_run)?;
+    let frozen = interp::detached_values(&g, &inputs).map_err(Failure::from)?;
     let get = |outs: &[(String, Tensor)], n: &str| {
         outs.iter().find(|(k, _)| k == n).map(|(_, t)| t.to_f64())
     };
@@ -665,7 +541,7 @@ pub fn gradcheck(
                 let mut ins = inputs.clone();
                 ins.insert(inp.name.clone(), Tensor::from_f64(x.dtype(), x.shape(), &v));
                 let outs = interp::run_frozen(&g, &ins, Some(&forward_names), frozen.clone())
-                    .map_err(Failure::from_run)?;
+                    .map_err(Failure::from)?;
                 Ok(objective(&outs, &ins))
             };
             let numeric = (eval(h)? - eval(-h)?) / (2.0 * h);

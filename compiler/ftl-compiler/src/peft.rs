@@ -7,11 +7,12 @@
 //! `ADAPTER_DIR/adapter_model.safetensors` with keys `base_model.model.<module>.lora_A.weight`,
 //! `…lora_B.weight` (and `…lora_magnitude_vector` for DoRA); the base holds `<module>.weight`.
 
-use crate::codes::Code;
-use crate::driver::{self, Outcome};
+use crate::driver::Outcome;
 use crate::ir::lower::{EntryOptions, StaticValue};
-use crate::resolve::LoadOptions;
-use crate::run::{self, CompiledEntry, Failure};
+use crate::pipeline::{self, Failure};
+use crate::run::CompiledEntry;
+use ftl_front::codes::Code;
+use ftl_front::resolve::{library_dir, LoadOptions};
 use ftl_runtime::{safetensors_io, DType, Tensor};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -25,16 +26,9 @@ fn bad(message: impl Into<String>) -> Failure {
 
 /// The standard library file of an adapter family.
 fn stdlib_file(opts: &LoadOptions, name: &str) -> PathBuf {
-    let lib = opts
-        .lib_dir
-        .clone()
-        .or_else(|| std::env::var_os("FTL_PATH").map(PathBuf::from))
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("stdlib")
-        });
-    lib.join("adapters").join(format!("{name}.ftl"))
+    library_dir(opts)
+        .join("adapters")
+        .join(format!("{name}.ftl"))
 }
 
 /// Compiles the stdlib entry `entry` of `file` with static options.
@@ -45,19 +39,19 @@ fn compile_stdlib(
     statics: &[(&str, StaticValue)],
 ) -> Result<CompiledEntry, Failure> {
     let path = stdlib_file(opts, file);
-    let analysis = driver::analyze(std::slice::from_ref(&path), opts);
+    let analysis = ftl_front::analyze(std::slice::from_ref(&path), opts);
     if !analysis.diagnostics.is_empty() {
         return Err(Failure::new(
             Code::UnknownEntry,
             format!("the standard library's {} does not check", path.display()),
         ));
     }
-    let id = run::find_entry(&analysis, entry)?;
+    let id = pipeline::find_entry(&analysis, entry)?;
     let mut eopts = EntryOptions::default();
     for (k, v) in statics {
         eopts.statics.insert((*k).to_string(), v.clone());
     }
-    let g = run::compile(&analysis.hir, id, &eopts, false)?;
+    let g = pipeline::compile(&analysis.hir, id, &eopts, false)?;
     CompiledEntry::new(&g)
 }
 
@@ -79,18 +73,7 @@ fn read_all(path: &Path) -> Result<BTreeMap<String, Tensor>, Failure> {
 
 /// `ftc merge BASE ADAPTER_DIR -o OUT`: the base weights with every adapted module merged.
 pub fn merge(base: &Path, adapter_dir: &Path, out: &Path, opts: &LoadOptions) -> Outcome {
-    match merge_checked(base, adapter_dir, out, opts) {
-        Ok(stdout) => Outcome {
-            stdout,
-            stderr: String::new(),
-            success: true,
-        },
-        Err(f) => Outcome {
-            stdout: String::new(),
-            stderr: f.render(),
-            success: false,
-        },
-    }
+    merge_checked(base, adapter_dir, out, opts).into()
 }
 
 fn merge_checked(
@@ -179,7 +162,7 @@ fn merge_checked(
         }
         let outs = entry
             .run(&inputs)
-            .map_err(|f| bad(format!("module `{m}`: {}", f.messages.join("; "))))?;
+            .map_err(|f| bad(format!("module `{m}`: {}", f.messages().join("; "))))?;
         let merged = outs
             .into_iter()
             .find(|(n, _)| n == "weight")
@@ -221,18 +204,7 @@ pub struct InitArgs {
 
 /// `ftc init --adapter lora`: a fresh PEFT LoRA adapter (PEFT's default init) for the targets.
 pub fn init(args: &InitArgs, opts: &LoadOptions) -> Outcome {
-    match init_checked(args, opts) {
-        Ok(stdout) => Outcome {
-            stdout,
-            stderr: String::new(),
-            success: true,
-        },
-        Err(f) => Outcome {
-            stdout: String::new(),
-            stderr: f.render(),
-            success: false,
-        },
-    }
+    init_checked(args, opts).into()
 }
 
 fn init_checked(args: &InitArgs, opts: &LoadOptions) -> Result<String, Failure> {
@@ -264,7 +236,7 @@ fn init_checked(args: &InitArgs, opts: &LoadOptions) -> Result<String, Failure> 
         inputs.insert("offset".to_string(), Tensor::scalar(DType::I64, k as f64));
         let outs = entry
             .run(&inputs)
-            .map_err(|f| bad(format!("module `{module}`: {}", f.messages.join("; "))))?;
+            .map_err(|f| bad(format!("module `{module}`: {}", f.messages().join("; "))))?;
         for (name, t) in outs {
             adapter.push((
                 format!("{PREFIX}{module}.{name}.weight"),

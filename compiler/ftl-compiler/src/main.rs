@@ -1,8 +1,11 @@
 //! `ftc`, the FTL compiler driver.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ftl_compiler::driver::{self, MessageFormat};
-use ftl_compiler::resolve::LoadOptions;
+use ftl_compiler::driver::{self, Status};
+use ftl_compiler::pipeline::INTERNAL_ERROR;
+use ftl_front::codes::Code;
+use ftl_front::resolve::LoadOptions;
+use ftl_front::{analysis, Analysis, MessageFormat};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +67,20 @@ enum Stage {
     Mlir,
     /// The kernels lowered to the LLVM dialect.
     Llvm,
+}
+
+impl Stage {
+    /// The stage of one entry, `None` for the whole-file stages (ast, hir).
+    fn entry_stage(self) -> Option<driver::EntryStage> {
+        match self {
+            Stage::Ast | Stage::Hir => None,
+            Stage::Ir => Some(driver::EntryStage::Ir),
+            Stage::Grad => Some(driver::EntryStage::Grad),
+            Stage::Kernels => Some(driver::EntryStage::Kernels),
+            Stage::Mlir => Some(driver::EntryStage::Mlir),
+            Stage::Llvm => Some(driver::EntryStage::Llvm),
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -255,37 +272,29 @@ impl SourceArgs {
     }
 }
 
-fn report(analysis: &driver::Analysis, format: MessageFormat) -> bool {
+fn report(analysis: &Analysis, format: MessageFormat) -> bool {
     if analysis.diagnostics.is_empty() {
         return true;
     }
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(analysis.render(format).as_bytes());
-    if format == MessageFormat::Human {
-        let n = analysis.diagnostics.len();
-        let _ = writeln!(
-            err,
-            "error: {n} error{} found",
-            if n == 1 { "" } else { "s" }
-        );
-    }
+    let text = analysis.render_with_summary(format);
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
     false
 }
 
 fn finish(o: driver::Outcome) -> ExitCode {
     let _ = std::io::stdout().lock().write_all(o.stdout.as_bytes());
     let _ = std::io::stderr().lock().write_all(o.stderr.as_bytes());
-    if o.success {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    match o.status {
+        Status::Success => ExitCode::SUCCESS,
+        Status::Failure => ExitCode::FAILURE,
+        Status::InternalError => ExitCode::from(101),
     }
 }
 
 fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check { files, source } => {
-            let analysis = driver::analyze(&files, &source.options());
+            let analysis = ftl_front::analyze(&files, &source.options());
             if report(&analysis, source.format()) {
                 ExitCode::SUCCESS
             } else {
@@ -315,23 +324,27 @@ fn run(cli: Cli) -> ExitCode {
         }
         Command::Build {
             file,
-            emit:
-                Some(emit @ (Stage::Ir | Stage::Grad | Stage::Kernels | Stage::Mlir | Stage::Llvm)),
+            emit,
             entry,
             sets,
             source,
             ..
         } => {
+            let Some(stage) = emit.and_then(Stage::entry_stage) else {
+                let analysis = ftl_front::analyze(&[file], &source.options());
+                if !report(&analysis, source.format()) {
+                    return ExitCode::FAILURE;
+                }
+                let text = match emit {
+                    Some(Stage::Ast) => analysis::emit_ast(&analysis),
+                    _ => analysis::emit_hir(&analysis),
+                };
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                return ExitCode::SUCCESS;
+            };
             let Some(entry) = entry else {
                 eprintln!("error: `--emit ir|grad|kernels|mlir|llvm` needs `--entry NAME`");
                 return ExitCode::FAILURE;
-            };
-            let stage = match emit {
-                Stage::Ir => driver::EntryStage::Ir,
-                Stage::Grad => driver::EntryStage::Grad,
-                Stage::Kernels => driver::EntryStage::Kernels,
-                Stage::Mlir => driver::EntryStage::Mlir,
-                _ => driver::EntryStage::Llvm,
             };
             finish(driver::emit_graph(
                 &file,
@@ -341,20 +354,6 @@ fn run(cli: Cli) -> ExitCode {
                 &source.options(),
                 source.format(),
             ))
-        }
-        Command::Build {
-            file, emit, source, ..
-        } => {
-            let analysis = driver::analyze(&[file], &source.options());
-            if !report(&analysis, source.format()) {
-                return ExitCode::FAILURE;
-            }
-            let text = match emit {
-                Some(Stage::Ast) => driver::emit_ast(&analysis),
-                _ => driver::emit_hir(&analysis),
-            };
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
-            ExitCode::SUCCESS
         }
         Command::Run {
             file,
@@ -419,7 +418,10 @@ fn run(cli: Cli) -> ExitCode {
             source,
         } => {
             if adapter != "lora" {
-                eprintln!("error[E0092]: `--adapter {adapter}`: only `lora` is supported by `ftc init` today");
+                eprintln!(
+                    "error[{}]: `--adapter {adapter}`: only `lora` is supported by `ftc init` today",
+                    Code::BadSetting.id()
+                );
                 return ExitCode::FAILURE;
             }
             let args = ftl_compiler::peft::InitArgs {
@@ -469,18 +471,19 @@ fn run(cli: Cli) -> ExitCode {
             &source.options(),
             source.format(),
         )),
-        Command::Explain { code } => match driver::explain(&code) {
-            Some(text) => {
-                let _ = std::io::stdout().lock().write_all(text.as_bytes());
-                ExitCode::SUCCESS
+        Command::Explain { code } => {
+            match analysis::explain(&code) {
+                Some(text) => {
+                    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    let (first, last) = (Code::ALL[0].id(), Code::ALL[Code::ALL.len() - 1].id());
+                    eprintln!("error: `{code}` is not an FTL error code (they run from {first} to {last})");
+                    ExitCode::FAILURE
+                }
             }
-            None => {
-                eprintln!(
-                    "error: `{code}` is not an FTL error code (they run from E0001 to E0095)"
-                );
-                ExitCode::FAILURE
-            }
-        },
+        }
     }
 }
 
@@ -493,9 +496,7 @@ fn main() -> ExitCode {
     match worker.map(|h| h.join()) {
         Ok(Ok(code)) => code,
         _ => {
-            eprintln!(
-                "error: internal compiler error (please report it with the input that caused it)"
-            );
+            eprintln!("{INTERNAL_ERROR}");
             ExitCode::from(101)
         }
     }

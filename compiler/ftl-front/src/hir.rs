@@ -1,7 +1,8 @@
 //! The typed HIR: each checked declaration with its names resolved (parameters, locals,
 //! declarations, builtins), every expression typed, in an arena with typed handles. Lowering to
-//! the tensor graph IR starts here. `ftc build FILE --emit hir` prints [`print_hir`].
+//! the tensor graph IR starts here. `ftc build FILE --emit hir` prints [`print_decl`].
 
+use crate::resolve::ModuleId;
 use crate::types::{DimItem, Ty};
 use ftl_runtime::DType;
 use ftl_syntax::ast::{BinOp, CmpOp, ParamKind, Span, UnOp};
@@ -93,6 +94,8 @@ pub struct Param {
 /// One checked declaration.
 #[derive(Clone, Debug)]
 pub struct Decl {
+    /// The module that declares it.
+    pub module: ModuleId,
     /// `module::name` (attached blocks: `module::adapter.init`).
     pub name: String,
     /// What it is.
@@ -105,6 +108,16 @@ pub struct Decl {
     pub outputs: Vec<(String, Ty)>,
     /// The body.
     pub body: Body,
+}
+
+impl Decl {
+    /// The name without its module (`sigmoid`, `lora.merge`, `test "name"`): what `--entry`
+    /// takes.
+    pub fn short_name(&self) -> &str {
+        self.name
+            .split_once("::")
+            .map_or(self.name.as_str(), |(_, n)| n)
+    }
 }
 
 /// Statements and expressions of one body.

@@ -125,26 +125,42 @@ fn check_node(g: &Graph, i: usize, n: &Node) -> Result<(), String> {
     Ok(())
 }
 
+/// A graph that breaks an IR invariant after a pass: a compiler bug.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyError {
+    /// The pass after which the graph was checked.
+    pub pass: &'static str,
+    /// The offending node, when one is to blame.
+    pub node: Option<NodeId>,
+    /// What is wrong.
+    pub what: String,
+}
+
+impl std::fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IR verifier after {}: ", self.pass)?;
+        if let Some(n) = self.node {
+            write!(f, "%{}: ", n.0)?;
+        }
+        f.write_str(&self.what)
+    }
+}
+
 /// Checks `g`; the error names the offending node and pass.
-pub fn verify(g: &Graph, pass: &str) -> Result<(), String> {
+pub fn verify(g: &Graph, pass: &'static str) -> Result<(), VerifyError> {
+    let fail = |node: Option<NodeId>, what: String| VerifyError { pass, node, what };
     for (i, n) in g.nodes.iter().enumerate() {
-        check_node(g, i, n)
-            .map_err(|e| format!("internal error: IR verifier after {pass}: %{i}: {e}"))?;
+        check_node(g, i, n).map_err(|e| fail(Some(NodeId(i as u32)), e))?;
     }
     let n = g.nodes.len() as u32;
     let bad = |id: NodeId| id.0 >= n;
     if g.outputs.iter().any(|(_, id)| bad(*id)) || g.checks.iter().any(|c| bad(c.cond)) {
-        return Err(format!(
-            "internal error: IR verifier after {pass}: an output or check refers to no node"
-        ));
+        return Err(fail(None, "an output or check refers to no node".into()));
     }
     for d in &g.dims {
         if let DimSize::Scalar(id) = d.size {
             if bad(id) || !g.node(id).dims.is_empty() {
-                return Err(format!(
-                    "internal error: IR verifier after {pass}: dim {} has no scalar size",
-                    d.name
-                ));
+                return Err(fail(None, format!("dim {} has no scalar size", d.name)));
             }
         }
     }

@@ -1,0 +1,227 @@
+//! The one pipeline every command uses: find an entry of the analysed root files, apply its
+//! `--set` options, lower it and run the core passes (simplify → autodiff → simplify, verified
+//! after each) under an explicit [`GradPolicy`]. Commands differ only in the [`EntryRequest`]
+//! they build. Failures are typed: a user mistake carries its [`Code`], a compiler bug is
+//! [`Failure::Internal`] and never shows a user error code.
+
+use crate::interp::RunError;
+use crate::ir::autodiff::differentiate;
+use crate::ir::lower::{self, EntryOptions, LowerError};
+use crate::ir::simplify::simplify;
+use crate::ir::verify::{verify, VerifyError};
+use crate::ir::Graph;
+use crate::run;
+use ftl_front::codes::Code;
+use ftl_front::hir::{DeclId, DeclKind, Hir};
+use ftl_front::Analysis;
+use ftl_runtime::exec::{ExecError, ExecErrorKind};
+use ftl_runtime::Tensor;
+use std::collections::HashMap;
+
+/// Why a command failed after the front end accepted its files.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Failure {
+    /// A user mistake (inputs, settings, a failed `requires`): its code and one message per
+    /// problem.
+    User {
+        /// The error code.
+        code: Code,
+        /// One line each.
+        messages: Vec<String>,
+    },
+    /// A compiler bug (a verifier failure, an op a backend did not expect): reported as an
+    /// internal compiler error, exit status 101.
+    Internal(String),
+}
+
+impl Failure {
+    /// One user-facing problem.
+    pub fn new(code: Code, message: impl Into<String>) -> Failure {
+        Failure::User {
+            code,
+            messages: vec![message.into()],
+        }
+    }
+
+    /// `error[E…]: message` lines, or the internal-error line.
+    pub fn render(&self) -> String {
+        match self {
+            Failure::User { code, messages } => messages
+                .iter()
+                .map(|m| format!("error[{}]: {m}\n", code.id()))
+                .collect(),
+            Failure::Internal(m) => format!("{}: {m}\n", INTERNAL_ERROR),
+        }
+    }
+
+    /// The messages as one line each (for test reports).
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            Failure::User { messages, .. } => messages.clone(),
+            Failure::Internal(m) => vec![format!("{INTERNAL_ERROR}: {m}")],
+        }
+    }
+
+    /// The user error code, `None` for an internal error.
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            Failure::User { code, .. } => Some(*code),
+            Failure::Internal(_) => None,
+        }
+    }
+}
+
+/// The first words of every internal-error report.
+pub const INTERNAL_ERROR: &str =
+    "error: internal compiler error (please report it with the input that caused it)";
+
+/// The code of a failed run, from its kind.
+pub fn run_code(kind: ExecErrorKind) -> Code {
+    match kind {
+        ExecErrorKind::Inputs => Code::BadInputs,
+        ExecErrorKind::Requires => Code::RequiresFailed,
+        ExecErrorKind::Run => Code::RunFailed,
+    }
+}
+
+impl From<RunError> for Failure {
+    fn from(e: RunError) -> Failure {
+        Failure::User {
+            code: run_code(e.kind),
+            messages: e.messages,
+        }
+    }
+}
+
+impl From<ExecError> for Failure {
+    fn from(e: ExecError) -> Failure {
+        Failure::User {
+            code: run_code(e.kind),
+            messages: e.messages,
+        }
+    }
+}
+
+impl From<LowerError> for Failure {
+    fn from(e: LowerError) -> Failure {
+        match e {
+            LowerError::Unsupported(m) => Failure::new(Code::Unsupported, m),
+            LowerError::Internal(m) => Failure::Internal(m),
+            LowerError::CallFailed(m) => Failure::new(Code::RunFailed, m),
+        }
+    }
+}
+
+impl From<VerifyError> for Failure {
+    fn from(e: VerifyError) -> Failure {
+        Failure::Internal(e.to_string())
+    }
+}
+
+/// The entries of the root files: (name as `--entry` takes it, declaration).
+pub fn entries(analysis: &Analysis) -> Vec<(String, DeclId)> {
+    analysis
+        .root_decls()
+        .filter(|(_, d)| !matches!(d.kind, DeclKind::Fn | DeclKind::Test))
+        .map(|(id, d)| (d.short_name().to_string(), id))
+        .collect()
+}
+
+/// The entry `name` of the root files.
+pub fn find_entry(analysis: &Analysis, name: &str) -> Result<DeclId, Failure> {
+    let all = entries(analysis);
+    if let Some((_, id)) = all.iter().find(|(n, _)| n == name) {
+        return Ok(*id);
+    }
+    let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+    Err(Failure::new(
+        Code::UnknownEntry,
+        format!(
+            "the file has no entry `{name}`; entries: {}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ),
+    ))
+}
+
+/// Whether a compiled entry gets gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GradPolicy {
+    /// The forward graph only (`--emit ir`, merges and inits).
+    Forward,
+    /// Gradients for every differentiable entry (objectives and adapters).
+    Differentiable,
+    /// `ftc run` on given inputs: objectives always; adapters only when the inputs hold the
+    /// upstream gradient `grad.<output>` of every output.
+    WhenUpstreamGiven,
+}
+
+/// What a command asks of the pipeline.
+#[derive(Clone, Debug)]
+pub struct EntryRequest<'a> {
+    /// The entry's name (`sigmoid`, `lora.merge`).
+    pub entry: &'a str,
+    /// `--set name=value`, in order.
+    pub sets: &'a [String],
+    /// Whether gradients are computed.
+    pub grad: GradPolicy,
+}
+
+/// A compiled entry's graph with the inputs its settings produced.
+pub struct CompiledGraph {
+    /// The entry's declaration.
+    pub decl: DeclId,
+    /// The verified, simplified graph (with gradients when the policy asked for them).
+    pub graph: Graph,
+    /// The static options it was lowered with.
+    pub options: EntryOptions,
+}
+
+/// Finds the entry, applies its settings (scalar settings land in `inputs`), and compiles it.
+pub fn compile_entry(
+    analysis: &Analysis,
+    request: &EntryRequest,
+    inputs: &mut HashMap<String, Tensor>,
+) -> Result<CompiledGraph, Failure> {
+    let id = find_entry(analysis, request.entry)?;
+    let hir = &analysis.hir;
+    let mut options = EntryOptions::default();
+    run::apply_sets(hir, id, request.sets, &mut options, inputs)?;
+    run::options_for(hir, id, inputs, &mut options);
+    let kind = hir.decl(id).map(|d| d.kind);
+    let grad = match request.grad {
+        GradPolicy::Forward => false,
+        GradPolicy::Differentiable => kind.is_some_and(DeclKind::differentiable),
+        GradPolicy::WhenUpstreamGiven => match kind {
+            Some(DeclKind::Objective) => true,
+            Some(DeclKind::Adapter) => run::has_upstream(hir, id, inputs),
+            _ => false,
+        },
+    };
+    let graph = compile(hir, id, &options, grad)?;
+    Ok(CompiledGraph {
+        decl: id,
+        graph,
+        options,
+    })
+}
+
+/// The forward graph of an entry (`grad: false`) or the forward + gradient graph: lowering,
+/// then simplify → autodiff → simplify, verified after each pass.
+pub fn compile(hir: &Hir, id: DeclId, opts: &EntryOptions, grad: bool) -> Result<Graph, Failure> {
+    let g = lower::lower_entry(hir, id, opts)?;
+    verify(&g, "lowering")?;
+    let g = simplify(&g);
+    verify(&g, "simplify")?;
+    if !grad {
+        return Ok(g);
+    }
+    let g = differentiate(&g);
+    verify(&g, "autodiff")?;
+    let g = simplify(&g);
+    verify(&g, "simplify")?;
+    Ok(g)
+}

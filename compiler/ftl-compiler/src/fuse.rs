@@ -765,7 +765,11 @@ pub fn nest_reads(plan: &Plan, nest: &Nest) -> Vec<BufId> {
 /// `ftc build --emit kernels`: one line per kernel.
 pub fn print_plan(plan: &Plan) -> String {
     let g = &plan.graph;
+    // `()` stands for no dims (a scalar), so a space is never blank.
     let dims = |ds: &[DimId]| {
+        if ds.is_empty() {
+            return "()".to_string();
+        }
         ds.iter()
             .map(|d| g.dim(*d).name.clone())
             .collect::<Vec<_>>()
@@ -775,7 +779,6 @@ pub fn print_plan(plan: &Plan) -> String {
     for k in &plan.kernels {
         match k {
             Kernel::Loops { name, nests, .. } => {
-                let mut spaces = Vec::new();
                 let mut reads = BTreeSet::new();
                 let mut writes = Vec::new();
                 for n in nests {
@@ -786,21 +789,35 @@ pub fn print_plan(plan: &Plan) -> String {
                         }
                         _ => dims(&node.dims),
                     };
-                    spaces.push(space);
                     reads.extend(nest_reads(plan, n));
-                    writes.push(n.out);
+                    writes.push((n.out, space));
                 }
-                let written: BTreeSet<BufId> = writes.iter().copied().collect();
+                let written: BTreeSet<BufId> = writes.iter().map(|(b, _)| *b).collect();
                 let reads: Vec<String> = reads
                     .into_iter()
                     .filter(|b| !written.contains(b))
                     .map(|b| buf_name(plan, b))
                     .collect();
-                let writes: Vec<String> = writes.into_iter().map(|b| buf_name(plan, b)).collect();
+                // One loop space for the kernel when its nests share it (a fused pass), else
+                // the space of each written buffer (a tail kernel of small, unrelated nests).
+                let shared = writes.iter().all(|(_, s)| *s == writes[0].1);
+                let (space, writes): (String, Vec<String>) = if shared {
+                    (
+                        format!(" [{}]", writes.first().map_or("()", |(_, s)| s.as_str())),
+                        writes.iter().map(|(b, _)| buf_name(plan, *b)).collect(),
+                    )
+                } else {
+                    (
+                        String::new(),
+                        writes
+                            .iter()
+                            .map(|(b, s)| format!("{}[{s}]", buf_name(plan, *b)))
+                            .collect(),
+                    )
+                };
                 let _ = writeln!(
                     out,
-                    "kernel {name} [{}] reads({}) writes({})",
-                    spaces.join("; "),
+                    "kernel {name}{space} reads({}) writes({})",
                     reads.join(", "),
                     writes.join(", ")
                 );

@@ -61,7 +61,8 @@ enum Stage {
     Ir,
     /// The graph with its gradients (autodiff, then simplified).
     Grad,
-    /// The fused kernels: one line each, `kernel <name> [<dims>] reads(...) writes(...)`.
+    /// The fused kernels: one line each, `kernel <name> [<loop dims>] reads(...) writes(...)`
+    /// (a tail kernel of unrelated nests gives each written buffer its own `[dims]`).
     Kernels,
     /// The kernels as MLIR (scf, arith, math and memref dialects).
     Mlir,

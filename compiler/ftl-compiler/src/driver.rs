@@ -227,15 +227,12 @@ pub fn emit_graph(
             },
         };
         let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?.graph;
-        let internal = Failure::Internal;
         Ok(match stage {
             EntryStage::Ir | EntryStage::Grad => crate::ir::print::print_graph(&g),
             EntryStage::Kernels => fuse::print_plan(&fuse::fuse(&g)),
-            EntryStage::Mlir => mlir::compile_plan(&fuse::fuse(&g)).map_err(internal)?.mlir,
-            EntryStage::Llvm => {
-                let c = mlir::compile_plan(&fuse::fuse(&g)).map_err(internal)?;
-                mlir::jit::lower_to_llvm_text(&c.mlir).map_err(internal)?
-            }
+            EntryStage::Mlir => mlir::module_text(&fuse::fuse(&g)),
+            EntryStage::Llvm => mlir::jit::lower_to_llvm_text(&mlir::module_text(&fuse::fuse(&g)))
+                .map_err(Failure::Internal)?,
         })
     })
 }

@@ -8,7 +8,7 @@
 
 use crate::ir::scalar;
 use crate::ir::{DimId, DimSize, Dist, Graph, NodeId, Op, Reduction, ScanKind};
-use ftl_runtime::bind::{self, ArgSpec, Binding, DimSpec};
+use ftl_runtime::bind::{self, Binding};
 use ftl_runtime::exec::ExecErrorKind;
 use ftl_runtime::{host, DType, Tensor};
 use std::collections::HashMap;
@@ -28,32 +28,6 @@ fn err<T>(m: impl Into<String>) -> Result<T, RunError> {
         kind: ExecErrorKind::Run,
         messages: vec![m.into()],
     })
-}
-
-/// The binder's view of a graph's inputs.
-pub fn arg_specs(g: &Graph) -> Vec<ArgSpec> {
-    g.inputs
-        .iter()
-        .map(|i| ArgSpec {
-            name: i.name.clone(),
-            dtype: i.dtype,
-            dims: i
-                .dims
-                .iter()
-                .map(|d| {
-                    let dim = g.dim(*d);
-                    match dim.size {
-                        DimSize::Pack => {
-                            DimSpec::Pack(dim.name.trim_start_matches("..").to_string())
-                        }
-                        DimSize::Const(n) => DimSpec::Fixed(n as usize),
-                        _ => DimSpec::Named(dim.name.clone()),
-                    }
-                })
-                .collect(),
-            required: i.required,
-        })
-        .collect()
 }
 
 /// A value during evaluation: data over the node's dims, row-major.
@@ -125,7 +99,7 @@ fn for_each(shape: &[usize], strides: &[Vec<usize>], mut f: impl FnMut(&[usize],
 impl<'g> Interp<'g> {
     /// Binds `inputs` to `g`, resolves every dim and evaluates the `requires` checks.
     pub fn new(g: &'g Graph, inputs: &HashMap<String, Tensor>) -> Result<Interp<'g>, RunError> {
-        let specs = arg_specs(g);
+        let specs = crate::ir::arg_specs(g);
         let binding = bind::bind(&specs, |n| inputs.get(n)).map_err(|errs| RunError {
             kind: ExecErrorKind::Inputs,
             messages: errs.into_iter().map(|e| e.message).collect(),

@@ -1,11 +1,13 @@
 //! Running compiled graphs: `--set` and `--dims` settings, `--random` inputs, the interpreter
 //! and the compiled (MLIR) backend behind `ftc run`, and `ftc gradcheck`'s finite differences.
 
-use crate::interp;
+use crate::backend::{self, Kernels};
 use crate::ir::autodiff::differentiable_input;
 use crate::ir::lower::{is_static, EntryOptions, StaticValue};
 use crate::ir::{BinOp, DimId, DimSize, EntryKind, Graph, NodeId, Op, Role};
+use crate::mlir::MlirCpu;
 use crate::pipeline::{compile, Failure};
+use crate::{fuse, interp, manifest};
 use ftl_front::codes::Code;
 use ftl_front::hir::{DeclId, Hir};
 use ftl_front::types::Ty;
@@ -376,26 +378,36 @@ pub enum Backend {
     Interp,
 }
 
-/// Compiles a graph through fusion and MLIR into kernels held by an in-process JIT.
+/// A graph fused into a kernel plan and compiled by a backend, ready to run on the executor.
 pub struct CompiledEntry {
     /// The executor, holding the manifest and the kernels' entry points.
     pub executor: ftl_runtime::exec::Executor,
-    /// Keeps the JIT'd code alive for the executor.
-    _jit: crate::mlir::jit::Jit,
+    /// Keeps the compiled code alive for the executor (dropped after it).
+    _kernels: Box<dyn Kernels>,
 }
 
 impl CompiledEntry {
-    /// Fuses, emits and JIT-compiles `g`.
+    /// Fuses `g` and compiles it with the MLIR CPU backend.
     pub fn new(g: &Graph) -> Result<CompiledEntry, Failure> {
-        let internal = Failure::Internal;
-        let plan = crate::fuse::fuse(g);
-        let compiled = crate::mlir::compile_plan(&plan).map_err(internal)?;
-        let jit = crate::mlir::jit::Jit::compile(&compiled.mlir).map_err(internal)?;
-        let executor = ftl_runtime::exec::Executor::new(compiled.manifest, |s| jit.packed(s))
+        CompiledEntry::with_backend(&MlirCpu, g)
+    }
+
+    /// Fuses `g`, builds its manifest and compiles its kernels with `backend`.
+    pub fn with_backend<B: backend::Backend>(
+        backend: &B,
+        g: &Graph,
+    ) -> Result<CompiledEntry, Failure>
+    where
+        B::Kernels: 'static,
+    {
+        let plan = fuse::fuse(g);
+        let manifest = manifest::build(&plan).map_err(Failure::Internal)?;
+        let kernels = backend.compile(&plan).map_err(|e| Failure::Internal(e.0))?;
+        let executor = ftl_runtime::exec::Executor::new(manifest, |s| kernels.entry(s))
             .map_err(|e| Failure::Internal(e.to_string()))?;
         Ok(CompiledEntry {
             executor,
-            _jit: jit,
+            _kernels: Box::new(kernels),
         })
     }
 

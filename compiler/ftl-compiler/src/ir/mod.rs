@@ -513,3 +513,29 @@ impl Graph {
         live
     }
 }
+
+/// The binder's view of a graph's inputs.
+pub fn arg_specs(g: &Graph) -> Vec<ftl_runtime::bind::ArgSpec> {
+    g.inputs
+        .iter()
+        .map(|i| ftl_runtime::bind::ArgSpec {
+            name: i.name.clone(),
+            dtype: i.dtype,
+            dims: i
+                .dims
+                .iter()
+                .map(|d| {
+                    let dim = g.dim(*d);
+                    match dim.size {
+                        DimSize::Pack => ftl_runtime::bind::DimSpec::Pack(
+                            dim.name.trim_start_matches("..").to_string(),
+                        ),
+                        DimSize::Const(n) => ftl_runtime::bind::DimSpec::Fixed(n as usize),
+                        _ => ftl_runtime::bind::DimSpec::Named(dim.name.clone()),
+                    }
+                })
+                .collect(),
+            required: i.required,
+        })
+        .collect()
+}

@@ -1207,60 +1207,13 @@ impl<'p> Func<'p> {
     }
 }
 
-/// The buffers a kernel's function takes, in order.
-pub fn kernel_buffers(plan: &Plan, k: &Kernel) -> Vec<BufId> {
-    let mut out: Vec<BufId> = Vec::new();
-    if let Kernel::Loops { nests, .. } = k {
-        for n in nests {
-            for b in crate::fuse::nest_reads(plan, n).into_iter().chain([n.out]) {
-                if !out.contains(&b) {
-                    out.push(b);
-                }
-            }
-            // A scatter reads back its own output.
-            if let Some(b) = plan.buffer_of(n.root) {
-                if !out.contains(&b) {
-                    out.push(b);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The dim whose outermost loop a kernel splits across threads, if any.
-pub fn split_dim(plan: &Plan, k: &Kernel) -> Option<DimId> {
-    match k {
-        Kernel::Loops {
-            nests, tail: false, ..
-        } => {
-            let first = &nests[0];
-            if matches!(first.kind, NestKind::Scatter) {
-                return None;
-            }
-            let node = plan.graph.node(first.root);
-            let outer = match first.kind {
-                NestKind::Scan => {
-                    let Op::Scan { dim, .. } = node.op else {
-                        return None;
-                    };
-                    node.dims.iter().copied().find(|d| *d != dim)
-                }
-                _ => node.dims.first().copied(),
-            };
-            outer
-        }
-        _ => None,
-    }
-}
-
 /// The MLIR function of one generated kernel (`None` for host steps).
 pub fn kernel_function(plan: &Plan, k: &Kernel) -> Option<String> {
     let Kernel::Loops { name, nests, .. } = k else {
         return None;
     };
     let mut f = Func::new(plan);
-    let bufs = kernel_buffers(plan, k);
+    let bufs = crate::manifest::kernel_buffers(plan, k);
     let mut params = vec![
         "%dims: memref<?xi64>".to_string(),
         "%status: memref<?xi64>".to_string(),
@@ -1285,7 +1238,7 @@ pub fn kernel_function(plan: &Plan, k: &Kernel) -> Option<String> {
         let _ = writeln!(f.prologue, "    {s} = arith.index_cast {v} : i64 to index");
         f.dim_sizes.push(s);
     }
-    let split = split_dim(plan, k);
+    let split = crate::manifest::split_dim(plan, k);
     // Nests of a non-tail kernel share their domain loops.
     let first_dims: Vec<DimId> = match &nests[0].kind {
         NestKind::Scan => {

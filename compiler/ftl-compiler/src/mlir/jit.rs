@@ -79,8 +79,15 @@ impl Jit {
         Ok(jit)
     }
 
+    /// Writes the compiled code as an object file.
+    pub fn write_object(&self, path: &std::path::Path) {
+        self.engine.dump_to_object_file(&path.to_string_lossy());
+    }
+}
+
+impl crate::backend::Kernels for Jit {
     /// The packed entry point of a kernel (`_mlir_<symbol>`), if it exists.
-    pub fn packed(&self, symbol: &str) -> Option<ftl_runtime::exec::PackedFn> {
+    fn entry(&self, symbol: &str) -> Option<ftl_runtime::exec::PackedFn> {
         let p = self.engine.lookup(&format!("_mlir_{symbol}"));
         if p.is_null() {
             return None;
@@ -89,10 +96,5 @@ impl Jit {
         // `void(void **)`; the pointer stays valid while `self` (the engine) lives.
         #[allow(unsafe_code)]
         Some(unsafe { std::mem::transmute::<*mut (), ftl_runtime::exec::PackedFn>(p) })
-    }
-
-    /// Writes the compiled code as an object file.
-    pub fn write_object(&self, path: &std::path::Path) {
-        self.engine.dump_to_object_file(&path.to_string_lossy());
     }
 }

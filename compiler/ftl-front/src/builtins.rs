@@ -107,6 +107,8 @@ pub struct Builtin {
     pub vjp: Vjp,
     /// Where it may appear.
     pub context: Context,
+    /// Whether it draws random numbers (so a `merge` may not use a value computed with it).
+    pub random: bool,
     /// One line for the reference.
     pub doc: &'static str,
 }
@@ -114,6 +116,12 @@ pub struct Builtin {
 const MANY: usize = usize::MAX;
 
 macro_rules! builtin {
+    (random $name:literal, $sig:literal, ($lo:expr, $hi:expr), $dtype:ident, $dims:ident, $vjp:expr, $ctx:ident, $doc:literal) => {
+        Builtin {
+            random: true,
+            ..builtin!($name, $sig, ($lo, $hi), $dtype, $dims, $vjp, $ctx, $doc)
+        }
+    };
     ($name:literal, $sig:literal, ($lo:expr, $hi:expr), $dtype:ident, $dims:ident, $vjp:expr, $ctx:ident, $doc:literal) => {
         Builtin {
             name: $name,
@@ -123,6 +131,7 @@ macro_rules! builtin {
             dims: DimRule::$dims,
             vjp: $vjp,
             context: Context::$ctx,
+            random: false,
             doc: $doc,
         }
     };
@@ -212,10 +221,10 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("lu", "lu(A, R, R')", (3, 3), Float, Decomposition, Forbidden, NoGradient,
         "(perm: i32[R], L[R, R'], U[R, R']) with partial pivoting"),
     // Randomness (seeded by the implicit `seed` input; counter-based Philox-4x32-10).
-    builtin!("rand", "rand(D...) | rand()", (0, MANY), Special, Construct, Zero, Any, "uniform in [0, 1), f32"),
-    builtin!("randn", "randn(D...) | randn()", (0, MANY), Special, Construct, Zero, Any, "standard normal, f32"),
-    builtin!("bernoulli", "bernoulli(p)", (1, 1), Float, Bernoulli, Zero, Any, "1.0 with probability p, else 0.0"),
-    builtin!("drop", "drop(x, p)", (2, 2), Float, Drop, Rule("g * mask / (1 - p), the forward pass's mask regenerated"), Any,
+    builtin!(random "rand", "rand(D...) | rand()", (0, MANY), Special, Construct, Zero, Any, "uniform in [0, 1), f32"),
+    builtin!(random "randn", "randn(D...) | randn()", (0, MANY), Special, Construct, Zero, Any, "standard normal, f32"),
+    builtin!(random "bernoulli", "bernoulli(p)", (1, 1), Float, Bernoulli, Zero, Any, "1.0 with probability p, else 0.0"),
+    builtin!(random "drop", "drop(x, p)", (2, 2), Float, Drop, Rule("g * mask / (1 - p), the forward pass's mask regenerated"), Any,
         "dropout: zero each element with probability p and scale the rest by 1 / (1 - p)"),
     // Constructors.
     builtin!("zeros", "zeros(D...) | zeros()", (0, MANY), Special, Construct, Zero, Any, "0.0 over the named dims (or the assigned output's)"),
@@ -223,7 +232,7 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("full", "full(value, D...)", (1, MANY), Special, Full, Zero, Any, "value over the named dims (or the assigned output's)"),
     builtin!("linspace", "linspace(start, end, D)", (3, 3), Float, Linspace, Zero, Any,
         "size(D) evenly spaced values from start to end inclusive (torch.linspace)"),
-    builtin!("kaiming_uniform", "kaiming_uniform(fan_in: D..., a: f32)", (0, 0), Special, Kaiming, Zero, Any,
+    builtin!(random "kaiming_uniform", "kaiming_uniform(fan_in: D..., a: f32)", (0, 0), Special, Kaiming, Zero, Any,
         "uniform in ±sqrt(6 / ((1 + a²) · fan_in)), as torch.nn.init.kaiming_uniform_ (leaky_relu gain)"),
     // Options and tests.
     builtin!("present", "present(x)", (1, 1), Bool, Present, Zero, Any, "whether an optional input was given (static)"),

@@ -161,6 +161,29 @@ fn without_spans(tree: &ftl_syntax::ast::File) -> String {
     out
 }
 
+/// E0081 is decided on the HIR: a record field spelled like the adapter's data input does not
+/// make a `let` data-dependent (a word scan of the printed source said it did).
+#[test]
+fn merge_may_use_a_let_whose_field_is_named_like_the_data_input() {
+    let dir = std::env::temp_dir().join(format!("ftl-front-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lookalike.ftl");
+    std::fs::write(
+        &file,
+        "fn halves(w: f32[O, I]) -> (x: f32[O, I], rest: f32[O, I]) {\n    (x: w * 0.5, rest: w * 0.5)\n}\n\n\
+         adapter a(x: f32[N, I], weight: const f32[O, I], lora_B: param f32[O, I]) -> f32[N, O] {\n    \
+         let half = halves(lora_B).x;\n    x @ (weight + half)\n}\n\nmerge a {\n    weight = weight + half;\n}\n",
+    )
+    .unwrap();
+    let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{}",
+        rendered(&analysis, MessageFormat::Short)
+    );
+}
+
 #[test]
 fn pretty_printer_output_parses_back_to_the_same_tree() {
     let mut checked = 0;

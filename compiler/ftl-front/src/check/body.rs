@@ -1390,7 +1390,7 @@ pub(super) fn check_attached(
             .collect();
         cx.check_dims_bound(&bound, &params, "const input");
     } else {
-        bind_weight_lets(&mut cx, adapter_ast);
+        bind_weight_lets(&mut cx, adapter, adapter_ast);
     }
     // The adapter's weight-only lets (bound above) come first.
     let mut stmts = std::mem::take(&mut cx.body.stmts);
@@ -1461,14 +1461,14 @@ pub(super) fn check_attached(
 }
 
 /// Brings the adapter body's `let`s that depend only on weights and hyperparameters into a
-/// merge/unmerge scope; the others are recorded so that a use is a located error.
-fn bind_weight_lets(cx: &mut Ctx<'_, '_>, adapter: &ast::Decl) {
-    let mut tainted: HashSet<String> = adapter
-        .params
-        .iter()
-        .filter(|p| p.kind == ParamKind::Input && p.default.is_none())
-        .map(|p| p.name.name.clone())
-        .collect();
+/// merge/unmerge scope; the others (found on the adapter's HIR: they read a data input, such a
+/// `let`, or randomness, callees included) are recorded so that a use is a located error.
+fn bind_weight_lets(cx: &mut Ctx<'_, '_>, adapter_id: DeclId, adapter: &ast::Decl) {
+    let dependent = match cx.ck.checked_decl(adapter_id) {
+        Some(decl) => super::random::data_dependent_lets(decl, &|d| cx.ck.draws_random(d)),
+        None => return,
+    };
+    let mut tainted = HashSet::new();
     for s in &adapter.body.stmts {
         let StmtKind::Let {
             pat: ast::Pattern::Name(n),
@@ -1478,10 +1478,12 @@ fn bind_weight_lets(cx: &mut Ctx<'_, '_>, adapter: &ast::Decl) {
         else {
             continue;
         };
-        if mentions(value, &tainted) {
+        if dependent.contains(&value.span) {
             tainted.insert(n.name.clone());
             continue;
         }
+        tainted.remove(&n.name);
+        // The adapter's own check reported any error in this `let` already.
         let errors_before = cx.ck.diags.len();
         let id = cx.expr(value);
         cx.ck.diags.truncate(errors_before);
@@ -1491,18 +1493,6 @@ fn bind_weight_lets(cx: &mut Ctx<'_, '_>, adapter: &ast::Decl) {
         cx.body.stmts.push(Stmt::Let(vec![local], id));
     }
     cx.tainted_lets = tainted;
-}
-
-/// Whether an expression mentions any of `names` or draws random numbers.
-fn mentions(e: &ast::Expr, names: &HashSet<String>) -> bool {
-    let text = ftl_syntax::pretty::print_expr(e);
-    let words: HashSet<&str> = text
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .collect();
-    names.iter().any(|n| words.contains(n.as_str()))
-        || ["drop", "rand", "randn", "bernoulli"]
-            .iter()
-            .any(|r| words.contains(r))
 }
 
 /// Checks a `test` block.

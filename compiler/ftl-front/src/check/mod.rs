@@ -7,6 +7,7 @@ mod body;
 mod builtin_call;
 pub mod dims;
 mod expr;
+mod random;
 
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, Location};
@@ -78,6 +79,8 @@ pub(crate) struct Checker<'p> {
     attached: HashMap<DeclId, Vec<(AttachedKind, DeclId)>>,
     state: Vec<State>,
     sigs: Vec<Option<Signature>>,
+    /// Per declaration: whether it draws random numbers (itself or through a callee).
+    draws_random: Vec<bool>,
     hir: Vec<Option<hir::Decl>>,
     diags: Vec<Diagnostic>,
 }
@@ -91,6 +94,7 @@ impl<'p> Checker<'p> {
             attached: HashMap::new(),
             state: Vec::new(),
             sigs: Vec::new(),
+            draws_random: Vec::new(),
             hir: Vec::new(),
             diags: Vec::new(),
         };
@@ -99,6 +103,7 @@ impl<'p> Checker<'p> {
         }
         ck.state = vec![State::Unchecked; ck.entries.len()];
         ck.sigs = vec![None; ck.entries.len()];
+        ck.draws_random = vec![false; ck.entries.len()];
         ck.hir = vec![None; ck.entries.len()];
         ck
     }
@@ -281,6 +286,8 @@ impl<'p> Checker<'p> {
             }
         };
         if let Some((decl, sig)) = result {
+            let draws = random::body_draws_random(&decl.body, &|d| self.draws_random(d));
+            self.draws_random[id.0 as usize] = draws;
             self.sigs[id.0 as usize] = Some(sig);
             self.hir[id.0 as usize] = Some(decl);
         }
@@ -290,6 +297,19 @@ impl<'p> Checker<'p> {
 
     fn signature(&self, id: DeclId) -> Option<&Signature> {
         self.sigs[id.0 as usize].as_ref()
+    }
+
+    /// Whether a checked declaration draws random numbers (false until it is checked).
+    fn draws_random(&self, id: DeclId) -> bool {
+        self.draws_random
+            .get(id.0 as usize)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// A checked declaration's HIR.
+    fn checked_decl(&self, id: DeclId) -> Option<&hir::Decl> {
+        self.hir.get(id.0 as usize)?.as_ref()
     }
 }
 

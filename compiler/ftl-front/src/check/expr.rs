@@ -247,7 +247,10 @@ impl Ctx<'_, '_> {
                         .err(
                             Code::DataDependentLet,
                             n.span,
-                            format!("`{}` depends on the adapter's data input", n.name),
+                            format!(
+                                "`{}` depends on the adapter's data input or on random draws",
+                                n.name
+                            ),
                         )
                         .with_label(format!("not available in `{}`", self.kind.keyword()))
                         .with_help(

@@ -9,6 +9,7 @@ bash scripts/install-deps.sh
 export CI="${CI:-true}"          # insta: fail on snapshot mismatch instead of writing files
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo test --workspace
 
 # Every .ftl file in the repository must type-check (the error corpus under tests/ui excepted).
@@ -16,5 +17,6 @@ mapfile -t files < <(find examples stdlib -name '*.ftl' | sort)
 cargo run --quiet --bin ftc -- check "${files[@]}"
 echo "ftc check: ${#files[@]} files clean"
 
-# Every test block (reference values, gradchecks) must pass on the interpreter.
+# Every test block (reference values, gradchecks) must pass; entry calls run on the default
+# (MLIR) backend. The core tests also run every block on the interpreter.
 cargo run --quiet --bin ftc -- test examples stdlib tests/run

@@ -33,7 +33,8 @@ struct Cli {
 /// Where imports are found, shared by the commands that read source.
 #[derive(clap::Args, Clone)]
 struct SourceArgs {
-    /// Standard library directory for `import std.…` (default: $FTL_PATH, then ftc's `stdlib/`).
+    /// Standard library directory for `import std.…` (default: $FTL_PATH, then the library built
+    /// into ftc).
     #[arg(long, value_name = "DIR")]
     lib: Option<PathBuf>,
     /// Project root that string imports must stay inside (default: each file's directory).

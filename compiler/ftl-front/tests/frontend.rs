@@ -184,6 +184,40 @@ fn merge_may_use_a_let_whose_field_is_named_like_the_data_input() {
     );
 }
 
+/// docs/ARCHITECTURE.md has one `### `folder/` — `crate`` section per workspace member, and
+/// no other.
+#[test]
+fn architecture_doc_lists_exactly_the_workspace_crates() {
+    let r = repo();
+    let workspace = std::fs::read_to_string(r.join("Cargo.toml")).unwrap();
+    let members = workspace
+        .split("members = [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("a members list");
+    let mut expected = BTreeSet::new();
+    for member in members.split(',').map(|m| m.trim().trim_matches('"')) {
+        if member.is_empty() {
+            continue;
+        }
+        let manifest = std::fs::read_to_string(r.join(member).join("Cargo.toml")).unwrap();
+        let name = manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("name = "))
+            .expect("a package name")
+            .trim_matches('"')
+            .to_string();
+        expected.insert(format!("### `{member}/` — `{name}`"));
+    }
+    let doc = std::fs::read_to_string(r.join("docs").join("ARCHITECTURE.md")).unwrap();
+    let listed: BTreeSet<String> = doc
+        .lines()
+        .filter(|l| l.starts_with("### `"))
+        .map(|l| l.split(" and the ").next().unwrap_or(l).to_string())
+        .collect();
+    assert_eq!(listed, expected);
+}
+
 #[test]
 fn pretty_printer_output_parses_back_to_the_same_tree() {
     let mut checked = 0;

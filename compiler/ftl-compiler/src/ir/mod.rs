@@ -6,7 +6,7 @@
 //!
 //! Passes: [`lower`] (HIR → graph), [`autodiff`] (graph → forward + gradient graph),
 //! [`simplify`] (CSE, DCE, constant folding, stability rewrites, applied by [`builder`] as nodes
-//! are built), [`verify`] after each. [`print`] is the text form of `--emit ir` / `--emit grad`.
+//! are built), [`verify`] after each. [`mod@print`] is the text form of `--emit ir` / `--emit grad`.
 
 pub mod autodiff;
 pub mod builder;

@@ -1,7 +1,8 @@
 //! The checker: names, dtypes and named dims of every declaration, producing the typed HIR.
 //!
 //! Declarations are checked on demand, callee before caller (a call checks its callee first),
-//! so an in-progress callee means recursion. Each body is checked by a [`body::Ctx`].
+//! so an in-progress callee means recursion. Each body is checked by a `body::Ctx`; `random` decides
+//! which declarations draw random numbers and which `let`s a `merge` may use (E0081).
 
 mod body;
 mod builtin_call;

@@ -145,7 +145,7 @@ fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<String, Failure> {
             GradPolicy::WhenUpstreamGiven
         },
     };
-    let g = pipeline::compile_entry(analysis, &request, &mut inputs)?.graph;
+    let g = pipeline::compile_entry(analysis, &request, &mut inputs)?;
     if let Some(spec) = &args.random_dims {
         let dims = run::parse_dims(spec)?;
         for (k, v) in run::random_inputs(&g, &dims, None, args.seed)? {
@@ -226,7 +226,7 @@ pub fn emit_graph(
                 _ => GradPolicy::Differentiable,
             },
         };
-        let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?.graph;
+        let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?;
         Ok(match stage {
             EntryStage::Ir | EntryStage::Grad => crate::ir::print::print_graph(&g),
             EntryStage::Kernels => fuse::print_plan(&fuse::fuse(&g)),
@@ -393,7 +393,7 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
             grad: GradPolicy::Differentiable,
         };
         let start = Instant::now();
-        let g = pipeline::compile_entry(analysis, &request, &mut inputs)?.graph;
+        let g = pipeline::compile_entry(analysis, &request, &mut inputs)?;
         let compiled = match args.backend {
             run::Backend::Mlir => Some(run::CompiledEntry::new(&g)?),
             run::Backend::Interp => None,
@@ -486,7 +486,7 @@ pub fn build_artifact(
             sets,
             grad: GradPolicy::Differentiable,
         };
-        let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?.graph;
+        let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?;
         let plan = fuse::fuse(&g);
         mlir::write_artifact(&plan, output)
             .map_err(|e| Failure::new(ftl_front::codes::Code::RunFailed, e))?;

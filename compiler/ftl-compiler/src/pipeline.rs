@@ -50,7 +50,7 @@ impl Failure {
                 .iter()
                 .map(|m| format!("error[{}]: {m}\n", code.id()))
                 .collect(),
-            Failure::Internal(m) => format!("{}: {m}\n", INTERNAL_ERROR),
+            Failure::Internal(m) => format!("{INTERNAL_ERROR}: {m}\n"),
         }
     }
 
@@ -170,22 +170,13 @@ pub struct EntryRequest<'a> {
     pub grad: GradPolicy,
 }
 
-/// A compiled entry's graph with the inputs its settings produced.
-pub struct CompiledGraph {
-    /// The entry's declaration.
-    pub decl: DeclId,
-    /// The verified, simplified graph (with gradients when the policy asked for them).
-    pub graph: Graph,
-    /// The static options it was lowered with.
-    pub options: EntryOptions,
-}
-
-/// Finds the entry, applies its settings (scalar settings land in `inputs`), and compiles it.
+/// Finds the entry, applies its settings (scalar settings land in `inputs`), and compiles it
+/// to a verified, simplified graph (with gradients when the policy asks for them).
 pub fn compile_entry(
     analysis: &Analysis,
     request: &EntryRequest,
     inputs: &mut HashMap<String, Tensor>,
-) -> Result<CompiledGraph, Failure> {
+) -> Result<Graph, Failure> {
     let id = find_entry(analysis, request.entry)?;
     let hir = &analysis.hir;
     let mut options = EntryOptions::default();
@@ -201,12 +192,7 @@ pub fn compile_entry(
             _ => false,
         },
     };
-    let graph = compile(hir, id, &options, grad)?;
-    Ok(CompiledGraph {
-        decl: id,
-        graph,
-        options,
-    })
+    compile(hir, id, &options, grad)
 }
 
 /// The forward graph of an entry (`grad: false`) or the forward + gradient graph: lowering,

@@ -33,10 +33,8 @@ fn call_failed(f: Failure) -> LowerError {
 
 /// The value of a node of a constant graph.
 fn eval(graph: &Graph, id: crate::ir::NodeId) -> Result<Tensor, LowerError> {
-    let mut it = Interp::new(graph, &HashMap::new())
-        .map_err(|e| LowerError::CallFailed(e.messages.join("; ")))?;
-    it.tensor(id)
-        .map_err(|e| LowerError::CallFailed(e.messages.join("; ")))
+    let mut it = Interp::new(graph, &HashMap::new()).map_err(|e| call_failed(e.into()))?;
+    it.tensor(id).map_err(|e| call_failed(e.into()))
 }
 
 /// Runs entries called from tests.

@@ -115,6 +115,67 @@ pub fn bind<'t>(
     }
 }
 
+/// One error per input in `names` that no argument in `args` declares (a misspelled name, or
+/// an optional input of a variant that was not compiled), so it is not silently ignored.
+pub fn unknown_inputs<'n>(
+    args: &[ArgSpec],
+    names: impl IntoIterator<Item = &'n str>,
+) -> Vec<BindError> {
+    let mut unknown: Vec<&str> = names
+        .into_iter()
+        .filter(|n| !args.iter().any(|a| a.name == *n))
+        .collect();
+    unknown.sort_unstable();
+    let declared: Vec<&str> = args.iter().map(|a| a.name.as_str()).collect();
+    unknown
+        .into_iter()
+        .map(|n| BindError {
+            input: n.to_string(),
+            message: format!(
+                "input `{n}` is not read by this entry (it reads: {}); remove it, or pass --allow-extra-inputs",
+                declared.join(", ")
+            ),
+        })
+        .collect()
+}
+
+/// Converts each 0-d numeric input given for a scalar argument of another numeric dtype (a
+/// file may hold `beta` as f64 for an f32 hyperparameter) when its value is one of the
+/// argument's dtype; a value that is not (a wrapped integer, NaN for an integer, 1e39 for f32)
+/// is an error. Everything else is left for [`bind`] to check exactly.
+pub fn coerce_scalars(
+    args: &[ArgSpec],
+    inputs: &mut std::collections::HashMap<String, Tensor>,
+) -> Vec<BindError> {
+    let mut errors = Vec::new();
+    let numeric = |d: DType| d != DType::Bool;
+    for arg in args.iter().filter(|a| a.dims.is_empty()) {
+        let Some(t) = inputs.get_mut(&arg.name) else {
+            continue;
+        };
+        if !t.shape().is_empty()
+            || t.dtype() == arg.dtype
+            || !numeric(t.dtype())
+            || !numeric(arg.dtype)
+        {
+            continue;
+        }
+        let v = t.to_f64()[0];
+        if arg.dtype.holds(v) {
+            *t = t.cast(arg.dtype);
+        } else {
+            errors.push(BindError {
+                input: arg.name.clone(),
+                message: format!(
+                    "input `{}` is {v}, which is not a value of its dtype {}",
+                    arg.name, arg.dtype
+                ),
+            });
+        }
+    }
+    errors
+}
+
 fn bind_one(
     arg: &ArgSpec,
     t: &Tensor,

@@ -71,6 +71,42 @@ impl DType {
 }
 
 impl DType {
+    /// Whether `v` is a value of this dtype as given, not changed by [`DType::round`] beyond
+    /// float rounding: an integer in range for integer types, 0 or 1 for bool, a value that
+    /// stays finite for floats (`1e39` is not an f32; inf and NaN are). NaN is only a float.
+    pub fn holds(self, v: f64) -> bool {
+        match self {
+            DType::F64 => true,
+            DType::F32 | DType::BF16 | DType::F16 => !v.is_finite() || self.round(v).is_finite(),
+            DType::I64 => v.fract() == 0.0 && (-(2f64.powi(63))..2f64.powi(63)).contains(&v),
+            DType::I32 => {
+                v.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&v)
+            }
+            DType::Bool => v == 0.0 || v == 1.0,
+        }
+    }
+
+    /// Parses a scalar of this dtype as `--set` writes it (`0.1`, `-100`, `true`): `None` for
+    /// text that is not a finite value of the dtype (out of range, `inf`, `nan`, `1e400`).
+    pub fn parse_value(self, text: &str) -> Option<f64> {
+        let text = text.trim();
+        match self {
+            DType::Bool => match text {
+                "true" | "1" => Some(1.0),
+                "false" | "0" => Some(0.0),
+                _ => None,
+            },
+            DType::I64 | DType::I32 => {
+                let v = text.parse::<i64>().ok()? as f64;
+                self.holds(v).then_some(v)
+            }
+            _ => {
+                let v = text.parse::<f64>().ok()?;
+                (v.is_finite() && self.round(v).is_finite()).then_some(v)
+            }
+        }
+    }
+
     /// Rounds an f64 to the nearest value of this dtype (round-to-nearest-even for floats,
     /// truncation toward zero with wrapping for integers, non-zero → true for bool). Every
     /// elementwise result of the interpreter passes through this, as DESIGN.md's numerics ask.

@@ -12,6 +12,8 @@
 #![allow(unsafe_code)]
 
 use crate::bind::{self, ArgSpec};
+use crate::budget::Budget;
+use crate::dims::{checked_product, DimError};
 use crate::host;
 use crate::manifest::{BufferRole, ContractDecl, DimRule, KernelDecl, Manifest, Step};
 use crate::{DType, Tensor};
@@ -46,6 +48,11 @@ pub enum ExecErrorKind {
     Requires,
     /// Failure while running (out-of-range gather, singular solve, missing kernel).
     Run,
+    /// The sizes ask for more memory than the limit allows (or than 64 bits can count).
+    TooLarge,
+    /// The manifest is not self-consistent (see [`crate::validate`]): a damaged or forged
+    /// artifact, or a compiler bug.
+    InvalidManifest,
 }
 
 impl fmt::Display for ExecError {
@@ -90,6 +97,8 @@ pub struct Executor {
     manifest: Manifest,
     kernels: HashMap<String, PackedFn>,
     threads: usize,
+    /// The most bytes one run may allocate.
+    memory_limit: u64,
     /// Buffers of earlier runs (temporaries, recycled outputs), reused by size: repeated runs
     /// (a training loop, a benchmark) touch warm memory instead of faulting in fresh pages.
     pool: std::sync::Mutex<Vec<Vec<u64>>>,
@@ -99,8 +108,19 @@ pub struct Executor {
 const HUGE_BYTES: usize = 4 << 20;
 
 /// Zeroed word storage; large allocations are advised to use huge pages before first touch.
-fn fresh_words(n: usize) -> Vec<u64> {
-    let mut v = vec![0u64; n];
+/// An allocation the system refuses is an error, not an abort.
+fn fresh_words(n: usize) -> Result<Vec<u64>, ExecError> {
+    let mut v: Vec<u64> = Vec::new();
+    if v.try_reserve_exact(n).is_err() {
+        return fail(
+            ExecErrorKind::TooLarge,
+            format!(
+                "the system refused to allocate {} bytes",
+                n.saturating_mul(8)
+            ),
+        );
+    }
+    v.resize(n, 0);
     #[cfg(target_os = "linux")]
     if n * 8 >= HUGE_BYTES {
         // SAFETY: the range is exactly the vector's allocation; MADV_HUGEPAGE only changes how
@@ -109,7 +129,7 @@ fn fresh_words(n: usize) -> Vec<u64> {
             libc::madvise(v.as_mut_ptr() as *mut c_void, n * 8, libc::MADV_HUGEPAGE);
         }
     }
-    v
+    Ok(v)
 }
 
 impl Executor {
@@ -118,6 +138,10 @@ impl Executor {
         manifest: Manifest,
         resolve: impl Fn(&str) -> Option<PackedFn>,
     ) -> Result<Executor, ExecError> {
+        crate::validate::validate(&manifest).map_err(|e| ExecError {
+            messages: vec![e.to_string()],
+            kind: ExecErrorKind::InvalidManifest,
+        })?;
         let mut kernels = HashMap::new();
         let decls = manifest
             .prelude
@@ -132,7 +156,7 @@ impl Executor {
                     "kernel `{}` is missing from the artifact",
                     k.symbol
                 )],
-                kind: ExecErrorKind::Run,
+                kind: ExecErrorKind::InvalidManifest,
             })?;
             kernels.insert(k.symbol.clone(), f);
         }
@@ -141,6 +165,10 @@ impl Executor {
             manifest,
             kernels,
             threads,
+            memory_limit: crate::budget::limit_from_env().map_err(|m| ExecError {
+                messages: vec![m],
+                kind: ExecErrorKind::TooLarge,
+            })?,
             pool: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -148,6 +176,12 @@ impl Executor {
     /// Uses at most `n` threads (1: everything on the calling thread).
     pub fn with_threads(mut self, n: usize) -> Executor {
         self.threads = n.max(1);
+        self
+    }
+
+    /// Allocates at most `bytes` per run (buffers, temporaries and outputs together).
+    pub fn with_memory_limit(mut self, bytes: u64) -> Executor {
+        self.memory_limit = bytes;
         self
     }
 
@@ -189,38 +223,34 @@ impl Executor {
                 messages: errs.into_iter().map(|e| e.message).collect(),
                 kind: ExecErrorKind::Inputs,
             })?;
-        // Arguments: given tensors are borrowed; defaults become owned scalars.
+        // Arguments: given tensors are borrowed; defaults become owned scalars; an absent
+        // optional argument gets zeroed storage of its full size when it is allocated.
         let mut mem: Vec<Option<Memory<'_>>> = (0..m.buffers.len()).map(|_| None).collect();
         for a in &m.args {
-            mem[a.buffer as usize] = match inputs.get(&a.name) {
-                Some(t) => Some(Memory::Borrowed(t)),
-                None => match a.default {
-                    Some(v) => Some(Memory::Owned(words(&Tensor::scalar(a.dtype, v)))),
-                    None => Some(Memory::Owned(vec![0; 1])),
-                },
+            mem[a.buffer as usize] = match (inputs.get(&a.name), a.default) {
+                (Some(t), _) => Some(Memory::Borrowed(t)),
+                (None, Some(v)) => Some(Memory::Owned(words(&Tensor::scalar(a.dtype, v)))),
+                (None, None) => None,
             };
         }
         // Dims bound by arguments; scalar-sized ones after the prelude.
         let mut sizes: Vec<Option<i64>> = vec![None; m.dims.len()];
-        self.resolve_dims(&mut sizes, &binding)?;
+        self.resolve_dims(&mut sizes, &binding, &HashMap::new())?;
+        self.check_borrowed(&mem, &sizes)?;
         let mut status = vec![0i64; 3];
+        let mut budget = Budget::new(self.memory_limit);
         if let Some(p) = &m.prelude {
+            self.charge(&mut budget, &mem, &p.buffers, &sizes)?;
             self.alloc(&mut mem, &p.buffers, &sizes)?;
             self.kernel(p, &mut mem, &sizes, &mut status)?;
-            for (k, d) in m.dims.iter().enumerate() {
+            let mut scalars = HashMap::new();
+            for d in &m.dims {
                 if let DimRule::Scalar(b) = d.size {
-                    let v = self.scalar(&mem, b)?;
-                    if !(0.0..=1e12).contains(&v) {
-                        return fail(
-                            ExecErrorKind::Run,
-                            format!("dim {} would have size {v}", d.name),
-                        );
-                    }
-                    sizes[k] = Some(v as i64);
+                    scalars.insert(b, self.scalar(&mem, b)?);
                 }
             }
-            // Dims derived from scalar-sized ones.
-            self.resolve_dims(&mut sizes, &binding)?;
+            // Scalar-sized dims and the dims derived from them.
+            self.resolve_dims(&mut sizes, &binding, &scalars)?;
             for c in &m.checks {
                 if self.scalar(&mem, c.buffer)? == 0.0 {
                     return fail(
@@ -239,7 +269,9 @@ impl Executor {
                 ),
             );
         }
+        self.check_borrowed(&mem, &sizes)?;
         let all: Vec<u32> = (0..m.buffers.len() as u32).collect();
+        self.charge(&mut budget, &mem, &all, &sizes)?;
         self.alloc(&mut mem, &all, &sizes)?;
         for step in &m.steps {
             let start = std::time::Instant::now();
@@ -271,7 +303,7 @@ impl Executor {
                             }
                         }
                     }
-                    self.store(&mut mem, *out, &sizes, &perm);
+                    self.store(&mut mem, *out, &sizes, &perm)?;
                 }
                 Step::Decompose {
                     kind,
@@ -303,7 +335,11 @@ impl Executor {
                         messages: vec![e],
                         kind: ExecErrorKind::Run,
                     })?;
-                    self.store(&mut mem, *out, &sizes, &parts[*part as usize]);
+                    let values = parts.get(*part as usize).ok_or_else(|| ExecError {
+                        messages: vec![format!("a decomposition has no part {part}")],
+                        kind: ExecErrorKind::InvalidManifest,
+                    })?;
+                    self.store(&mut mem, *out, &sizes, values)?;
                 }
                 Step::Solve { a, b, out, dim } => {
                     self.solve(*a, *b, *out, *dim, &mut mem, &sizes)?
@@ -343,53 +379,38 @@ impl Executor {
         Ok((outs, timings))
     }
 
-    /// Sizes every dim it can from the binding and the sizes known so far (a fixpoint).
+    /// Sizes every dim it can from the binding, the scalars computed so far and the sizes
+    /// known so far (a fixpoint over the shared rules of [`crate::dims`]).
     fn resolve_dims(
         &self,
         sizes: &mut [Option<i64>],
         binding: &bind::Binding,
+        scalars: &HashMap<u32, f64>,
     ) -> Result<(), ExecError> {
         let m = &self.manifest;
-        let product = |sizes: &[Option<i64>], ds: &[u32]| {
-            ds.iter()
-                .map(|x| sizes[*x as usize])
-                .try_fold(1i64, |acc, s| s.map(|s| acc * s))
-        };
         loop {
             let mut changed = false;
             for (k, d) in m.dims.iter().enumerate() {
                 if sizes[k].is_some() {
                     continue;
                 }
-                let size = match &d.size {
-                    DimRule::Arg => binding.dims.get(&d.name).map(|s| *s as i64),
-                    DimRule::Pack => binding
-                        .packs
-                        .get(d.name.trim_start_matches(".."))
-                        .map(|p| p.iter().product::<usize>() as i64),
-                    DimRule::Const(n) => Some(*n as i64),
-                    DimRule::Scalar(_) => None,
-                    DimRule::Product(ds) => product(sizes, ds),
-                    DimRule::Min(a, b) => match (sizes[*a as usize], sizes[*b as usize]) {
-                        (Some(x), Some(y)) => Some(x.min(y)),
-                        _ => None,
-                    },
-                    DimRule::Quotient(a, ds) => match (sizes[*a as usize], product(sizes, ds)) {
-                        (Some(n), Some(p)) if p > 0 && n % p == 0 => Some(n / p),
-                        (Some(n), Some(p)) => {
-                            return fail(
-                                ExecErrorKind::Run,
-                                format!(
-                                    "cannot split a dim of size {n} into {} and parts of size {p}",
-                                    d.name
-                                ),
-                            )
-                        }
-                        _ => None,
-                    },
-                };
-                if size.is_some() {
-                    sizes[k] = size;
+                let size = d
+                    .size
+                    .size(
+                        &d.name,
+                        binding,
+                        |x| Ok(sizes.get(x as usize).copied().flatten().map(|s| s as u64)),
+                        |b| Ok(scalars.get(&b).copied()),
+                    )
+                    .map_err(|e| ExecError {
+                        kind: match e {
+                            DimError::TooLarge(_) => ExecErrorKind::TooLarge,
+                            _ => ExecErrorKind::Run,
+                        },
+                        messages: vec![e.to_string()],
+                    })?;
+                if let Some(s) = size {
+                    sizes[k] = Some(s as i64);
                     changed = true;
                 }
             }
@@ -397,6 +418,59 @@ impl Executor {
                 return Ok(());
             }
         }
+    }
+
+    /// Charges the listed buffers that will be allocated against the run's budget, with
+    /// checked sizes, before any of them is allocated; a view must have its base's size.
+    fn charge(
+        &self,
+        budget: &mut Budget,
+        mem: &[Option<Memory<'_>>],
+        which: &[u32],
+        sizes: &[Option<i64>],
+    ) -> Result<(), ExecError> {
+        let too_large = |e: crate::budget::OverBudget| ExecError {
+            messages: vec![e.to_string()],
+            kind: ExecErrorKind::TooLarge,
+        };
+        for &b in which {
+            if mem[b as usize].is_some() {
+                continue;
+            }
+            let decl = &self.manifest.buffers[b as usize];
+            let shape: Vec<u64> = self.shape(b, sizes).iter().map(|s| *s as u64).collect();
+            let dims: Vec<String> = decl
+                .dims
+                .iter()
+                .zip(&shape)
+                .map(|(d, s)| format!("{}={s}", self.manifest.dims[*d as usize].name))
+                .collect();
+            let what = match &decl.role {
+                BufferRole::Output(name) => format!("output `{name}` [{}]", dims.join(", ")),
+                _ => format!("an intermediate [{}]", dims.join(", ")),
+            };
+            if let BufferRole::View(of) = decl.role {
+                let base: Vec<u64> = self.shape(of, sizes).iter().map(|s| *s as u64).collect();
+                let (n, m) = (checked_product(shape), checked_product(base));
+                if n.is_none() || n != m {
+                    let count =
+                        |c: Option<u64>| c.map_or("over 2^48".to_string(), |c| c.to_string());
+                    return fail(
+                        ExecErrorKind::Run,
+                        format!(
+                            "cannot view {} elements as {}: the dims of a split or merge do not multiply out",
+                            count(m),
+                            count(n)
+                        ),
+                    );
+                }
+                continue;
+            }
+            budget
+                .charge(&what, &shape, decl.dtype)
+                .map_err(too_large)?;
+        }
+        Ok(())
     }
 
     fn scalar_args(&self, inputs: &HashMap<String, Tensor>) -> String {
@@ -469,25 +543,21 @@ impl Executor {
             }
             let decl = &self.manifest.buffers[b as usize];
             mem[b as usize] = Some(match &decl.role {
-                BufferRole::View(of) => {
-                    // A view (split, merge, rename) must have its base's element count.
-                    let (n, m) = (self.len(b, sizes), self.len(*of, sizes));
-                    if n != m {
-                        return fail(
-                            ExecErrorKind::Run,
-                            format!("cannot view {m} elements as {n}: the dims of a split or merge do not multiply out"),
-                        );
-                    }
-                    Memory::View(*of)
-                }
+                // `charge` checked that a view has its base's element count.
+                BufferRole::View(of) => Memory::View(*of),
                 BufferRole::Literal(values) => Memory::Owned(words(&Tensor::from_f64(
                     decl.dtype,
                     &self.shape(b, sizes),
                     values,
                 ))),
+                // An absent optional argument reads as zeros.
+                BufferRole::Arg(_) => {
+                    let bytes = self.len(b, sizes) * decl.dtype.size_bytes();
+                    Memory::Owned(fresh_words(bytes.div_ceil(8).max(1))?)
+                }
                 _ => {
                     let bytes = self.len(b, sizes) * decl.dtype.size_bytes();
-                    Memory::Owned(self.take_words(bytes.div_ceil(8).max(1)))
+                    Memory::Owned(self.take_words(bytes.div_ceil(8).max(1))?)
                 }
             });
         }
@@ -496,10 +566,10 @@ impl Executor {
 
     /// Storage of `n` words: a pooled buffer of that size, or a fresh one. Contents are
     /// unspecified: every kernel writes all of its output (scatters zero theirs first).
-    fn take_words(&self, n: usize) -> Vec<u64> {
+    fn take_words(&self, n: usize) -> Result<Vec<u64>, ExecError> {
         if let Ok(mut pool) = self.pool.lock() {
             if let Some(k) = pool.iter().position(|w| w.len() == n) {
-                return pool.swap_remove(k);
+                return Ok(pool.swap_remove(k));
             }
         }
         fresh_words(n)
@@ -561,12 +631,78 @@ impl Executor {
         })
     }
 
-    fn store(&self, mem: &mut [Option<Memory<'_>>], b: u32, sizes: &[Option<i64>], values: &[f64]) {
+    /// Writes `values` (one per element) into buffer `b`'s memory.
+    fn store(
+        &self,
+        mem: &mut [Option<Memory<'_>>],
+        b: u32,
+        sizes: &[Option<i64>],
+        values: &[f64],
+    ) -> Result<(), ExecError> {
         let decl = &self.manifest.buffers[b as usize];
-        let t = Tensor::from_f64(decl.dtype, &self.shape(b, sizes), values);
+        let shape = self.shape(b, sizes);
+        if values.len() != shape.iter().product::<usize>() {
+            return fail(
+                ExecErrorKind::InvalidManifest,
+                "a library routine's result does not fit its output buffer",
+            );
+        }
+        let t = Tensor::from_f64(decl.dtype, &shape, values);
+        let capacity = self.capacity(mem, b);
+        if t.bytes().len() > capacity {
+            return fail(
+                ExecErrorKind::InvalidManifest,
+                "an output buffer is smaller than its dims",
+            );
+        }
         let p = self.ptr(mem, b);
-        // SAFETY: `p` is the buffer's memory, allocated for exactly its dims' element count.
+        // SAFETY: `p` is the buffer's memory, which holds at least `capacity` bytes.
         unsafe { std::ptr::copy_nonoverlapping(t.bytes().as_ptr(), p, t.bytes().len()) };
+        Ok(())
+    }
+
+    /// The bytes behind buffer `b` (following views); 0 when unallocated.
+    fn capacity(&self, mem: &[Option<Memory<'_>>], b: u32) -> usize {
+        let mut at = b;
+        for _ in 0..=mem.len() {
+            match &mem[at as usize] {
+                Some(Memory::View(of)) => at = *of,
+                Some(Memory::Borrowed(t)) => return t.bytes().len(),
+                Some(Memory::Owned(w)) => return w.len() * 8,
+                None => return 0,
+            }
+        }
+        0
+    }
+
+    /// Every given tensor has exactly its buffer's element count under the sizes resolved so
+    /// far (the binder checked it against the declared dims; this ties those to the layout
+    /// the kernels use, so no manifest can make a kernel read past an input).
+    fn check_borrowed(
+        &self,
+        mem: &[Option<Memory<'_>>],
+        sizes: &[Option<i64>],
+    ) -> Result<(), ExecError> {
+        for (b, slot) in mem.iter().enumerate() {
+            let Some(Memory::Borrowed(t)) = slot else {
+                continue;
+            };
+            let decl = &self.manifest.buffers[b];
+            if decl.dims.iter().any(|d| sizes[*d as usize].is_none()) {
+                continue;
+            }
+            let count = checked_product(self.shape(b as u32, sizes).iter().map(|s| *s as u64));
+            if count != Some(t.len() as u64) || t.dtype() != decl.dtype {
+                return fail(
+                    ExecErrorKind::InvalidManifest,
+                    format!(
+                        "an input of {} elements does not fit its buffer's dims",
+                        t.len()
+                    ),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn split_at(&self, b: u32, dim: u32, sizes: &[Option<i64>]) -> (usize, usize, usize) {
@@ -647,12 +783,16 @@ impl Executor {
             });
         }
         if status[0] != 0 {
-            let d = &self.manifest.dims[status[1] as usize];
+            let dim = usize::try_from(status[1]).ok();
+            let (name, size) = match dim.and_then(|d| self.manifest.dims.get(d).zip(dims.get(d))) {
+                Some((d, s)) => (d.name.as_str(), *s),
+                None => ("?", 0),
+            };
             return fail(
                 ExecErrorKind::Run,
                 format!(
-                    "gather index {} is out of range for dim {} of size {} (write `else v` to allow it)",
-                    status[2], d.name, dims[status[1] as usize]
+                    "gather index {} is out of range for dim {name} of size {size} (write `else v` to allow it)",
+                    status[2]
                 ),
             );
         }
@@ -772,7 +912,7 @@ impl Executor {
         }
         if let Some(out) = out_copy {
             let values = out.to_f64();
-            self.store(mem, c.out, sizes, &values);
+            self.store(mem, c.out, sizes, &values)?;
         }
         Ok(())
     }
@@ -820,8 +960,7 @@ impl Executor {
                 }
             }
         }
-        self.store(mem, out, sizes, &x);
-        Ok(())
+        self.store(mem, out, sizes, &x)
     }
 }
 

@@ -4,13 +4,18 @@
 
 pub mod artifact;
 pub mod bind;
+pub mod budget;
+pub mod dims;
 mod dtype;
 pub mod exec;
 pub mod host;
 pub mod manifest;
+pub mod output;
 pub mod philox;
 pub mod safetensors_io;
+pub mod target;
 mod tensor;
+pub mod validate;
 
 pub use dtype::DType;
 pub use tensor::{type_text, Tensor};

@@ -4,27 +4,9 @@
 //! language construct: only buffers, dims, kernels and library routines.
 
 use crate::bind::DimSpec;
+pub use crate::dims::DimRule;
 use crate::DType;
 use serde::{Deserialize, Serialize};
-
-/// How a dim's size is known.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum DimRule {
-    /// Bound by the binder under the dim's name.
-    Arg,
-    /// A pack bound by the binder: the product of its axes.
-    Pack,
-    /// A fixed size.
-    Const(u64),
-    /// The value of a scalar buffer the prelude computes.
-    Scalar(u32),
-    /// The product of other dims.
-    Product(Vec<u32>),
-    /// One dim divided by the product of others.
-    Quotient(u32, Vec<u32>),
-    /// The smaller of two dims.
-    Min(u32, u32),
-}
 
 /// A dim of the entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

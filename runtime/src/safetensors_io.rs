@@ -1,7 +1,7 @@
 //! Reading and writing safetensors files with the `safetensors` crate. Reads are memory mapped;
-//! writes go to a temporary file beside the target that is renamed over it, so a failed run never
-//! leaves a partial output.
+//! writes go through [`crate::output`], so a failed run never leaves a partial output.
 
+use crate::output::{self, OutputError};
 use crate::{DType, Tensor};
 use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;
@@ -45,8 +45,25 @@ fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
 
 /// Reads every tensor of a safetensors file, in the file's name order.
 pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>, IoError> {
-    let file = File::open(path).map_err(|e| err(path, e.to_string()))?;
-    let len = file.metadata().map_err(|e| err(path, e.to_string()))?.len();
+    // Non-blocking, so that a FIFO given as input is refused below instead of waiting for a
+    // writer; it changes nothing for a regular file.
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| err(path, e.to_string()))?;
+    let meta = file.metadata().map_err(|e| err(path, e.to_string()))?;
+    if meta.is_dir() {
+        return Err(err(path, "is a directory, not a safetensors file"));
+    }
+    if !meta.is_file() {
+        return Err(err(
+            path,
+            "is not a regular file (a FIFO, device or socket)",
+        ));
+    }
+    let len = meta.len();
     if len == 0 {
         return Err(err(path, "the file is empty, not a safetensors file"));
     }
@@ -80,29 +97,22 @@ pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>, IoError> {
     Ok(out)
 }
 
-/// Writes tensors to `path` atomically: a temporary file in the same directory, then a rename.
-pub fn write_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), IoError> {
+/// Writes tensors to `path` through the one output writer ([`crate::output`]): atomically,
+/// never through a symbolic link or over anything but a regular file.
+pub fn write_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), OutputError> {
+    let refuse = |message: String| OutputError {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut views = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let view = TensorView::new(t.dtype().to_safetensors(), t.shape().to_vec(), t.bytes())
-            .map_err(|e| err(path, format!("tensor `{name}`: {e}")))?;
+            .map_err(|e| refuse(format!("tensor `{name}`: {e}")))?;
         views.push((name.as_str(), view));
     }
     let bytes = safetensors::serialize(views, None)
-        .map_err(|e| err(path, format!("cannot serialize: {e}")))?;
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| err(path, "the output path names no file"))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).map_err(|e| err(path, e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(path, e.to_string())
-    })
+        .map_err(|e| refuse(format!("cannot serialize: {e}")))?;
+    output::write_bytes(path, &bytes)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use crate::pipeline::{self, EntryRequest, Failure, GradPolicy};
 use crate::{fuse, mlir, run, testing};
 use ftl_front::resolve::LoadOptions;
 use ftl_front::{analyze, Analysis, MessageFormat};
+use ftl_runtime::target::Target;
 use ftl_runtime::Tensor;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -91,6 +92,8 @@ pub struct RunArgs {
     pub seed: u64,
     /// Which backend runs it.
     pub backend: run::Backend,
+    /// `--allow-extra-inputs`: ignore inputs the entry does not read instead of refusing them.
+    pub allow_extra_inputs: bool,
 }
 
 /// The analysis of one file, or the outcome that reports its diagnostics.
@@ -152,7 +155,7 @@ fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<String, Failure> {
             inputs.entry(k).or_insert(v);
         }
     }
-    run::convert_scalars(&g, &mut inputs);
+    run::check_inputs(&g, &mut inputs, args.allow_extra_inputs)?;
     let start = std::time::Instant::now();
     let (outputs, timings, header) = match args.backend {
         run::Backend::Mlir => {
@@ -182,8 +185,7 @@ fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<String, Failure> {
         stdout.push_str(&format!("  kernel {kernel:<16} {ms:.3} ms\n"));
     }
     if let Some(out) = &args.out {
-        ftl_runtime::safetensors_io::write_atomic(out, &outputs)
-            .map_err(|e| Failure::new(Code::RunFailed, e.to_string()))?;
+        ftl_runtime::safetensors_io::write_atomic(out, &outputs)?;
         stdout.push_str(&format!(
             "wrote {} tensors to {}\n",
             outputs.len(),
@@ -404,7 +406,7 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
         for (k, v) in run::random_inputs(&g, &dims, None, 1)? {
             inputs.entry(k).or_insert(v);
         }
-        run::convert_scalars(&g, &mut inputs);
+        run::check_inputs(&g, &mut inputs, false)?;
         let input_mb: f64 =
             inputs.values().map(|t| t.bytes().len() as f64).sum::<f64>() / 1048576.0;
         let once = |inputs: &HashMap<String, ftl_runtime::Tensor>| -> Result<
@@ -471,12 +473,14 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
     })
 }
 
-/// `ftc build FILE --entry E -o NAME.ftlpack`: the compiled entry as an artifact directory.
+/// `ftc build FILE --entry E -o NAME.ftlpack`: the compiled entry as an artifact directory,
+/// its kernels compiled for `target_cpu` (default: [`Target::default_for_artifact`]).
 pub fn build_artifact(
     file: &Path,
     entry: &str,
     sets: &[String],
     output: &Path,
+    target_cpu: Option<&str>,
     opts: &LoadOptions,
     format: MessageFormat,
 ) -> Outcome {
@@ -487,13 +491,18 @@ pub fn build_artifact(
             grad: GradPolicy::Differentiable,
         };
         let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?;
+        let target = match target_cpu {
+            Some(name) => Target::named(name)
+                .map_err(|m| Failure::new(ftl_front::codes::Code::BadSetting, m))?,
+            None => Target::default_for_artifact(),
+        };
         let plan = fuse::fuse(&g);
-        mlir::write_artifact(&plan, output)
-            .map_err(|e| Failure::new(ftl_front::codes::Code::RunFailed, e))?;
+        mlir::write_artifact(&plan, output, &target)?;
         Ok(format!(
-            "wrote {} ({} kernels)\n",
+            "wrote {} ({} kernels, for CPU {})\n",
             output.display(),
-            plan.kernels.len()
+            plan.kernels.len(),
+            target.cpu
         ))
     })
 }

@@ -123,6 +123,12 @@ impl Kernel {
             Kernel::Loops { name, .. } | Kernel::Host { name, .. } => name,
         }
     }
+    /// Puts `prefix` before the kernel's name.
+    pub fn prefix_name(&mut self, prefix: &str) {
+        match self {
+            Kernel::Loops { name, .. } | Kernel::Host { name, .. } => name.insert_str(0, prefix),
+        }
+    }
 }
 
 /// A fused graph: buffers and kernels in execution order.

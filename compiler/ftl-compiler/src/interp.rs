@@ -9,6 +9,8 @@
 use crate::ir::scalar;
 use crate::ir::{DimId, DimSize, Dist, Graph, NodeId, Op, Reduction, ScanKind};
 use ftl_runtime::bind::{self, Binding};
+use ftl_runtime::budget::{self, Budget};
+use ftl_runtime::dims::DimError;
 use ftl_runtime::exec::ExecErrorKind;
 use ftl_runtime::{host, DType, Tensor};
 use std::collections::HashMap;
@@ -125,6 +127,7 @@ impl<'g> Interp<'g> {
         for k in 0..g.dims.len() {
             it.size(DimId(k as u32))?;
         }
+        it.check_memory()?;
         for c in &g.checks {
             let v = it.eval(c.cond)?;
             if v.first().copied() != Some(1.0) {
@@ -139,6 +142,33 @@ impl<'g> Interp<'g> {
             }
         }
         Ok(it)
+    }
+
+    /// Refuses sizes under which one node's values (f64 each) would not fit in the memory
+    /// limit, before anything is allocated.
+    fn check_memory(&self) -> Result<(), RunError> {
+        let too_large = |m: String| RunError {
+            kind: ExecErrorKind::TooLarge,
+            messages: vec![m],
+        };
+        let limit = budget::limit_from_env().map_err(too_large)?;
+        for n in &self.g.nodes {
+            let shape: Vec<u64> = self.shape_of(&n.dims).iter().map(|s| *s as u64).collect();
+            let dims: Vec<String> = n
+                .dims
+                .iter()
+                .zip(&shape)
+                .map(|(d, s)| format!("{}={s}", self.g.dim(*d).name))
+                .collect();
+            Budget::new(limit)
+                .charge(
+                    &format!("a value [{}]", dims.join(", ")),
+                    &shape,
+                    DType::F64,
+                )
+                .map_err(|e| too_large(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// ` (beta = -1, …)`: the scalar inputs a node depends on, for messages.
@@ -168,60 +198,40 @@ impl<'g> Interp<'g> {
         }
     }
 
-    /// The size of a dim.
+    /// The size of a dim, by the runtime's shared rules (`ftl_runtime::dims`).
     pub fn size(&mut self, d: DimId) -> Result<usize, RunError> {
         if let Some(s) = self.sizes[d.0 as usize] {
             return Ok(s);
         }
         let dim = self.g.dim(d).clone();
-        let s = match &dim.size {
-            DimSize::Arg => match self.binding.dims.get(&dim.name) {
-                Some(s) => *s,
-                None => {
-                    return err(format!(
-                        "dim {} is not bound: no input that has it was given",
-                        dim.name
-                    ))
-                }
-            },
-            DimSize::Pack => {
-                let name = dim.name.trim_start_matches("..");
-                match self.binding.packs.get(name) {
-                    Some(p) => p.iter().product(),
-                    None => return err(format!("pack {} is not bound by any input", dim.name)),
-                }
-            }
-            DimSize::Const(n) => *n as usize,
-            DimSize::Scalar(id) => {
-                let v = self.eval(*id)?[0];
-                if !(0.0..=1e12).contains(&v) {
-                    return err(format!("dim {} would have size {v}", dim.name));
-                }
-                v as usize
-            }
-            DimSize::Product(ds) => {
-                let mut p = 1;
-                for x in ds {
-                    p *= self.size(*x)?;
-                }
-                p
-            }
-            DimSize::Quotient(a, ds) => {
-                let n = self.size(*a)?;
-                let mut p = 1;
-                for x in ds {
-                    p *= self.size(*x)?;
-                }
-                if p == 0 || n % p != 0 {
-                    return err(format!(
-                        "cannot split a dim of size {n} into {} and parts of size {p}",
-                        dim.name
-                    ));
-                }
-                n / p
-            }
-            DimSize::Min(a, b) => self.size(*a)?.min(self.size(*b)?),
+        let mut known = HashMap::new();
+        for x in dim.size.operand_dims() {
+            known.insert(x, self.size(x)? as u64);
+        }
+        let scalar = match dim.size {
+            DimSize::Scalar(id) => self.eval(id)?.first().copied(),
+            _ => None,
         };
+        let s = dim
+            .size
+            .size(
+                &dim.name,
+                &self.binding,
+                |x| Ok(known.get(&x).copied()),
+                |_| Ok(scalar),
+            )
+            .map_err(|e| RunError {
+                kind: match e {
+                    DimError::TooLarge(_) => ExecErrorKind::TooLarge,
+                    _ => ExecErrorKind::Run,
+                },
+                messages: vec![e.to_string()],
+            })?
+            .ok_or_else(|| RunError {
+                kind: ExecErrorKind::Run,
+                messages: vec![format!("dim {} has no size", dim.name)],
+            })?;
+        let s = s as usize;
         self.sizes[d.0 as usize] = Some(s);
         Ok(s)
     }

@@ -120,6 +120,11 @@ enum Command {
         /// shared object), which `ftl-run` runs without the compiler.
         #[arg(short = 'o', long = "output", value_name = "NAME.ftlpack")]
         output: Option<PathBuf>,
+        /// The CPU the artifact's kernels are compiled for: `native` (this machine's) or an
+        /// x86-64 level (`x86-64`, `x86-64-v2`, `x86-64-v3`, `x86-64-v4`); default x86-64-v3.
+        /// `ftl-run` refuses a machine that lacks the level's features.
+        #[arg(long, value_name = "CPU", requires = "output")]
+        target_cpu: Option<String>,
         #[command(flatten)]
         source: SourceArgs,
     },
@@ -137,6 +142,10 @@ enum Command {
         /// Where to write the outputs (atomically); without it they are only printed.
         #[arg(long, value_name = "OUT.safetensors")]
         out: Option<PathBuf>,
+        /// Ignore inputs the entry does not read (by default they are an error, so that a
+        /// misspelled name is not silently dropped).
+        #[arg(long)]
+        allow_extra_inputs: bool,
         /// A hyperparameter, scalar input or static option: `--set beta=0.5`.
         #[arg(long = "set", value_name = "NAME=VALUE")]
         sets: Vec<String>,
@@ -308,6 +317,7 @@ fn run(cli: Cli) -> ExitCode {
             entry,
             sets,
             output: Some(output),
+            target_cpu,
             source,
             ..
         } => {
@@ -320,6 +330,7 @@ fn run(cli: Cli) -> ExitCode {
                 &entry,
                 &sets,
                 &output,
+                target_cpu.as_deref(),
                 &source.options(),
                 source.format(),
             ))
@@ -367,6 +378,7 @@ fn run(cli: Cli) -> ExitCode {
             dims,
             seed,
             backend,
+            allow_extra_inputs,
             source,
         } => {
             let args = driver::RunArgs {
@@ -378,6 +390,7 @@ fn run(cli: Cli) -> ExitCode {
                 random_dims: if random { dims } else { None },
                 seed,
                 backend: backend.into(),
+                allow_extra_inputs,
             };
             finish(driver::run_entry(&args, &source.options(), source.format()))
         }

@@ -176,7 +176,7 @@ pub fn build(plan: &Plan) -> Result<Manifest, String> {
         EntryKind::Adapter => "adapter",
         EntryKind::Step => "step",
     };
-    Ok(Manifest {
+    let manifest = Manifest {
         entry: g.name.clone(),
         kind: kind.to_string(),
         args,
@@ -186,7 +186,10 @@ pub fn build(plan: &Plan) -> Result<Manifest, String> {
         checks,
         steps,
         outputs,
-    })
+    };
+    // The loader's verifier, run on every manifest the compiler builds.
+    ftl_runtime::validate::validate(&manifest).map_err(|e| format!("internal error: {e}"))?;
+    Ok(manifest)
 }
 
 /// The buffers a kernel's function takes, in order.

@@ -175,8 +175,7 @@ fn merge_checked(
         report.push_str(&format!("merged {m} (r = {r}, lora_alpha = {alpha})\n"));
     }
     let list: Vec<(String, Tensor)> = tensors.into_iter().collect();
-    safetensors_io::write_atomic(out, &list)
-        .map_err(|e| Failure::new(Code::RunFailed, e.to_string()))?;
+    safetensors_io::write_atomic(out, &list)?;
     report.push_str(&format!(
         "wrote {} tensors to {}\n",
         list.len(),
@@ -271,10 +270,11 @@ fn init_checked(args: &InitArgs, opts: &LoadOptions) -> Result<String, Failure> 
     });
     let text = serde_json::to_string_pretty(&config)
         .map_err(|e| Failure::new(Code::RunFailed, e.to_string()))?;
-    std::fs::write(args.out.join("adapter_config.json"), text).map_err(|e| bad(e.to_string()))?;
+    // The weights first and the config last, each atomically: a failed write never leaves a
+    // new config beside old weights.
     adapter.sort_by(|a, b| a.0.cmp(&b.0));
-    safetensors_io::write_atomic(&args.out.join("adapter_model.safetensors"), &adapter)
-        .map_err(|e| Failure::new(Code::RunFailed, e.to_string()))?;
+    safetensors_io::write_atomic(&args.out.join("adapter_model.safetensors"), &adapter)?;
+    ftl_runtime::output::write_bytes(&args.out.join("adapter_config.json"), text.as_bytes())?;
     Ok(format!(
         "wrote a LoRA adapter (r = {}, lora_alpha = {}) for {} modules to {}\n",
         args.r,

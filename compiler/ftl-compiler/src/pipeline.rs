@@ -75,30 +75,34 @@ impl Failure {
 pub const INTERNAL_ERROR: &str =
     "error: internal compiler error (please report it with the input that caused it)";
 
-/// The code of a failed run, from its kind.
-pub fn run_code(kind: ExecErrorKind) -> Code {
-    match kind {
+/// A failed run as a failure: user errors by kind; a manifest the compiler itself built that
+/// does not validate is a compiler bug.
+fn run_failure(kind: ExecErrorKind, messages: Vec<String>) -> Failure {
+    let code = match kind {
         ExecErrorKind::Inputs => Code::BadInputs,
         ExecErrorKind::Requires => Code::RequiresFailed,
         ExecErrorKind::Run => Code::RunFailed,
-    }
+        ExecErrorKind::TooLarge => Code::TooLarge,
+        ExecErrorKind::InvalidManifest => return Failure::Internal(messages.join("; ")),
+    };
+    Failure::User { code, messages }
 }
 
 impl From<RunError> for Failure {
     fn from(e: RunError) -> Failure {
-        Failure::User {
-            code: run_code(e.kind),
-            messages: e.messages,
-        }
+        run_failure(e.kind, e.messages)
     }
 }
 
 impl From<ExecError> for Failure {
     fn from(e: ExecError) -> Failure {
-        Failure::User {
-            code: run_code(e.kind),
-            messages: e.messages,
-        }
+        run_failure(e.kind, e.messages)
+    }
+}
+
+impl From<ftl_runtime::output::OutputError> for Failure {
+    fn from(e: ftl_runtime::output::OutputError) -> Failure {
+        Failure::new(Code::BadOutput, e.to_string())
     }
 }
 

@@ -11,6 +11,9 @@ use crate::{fuse, interp, manifest};
 use ftl_front::codes::Code;
 use ftl_front::hir::{DeclId, Hir};
 use ftl_front::types::Ty;
+use ftl_runtime::bind::{self, Binding};
+use ftl_runtime::budget::{self, Budget};
+use ftl_runtime::dims::{checked_product, DimError};
 use ftl_runtime::{philox, DType, Tensor};
 use std::collections::{BTreeMap, HashMap};
 
@@ -30,16 +33,21 @@ pub fn apply_sets(
         ));
     };
     let bad = |m: String| Failure::new(Code::BadSetting, m);
+    let mut seen = Vec::new();
     for s in sets {
         let Some((name, value)) = s.split_once('=') else {
             return Err(bad(format!("`--set {s}` must be `name=value`")));
         };
         let (name, value) = (name.trim(), value.trim());
+        if seen.contains(&name) {
+            return Err(bad(format!("`--set {name}=…` is given twice")));
+        }
+        seen.push(name);
         if name == "seed" || name == "offset" {
-            let v: i64 = value
-                .parse()
-                .map_err(|_| bad(format!("`--set {s}`: {name} must be an integer")))?;
-            inputs.insert(name.to_string(), Tensor::scalar(DType::I64, v as f64));
+            let v = DType::I64
+                .parse_value(value)
+                .ok_or_else(|| bad(format!("`--set {s}`: {name} must be an i64 integer")))?;
+            inputs.insert(name.to_string(), Tensor::scalar(DType::I64, v));
             continue;
         }
         let Some(p) = decl.params.iter().find(|p| p.name == name) else {
@@ -67,7 +75,7 @@ pub fn apply_sets(
                     .insert(name.into(), StaticValue::Variant(value.to_string()));
             }
             Ty::Tensor(t) if t.dims.is_empty() => {
-                let v = parse_scalar(t.dtype, value).ok_or_else(|| {
+                let v = t.dtype.parse_value(value).ok_or_else(|| {
                     bad(format!(
                         "`--set {s}`: `{name}` is {}, not `{value}`",
                         t.dtype
@@ -92,18 +100,6 @@ pub fn apply_sets(
         }
     }
     Ok(())
-}
-
-fn parse_scalar(dtype: DType, v: &str) -> Option<f64> {
-    match dtype {
-        DType::Bool => match v {
-            "true" | "1" => Some(1.0),
-            "false" | "0" => Some(0.0),
-            _ => None,
-        },
-        d if d.is_int() => v.parse::<i64>().ok().map(|x| x as f64),
-        _ => v.parse::<f64>().ok().filter(|x| x.is_finite()),
-    }
 }
 
 /// Fills the statics left at their defaults and the presence of optional inputs from `inputs`.
@@ -133,6 +129,13 @@ pub fn parse_dims(spec: &str) -> Result<BTreeMap<String, Vec<usize>>, Failure> {
             )
         };
         let (name, size) = part.split_once('=').ok_or_else(bad)?;
+        let name = name.trim().trim_start_matches("..");
+        if out.contains_key(name) {
+            return Err(Failure::new(
+                Code::BadSetting,
+                format!("`--dims {spec}` gives {name} twice"),
+            ));
+        }
         let sizes: Vec<usize> = size
             .split('x')
             .map(|s| {
@@ -143,7 +146,7 @@ pub fn parse_dims(spec: &str) -> Result<BTreeMap<String, Vec<usize>>, Failure> {
             })
             .collect::<Option<_>>()
             .ok_or_else(bad)?;
-        out.insert(name.trim().trim_start_matches("..").to_string(), sizes);
+        out.insert(name.to_string(), sizes);
     }
     Ok(out)
 }
@@ -228,50 +231,75 @@ pub fn random_inputs(
         default_size: Option<usize>,
     ) -> Result<Vec<usize>, Failure> {
         let dim = g.dim(d);
-        match &dim.size {
-            DimSize::Const(n) => Ok(vec![*n as usize]),
-            DimSize::Scalar(id) => match scalar_default(g, *id) {
-                Some(v) if v >= 0.0 => Ok(vec![v as usize]),
-                _ => Err(Failure::new(
-                    Code::BadSetting,
-                    format!(
-                        "the size of {} depends on an input without a default",
-                        dim.name
-                    ),
-                )),
-            },
-            DimSize::Min(a, b) => {
-                let x: usize = size_of(g, *a, dims, default_size)?.iter().product();
-                let y: usize = size_of(g, *b, dims, default_size)?.iter().product();
-                Ok(vec![x.min(y)])
-            }
-            DimSize::Product(parts) => {
-                let mut n = 1;
-                for p in parts {
-                    n *= size_of(g, *p, dims, default_size)?
-                        .iter()
-                        .product::<usize>();
-                }
-                Ok(vec![n])
-            }
-            _ => dims
-                .get(dim.name.trim_start_matches(".."))
+        let bare = dim.name.trim_start_matches("..");
+        if matches!(
+            dim.size,
+            DimSize::Arg | DimSize::Pack | DimSize::Quotient(..)
+        ) {
+            return dims
+                .get(bare)
                 .cloned()
                 .or_else(|| default_size.map(|n| vec![n]))
                 .ok_or_else(|| {
                     Failure::new(
                         Code::BadSetting,
-                        format!(
-                            "give the size of {} with `--dims {}=…`",
-                            dim.name,
-                            dim.name.trim_start_matches("..")
-                        ),
+                        format!("give the size of {} with `--dims {bare}=…`", dim.name),
                     )
-                }),
+                });
         }
+        let mut known = HashMap::new();
+        for x in dim.size.operand_dims() {
+            let axes = size_of(g, x, dims, default_size)?;
+            let n = checked_product(axes.iter().map(|a| *a as u64)).ok_or_else(|| {
+                Failure::new(
+                    Code::TooLarge,
+                    DimError::TooLarge(g.dim(x).name.clone()).to_string(),
+                )
+            })?;
+            known.insert(x, n);
+        }
+        let scalar = match dim.size {
+            DimSize::Scalar(id) => scalar_default(g, id),
+            _ => None,
+        };
+        let size = dim
+            .size
+            .size(
+                &dim.name,
+                &Binding::default(),
+                |x| Ok(known.get(&x).copied()),
+                |_| Ok(scalar),
+            )
+            .map_err(|e| match e {
+                DimError::TooLarge(_) => Failure::new(Code::TooLarge, e.to_string()),
+                _ => Failure::new(Code::BadSetting, e.to_string()),
+            })?
+            .ok_or_else(|| {
+                Failure::new(
+                    Code::BadSetting,
+                    format!(
+                        "the size of {} depends on an input without a default",
+                        dim.name
+                    ),
+                )
+            })?;
+        Ok(vec![size as usize])
     }
+    if let Some(unknown) = dims.keys().find(|k| {
+        !g.dims
+            .iter()
+            .any(|d| d.name.trim_start_matches("..") == k.as_str())
+    }) {
+        return Err(Failure::new(
+            Code::BadSetting,
+            format!("`--dims`: the entry has no dim {unknown}"),
+        ));
+    }
+    let limit = budget::limit_from_env().map_err(|m| Failure::new(Code::TooLarge, m))?;
+    let mut memory = Budget::new(limit);
     let size_of = |d: DimId| size_of(g, d, dims, default_size);
-    let mut out = HashMap::new();
+    // Every input's shape is sized and charged before any is drawn.
+    let mut shapes = Vec::new();
     for (k, inp) in g.inputs.iter().enumerate() {
         if inp.default.is_some() || inp.role == Role::Seed {
             continue;
@@ -280,6 +308,14 @@ pub fn random_inputs(
         for d in &inp.dims {
             shape.extend(size_of(*d)?);
         }
+        let shape64: Vec<u64> = shape.iter().map(|s| *s as u64).collect();
+        memory
+            .charge(&format!("input `{}`", inp.name), &shape64, inp.dtype)
+            .map_err(|e| Failure::new(Code::TooLarge, e.to_string()))?;
+        shapes.push((k, inp, shape));
+    }
+    let mut out = HashMap::new();
+    for (k, inp, shape) in shapes {
         let site = 0x8000_0000 | k as u32;
         let range = match ranges.get(&(k as u32)) {
             Some(d) => size_of(*d)?.iter().product::<usize>(),
@@ -305,24 +341,30 @@ pub fn random_inputs(
     Ok(out)
 }
 
-/// Converts 0-d numeric tensors given for scalar inputs to the declared dtype (a file may hold
-/// `beta` as f64 for an f32 hyperparameter); everything else must match exactly.
-pub fn convert_scalars(g: &Graph, inputs: &mut HashMap<String, Tensor>) {
-    for i in g
-        .inputs
-        .iter()
-        .filter(|i| matches!(i.role, Role::Scalar | Role::Seed))
-    {
-        if let Some(t) = inputs.get_mut(&i.name) {
-            let numeric = |d: DType| d != DType::Bool;
-            if t.shape().is_empty()
-                && t.dtype() != i.dtype
-                && numeric(t.dtype())
-                && numeric(i.dtype)
-            {
-                *t = t.cast(i.dtype);
-            }
-        }
+/// Checks the given inputs against what `g` reads before anything runs: names it does not
+/// read are errors unless `allow_extra`; scalars given in another numeric dtype are converted
+/// when their value is one of the declared dtype (the runtime's rule, shared with `ftl-run`).
+pub fn check_inputs(
+    g: &Graph,
+    inputs: &mut HashMap<String, Tensor>,
+    allow_extra: bool,
+) -> Result<(), Failure> {
+    let specs = crate::ir::arg_specs(g);
+    let mut errors = Vec::new();
+    if !allow_extra {
+        errors.extend(bind::unknown_inputs(
+            &specs,
+            inputs.keys().map(String::as_str),
+        ));
+    }
+    errors.extend(bind::coerce_scalars(&specs, inputs));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::User {
+            code: Code::BadInputs,
+            messages: errors.into_iter().map(|e| e.message).collect(),
+        })
     }
 }
 
@@ -403,8 +445,7 @@ impl CompiledEntry {
         let plan = fuse::fuse(g);
         let manifest = manifest::build(&plan).map_err(Failure::Internal)?;
         let kernels = backend.compile(&plan).map_err(|e| Failure::Internal(e.0))?;
-        let executor = ftl_runtime::exec::Executor::new(manifest, |s| kernels.entry(s))
-            .map_err(|e| Failure::Internal(e.to_string()))?;
+        let executor = ftl_runtime::exec::Executor::new(manifest, |s| kernels.entry(s))?;
         Ok(CompiledEntry {
             executor,
             _kernels: Box::new(kernels),

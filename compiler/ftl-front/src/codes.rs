@@ -141,11 +141,15 @@ pub enum Code {
     RunFailed,
     /// E0095: construct not supported by this backend.
     Unsupported,
+    /// E0096: the sizes exceed the memory limit.
+    TooLarge,
+    /// E0097: the output path cannot be written safely.
+    BadOutput,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 69] = [
+    pub const ALL: [Code; 71] = [
         Code::InvalidToken,
         Code::UnexpectedToken,
         Code::UnexpectedEof,
@@ -215,6 +219,8 @@ impl Code {
         Code::RequiresFailed,
         Code::RunFailed,
         Code::Unsupported,
+        Code::TooLarge,
+        Code::BadOutput,
     ];
 
     fn entry(self) -> (&'static str, &'static str, &'static str) {
@@ -288,6 +294,8 @@ impl Code {
             Code::RequiresFailed => ("E0093", "a requires condition fails", "A declaration's `requires` clause is checked when arguments are bound, before any computation: the given hyperparameters or dims violate it."),
             Code::RunFailed => ("E0094", "error while running", "The entry failed on these inputs, for example a gather index out of range without an `else` value."),
             Code::Unsupported => ("E0095", "not supported by this backend yet", "The construct type-checks but the backend cannot run it yet; the message says which and why."),
+            Code::TooLarge => ("E0096", "over the memory limit", "The dims bound by the inputs, `--dims` or `--set` ask for more memory than one run may allocate (half of the physical memory unless FTL_MEMORY_LIMIT says otherwise, e.g. FTL_MEMORY_LIMIT=64G), or for a size that does not fit in 64 bits. Nothing is allocated or run."),
+            Code::BadOutput => ("E0097", "cannot write the output", "Outputs are written to a new file beside the target and renamed over it. The target must be a regular file or not exist: a directory, a device, a FIFO or a symbolic link is refused, so that no run can replace what it was not meant to."),
         }
     }
 

@@ -1,90 +1,132 @@
 //! `ftl-run`: runs a compiled `.ftlpack` on a safetensors file, with no compiler in the
-//! process. `ftl-run NAME.ftlpack --inputs IN.safetensors [--out OUT.safetensors] [--set k=v]`.
+//! process. `ftl-run NAME.ftlpack [--inputs IN.safetensors] [--out OUT.safetensors]
+//! [--set name=value]... [--allow-extra-inputs]`. Every failure is one `error: …` line per
+//! problem on stderr and exit status 1.
 
 use ftl_runtime::artifact::Artifact;
-use ftl_runtime::{safetensors_io, DType, Tensor};
+use ftl_runtime::{bind, output, safetensors_io, DType, Tensor};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: ftl-run NAME.ftlpack --inputs IN.safetensors [--out OUT.safetensors] [--set name=value]...";
+    "usage: ftl-run NAME.ftlpack [--inputs IN.safetensors] [--out OUT.safetensors] \
+[--set name=value]... [--allow-extra-inputs]";
+
+/// The command line, each option at most once (`--set` once per name).
+#[derive(Debug, Default)]
+struct Args {
+    pack: Option<PathBuf>,
+    inputs: Option<PathBuf>,
+    out: Option<PathBuf>,
+    sets: Vec<(String, String)>,
+    allow_extra_inputs: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut parsed = Args::default();
+    let mut it = args.iter();
+    let once = |slot: &mut Option<PathBuf>, name: &str, value: Option<&String>| {
+        let value = value.ok_or(format!("`{name}` needs a value"))?;
+        if slot.replace(PathBuf::from(value)).is_some() {
+            return Err(format!("`{name}` is given twice"));
+        }
+        Ok(())
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--inputs" => once(&mut parsed.inputs, a, it.next())?,
+            "--out" => once(&mut parsed.out, a, it.next())?,
+            "--set" => {
+                let s = it.next().ok_or("`--set` needs name=value")?;
+                let (k, v) = s
+                    .split_once('=')
+                    .ok_or(format!("`--set {s}` must be name=value"))?;
+                if parsed.sets.iter().any(|(n, _)| n == k) {
+                    return Err(format!("`--set {k}=…` is given twice"));
+                }
+                parsed.sets.push((k.to_string(), v.to_string()));
+            }
+            "--allow-extra-inputs" => parsed.allow_extra_inputs = true,
+            _ if a.starts_with('-') => return Err(format!("unknown option `{a}`")),
+            _ if parsed.pack.is_none() => parsed.pack = Some(PathBuf::from(a)),
+            _ => return Err(format!("unexpected argument `{a}`")),
+        }
+    }
+    Ok(parsed)
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut pack = None;
-    let (mut inputs, mut out, mut sets) = (None, None, Vec::new());
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned();
-        match (args[i].as_str(), value) {
-            ("--inputs", Some(v)) => inputs = Some(PathBuf::from(v)),
-            ("--out", Some(v)) => out = Some(PathBuf::from(v)),
-            ("--set", Some(v)) => sets.push(v),
-            (a, _) if !a.starts_with("--") && pack.is_none() => {
-                pack = Some(PathBuf::from(a));
-                i += 1;
-                continue;
-            }
-            _ => {
-                eprintln!("{USAGE}");
-                return ExitCode::FAILURE;
-            }
-        }
-        i += 2;
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
     }
-    let Some(pack) = pack else {
-        eprintln!("{USAGE}");
-        return ExitCode::FAILURE;
+    let result = parse_args(&args).and_then(|a| match a.pack.is_some() {
+        true => Ok(a),
+        false => Err("no artifact given".to_string()),
+    });
+    let args = match result {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
     };
-    match run(&pack, inputs, out, &sets) {
+    match run(&args) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}");
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(
-    pack: &std::path::Path,
-    inputs: Option<PathBuf>,
-    out: Option<PathBuf>,
-    sets: &[String],
-) -> Result<String, String> {
-    let artifact = Artifact::load(pack).map_err(|e| e.to_string())?;
+fn run(args: &Args) -> Result<String, Vec<String>> {
+    let one = |e: String| vec![e];
+    let pack = args.pack.as_deref().unwrap_or(std::path::Path::new("."));
+    let artifact = Artifact::load(pack).map_err(|e| e.messages)?;
     let exec = artifact.executor();
+    let specs = exec.arg_specs();
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
-    if let Some(p) = inputs {
-        tensors.extend(safetensors_io::read(&p).map_err(|e| e.to_string())?);
+    if let Some(p) = &args.inputs {
+        tensors.extend(safetensors_io::read(p).map_err(|e| one(e.to_string()))?);
     }
-    for s in sets {
-        let (k, v) = s
-            .split_once('=')
-            .ok_or(format!("`--set {s}` must be name=value"))?;
-        let arg = exec
-            .manifest()
-            .args
+    for (k, v) in &args.sets {
+        let arg = specs
             .iter()
-            .find(|a| a.name == k && a.dims.is_empty())
-            .ok_or(format!("`--set {s}`: no scalar argument `{k}`"))?;
-        let x: f64 = match v {
-            "true" => 1.0,
-            "false" => 0.0,
-            _ => v
-                .parse()
-                .map_err(|_| format!("`--set {s}`: not a number"))?,
-        };
-        tensors.insert(k.to_string(), Tensor::scalar(arg.dtype, x));
+            .find(|a| a.name == *k && a.dims.is_empty())
+            .ok_or_else(|| one(format!("`--set {k}={v}`: no scalar argument `{k}`")))?;
+        let x = arg.dtype.parse_value(v).ok_or_else(|| {
+            one(format!(
+                "`--set {k}={v}`: not a value of its dtype {}",
+                arg.dtype
+            ))
+        })?;
+        tensors.insert(k.clone(), Tensor::scalar(arg.dtype, x));
     }
-    let (outputs, timings) = exec.run_timed(&tensors).map_err(|e| e.to_string())?;
+    let mut errors = Vec::new();
+    if !args.allow_extra_inputs {
+        errors.extend(bind::unknown_inputs(
+            &specs,
+            tensors.keys().map(String::as_str),
+        ));
+    }
+    errors.extend(bind::coerce_scalars(&specs, &mut tensors));
+    if !errors.is_empty() {
+        return Err(errors.into_iter().map(|e| e.message).collect());
+    }
+    let (outputs, timings) = exec.run_timed(&tensors).map_err(|e| e.messages)?;
     let mut text = format!(
-        "{} ({}), ftl-run\n",
+        "{} ({}), ftl-run, CPU {}\n",
         exec.manifest().entry,
-        exec.manifest().kind
+        exec.manifest().kind,
+        artifact.target().cpu
     );
     for (name, t) in &outputs {
         if t.shape().is_empty() && t.dtype() != DType::Bool {
@@ -99,8 +141,9 @@ fn run(
     for (k, ms) in timings {
         text.push_str(&format!("  {k:<16} {ms:.2} ms\n"));
     }
-    if let Some(o) = out {
-        safetensors_io::write_atomic(&o, &outputs).map_err(|e| e.to_string())?;
+    if let Some(o) = &args.out {
+        safetensors_io::write_atomic(o, &outputs)
+            .map_err(|e: output::OutputError| one(e.to_string()))?;
         text.push_str(&format!(
             "wrote {} tensors to {}\n",
             outputs.len(),
@@ -108,4 +151,50 @@ fn run(
         ));
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        parse_args(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_are_given_at_most_once() {
+        let a = parse(&[
+            "p.ftlpack",
+            "--set",
+            "beta=0.1",
+            "--inputs",
+            "in",
+            "--allow-extra-inputs",
+        ])
+        .unwrap();
+        assert_eq!(a.pack, Some(PathBuf::from("p.ftlpack")));
+        assert_eq!(a.sets, [("beta".to_string(), "0.1".to_string())]);
+        assert!(a.allow_extra_inputs);
+        assert!(parse(&["p", "--inputs", "a", "--inputs", "b"])
+            .unwrap_err()
+            .contains("twice"));
+        assert!(parse(&["p", "--out", "a", "--out", "b"])
+            .unwrap_err()
+            .contains("twice"));
+        assert!(parse(&["p", "--set", "beta=1", "--set", "beta=2"])
+            .unwrap_err()
+            .contains("twice"));
+        assert!(parse(&["p", "q"])
+            .unwrap_err()
+            .contains("unexpected argument"));
+        assert!(parse(&["p", "--sets", "x"])
+            .unwrap_err()
+            .contains("unknown option"));
+        assert!(parse(&["p", "--inputs"])
+            .unwrap_err()
+            .contains("needs a value"));
+        assert!(parse(&["p", "--set", "beta"])
+            .unwrap_err()
+            .contains("name=value"));
+    }
 }

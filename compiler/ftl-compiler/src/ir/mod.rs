@@ -26,24 +26,10 @@ pub struct DimId(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub u32);
 
-/// How a dim's size is known.
-#[derive(Clone, Debug, PartialEq)]
-pub enum DimSize {
-    /// Bound by the argument binder under the dim's name.
-    Arg,
-    /// A pack bound by the binder (the product of its axes); a pack is one flattened dim here.
-    Pack,
-    /// A fixed size (tensor literals, `f32[3]`).
-    Const(u64),
-    /// The value of a scalar integer node (`requires Tt == num_train_timesteps`).
-    Scalar(NodeId),
-    /// The product of other dims (merges, renames `R'`).
-    Product(Vec<DimId>),
-    /// One dim divided by the product of others (the unknown part of a split).
-    Quotient(DimId, Vec<DimId>),
-    /// The smaller of two dims (the rank of a thin decomposition).
-    Min(DimId, DimId),
-}
+/// How a dim's size is known: the runtime's rules over dims and scalar nodes, so the
+/// interpreter, the executor and `--random` size dims by the same code
+/// (`ftl_runtime::dims`).
+pub type DimSize = ftl_runtime::dims::DimRule<DimId, NodeId>;
 
 /// A dim: its name in the entry's namespace and how its size is known.
 #[derive(Clone, Debug, PartialEq)]

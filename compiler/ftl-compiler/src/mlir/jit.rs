@@ -2,8 +2,9 @@
 //! JIT) or to an object file. The pipeline is the one verified in research/compiler.md §1.
 
 use melior::dialect::DialectRegistry;
-use melior::ir::operation::OperationLike;
-use melior::ir::Module;
+use melior::ir::block::BlockLike;
+use melior::ir::operation::{OperationLike, OperationMutLike};
+use melior::ir::{Attribute, Module};
 use melior::pass::PassManager;
 use melior::utility::{
     parse_pass_pipeline, register_all_dialects, register_all_llvm_translations, register_all_passes,
@@ -50,6 +51,29 @@ fn lowered<'c>(ctx: &'c Context, text: &str) -> Result<Module<'c>, String> {
     Ok(module)
 }
 
+/// Pins every function of the lowered `module` to `cpu`. The ExecutionEngine's target machine
+/// is the host's; LLVM takes a function's own `target-cpu` and `target-features` attributes
+/// over it (both must be set: a function without features would get the host's). `no_inline`
+/// keeps a kernel out of the engine's packed wrapper, which is compiled for the host.
+fn target_cpu(ctx: &Context, module: &Module, cpu: &str) -> Result<(), String> {
+    let bad = || format!("internal error: cannot pin the kernels to CPU `{cpu}`");
+    let name = Attribute::parse(ctx, &format!("\"{cpu}\"")).ok_or_else(bad)?;
+    // Any non-empty feature list replaces the host's; the CPU level then decides the rest.
+    let features = Attribute::parse(ctx, "#llvm.target_features<[\"+sse2\"]>").ok_or_else(bad)?;
+    let unit = Attribute::parse(ctx, "unit").ok_or_else(bad)?;
+    let body = module.body();
+    let mut op = body.first_operation_mut();
+    while let Some(mut f) = op {
+        if f.name().as_string_ref().as_str() == Ok("llvm.func") {
+            f.set_attribute("target_cpu", name);
+            f.set_attribute("target_features", features);
+            f.set_attribute("no_inline", unit);
+        }
+        op = f.next_in_block_mut();
+    }
+    Ok(())
+}
+
 /// Compiled kernels held by an in-process JIT.
 pub struct Jit {
     engine: ExecutionEngine,
@@ -61,14 +85,18 @@ pub struct Jit {
 impl Jit {
     /// Compiles `text` at LLVM -O3 for the host CPU.
     pub fn compile(text: &str) -> Result<Jit, String> {
-        Jit::compile_with(text, false)
+        Jit::compile_with(text, false, None)
     }
 
-    /// Compiles `text` at -O3 as position-independent code (for a shared object).
-    pub fn compile_with(text: &str, pic: bool) -> Result<Jit, String> {
+    /// Compiles `text` at -O3 as position-independent code (for a shared object), for the host
+    /// CPU or, given `cpu`, for that CPU level (`x86-64-v3`) and no more.
+    pub fn compile_with(text: &str, pic: bool, cpu: Option<&str>) -> Result<Jit, String> {
         let ctx = context();
         let engine = {
             let module = lowered(&ctx, text)?;
+            if let Some(cpu) = cpu {
+                target_cpu(&ctx, &module, cpu)?;
+            }
             ExecutionEngine::new(&module, 3, &[], true, pic)
         };
         let jit = Jit { engine, _ctx: ctx };

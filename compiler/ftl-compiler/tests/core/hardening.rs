@@ -1,0 +1,529 @@
+//! The attacks of the hardening issue, each a regression test: sizes that overflow or exceed the
+//! memory limit, outputs that must not replace devices, links or foreign directories, inputs the
+//! entry does not read, values outside their dtype, and artifacts that were damaged, swapped or
+//! built for another CPU. Every one must end in a coded error and exit status 1.
+
+use super::{ftc, repo, scratch};
+use ftl_runtime::artifact::Artifact;
+use ftl_runtime::{safetensors_io, DType, Tensor};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+/// `ftc` with extra environment variables.
+fn ftc_env(env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ftc"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Exit status 1 with `code` in the messages.
+#[track_caller]
+fn refused((status, _, err): (i32, String, String), code: &str) -> String {
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains(code), "expected {code}: {err}");
+    err
+}
+
+const DPO: &str = "examples/dpo.ftl";
+const DPO_INPUTS: &str = "examples/data/dpo_logits.safetensors";
+
+#[test]
+fn sizes_that_wrap_or_exceed_the_memory_limit_are_refused_before_allocating() {
+    let dir = scratch("sizes");
+    // The issue's 306-byte file: zero-size dims pass every input at 0 bytes while the output
+    // [2^32, 2^32] would wrap the byte count (a heap overflow before the checks existed).
+    let big = 1usize << 32;
+    let attack: Vec<(String, Tensor)> = vec![
+        ("x".into(), Tensor::zeros(DType::F32, &[big, 0])),
+        ("weight".into(), Tensor::zeros(DType::F32, &[big, 0])),
+        ("lora_A".into(), Tensor::zeros(DType::F32, &[0, 0])),
+        ("lora_B".into(), Tensor::zeros(DType::F32, &[big, 0])),
+    ];
+    let file = dir.join("attack.safetensors");
+    safetensors_io::write_atomic(&file, &attack).unwrap();
+    assert!(std::fs::metadata(&file).unwrap().len() < 400);
+    let file = file.to_str().unwrap();
+    for backend in ["mlir", "interp"] {
+        let args = [
+            "run",
+            "examples/lora.ftl",
+            "--entry",
+            "lora",
+            "--inputs",
+            file,
+            "--backend",
+            backend,
+        ];
+        let err = refused(ftc(&args), "E0096");
+        assert!(
+            err.contains("O=4294967296") && err.contains("FTL_MEMORY_LIMIT"),
+            "{err}"
+        );
+    }
+    let dims = "L=2147483648x2147483648,I=2,O=2,R=1";
+    for backend in ["mlir", "interp"] {
+        let args = [
+            "run",
+            "examples/lora.ftl",
+            "--entry",
+            "lora",
+            "--random",
+            "--dims",
+            dims,
+            "--backend",
+            backend,
+        ];
+        refused(ftc(&args), "E0096");
+    }
+    refused(
+        ftc(&[
+            "gradcheck",
+            "examples/lora.ftl",
+            "--entry",
+            "lora",
+            "--dims",
+            dims,
+        ]),
+        "E0096",
+    );
+    refused(
+        ftc(&[
+            "run",
+            DPO,
+            "--entry",
+            "sigmoid",
+            "--random",
+            "--dims",
+            "B=2147483648",
+        ]),
+        "E0096",
+    );
+    // The limit is the user's to set; a value that is not a size is refused, not ignored.
+    let (status, err) = ftc_env(
+        &[("FTL_MEMORY_LIMIT", "1K")],
+        &[
+            "run",
+            DPO,
+            "--entry",
+            "sigmoid_from_logits",
+            "--inputs",
+            DPO_INPUTS,
+        ],
+    );
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("E0096") && err.contains("1.0 KiB"), "{err}");
+    let (status, err) = ftc_env(
+        &[("FTL_MEMORY_LIMIT", "lots")],
+        &[
+            "run",
+            DPO,
+            "--entry",
+            "sigmoid_from_logits",
+            "--inputs",
+            DPO_INPUTS,
+        ],
+    );
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("FTL_MEMORY_LIMIT"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn outputs_never_replace_devices_links_or_foreign_directories() {
+    let dir = scratch("outputs");
+    let run_to = |out: &Path| {
+        ftc(&[
+            "run",
+            DPO,
+            "--entry",
+            "sigmoid_from_logits",
+            "--inputs",
+            DPO_INPUTS,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    refused(run_to(Path::new("/dev/null")), "E0097");
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "keep").unwrap();
+    let link = dir.join("link.safetensors");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    refused(run_to(&link), "E0097");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    let private = dir.join("private.safetensors");
+    std::fs::write(&private, "old").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (status, _, err) = run_to(&private);
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(
+        std::fs::metadata(&private).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(safetensors_io::read(&private).is_ok());
+
+    // `build -o` replaces its own artifact whole and refuses anything else.
+    let build = |out: &Path| {
+        ftc(&[
+            "build",
+            DPO,
+            "--entry",
+            "sigmoid",
+            "-o",
+            out.to_str().unwrap(),
+            "--target-cpu",
+            "native",
+        ])
+    };
+    let home = dir.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join("notes"), "mine").unwrap();
+    refused(build(&home), "E0097");
+    assert_eq!(std::fs::read_to_string(home.join("notes")).unwrap(), "mine");
+    let pack = dir.join("sigmoid.ftlpack");
+    for _ in 0..2 {
+        let (status, _, err) = build(&pack);
+        assert_eq!(status, 0, "{err}");
+    }
+    assert!(Artifact::load(&pack).is_ok());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "home",
+            "link.safetensors",
+            "private.safetensors",
+            "sigmoid.ftlpack",
+            "victim.txt"
+        ],
+        "no temporary file or directory is left"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unread_inputs_repeated_options_and_values_outside_their_dtype_are_refused() {
+    let dir = scratch("inputs");
+    let mut tensors = safetensors_io::read(&repo().join(DPO_INPUTS)).unwrap();
+    tensors.push(("biass".into(), Tensor::scalar(DType::F32, 1.0)));
+    let extra = dir.join("extra.safetensors");
+    safetensors_io::write_atomic(&extra, &tensors).unwrap();
+    let extra = extra.to_str().unwrap();
+    let err = refused(
+        ftc(&[
+            "run",
+            DPO,
+            "--entry",
+            "sigmoid_from_logits",
+            "--inputs",
+            extra,
+        ]),
+        "E0091",
+    );
+    assert!(
+        err.contains("`biass`") && err.contains("--allow-extra-inputs"),
+        "{err}"
+    );
+    let (status, _, err) = ftc(&[
+        "run",
+        DPO,
+        "--entry",
+        "sigmoid_from_logits",
+        "--inputs",
+        extra,
+        "--allow-extra-inputs",
+    ]);
+    assert_eq!(status, 0, "{err}");
+
+    // A scalar in the file is checked in its declared dtype: no wrapping, no NaN integers.
+    let ddim = "stdlib/sampling/ddim.ftl";
+    let dims = ["--random", "--dims", "S=2x2"];
+    for (name, value) in [("timestep", 4294968295.0), ("timestep", f64::NAN)] {
+        let file = dir.join("scalar.safetensors");
+        safetensors_io::write_atomic(
+            &file,
+            &[(name.to_string(), Tensor::scalar(DType::F64, value))],
+        )
+        .unwrap();
+        let mut args = vec![
+            "run",
+            ddim,
+            "--entry",
+            "ddim_step",
+            "--inputs",
+            file.to_str().unwrap(),
+        ];
+        args.extend(dims);
+        refused(ftc(&args), "E0091");
+    }
+    for set in ["timestep=4294968295", "timestep=nan", "eta=1e39", "eta=inf"] {
+        let mut args = vec!["run", ddim, "--entry", "ddim_step", "--set", set];
+        args.extend(dims);
+        refused(ftc(&args), "E0092");
+    }
+    let mut args = vec![
+        "run",
+        ddim,
+        "--entry",
+        "ddim_step",
+        "--set",
+        "eta=0.1",
+        "--set",
+        "eta=0.2",
+    ];
+    args.extend(dims);
+    refused(ftc(&args), "E0092");
+    refused(
+        ftc(&[
+            "run", DPO, "--entry", "sigmoid", "--random", "--dims", "B=2,B=3",
+        ]),
+        "E0092",
+    );
+    refused(
+        ftc(&[
+            "run", DPO, "--entry", "sigmoid", "--random", "--dims", "B=2,Q=3",
+        ]),
+        "E0092",
+    );
+
+    // A directory or a FIFO as the inputs file: an error, not "No such device" or a hang.
+    let err = refused(
+        ftc(&[
+            "run",
+            DPO,
+            "--entry",
+            "sigmoid",
+            "--inputs",
+            dir.to_str().unwrap(),
+        ]),
+        "E0091",
+    );
+    assert!(err.contains("is a directory"), "{err}");
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let err = refused(
+        ftc(&[
+            "run",
+            DPO,
+            "--entry",
+            "sigmoid",
+            "--inputs",
+            fifo.to_str().unwrap(),
+        ]),
+        "E0091",
+    );
+    assert!(err.contains("not a regular file"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Rewrites the manifest of the artifact copy `pack` with `edit`.
+fn edit_manifest(pack: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = pack.join("manifest.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+fn copy_pack(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in ["manifest.json", "kernels.so"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+}
+
+#[test]
+fn artifacts_are_verified_before_any_native_code_runs() {
+    let dir = scratch("artifacts");
+    let build = |entry: &str, out: &Path, cpu: &str| {
+        let (status, _, err) = ftc(&[
+            "build",
+            DPO,
+            "--entry",
+            entry,
+            "-o",
+            out.to_str().unwrap(),
+            "--target-cpu",
+            cpu,
+        ]);
+        assert_eq!(status, 0, "{err}");
+    };
+    let good = dir.join("good.ftlpack");
+    build("sigmoid_from_logits", &good, "native");
+    let other = dir.join("other.ftlpack");
+    build("sigmoid", &other, "native");
+    assert!(Artifact::load(&good).is_ok());
+
+    type Tamper = (&'static str, Box<dyn Fn(&Path)>, &'static str);
+    let cases: Vec<Tamper> = vec![
+        (
+            "an output index out of range",
+            Box::new(|p: &Path| {
+                edit_manifest(p, |v| v["manifest"]["outputs"][0][1] = 99999.into())
+            }),
+            "does not exist",
+        ),
+        (
+            "a view cycle",
+            Box::new(|p: &Path| {
+                edit_manifest(p, |v| {
+                    let buffers = v["manifest"]["buffers"].as_array_mut().unwrap();
+                    let n = buffers.len();
+                    buffers.push(
+                        serde_json::json!({"dtype": "f32", "dims": [], "role": {"View": n + 1}}),
+                    );
+                    buffers
+                        .push(serde_json::json!({"dtype": "f32", "dims": [], "role": {"View": n}}));
+                })
+            }),
+            "cycle",
+        ),
+        (
+            "checks removed",
+            Box::new(|p: &Path| {
+                edit_manifest(p, |v| v["manifest"]["checks"] = serde_json::json!([]))
+            }),
+            "not built for this manifest",
+        ),
+        (
+            "a dtype changed",
+            Box::new(|p: &Path| {
+                edit_manifest(p, |v| {
+                    for b in v["manifest"]["buffers"].as_array_mut().unwrap() {
+                        if b["dtype"] == "f32" {
+                            b["dtype"] = "f64".into();
+                        }
+                    }
+                    for a in v["manifest"]["args"].as_array_mut().unwrap() {
+                        if a["dtype"] == "f32" {
+                            a["dtype"] = "f64".into();
+                        }
+                    }
+                })
+            }),
+            "not built for this manifest",
+        ),
+        (
+            "another entry's library",
+            Box::new({
+                let other = other.clone();
+                move |p: &Path| {
+                    std::fs::copy(other.join("kernels.so"), p.join("kernels.so")).unwrap();
+                }
+            }),
+            "digest",
+        ),
+        (
+            "another entry's library and digest",
+            Box::new({
+                let other = other.clone();
+                move |p: &Path| {
+                    std::fs::copy(other.join("kernels.so"), p.join("kernels.so")).unwrap();
+                    let theirs: serde_json::Value = serde_json::from_slice(
+                        &std::fs::read(other.join("manifest.json")).unwrap(),
+                    )
+                    .unwrap();
+                    edit_manifest(p, |v| {
+                        v["kernels_sha256"] = theirs["kernels_sha256"].clone()
+                    });
+                }
+            }),
+            "not built for this manifest",
+        ),
+        (
+            "a CPU feature this machine lacks",
+            Box::new(|p: &Path| {
+                edit_manifest(p, |v| {
+                    v["target"]["features"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push("no-such-feature".into());
+                })
+            }),
+            "lacks no-such-feature",
+        ),
+        (
+            "another format",
+            Box::new(|p: &Path| edit_manifest(p, |v| v["format"] = 0.into())),
+            "format",
+        ),
+        (
+            "a linked manifest",
+            Box::new(|p: &Path| {
+                let real = p.with_extension("json");
+                std::fs::rename(p.join("manifest.json"), &real).unwrap();
+                std::os::unix::fs::symlink(&real, p.join("manifest.json")).unwrap();
+            }),
+            "not a regular file",
+        ),
+    ];
+    for (k, (what, tamper, expect)) in cases.iter().enumerate() {
+        let pack = dir.join(format!("t{k}.ftlpack"));
+        copy_pack(&good, &pack);
+        tamper(&pack);
+        match Artifact::load(&pack) {
+            Ok(_) => panic!("{what}: loaded"),
+            Err(e) => assert!(e.to_string().contains(expect), "{what}: {e}"),
+        }
+    }
+    // The default target is a portable level, recorded in the manifest.
+    if std::env::consts::ARCH == "x86_64" {
+        let portable = dir.join("portable.ftlpack");
+        let (status, out, err) = ftc(&[
+            "build",
+            DPO,
+            "--entry",
+            "sigmoid",
+            "-o",
+            portable.to_str().unwrap(),
+        ]);
+        assert_eq!(status, 0, "{err}");
+        assert!(out.contains("x86-64-v3"), "{out}");
+        let a = Artifact::load(&portable);
+        if ftl_runtime::target::Target::named("x86-64-v3")
+            .unwrap()
+            .unsupported_here()
+            .is_none()
+        {
+            assert_eq!(a.unwrap().target().cpu, "x86-64-v3");
+        }
+    }
+    refused(
+        ftc(&[
+            "build",
+            DPO,
+            "--entry",
+            "sigmoid",
+            "-o",
+            "x.ftlpack",
+            "--target-cpu",
+            "pentium",
+        ]),
+        "E0092",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

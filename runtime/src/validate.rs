@@ -1,0 +1,350 @@
+//! The manifest verifier: every index in range and every layout consistent, so that no
+//! manifest — one the compiler just built, or one read from an artifact on disk — can make
+//! the executor index out of bounds, loop forever or call a library routine on buffers whose
+//! shapes do not fit it. The compiler runs it on every manifest it builds and the executor on
+//! every manifest it is given.
+
+use crate::dims::DimRule;
+use crate::manifest::{BufferRole, ContractDecl, KernelDecl, Manifest, Step};
+use std::fmt;
+
+/// A manifest that is not self-consistent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidManifest(pub String);
+
+impl fmt::Display for InvalidManifest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid manifest: {}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidManifest {}
+
+struct Checker<'m> {
+    m: &'m Manifest,
+}
+
+impl Checker<'_> {
+    fn dim(&self, d: u32, what: &str) -> Result<(), InvalidManifest> {
+        if (d as usize) < self.m.dims.len() {
+            Ok(())
+        } else {
+            Err(InvalidManifest(format!(
+                "{what} names dim {d}, which does not exist"
+            )))
+        }
+    }
+
+    fn buffer(&self, b: u32, what: &str) -> Result<(), InvalidManifest> {
+        if (b as usize) < self.m.buffers.len() {
+            Ok(())
+        } else {
+            Err(InvalidManifest(format!(
+                "{what} names buffer {b}, which does not exist"
+            )))
+        }
+    }
+
+    fn scalar(&self, b: u32, what: &str) -> Result<(), InvalidManifest> {
+        self.buffer(b, what)?;
+        if self.m.buffers[b as usize].dims.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidManifest(format!(
+                "{what}: buffer {b} is not a scalar"
+            )))
+        }
+    }
+
+    fn dims_of(&self, b: u32) -> &[u32] {
+        &self.m.buffers[b as usize].dims
+    }
+
+    fn has_dim(&self, b: u32, d: u32, what: &str) -> Result<(), InvalidManifest> {
+        if self.dims_of(b).contains(&d) {
+            Ok(())
+        } else {
+            Err(InvalidManifest(format!(
+                "{what}: buffer {b} has no dim {d}"
+            )))
+        }
+    }
+
+    fn kernel(&self, k: &KernelDecl) -> Result<(), InvalidManifest> {
+        let what = format!("kernel `{}`", k.symbol);
+        if k.symbol.is_empty()
+            || !k
+                .symbol
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(InvalidManifest(format!("{what}: not a kernel symbol")));
+        }
+        for b in &k.buffers {
+            self.buffer(*b, &what)?;
+        }
+        if let Some(d) = k.split {
+            self.dim(d, &what)?;
+        }
+        Ok(())
+    }
+
+    /// Each operand's dims are exactly its groups, each group a contiguous run in its layout
+    /// (the GEMM addresses a group by the stride of its last dim).
+    fn contract(&self, c: &ContractDecl) -> Result<(), InvalidManifest> {
+        for b in [c.a, c.b, c.out] {
+            self.buffer(b, "a contraction")?;
+            if !self.m.buffers[b as usize].dtype.is_float() {
+                return Err(InvalidManifest(format!(
+                    "a contraction reads buffer {b}, which is not a float"
+                )));
+            }
+        }
+        for d in c.batch.iter().chain(&c.m).chain(&c.n).chain(&c.k) {
+            self.dim(*d, "a contraction")?;
+        }
+        let operand = |b: u32, groups: [&[u32]; 3]| -> Result<(), InvalidManifest> {
+            let dims = self.dims_of(b);
+            let mut all: Vec<u32> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+            let mut own = dims.to_vec();
+            all.sort_unstable();
+            own.sort_unstable();
+            if all != own {
+                return Err(InvalidManifest(format!(
+                    "a contraction's groups do not match the dims of buffer {b}"
+                )));
+            }
+            for g in groups.iter().filter(|g| !g.is_empty()) {
+                let start = dims.iter().position(|d| *d == g[0]).unwrap_or(usize::MAX);
+                if dims.get(start..start + g.len()) != Some(*g) {
+                    return Err(InvalidManifest(format!(
+                        "a contraction group is not contiguous in buffer {b}"
+                    )));
+                }
+            }
+            Ok(())
+        };
+        operand(c.a, [&c.batch, &c.m, &c.k])?;
+        operand(c.b, [&c.batch, &c.k, &c.n])?;
+        operand(c.out, [&c.batch, &c.m, &c.n])
+    }
+
+    fn step(&self, s: &Step) -> Result<(), InvalidManifest> {
+        match s {
+            Step::Kernel(k) => self.kernel(k),
+            Step::Contract(c) => self.contract(c),
+            Step::ArgSort { x, out, dim, .. } => {
+                self.buffer(*x, "argsort")?;
+                self.buffer(*out, "argsort")?;
+                self.has_dim(*x, *dim, "argsort")?;
+                if self.dims_of(*x) != self.dims_of(*out) {
+                    return Err(InvalidManifest(
+                        "argsort's output does not have its input's dims".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Step::Decompose {
+                part,
+                a,
+                out,
+                row,
+                col,
+                ..
+            } => {
+                self.buffer(*a, "a decomposition")?;
+                self.buffer(*out, "a decomposition")?;
+                self.has_dim(*a, *row, "a decomposition")?;
+                self.has_dim(*a, *col, "a decomposition")?;
+                if *part > 2 || row == col {
+                    return Err(InvalidManifest(
+                        "a decomposition's part or dims are invalid".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Step::Solve { a, b, out, dim } => {
+                for x in [a, b, out] {
+                    self.buffer(*x, "solve")?;
+                }
+                let ad = self.dims_of(*a);
+                if ad.len() != 2 || !ad.contains(dim) || ad[0] == ad[1] {
+                    return Err(InvalidManifest(
+                        "solve needs a matrix with the solved dim".into(),
+                    ));
+                }
+                let row = if ad[0] == *dim { ad[1] } else { ad[0] };
+                let expect: Vec<u32> = self
+                    .dims_of(*b)
+                    .iter()
+                    .map(|d| if *d == row { *dim } else { *d })
+                    .collect();
+                self.has_dim(*b, row, "solve")?;
+                if self.dims_of(*out) != expect.as_slice() {
+                    return Err(InvalidManifest(
+                        "solve's output does not fit its operands".into(),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Checks `m` (see the module comment).
+pub fn validate(m: &Manifest) -> Result<(), InvalidManifest> {
+    let c = Checker { m };
+    for (k, d) in m.dims.iter().enumerate() {
+        let what = format!("dim {}", d.name);
+        for x in d.size.operand_dims() {
+            c.dim(x, &what)?;
+            if x as usize == k {
+                return Err(InvalidManifest(format!("{what} is defined by itself")));
+            }
+        }
+        if let DimRule::Scalar(b) = d.size {
+            c.scalar(b, &what)?;
+        }
+    }
+    for (k, b) in m.buffers.iter().enumerate() {
+        let what = format!("buffer {k}");
+        for d in &b.dims {
+            c.dim(*d, &what)?;
+        }
+        match &b.role {
+            BufferRole::Arg(a) => match m.args.get(*a as usize) {
+                Some(arg) if arg.buffer as usize == k && arg.dtype == b.dtype => {}
+                _ => {
+                    return Err(InvalidManifest(format!(
+                        "{what} is not its argument's buffer"
+                    )))
+                }
+            },
+            BufferRole::View(_) => {
+                // Follow the chain: it must end at a non-view of the same dtype, without a cycle.
+                let mut at = k;
+                for _ in 0..=m.buffers.len() {
+                    match m.buffers[at].role {
+                        BufferRole::View(of) => {
+                            c.buffer(of, &what)?;
+                            if m.buffers[of as usize].dtype != b.dtype {
+                                return Err(InvalidManifest(format!(
+                                    "{what} views a buffer of another dtype"
+                                )));
+                            }
+                            at = of as usize;
+                        }
+                        _ => break,
+                    }
+                }
+                if matches!(m.buffers[at].role, BufferRole::View(_)) {
+                    return Err(InvalidManifest(format!(
+                        "{what} is part of a cycle of views"
+                    )));
+                }
+            }
+            BufferRole::Literal(values) => {
+                let mut count = 1usize;
+                for d in &b.dims {
+                    match m.dims[*d as usize].size {
+                        DimRule::Const(n) => count = count.saturating_mul(n as usize),
+                        _ => {
+                            return Err(InvalidManifest(format!(
+                                "{what} is a literal of unfixed size"
+                            )))
+                        }
+                    }
+                }
+                if count != values.len() {
+                    return Err(InvalidManifest(format!(
+                        "{what} holds {} values for {count} elements",
+                        values.len()
+                    )));
+                }
+            }
+            BufferRole::Temp | BufferRole::Output(_) => {}
+        }
+    }
+    for (k, a) in m.args.iter().enumerate() {
+        c.buffer(a.buffer, &format!("argument `{}`", a.name))?;
+        if m.buffers[a.buffer as usize].role != BufferRole::Arg(k as u32) {
+            return Err(InvalidManifest(format!(
+                "argument `{}` does not own its buffer",
+                a.name
+            )));
+        }
+    }
+    if let Some(p) = &m.prelude {
+        c.kernel(p)?;
+    }
+    for check in &m.checks {
+        c.scalar(check.buffer, "a check")?;
+    }
+    for s in &m.steps {
+        c.step(s)?;
+    }
+    for (name, b) in &m.outputs {
+        c.buffer(*b, &format!("output `{name}`"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{BufferDecl, DimDecl};
+    use crate::DType;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            entry: "e".into(),
+            kind: "objective".into(),
+            args: vec![],
+            dims: vec![DimDecl {
+                name: "N".into(),
+                size: DimRule::Const(2),
+            }],
+            buffers: vec![
+                BufferDecl {
+                    dtype: DType::F32,
+                    dims: vec![0],
+                    role: BufferRole::Literal(vec![1.0, 2.0]),
+                },
+                BufferDecl {
+                    dtype: DType::F32,
+                    dims: vec![0],
+                    role: BufferRole::View(0),
+                },
+            ],
+            prelude: None,
+            checks: vec![],
+            steps: vec![],
+            outputs: vec![("y".into(), 1)],
+        }
+    }
+
+    #[test]
+    fn out_of_range_indices_cycles_and_bad_literals_are_refused() {
+        assert_eq!(validate(&manifest()), Ok(()));
+        let mut m = manifest();
+        m.outputs[0].1 = 7;
+        assert!(validate(&m).unwrap_err().0.contains("buffer 7"));
+        let mut m = manifest();
+        m.buffers[0].role = BufferRole::View(1);
+        assert!(validate(&m).unwrap_err().0.contains("cycle"));
+        let mut m = manifest();
+        m.buffers[0].role = BufferRole::Literal(vec![1.0]);
+        assert!(validate(&m).unwrap_err().0.contains("1 values for 2"));
+        let mut m = manifest();
+        m.dims[0].size = DimRule::Product(vec![0]);
+        assert!(validate(&m).is_err());
+        let mut m = manifest();
+        m.steps.push(Step::ArgSort {
+            x: 0,
+            out: 1,
+            dim: 3,
+            descending: false,
+        });
+        assert!(validate(&m).is_err());
+    }
+}

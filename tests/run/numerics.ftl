@@ -135,3 +135,16 @@ test "a step output named like an input is its next value" {
     let r = ema(target: [1.0, 2.0], online: [3.0, 4.0]);
     expect_close(r.target, [1.2, 2.2], 1e-6);
 }
+
+/// A tensor literal adopts the other operand's dims by position (here N, checked to be 3 when
+/// the entry runs); lowering once lost the adoption and failed with an internal error.
+objective weighted(x: f32[N]) {
+    loss sum(x * [1.0, 2.0, 3.0], N);
+}
+
+test "a literal adopts a named dim" {
+    let r = weighted(x: [1.0, 1.0, 2.0]);
+    expect_close(r.loss, 9.0, 1e-6);
+    expect_close(r.grad.x, [1.0, 2.0, 3.0], 0.0);
+    gradcheck weighted(N: 3);
+}

@@ -560,6 +560,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 for (op, r) in rest {
                     let right = self.node(frame, *r)?;
                     let (l, rr) = self.join_weak(frame, *first, left, *r, right);
+                    let (l, rr) = self.adopt_anonymous_dims(frame, l, rr);
                     let bop = match op {
                         CmpOp::Eq => BinOp::Eq,
                         CmpOp::Ne => BinOp::Ne,
@@ -757,6 +758,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 return internal("`@` reaches lowering as contract")
             }
         };
+        let (x, y) = self.adopt_anonymous_dims(frame, x, y);
         let (x, y) = if matches!(bop, BinOp::And | BinOp::Or) {
             (x, y)
         } else {
@@ -766,6 +768,50 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             )
         };
         Ok(Val::Node(self.b.binary(bop, x, y)))
+    }
+
+    /// The checker's rule for tensor literals and fixed-size dims (`check/dims.rs`, `union`): an
+    /// operand whose dims are all anonymous adopts the other operand's dims by position when the
+    /// ranks agree and the other's are all named. The values keep their layout; each adopted
+    /// dim gets a run-time check that its size is the literal's.
+    fn adopt_anonymous_dims(
+        &mut self,
+        frame: &Frame<'h>,
+        x: NodeId,
+        y: NodeId,
+    ) -> (NodeId, NodeId) {
+        let anonymous: HashSet<DimId> = self.anon.values().copied().collect();
+        let (dx, dy) = (self.b.dims(x), self.b.dims(y));
+        let all = |d: &[DimId]| !d.is_empty() && d.iter().all(|k| anonymous.contains(k));
+        let none = |d: &[DimId]| d.iter().all(|k| !anonymous.contains(k));
+        if dx.len() != dy.len() || dx == dy {
+            return (x, y);
+        }
+        if all(&dx) && none(&dy) {
+            (self.adopt(frame, x, &dx, &dy), y)
+        } else if all(&dy) && none(&dx) {
+            (x, self.adopt(frame, y, &dy, &dx))
+        } else {
+            (x, y)
+        }
+    }
+
+    fn adopt(&mut self, frame: &Frame<'h>, v: NodeId, have: &[DimId], want: &[DimId]) -> NodeId {
+        for (a, w) in have.iter().zip(want) {
+            let DimSize::Const(n) = self.b.graph.dim(*a).size else {
+                continue;
+            };
+            let name = self.b.graph.dim(*w).name.clone();
+            let size = self.b.size(vec![*w], DType::I64);
+            let fixed = self.b.constant(n as f64, DType::I64);
+            let cond = self.b.binary(BinOp::Eq, size, fixed);
+            let text = format!(
+                "{}: {name} == {n} (a value of fixed size {n} is combined with one over {name})",
+                frame.decl.name
+            );
+            self.b.graph.checks.push(Check { cond, text });
+        }
+        self.b.relabel(v, want.to_vec())
     }
 
     fn reshape(

@@ -148,3 +148,22 @@ test "a literal adopts a named dim" {
     expect_close(r.grad.x, [1.0, 2.0, 3.0], 0.0);
     gradcheck weighted(N: 3);
 }
+
+/// A function that calls its predecessor twice: repeated calls with the same arguments are
+/// lowered once (the graph grows linearly with the depth, not exponentially).
+fn twice0(x: f32[N]) -> f32[N] { sin(x) }
+fn twice1(x: f32[N]) -> f32[N] { twice0(x) + twice0(x * 0.5) }
+fn twice2(x: f32[N]) -> f32[N] { twice1(x) + twice1(x * 0.5) }
+fn twice3(x: f32[N]) -> f32[N] { twice2(x) + twice2(x) }
+
+objective nested_calls(x: f32[N]) {
+    loss sum(twice3(x), N);
+}
+
+test "nested calls give the sum over their binomial tree" {
+    // 2 · (sin(1) + 2·sin(0.5) + sin(0.25)), and its derivative.
+    let r = nested_calls(x: [1.0]);
+    expect_close(r.loss, 4.095452042645, 1e-6);
+    expect_close(r.grad.x, [2.0 * (0.5403023058681398 + 0.8775825618903728 + 0.25 * 0.9689124217106447)], 1e-6);
+    gradcheck nested_calls(N: 3);
+}

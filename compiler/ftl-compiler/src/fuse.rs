@@ -302,10 +302,11 @@ impl Fuser<'_> {
         }
     }
 
-    /// Arithmetic and transcendental ops in `id`'s inline tree: (ops, has transcendental).
-    fn cost(&self, id: NodeId) -> (usize, bool) {
+    /// Whether `id`'s inline tree is cheap to recompute: at most two arithmetic ops and no
+    /// transcendental. The walk stops as soon as the answer is no (and after a few dozen
+    /// nodes), so asking costs O(1) however large the tree: fusion stays linear in the graph.
+    fn is_cheap(&self, id: NodeId) -> bool {
         let mut ops = 0;
-        let mut trans = false;
         let mut stack = vec![id];
         let mut seen = BTreeSet::new();
         while let Some(x) = stack.pop() {
@@ -319,10 +320,32 @@ impl Fuser<'_> {
             ) {
                 ops += 1;
             }
-            trans |= is_transcendental(op);
+            if ops > 2 || is_transcendental(op) || seen.len() > 32 {
+                return false;
+            }
             stack.extend(op.operands());
         }
-        (ops, trans)
+        true
+    }
+
+    /// Materializes every node used by two or more roots whose inline tree (down to
+    /// materialized nodes) holds a transcendental, so it is computed once. One pass in arena
+    /// order (operands first): a node's tree sees the decisions already made for its operands.
+    fn materialize_shared_transcendentals(&mut self, users: &[BTreeSet<NodeId>]) -> bool {
+        let mut trans = vec![false; self.g.nodes.len()];
+        let mut changed = false;
+        for (i, n) in self.g.nodes.iter().enumerate() {
+            trans[i] = is_transcendental(&n.op)
+                || n.op
+                    .operands()
+                    .iter()
+                    .any(|o| !self.mat[o.0 as usize] && trans[o.0 as usize]);
+            if !self.mat[i] && users[i].len() >= 2 && trans[i] {
+                self.mat[i] = true;
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// One round of the materialization rules; whether anything changed.
@@ -358,9 +381,7 @@ impl Fuser<'_> {
                     continue;
                 }
                 let n = self.g.node(id);
-                let (ops, trans) = self.cost(id);
-                let cheap = ops <= 2 && !trans;
-                if n.dims.len() < parent_rank && !cheap {
+                if n.dims.len() < parent_rank && !self.is_cheap(id) {
                     self.mat[id.0 as usize] = true;
                     changed = true;
                     continue;
@@ -374,13 +395,7 @@ impl Fuser<'_> {
                 }
             }
         }
-        for (i, us) in users.iter().enumerate() {
-            if !self.mat[i] && us.len() >= 2 && self.cost(NodeId(i as u32)).1 {
-                self.mat[i] = true;
-                changed = true;
-            }
-        }
-        changed
+        self.materialize_shared_transcendentals(&users) || changed
     }
 }
 
@@ -549,7 +564,12 @@ fn reads_at_own_coordinates(
     let dims = &g.node(root).dims;
     // (node, whether every node above it is elementwise at `dims`)
     let mut stack: Vec<(NodeId, bool)> = vec![(root, true)];
+    // A node shared within the tree is visited once per `direct` value, not once per path.
+    let mut seen: BTreeSet<(NodeId, bool)> = BTreeSet::new();
     while let Some((id, direct)) = stack.pop() {
+        if !seen.insert((id, direct)) {
+            continue;
+        }
         let n = g.node(id);
         if let (Some(b), false) = (storage[id.0 as usize], id == root) {
             // A buffer: read at the loop's coordinates only if every op above is elementwise.

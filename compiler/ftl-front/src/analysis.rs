@@ -29,13 +29,24 @@ pub struct Analysis {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// How many diagnostics are printed for people; the rest are counted.
+pub const MAX_SHOWN: usize = 100;
+
 impl Analysis {
-    /// Renders the diagnostics in `format`.
+    /// Renders the diagnostics in `format`: every one for tools (JSON), the first
+    /// [`MAX_SHOWN`] for people, then how many more there are.
     pub fn render(&self, format: MessageFormat) -> String {
         let sources = &self.program.sources;
+        let shown = &self.diagnostics[..self.diagnostics.len().min(MAX_SHOWN)];
+        let hidden = self.diagnostics.len() - shown.len();
+        let more = if hidden > 0 {
+            format!("error: … and {hidden} more errors (the first {MAX_SHOWN} are shown)\n")
+        } else {
+            String::new()
+        };
         match format {
-            MessageFormat::Human => diagnostic::render_text(&self.diagnostics, sources),
-            MessageFormat::Short => diagnostic::render_short(&self.diagnostics, sources),
+            MessageFormat::Human => diagnostic::render_text(shown, sources) + &more,
+            MessageFormat::Short => diagnostic::render_short(shown, sources) + &more,
             MessageFormat::Json => diagnostic::render_json(&self.diagnostics, sources),
         }
     }

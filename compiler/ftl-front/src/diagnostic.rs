@@ -93,6 +93,14 @@ impl Diagnostic {
 pub fn render_text(diags: &[Diagnostic], sources: &SourceMap) -> String {
     use ariadne::{Config, IndexType, Label as ALabel, Report, ReportKind};
     let mut out = Vec::new();
+    let name = |file: FileId| sources.display_name(file);
+    // One cache for every report: ariadne indexes each file's lines once.
+    let mut cache = ariadne::sources(
+        sources
+            .files()
+            .map(|(id, f)| (name(id), f.text.clone()))
+            .collect::<Vec<_>>(),
+    );
     for d in diags {
         let Some(primary) = d.primary() else {
             out.extend_from_slice(format!("error[{}]: {}\n", d.code.id(), d.message).as_bytes());
@@ -101,7 +109,6 @@ pub fn render_text(diags: &[Diagnostic], sources: &SourceMap) -> String {
             }
             continue;
         };
-        let name = |file: FileId| sources.display_name(file);
         let range = |span: Span| span.start..span.end;
         let mut report =
             Report::build(ReportKind::Error, (name(primary.file), range(primary.span)))
@@ -123,12 +130,6 @@ pub fn render_text(diags: &[Diagnostic], sources: &SourceMap) -> String {
         if let Some(help) = &d.help {
             report = report.with_help(help);
         }
-        let mut cache = ariadne::sources(
-            sources
-                .files()
-                .map(|(id, f)| (name(id), f.text.clone()))
-                .collect::<Vec<_>>(),
-        );
         report
             .finish()
             .write(&mut cache, &mut out)

@@ -13,6 +13,8 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// Its text (valid UTF-8; invalid files are not added).
     pub text: String,
+    /// The byte offset of each line's start, so a location is found by binary search.
+    line_starts: Vec<usize>,
 }
 
 /// Every file read during one compilation.
@@ -24,7 +26,14 @@ pub struct SourceMap {
 impl SourceMap {
     /// Adds a file and returns its handle.
     pub fn add(&mut self, path: PathBuf, text: String) -> FileId {
-        self.files.push(SourceFile { path, text });
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(k, _)| k + 1))
+            .collect();
+        self.files.push(SourceFile {
+            path,
+            text,
+            line_starts,
+        });
         FileId(self.files.len() as u32 - 1)
     }
 
@@ -48,12 +57,12 @@ impl SourceMap {
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, id: FileId, offset: usize) -> (usize, usize) {
-        let text = &self.get(id).text;
-        let offset = offset.min(text.len());
-        let before = &text[..floor_char_boundary(text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, col)
+        let file = self.get(id);
+        let text = &file.text;
+        let offset = floor_char_boundary(text, offset.min(text.len()));
+        let line = file.line_starts.partition_point(|&start| start <= offset);
+        let start = file.line_starts[line - 1];
+        (line, text[start..offset].chars().count() + 1)
     }
 }
 

@@ -69,7 +69,7 @@ fn internal<T>(message: impl Into<String>) -> Result<T, LowerError> {
 }
 
 /// A lowered value.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Val {
     /// A tensor.
     Node(NodeId),
@@ -119,7 +119,16 @@ pub struct Lowerer<'h, 'c> {
     next_site: u32,
     seed: Option<(NodeId, NodeId)>,
     calls: Option<&'c mut dyn EntryCalls>,
+    /// Results of `fn` calls that draw no random numbers, by callee and arguments: a call
+    /// repeated with the same arguments is lowered once, so a function that calls its
+    /// predecessor twice does not double the graph at each level.
+    memo: HashMap<(DeclId, Vec<Option<Val>>), Val>,
 }
+
+/// The most nodes inlining may produce; an entry that expands beyond it (a chain of
+/// functions each calling the previous one twice on different values) is refused instead of
+/// compiling for minutes.
+pub const MAX_GRAPH_NODES: usize = 1 << 18;
 
 /// The entry kind of a declaration kind.
 pub fn entry_kind(k: DeclKind) -> EntryKind {
@@ -165,6 +174,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             next_site: 0,
             seed: None,
             calls,
+            memo: HashMap::new(),
         }
     }
 
@@ -920,6 +930,29 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 return Ok(self.record_of_tensors(outs));
             }
         }
+        let key = (id, vals.clone());
+        if let Some(v) = self.memo.get(&key) {
+            return Ok(v.clone());
+        }
+        let sites = self.next_site;
+        let v = self.inline(callee, vals)?;
+        if self.b.graph.nodes.len() > MAX_GRAPH_NODES {
+            return Err(LowerError::Unsupported(format!(
+                "`{}` expands to more than {MAX_GRAPH_NODES} operations when its function calls \
+                 are inlined (a function calling another several times on different values, \
+                 nested deeply); restructure it so that calls share their arguments",
+                frame.decl.name
+            )));
+        }
+        // A callee that drew random numbers gives fresh draws at each call: not memoized.
+        if callee.kind == DeclKind::Fn && self.next_site == sites {
+            self.memo.insert(key, v.clone());
+        }
+        Ok(v)
+    }
+
+    /// The callee's body inlined on `vals`.
+    fn inline(&mut self, callee: &'h Decl, vals: Vec<Option<Val>>) -> Result<Val, LowerError> {
         let mut inner = Frame {
             decl: callee,
             params: Vec::new(),

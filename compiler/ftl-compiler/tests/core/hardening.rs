@@ -527,3 +527,72 @@ fn artifacts_are_verified_before_any_native_code_runs() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Program shapes whose compile time was exponential or quadratic finish (a regression would
+/// not: 2^200 paths, 2^40 inlined calls, 20 000 diagnostics each re-indexing the file).
+#[test]
+fn compile_time_stays_near_linear_in_program_size() {
+    let dir = scratch("compile-time");
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let mut chain = String::from("objective chain(x: f32[N]) {\n    let a0 = x;\n");
+    for i in 1..=200 {
+        chain.push_str(&format!(
+            "    let a{i} = sin(a{}) + a{} * x;\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    chain.push_str("    loss sum(a200, N);\n}\n");
+    let chain = write("chain.ftl", chain);
+    let (status, out, err) = ftc(&["build", &chain, "--emit", "kernels", "--entry", "chain"]);
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains("kernel"), "{out}");
+
+    let mut shared = String::from("fn h0(x: f32[N]) -> f32[N] { sin(x) }\n");
+    for i in 1..=40 {
+        shared.push_str(&format!(
+            "fn h{i}(x: f32[N]) -> f32[N] {{ h{}(x) + h{}(x) }}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    shared.push_str("objective shared(x: f32[N]) { loss sum(h40(x), N); }\n");
+    let shared = write("shared.ftl", shared);
+    let (status, _, err) = ftc(&["build", &shared, "--emit", "kernels", "--entry", "shared"]);
+    assert_eq!(status, 0, "{err}");
+
+    // Calls on values that never meet again (sin∘cos ≠ cos∘sin): 2^30 inlined bodies, refused
+    // once the graph passes 2^18 operations.
+    let mut apart = String::from("fn g0(x: f32[N]) -> f32[N] { sin(x) }\n");
+    for i in 1..=30 {
+        apart.push_str(&format!(
+            "fn g{i}(x: f32[N]) -> f32[N] {{ g{}(sin(x)) + g{}(cos(x)) }}\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    apart.push_str("objective apart(x: f32[N]) { loss sum(g30(x), N); }\n");
+    let apart = write("apart.ftl", apart);
+    let err = refused(
+        ftc(&["build", &apart, "--emit", "kernels", "--entry", "apart"]),
+        "E0095",
+    );
+    assert!(err.contains("expands to more than"), "{err}");
+
+    let errors = write(
+        "errors.ftl",
+        "objective e(x: f32[N]) { loss x +; }\n".repeat(20_000),
+    );
+    let (status, _, err) = ftc(&["check", &errors]);
+    assert_eq!(status, 1);
+    assert!(
+        err.contains("more errors") && err.len() < 100_000,
+        "{} bytes",
+        err.len()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

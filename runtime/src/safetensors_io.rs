@@ -45,6 +45,11 @@ fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
 
 /// Reads every tensor of a safetensors file, in the file's name order.
 pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>, IoError> {
+    read_filtered(path, |_| true)
+}
+
+/// Maps the regular file `path` (see [`read`] for what is refused).
+fn map_regular(path: &Path) -> Result<memmap2::Mmap, IoError> {
     // Non-blocking, so that a FIFO given as input is refused below instead of waiting for a
     // writer; it changes nothing for a regular file.
     use std::os::unix::fs::OpenOptionsExt;
@@ -67,10 +72,24 @@ pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>, IoError> {
     if len == 0 {
         return Err(err(path, "the file is empty, not a safetensors file"));
     }
-    let map = map_file(&file).map_err(|e| err(path, e.to_string()))?;
+    map_file(&file).map_err(|e| err(path, e.to_string()))
+}
+
+/// Reads the tensors of a safetensors file whose names `keep` accepts, in name order; the
+/// others are not decoded (they may have dtypes FTL does not support).
+pub fn read_filtered(
+    path: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, Tensor)>, IoError> {
+    let map = map_regular(path)?;
     let st = SafeTensors::deserialize(&map)
         .map_err(|e| err(path, format!("not a valid safetensors file: {e}")))?;
-    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    let mut names: Vec<String> = st
+        .names()
+        .into_iter()
+        .filter(|n| keep(n))
+        .map(str::to_string)
+        .collect();
     names.sort();
     let mut out = Vec::with_capacity(names.len());
     for name in names {
@@ -113,6 +132,49 @@ pub fn write_atomic(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), Out
     let bytes = safetensors::serialize(views, None)
         .map_err(|e| refuse(format!("cannot serialize: {e}")))?;
     output::write_bytes(path, &bytes)
+}
+
+/// Writes `base` to `out` with the tensors in `replace` substituted (same names): every other
+/// tensor is copied byte for byte whatever its dtype (u8, i8, f8…), and the header's
+/// `__metadata__` is kept. `ftc merge` writes merged weights this way.
+pub fn rewrite(
+    base: &Path,
+    replace: &std::collections::BTreeMap<String, Tensor>,
+    out: &Path,
+) -> Result<(), RewriteError> {
+    let map = map_regular(base).map_err(RewriteError::Read)?;
+    let invalid = |e: safetensors::SafeTensorError| {
+        RewriteError::Read(err(base, format!("not a valid safetensors file: {e}")))
+    };
+    let st = SafeTensors::deserialize(&map).map_err(invalid)?;
+    let (_, header) = SafeTensors::read_metadata(&map).map_err(invalid)?;
+    let refuse = |message: String| {
+        RewriteError::Write(OutputError {
+            path: out.to_path_buf(),
+            message,
+        })
+    };
+    let mut views = Vec::new();
+    for (name, view) in st.tensors() {
+        let view = match replace.get(&name) {
+            Some(t) => TensorView::new(t.dtype().to_safetensors(), t.shape().to_vec(), t.bytes())
+                .map_err(|e| refuse(format!("tensor `{name}`: {e}")))?,
+            None => view,
+        };
+        views.push((name, view));
+    }
+    let bytes = safetensors::serialize(views, header.metadata().clone())
+        .map_err(|e| refuse(format!("cannot serialize: {e}")))?;
+    output::write_bytes(out, &bytes).map_err(RewriteError::Write)
+}
+
+/// Why [`rewrite`] failed: the base could not be read, or the output not written.
+#[derive(Debug)]
+pub enum RewriteError {
+    /// Reading the base.
+    Read(IoError),
+    /// Writing the output.
+    Write(OutputError),
 }
 
 #[cfg(test)]

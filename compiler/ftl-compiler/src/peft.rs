@@ -55,13 +55,135 @@ fn compile_stdlib(
     CompiledEntry::new(&g)
 }
 
-/// PEFT's pattern lookup (`get_pattern_key`): the key whose name ends the module path at a `.`
-/// boundary. Keys are matched literally (regular expressions are not supported).
-fn pattern<'a>(patterns: &'a serde_json::Map<String, Value>, module: &str) -> Option<&'a Value> {
-    patterns
-        .iter()
-        .find(|(k, _)| module == k.as_str() || module.ends_with(&format!(".{k}")))
-        .map(|(_, v)| v)
+/// A `rank_pattern` or `alpha_pattern`: PEFT's keys are Python regular expressions matched
+/// by `get_pattern_key` as `re.match(rf"(.*\.)?({key})$", module)`, the first key (in the
+/// file's order) that matches wins.
+struct Patterns(Vec<(regex::Regex, f64)>);
+
+impl Patterns {
+    fn parse(config: &serde_json::Map<String, Value>, field: &str) -> Result<Patterns, Failure> {
+        let mut out = Vec::new();
+        let entries = match config.get(field) {
+            None | Some(Value::Null) => return Ok(Patterns(out)),
+            Some(Value::Object(m)) => m,
+            Some(_) => {
+                return Err(bad(format!(
+                    "adapter_config.json: `{field}` must be an object"
+                )))
+            }
+        };
+        for (key, v) in entries {
+            let re = regex::Regex::new(&format!("^(?:.*\\.)?(?:{key})$")).map_err(|e| {
+                bad(format!("adapter_config.json: `{field}` key `{key}` is not a regular expression FTL can match: {e}"))
+            })?;
+            let value = v.as_f64().ok_or_else(|| {
+                bad(format!(
+                    "adapter_config.json: `{field}`.`{key}` must be a number, not {v}"
+                ))
+            })?;
+            out.push((re, value));
+        }
+        Ok(Patterns(out))
+    }
+
+    fn get(&self, module: &str) -> Option<f64> {
+        self.0
+            .iter()
+            .find(|(re, _)| re.is_match(module))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// The merge settings of a PEFT LoRA `adapter_config.json`, type-checked as PEFT's
+/// `LoraConfig` would use them: a value of the wrong type, `r <= 0`, or a feature `ftc merge`
+/// does not implement is refused by name instead of falling back to a default.
+struct MergeConfig {
+    r: f64,
+    lora_alpha: f64,
+    use_rslora: bool,
+    use_dora: bool,
+    rank_pattern: Patterns,
+    alpha_pattern: Patterns,
+}
+
+fn merge_config(text: &str, path: &Path) -> Result<MergeConfig, Failure> {
+    let at = |m: String| bad(format!("{}: {m}", path.display()));
+    let value: Value = serde_json::from_str(text).map_err(|e| at(format!("not JSON: {e}")))?;
+    let Value::Object(config) = value else {
+        return Err(at("not a JSON object".into()));
+    };
+    let number = |field: &str, default: f64| match config.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| at(format!("`{field}` must be a number, not {v}"))),
+    };
+    let flag = |field: &str| match config.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| at(format!("`{field}` must be true or false, not {v}"))),
+    };
+    let peft_type = match config.get("peft_type") {
+        None | Some(Value::Null) => "LORA",
+        Some(v) => v
+            .as_str()
+            .ok_or_else(|| at(format!("`peft_type` must be a string, not {v}")))?,
+    };
+    if peft_type != "LORA" {
+        return Err(at(format!(
+            "peft_type {peft_type} is not supported (LORA only)"
+        )));
+    }
+    // PEFT refuses a non-positive rank when the config is built.
+    let r = number("r", 8.0)?;
+    if r.fract() != 0.0 || r <= 0.0 {
+        return Err(at(format!(
+            "`r` must be a positive integer, as PEFT requires (it is {r})"
+        )));
+    }
+    let unsupported = |what: &str| at(format!("{what} is not supported by `ftc merge` yet"));
+    if flag("fan_in_fan_out")? {
+        return Err(unsupported("fan_in_fan_out (GPT-2 Conv1D weights)"));
+    }
+    if flag("lora_bias")? {
+        return Err(unsupported("lora_bias (a trained bias on lora_B)"));
+    }
+    match config.get("modules_to_save") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(a)) if a.is_empty() => {}
+        Some(v) => return Err(unsupported(&format!("modules_to_save ({v})"))),
+    }
+    let rank_pattern = Patterns::parse(&config, "rank_pattern")?;
+    for (_, pr) in &rank_pattern.0 {
+        if pr.fract() != 0.0 || *pr <= 0.0 {
+            return Err(at(format!(
+                "`rank_pattern` ranks must be positive integers (found {pr})"
+            )));
+        }
+    }
+    Ok(MergeConfig {
+        r,
+        lora_alpha: number("lora_alpha", 8.0)?,
+        use_rslora: flag("use_rslora")?,
+        use_dora: flag("use_dora")?,
+        alpha_pattern: Patterns::parse(&config, "alpha_pattern")?,
+        rank_pattern,
+    })
+}
+
+/// The adapter tensor names `ftc merge` understands for `module`: anything else (embedding
+/// LoRA, a lora_B bias, a saved module copy) is refused by name rather than ignored.
+fn adapter_suffix(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(PREFIX)?;
+    [
+        ".lora_A.weight",
+        ".lora_B.weight",
+        ".lora_magnitude_vector",
+        ".lora_magnitude_vector.weight",
+    ]
+    .into_iter()
+    .find_map(|s| rest.strip_suffix(s).map(|m| (m, s)))
 }
 
 fn read_all(path: &Path) -> Result<BTreeMap<String, Tensor>, Failure> {
@@ -85,28 +207,16 @@ fn merge_checked(
     let config_path = adapter_dir.join("adapter_config.json");
     let text = std::fs::read_to_string(&config_path)
         .map_err(|e| bad(format!("{}: {e}", config_path.display())))?;
-    let config: Value = serde_json::from_str(&text)
-        .map_err(|e| bad(format!("{}: not JSON: {e}", config_path.display())))?;
-    let peft_type = config["peft_type"].as_str().unwrap_or("LORA");
-    if peft_type != "LORA" {
+    let config = merge_config(&text, &config_path)?;
+    let use_dora = config.use_dora;
+    let adapter = read_all(&adapter_dir.join("adapter_model.safetensors"))?;
+    if let Some(other) = adapter.keys().find(|k| adapter_suffix(k).is_none()) {
         return Err(bad(format!(
-            "{}: peft_type {peft_type} is not supported (LORA only)",
-            config_path.display()
+            "{}: tensor `{other}` is not a LoRA/DoRA weight `ftc merge` can fold in \
+             (embedding LoRA, lora_bias and modules_to_save are not supported yet)",
+            adapter_dir.display()
         )));
     }
-    if config["fan_in_fan_out"].as_bool() == Some(true) {
-        return Err(bad(
-            "fan_in_fan_out adapters (GPT-2 Conv1D weights) are not supported yet",
-        ));
-    }
-    let empty = serde_json::Map::new();
-    let rank_pattern = config["rank_pattern"].as_object().unwrap_or(&empty);
-    let alpha_pattern = config["alpha_pattern"].as_object().unwrap_or(&empty);
-    let alpha_default = config["lora_alpha"].as_f64().unwrap_or(8.0);
-    let use_rslora = config["use_rslora"].as_bool().unwrap_or(false);
-    let use_dora = config["use_dora"].as_bool().unwrap_or(false);
-    let mut tensors = read_all(base)?;
-    let adapter = read_all(&adapter_dir.join("adapter_model.safetensors"))?;
     let mut modules: Vec<String> = adapter
         .keys()
         .filter_map(|k| k.strip_prefix(PREFIX)?.strip_suffix(".lora_A.weight"))
@@ -119,7 +229,15 @@ fn merge_checked(
             adapter_dir.display()
         )));
     }
-    let statics = [("use_rslora", StaticValue::Bool(use_rslora))];
+    // Only the adapted weights are decoded; every other base tensor is copied as it is.
+    let wanted: Vec<String> = modules.iter().map(|m| format!("{m}.weight")).collect();
+    let tensors: BTreeMap<String, Tensor> =
+        safetensors_io::read_filtered(base, |n| wanted.iter().any(|w| w == n))
+            .map_err(|e| bad(e.to_string()))?
+            .into_iter()
+            .collect();
+    let mut merged_weights = BTreeMap::new();
+    let statics = [("use_rslora", StaticValue::Bool(config.use_rslora))];
     let entry = if use_dora {
         compile_stdlib(opts, "dora", "dora.merge", &statics)?
     } else {
@@ -132,6 +250,12 @@ fn merge_checked(
             .get(&key)
             .ok_or_else(|| bad(format!("the base has no `{key}` for adapted module `{m}`")))?
             .clone();
+        if !weight.dtype().is_float() {
+            return Err(bad(format!(
+                "`{key}` is {}: only float weights can be merged",
+                weight.dtype()
+            )));
+        }
         let get = |suffix: &str| {
             adapter
                 .get(&format!("{PREFIX}{m}.{suffix}"))
@@ -140,16 +264,15 @@ fn merge_checked(
         };
         let (a, b) = (get("lora_A.weight")?, get("lora_B.weight")?);
         let r = a.shape().first().copied().unwrap_or(0);
-        if let Some(pr) = pattern(rank_pattern, m).and_then(Value::as_u64) {
-            if pr as usize != r {
-                return Err(bad(format!(
-                    "module `{m}`: rank_pattern says r = {pr}, lora_A has {r} rows"
-                )));
-            }
+        // PEFT builds each layer with the pattern's rank (else `r`) and loads the weights into
+        // it, so a file whose lora_A has another rank does not load.
+        let want_r = config.rank_pattern.get(m).unwrap_or(config.r);
+        if want_r != r as f64 {
+            return Err(bad(format!(
+                "module `{m}`: the config gives r = {want_r}, lora_A has {r} rows"
+            )));
         }
-        let alpha = pattern(alpha_pattern, m)
-            .and_then(Value::as_f64)
-            .unwrap_or(alpha_default);
+        let alpha = config.alpha_pattern.get(m).unwrap_or(config.lora_alpha);
         let mut inputs = HashMap::new();
         inputs.insert("weight".to_string(), weight.cast(DType::F32));
         inputs.insert("lora_A".to_string(), a.cast(DType::F32));
@@ -171,15 +294,17 @@ fn merge_checked(
                 Failure::new(Code::RunFailed, "internal error: merge wrote no weight")
             })?;
         // PEFT computes the delta in f32 and casts back to the base dtype.
-        tensors.insert(key, merged.cast(weight.dtype()));
+        merged_weights.insert(key, merged.cast(weight.dtype()));
         report.push_str(&format!("merged {m} (r = {r}, lora_alpha = {alpha})\n"));
     }
-    let list: Vec<(String, Tensor)> = tensors.into_iter().collect();
-    safetensors_io::write_atomic(out, &list)?;
+    safetensors_io::rewrite(base, &merged_weights, out).map_err(|e| match e {
+        safetensors_io::RewriteError::Read(e) => bad(e.to_string()),
+        safetensors_io::RewriteError::Write(e) => Failure::from(e),
+    })?;
     report.push_str(&format!(
-        "wrote {} tensors to {}\n",
-        list.len(),
-        out.display()
+        "wrote {} with {} merged weights (every other tensor and the metadata as in the base)\n",
+        out.display(),
+        merged_weights.len()
     ));
     Ok(report)
 }

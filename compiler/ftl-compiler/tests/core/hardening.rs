@@ -596,3 +596,147 @@ fn compile_time_stays_near_linear_in_program_size() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A safetensors file written byte by byte (dtypes FTL has no type for, and a header
+/// `__metadata__`): (name, dtype, shape, data).
+fn write_raw_safetensors(path: &Path, tensors: &[(String, &str, Vec<usize>, Vec<u8>)]) {
+    let mut header = serde_json::Map::new();
+    header.insert(
+        "__metadata__".into(),
+        serde_json::json!({"format": "pt", "origin": "test"}),
+    );
+    let mut data = Vec::new();
+    for (name, dtype, shape, bytes) in tensors {
+        let start = data.len();
+        data.extend_from_slice(bytes);
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut text = serde_json::to_vec(&header).unwrap();
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut file = (text.len() as u64).to_le_bytes().to_vec();
+    file.extend(text);
+    file.extend(data);
+    std::fs::write(path, file).unwrap();
+}
+
+/// The header of a safetensors file.
+fn raw_header(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    serde_json::from_slice(&bytes[8..8 + n]).unwrap()
+}
+
+#[test]
+fn merge_refuses_what_it_does_not_implement_and_keeps_what_it_does_not_touch() {
+    let fx = repo().join("tests").join("fixtures").join("peft");
+    let dir = scratch("merge-parity");
+    let out = dir.join("merged.safetensors");
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fx.join("adapter").join("adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    let merge_with = |edit: &dyn Fn(&mut serde_json::Value), extra: Option<&str>| {
+        let adapter = dir.join("adapter");
+        let _ = std::fs::remove_dir_all(&adapter);
+        std::fs::create_dir_all(&adapter).unwrap();
+        let mut c = config.clone();
+        edit(&mut c);
+        std::fs::write(
+            adapter.join("adapter_config.json"),
+            serde_json::to_vec(&c).unwrap(),
+        )
+        .unwrap();
+        let mut tensors =
+            safetensors_io::read(&fx.join("adapter").join("adapter_model.safetensors")).unwrap();
+        if let Some(name) = extra {
+            tensors.push((name.to_string(), Tensor::zeros(DType::F32, &[2, 2])));
+        }
+        safetensors_io::write_atomic(&adapter.join("adapter_model.safetensors"), &tensors).unwrap();
+        ftl_compiler::peft::merge(
+            &fx.join("base.safetensors"),
+            &adapter,
+            &out,
+            &super::options(),
+        )
+    };
+    let refused_with = |o: ftl_compiler::driver::Outcome, text: &str| {
+        assert!(!o.success(), "merged: {}", o.stdout);
+        assert!(
+            o.stderr.contains("E0091") && o.stderr.contains(text),
+            "{}",
+            o.stderr
+        );
+    };
+    refused_with(merge_with(&|c| c["r"] = 0.into(), None), "positive integer");
+    refused_with(
+        merge_with(&|c| c["lora_alpha"] = "16".into(), None),
+        "`lora_alpha` must be a number",
+    );
+    refused_with(
+        merge_with(&|c| c["use_dora"] = "yes".into(), None),
+        "`use_dora` must be true or false",
+    );
+    refused_with(
+        merge_with(&|c| *c = serde_json::json!([1, 2]), None),
+        "not a JSON object",
+    );
+    refused_with(
+        merge_with(&|c| c["lora_bias"] = true.into(), None),
+        "lora_bias",
+    );
+    refused_with(
+        merge_with(
+            &|c| c["modules_to_save"] = serde_json::json!(["lm_head"]),
+            None,
+        ),
+        "modules_to_save",
+    );
+    refused_with(
+        merge_with(
+            &|_| {},
+            Some("base_model.model.embed_tokens.lora_embedding_A"),
+        ),
+        "lora_embedding_A",
+    );
+    // Pattern keys are regular expressions, as PEFT matches them: this one reaches every
+    // q_proj and v_proj and gives a rank their lora_A does not have.
+    refused_with(
+        merge_with(
+            &|c| c["rank_pattern"] = serde_json::json!({r".*_proj": 5}),
+            None,
+        ),
+        "the config gives r = 5",
+    );
+    let o = merge_with(
+        &|c| c["alpha_pattern"] = serde_json::json!({r"layers\.\d+\.self_attn\.(q|v)_proj": 2}),
+        None,
+    );
+    assert!(o.success(), "{}", o.stderr);
+    assert!(
+        !o.stdout.contains("lora_alpha = 8") && o.stdout.contains("lora_alpha = 2"),
+        "{}",
+        o.stdout
+    );
+
+    // A base with a u8 tensor and metadata: both pass through untouched.
+    let mut base: Vec<(String, &str, Vec<usize>, Vec<u8>)> =
+        safetensors_io::read(&fx.join("base.safetensors"))
+            .unwrap()
+            .into_iter()
+            .map(|(n, t)| (n, "F32", t.shape().to_vec(), t.bytes().to_vec()))
+            .collect();
+    base.push(("quant.scales".into(), "U8", vec![3], vec![7, 8, 255]));
+    let base_path = dir.join("base-u8.safetensors");
+    write_raw_safetensors(&base_path, &base);
+    let o = ftl_compiler::peft::merge(&base_path, &fx.join("adapter"), &out, &super::options());
+    assert!(o.success(), "{}", o.stderr);
+    let header = raw_header(&out);
+    assert_eq!(header["__metadata__"]["origin"], "test");
+    assert_eq!(header["quant.scales"]["dtype"], "U8");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

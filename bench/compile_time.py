@@ -58,7 +58,7 @@ def timed(args):
 def main():
     shapes = [
         (chain, [8, 16, 26, 64, 256]),
-        (calls, [8, 16, 24]),
+        (calls, [8, 12, 24]),
         (shared, [8, 24, 200]),
         (flat, [100, 1000, 5000]),
         (errors, [1000, 50000]),

@@ -82,8 +82,17 @@ pub fn read_filtered(
     keep: impl Fn(&str) -> bool,
 ) -> Result<Vec<(String, Tensor)>, IoError> {
     let map = map_regular(path)?;
-    let st = SafeTensors::deserialize(&map)
-        .map_err(|e| err(path, format!("not a valid safetensors file: {e}")))?;
+    decode(&map, keep).map_err(|m| err(path, m))
+}
+
+/// Decodes the tensors of safetensors `bytes` whose names `keep` accepts, in name order; the
+/// error is one sentence naming the offending tensor.
+pub fn decode(
+    bytes: &[u8],
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, Tensor)>, String> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("not a valid safetensors file: {e}"))?;
     let mut names: Vec<String> = st
         .names()
         .into_iter()
@@ -95,22 +104,15 @@ pub fn read_filtered(
     for name in names {
         let view = st
             .tensor(&name)
-            .map_err(|e| err(path, format!("tensor `{name}`: {e}")))?;
+            .map_err(|e| format!("tensor `{name}`: {e}"))?;
         let dtype = DType::from_safetensors(view.dtype()).ok_or_else(|| {
-            err(
-                path,
-                format!(
-                    "tensor `{name}` has dtype {:?}, which FTL does not support",
-                    view.dtype()
-                ),
+            format!(
+                "tensor `{name}` has dtype {:?}, which FTL does not support",
+                view.dtype()
             )
         })?;
-        let tensor = Tensor::from_bytes(dtype, view.shape(), view.data()).ok_or_else(|| {
-            err(
-                path,
-                format!("tensor `{name}`: data does not match its shape"),
-            )
-        })?;
+        let tensor = Tensor::from_bytes(dtype, view.shape(), view.data())
+            .ok_or_else(|| format!("tensor `{name}`: data does not match its shape"))?;
         out.push((name, tensor));
     }
     Ok(out)

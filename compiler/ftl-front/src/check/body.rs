@@ -618,7 +618,11 @@ impl<'c, 'p> Ctx<'c, 'p> {
                         name: "expect_close",
                         args,
                         ..
-                    } => Some(Stmt::ExpectClose(args[0], args[1], args[2])),
+                    } => match args.as_slice() {
+                        &[actual, expected, tol] => Some(Stmt::ExpectClose(actual, expected, tol)),
+                        // A wrong argument count was reported when the call was checked.
+                        _ => None,
+                    },
                     _ => {
                         if self.kind == DeclKind::Test && self.ty(id) != &Ty::Error {
                             let d = self

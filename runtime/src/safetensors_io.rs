@@ -87,10 +87,7 @@ pub fn read_filtered(
 
 /// Decodes the tensors of safetensors `bytes` whose names `keep` accepts, in name order; the
 /// error is one sentence naming the offending tensor.
-pub fn decode(
-    bytes: &[u8],
-    keep: impl Fn(&str) -> bool,
-) -> Result<Vec<(String, Tensor)>, String> {
+pub fn decode(bytes: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<(String, Tensor)>, String> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| format!("not a valid safetensors file: {e}"))?;
     let mut names: Vec<String> = st

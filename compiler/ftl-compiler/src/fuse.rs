@@ -691,14 +691,14 @@ fn schedule(
             // `prev_sample` from `denoised`), instead of re-reading them in a second pass.
             if matches!(nest.kind, NestKind::Map) {
                 loop {
-                    let mut outs: BTreeSet<BufId> = done.clone();
-                    outs.extend(nests.iter().map(|n| n.out));
                     let kernel_outs: BTreeSet<BufId> = nests.iter().map(|n| n.out).collect();
                     let next = (0..steps.len()).find(|&j| {
                         !scheduled[j]
                             && !host[j]
                             && !small[j]
-                            && deps[j].iter().all(|b| outs.contains(b))
+                            && deps[j]
+                                .iter()
+                                .all(|b| done.contains(b) || kernel_outs.contains(b))
                             && spaces[j] == spaces[first]
                             && g.node(steps[j].0).dims == g.node(root).dims
                             && matches!(nest_of(g, steps[j].0, steps[j].1).kind, NestKind::Map)

@@ -107,32 +107,19 @@ fn sizes_that_wrap_or_exceed_the_memory_limit_are_refused_before_allocating() {
         "E0096",
     );
     // The limit is the user's to set; a value that is not a size is refused, not ignored.
-    let (status, err) = ftc_env(
-        &[("FTL_MEMORY_LIMIT", "1K")],
-        &[
+    for (limit, expect) in [("1K", "1.0 KiB"), ("lots", "FTL_MEMORY_LIMIT=lots")] {
+        let run = [
             "run",
             DPO,
             "--entry",
             "sigmoid_from_logits",
             "--inputs",
             DPO_INPUTS,
-        ],
-    );
-    assert_eq!(status, 1, "{err}");
-    assert!(err.contains("E0096") && err.contains("1.0 KiB"), "{err}");
-    let (status, err) = ftc_env(
-        &[("FTL_MEMORY_LIMIT", "lots")],
-        &[
-            "run",
-            DPO,
-            "--entry",
-            "sigmoid_from_logits",
-            "--inputs",
-            DPO_INPUTS,
-        ],
-    );
-    assert_eq!(status, 1, "{err}");
-    assert!(err.contains("FTL_MEMORY_LIMIT"), "{err}");
+        ];
+        let (status, err) = ftc_env(&[("FTL_MEMORY_LIMIT", limit)], &run);
+        assert_eq!(status, 1, "{err}");
+        assert!(err.contains("E0096") && err.contains(expect), "{err}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -615,7 +602,7 @@ fn write_raw_safetensors(path: &Path, tensors: &[(String, &str, Vec<usize>, Vec<
         );
     }
     let mut text = serde_json::to_vec(&header).unwrap();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
     let mut file = (text.len() as u64).to_le_bytes().to_vec();

@@ -25,11 +25,17 @@ for spec in "examples/dpo.ftl sigmoid_from_logits dpo_logits" "examples/lora.ftl
     python3 -c 'import json,sys; sys.stdout.buffer.write(json.dumps(json.load(open(sys.argv[1]))["manifest"]).encode()+b"\0"+open(sys.argv[2],"rb").read())' \
         "$pack/manifest.json" "examples/data/$3.safetensors" > "$corpus/artifact/$2"
 done
+# With a nightly toolchain the targets run under AddressSanitizer (a heap overflow stops at the
+# faulting access); on stable, without a sanitizer (libFuzzer still finds panics, aborts,
+# stack overflows, timeouts and out-of-memory via -rss_limit_mb).
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    fuzz=(cargo +nightly fuzz run)
+else
+    fuzz=(cargo fuzz run --sanitizer none)
+fi
 for t in "${targets[@]}"; do
     echo "== fuzz $t for ${seconds}s"
-    # No sanitizer: the toolchain is stable Rust; libFuzzer still finds panics, aborts,
-    # stack overflows, timeouts and out-of-memory (-rss_limit_mb).
-    (cd fuzz && cargo fuzz run --sanitizer none "$t" "../$corpus/$t" -- \
+    (cd fuzz && "${fuzz[@]}" "$t" "../$corpus/$t" -- \
         -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=20 -print_final_stats=1) 2>&1 \
         | grep -E '^(#[0-9]+.*(DONE|pulse)|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==|SUMMARY|.*Test unit written)' || true
 done

@@ -175,16 +175,22 @@ impl Artifact {
     pub fn load(dir: &Path) -> Result<Artifact, ExecError> {
         let manifest_path = dir.join(MANIFEST);
         let text = read_regular(&manifest_path, MAX_MANIFEST_BYTES)?;
-        let format = serde_json::from_slice::<serde_json::Value>(&text)
-            .ok()
+        // Parsed once: the format is read first, so an artifact of another format gets the
+        // rebuild hint rather than a field error.
+        let value = serde_json::from_slice::<serde_json::Value>(&text).ok();
+        let format = value
+            .as_ref()
             .and_then(|v| v.get("format").and_then(|f| f.as_u64()));
-        if format != Some(u64::from(FORMAT)) {
-            return Err(err(format!(
-                "{}: not an FTL artifact of format {FORMAT} (rebuild it with this version's `ftc build -o`)",
-                manifest_path.display()
-            )));
-        }
-        let header: ArtifactHeader = serde_json::from_slice(&text).map_err(|e| {
+        let value = match value {
+            Some(v) if format == Some(u64::from(FORMAT)) => v,
+            _ => {
+                return Err(err(format!(
+                    "{}: not an FTL artifact of format {FORMAT} (rebuild it with this version's `ftc build -o`)",
+                    manifest_path.display()
+                )))
+            }
+        };
+        let header: ArtifactHeader = serde_json::from_value(value).map_err(|e| {
             err(format!(
                 "{}: not an FTL manifest: {e}",
                 manifest_path.display()

@@ -236,7 +236,7 @@ impl Executor {
         // Dims bound by arguments; scalar-sized ones after the prelude.
         let mut sizes: Vec<Option<i64>> = vec![None; m.dims.len()];
         self.resolve_dims(&mut sizes, &binding, &HashMap::new())?;
-        self.check_borrowed(&mem, &sizes)?;
+        self.check_prefilled(&mem, &sizes)?;
         let mut status = vec![0i64; 3];
         let mut budget = Budget::new(self.memory_limit);
         if let Some(p) = &m.prelude {
@@ -269,7 +269,7 @@ impl Executor {
                 ),
             );
         }
-        self.check_borrowed(&mem, &sizes)?;
+        self.check_prefilled(&mem, &sizes)?;
         let all: Vec<u32> = (0..m.buffers.len() as u32).collect();
         self.charge(&mut budget, &mem, &all, &sizes)?;
         self.alloc(&mut mem, &all, &sizes)?;
@@ -677,28 +677,32 @@ impl Executor {
 
     /// Every given tensor has exactly its buffer's element count under the sizes resolved so
     /// far (the binder checked it against the declared dims; this ties those to the layout
-    /// the kernels use, so no manifest can make a kernel read past an input).
-    fn check_borrowed(
+    /// the kernels use, so no manifest can make a kernel read past an input), and every
+    /// default holds its buffer's bytes.
+    fn check_prefilled(
         &self,
         mem: &[Option<Memory<'_>>],
         sizes: &[Option<i64>],
     ) -> Result<(), ExecError> {
         for (b, slot) in mem.iter().enumerate() {
-            let Some(Memory::Borrowed(t)) = slot else {
-                continue;
-            };
             let decl = &self.manifest.buffers[b];
-            if decl.dims.iter().any(|d| sizes[*d as usize].is_none()) {
+            if slot.is_none() || decl.dims.iter().any(|d| sizes[*d as usize].is_none()) {
                 continue;
             }
             let count = checked_product(self.shape(b as u32, sizes).iter().map(|s| *s as u64));
-            if count != Some(t.len() as u64) || t.dtype() != decl.dtype {
+            let fits = match slot {
+                Some(Memory::Borrowed(t)) => {
+                    count == Some(t.len() as u64) && t.dtype() == decl.dtype
+                }
+                Some(Memory::Owned(w)) => count
+                    .and_then(|c| c.checked_mul(decl.dtype.size_bytes() as u64))
+                    .is_some_and(|bytes| bytes <= w.len() as u64 * 8),
+                _ => true,
+            };
+            if !fits {
                 return fail(
                     ExecErrorKind::InvalidManifest,
-                    format!(
-                        "an input of {} elements does not fit its buffer's dims",
-                        t.len()
-                    ),
+                    format!("input or default buffer {b} does not fit its dims"),
                 );
             }
         }
@@ -904,7 +908,9 @@ impl Executor {
                     }
                 }};
             }
-            if dtype == DType::F64 {
+            // The copies are f32 whatever the output's dtype: an f64 output over f32 (or 16-bit)
+            // operands multiplies in f32 and widens on the store.
+            if direct && dtype == DType::F64 {
                 run_gemm!(f64)
             } else {
                 run_gemm!(f32)
@@ -968,4 +974,76 @@ fn words(t: &Tensor) -> Vec<u64> {
     let mut w = vec![0u64; t.bytes().len().div_ceil(8).max(1)];
     bytemuck::cast_slice_mut::<u64, u8>(&mut w)[..t.bytes().len()].copy_from_slice(t.bytes());
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `y[M, N] = a[M, K] @ b[K, N]` with f32 operands and an output of `out_dtype`.
+    fn matmul(out_dtype: &str) -> Manifest {
+        serde_json::from_value(serde_json::json!({
+            "entry": "t::mm", "kind": "objective",
+            "args": [
+                {"name": "a", "dtype": "f32", "dims": [{"Named": "M"}, {"Named": "K"}],
+                 "required": true, "default": null, "buffer": 0},
+                {"name": "b", "dtype": "f32", "dims": [{"Named": "K"}, {"Named": "N"}],
+                 "required": true, "default": null, "buffer": 1}
+            ],
+            "dims": [{"name": "M", "size": "Arg"}, {"name": "K", "size": "Arg"},
+                     {"name": "N", "size": "Arg"}],
+            "buffers": [
+                {"dtype": "f32", "dims": [0, 1], "role": {"Arg": 0}},
+                {"dtype": "f32", "dims": [1, 2], "role": {"Arg": 1}},
+                {"dtype": out_dtype, "dims": [0, 2], "role": {"Output": "y"}}
+            ],
+            "prelude": null, "checks": [],
+            "steps": [{"Contract": {"a": 0, "b": 1, "out": 2, "batch": [], "m": [0],
+                                    "n": [2], "k": [1]}}],
+            "outputs": [["y", 2]]
+        }))
+        .unwrap()
+    }
+
+    fn run(m: Manifest) -> Result<Vec<f64>, ExecError> {
+        let exec = Executor::new(m, |_| None)?;
+        let inputs = HashMap::from([
+            (
+                "a".to_string(),
+                Tensor::from_f64(DType::F32, &[2, 3], &[1., 2., 3., 4., 5., 6.]),
+            ),
+            (
+                "b".to_string(),
+                Tensor::from_f64(DType::F32, &[3, 2], &[1., 0., 0., 1., 1., 1.]),
+            ),
+        ]);
+        Ok(exec.run(&inputs)?.remove(0).1.to_f64())
+    }
+
+    /// Found by the artifact fuzz target: an f64 product of f32 operands ran the f64 GEMM
+    /// over the f32 copies, reading and writing past them.
+    #[test]
+    fn a_wider_output_than_its_operands_multiplies_in_f32() {
+        let expected = vec![4., 5., 10., 11.];
+        assert_eq!(run(matmul("f32")).unwrap(), expected);
+        assert_eq!(run(matmul("f64")).unwrap(), expected);
+        assert_eq!(run(matmul("bf16")).unwrap(), expected);
+    }
+
+    #[test]
+    fn routines_never_write_inputs_and_defaults_are_scalars() {
+        let mut m = matmul("f32");
+        if let Step::Contract(c) = &mut m.steps[0] {
+            c.out = 0;
+            c.a = 2;
+        }
+        let err = run(m).unwrap_err();
+        assert_eq!(err.kind, ExecErrorKind::InvalidManifest);
+        assert!(err.messages[0].contains("not a temporary or an output"));
+        let mut m = matmul("f32");
+        m.args[0].default = Some(1.0);
+        m.args[0].required = false;
+        let err = run(m).unwrap_err();
+        assert!(err.messages[0].contains("has a default but is not a scalar"));
+    }
 }

@@ -56,6 +56,23 @@ impl Checker<'_> {
         }
     }
 
+    /// A library routine writes `b` through a pointer: it must be (a view of) a buffer the
+    /// executor owns, never a caller's input or a literal.
+    fn writable(&self, b: u32, what: &str) -> Result<(), InvalidManifest> {
+        self.buffer(b, what)?;
+        let mut at = b as usize;
+        for _ in 0..=self.m.buffers.len() {
+            match &self.m.buffers[at].role {
+                BufferRole::View(of) if (*of as usize) < self.m.buffers.len() => at = *of as usize,
+                BufferRole::Temp | BufferRole::Output(_) => return Ok(()),
+                _ => break,
+            }
+        }
+        Err(InvalidManifest(format!(
+            "{what} writes buffer {b}, which is not a temporary or an output"
+        )))
+    }
+
     fn dims_of(&self, b: u32) -> &[u32] {
         &self.m.buffers[b as usize].dims
     }
@@ -124,6 +141,7 @@ impl Checker<'_> {
             }
             Ok(())
         };
+        self.writable(c.out, "a contraction")?;
         operand(c.a, [&c.batch, &c.m, &c.k])?;
         operand(c.b, [&c.batch, &c.k, &c.n])?;
         operand(c.out, [&c.batch, &c.m, &c.n])
@@ -135,7 +153,7 @@ impl Checker<'_> {
             Step::Contract(c) => self.contract(c),
             Step::ArgSort { x, out, dim, .. } => {
                 self.buffer(*x, "argsort")?;
-                self.buffer(*out, "argsort")?;
+                self.writable(*out, "argsort")?;
                 self.has_dim(*x, *dim, "argsort")?;
                 if self.dims_of(*x) != self.dims_of(*out) {
                     return Err(InvalidManifest(
@@ -153,7 +171,7 @@ impl Checker<'_> {
                 ..
             } => {
                 self.buffer(*a, "a decomposition")?;
-                self.buffer(*out, "a decomposition")?;
+                self.writable(*out, "a decomposition")?;
                 self.has_dim(*a, *row, "a decomposition")?;
                 self.has_dim(*a, *col, "a decomposition")?;
                 if *part > 2 || row == col {
@@ -164,9 +182,10 @@ impl Checker<'_> {
                 Ok(())
             }
             Step::Solve { a, b, out, dim } => {
-                for x in [a, b, out] {
+                for x in [a, b] {
                     self.buffer(*x, "solve")?;
                 }
+                self.writable(*out, "solve")?;
                 let ad = self.dims_of(*a);
                 if ad.len() != 2 || !ad.contains(dim) || ad[0] == ad[1] {
                     return Err(InvalidManifest(
@@ -270,6 +289,15 @@ pub fn validate(m: &Manifest) -> Result<(), InvalidManifest> {
         if m.buffers[a.buffer as usize].role != BufferRole::Arg(k as u32) {
             return Err(InvalidManifest(format!(
                 "argument `{}` does not own its buffer",
+                a.name
+            )));
+        }
+        // A default fills one scalar: its argument must be a scalar.
+        if a.default.is_some()
+            && !(a.dims.is_empty() && m.buffers[a.buffer as usize].dims.is_empty())
+        {
+            return Err(InvalidManifest(format!(
+                "argument `{}` has a default but is not a scalar",
                 a.name
             )));
         }

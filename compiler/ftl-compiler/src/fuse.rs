@@ -426,6 +426,10 @@ pub fn fuse(g: &Graph) -> Plan {
             prelude_roots.push(id);
         }
     }
+    // In arena order, which is dependency order: a condition or a dim reading another
+    // `requires` dim's scalar comes after the nest that writes it.
+    prelude_roots.sort_unstable();
+    prelude_roots.dedup();
     for r in &prelude_roots {
         mat[r.0 as usize] = true;
     }

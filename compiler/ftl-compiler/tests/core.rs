@@ -710,6 +710,37 @@ fn mlir_backend_matches_the_interpreter_on_every_entry() {
     assert!(checked >= 20, "{checked}");
 }
 
+/// Conditions over dims bound by `requires` from other such dims see their values on every
+/// backend (issue 13: the compiled path saw 0 and refused `I == R * K` though it held, or
+/// accepted `K >= 1` though it failed, blaming the inputs).
+#[test]
+fn requires_conditions_over_derived_dims_hold_and_fail_alike_on_both_backends() {
+    let file = repo().join("tests").join("run").join("requires.ftl");
+    let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
+    assert!(analysis.diagnostics.is_empty());
+    let (_, id) = pipeline::entries(&analysis)
+        .into_iter()
+        .find(|(name, _)| name.ends_with("split_rows"))
+        .unwrap();
+    let g = pipeline::compile(&analysis.hir, id, &Default::default(), true).unwrap();
+    for (i, r, holds) in [(6, 2, true), (7, 2, false), (1, 2, false), (9, 3, true)] {
+        let dims = std::collections::BTreeMap::from([
+            ("I".to_string(), vec![i]),
+            ("R".to_string(), vec![r]),
+        ]);
+        let inputs = run::random_inputs(&g, &dims, None, 5).unwrap();
+        for backend in [run::Backend::Interp, run::Backend::Mlir] {
+            match run::run_on(backend, &g, &inputs) {
+                Ok(_) => assert!(holds, "{backend:?} I={i} R={r} ran"),
+                Err(e) => assert!(
+                    !holds && e.code().map(|c| c.id()) == Some("E0093"),
+                    "{backend:?} I={i} R={r}: {e:?}"
+                ),
+            }
+        }
+    }
+}
+
 /// Distance in units in the last place between two f32 values.
 fn ulps(a: f32, b: f32) -> u64 {
     if a == b || (a.is_nan() && b.is_nan()) {

@@ -459,3 +459,60 @@ pub fn expr_text(hir: &Hir, body: &Body, id: ExprId) -> String {
         ExprKind::Error => "{error}".to_string(),
     }
 }
+
+impl ExprKind {
+    /// The sub-expressions an expression reads.
+    pub fn children(&self) -> Vec<ExprId> {
+        match self {
+            ExprKind::Int(_)
+            | ExprKind::Float(_)
+            | ExprKind::Bool(_)
+            | ExprKind::Param(_)
+            | ExprKind::Local(_)
+            | ExprKind::DimSize(_)
+            | ExprKind::DimArg(_)
+            | ExprKind::Variant(_)
+            | ExprKind::Error => Vec::new(),
+            ExprKind::Tensor(xs) => xs.clone(),
+            ExprKind::Unary(_, a) | ExprKind::Cast(_, a) | ExprKind::Field(a, _) => vec![*a],
+            ExprKind::Binary(_, a, b) => vec![*a, *b],
+            ExprKind::Compare(a, rest) => std::iter::once(*a)
+                .chain(rest.iter().map(|(_, e)| *e))
+                .collect(),
+            ExprKind::Builtin { args, kwargs, .. } => args
+                .iter()
+                .copied()
+                .chain(kwargs.iter().map(|(_, e)| *e))
+                .collect(),
+            ExprKind::Call { args, .. } => args.iter().flatten().copied().collect(),
+            ExprKind::Gather {
+                base,
+                index,
+                default,
+                ..
+            } => [*base, *index].into_iter().chain(*default).collect(),
+            ExprKind::Reshape { base, .. } => vec![*base],
+            ExprKind::If(c, a, b) => vec![*c, *a, *b],
+            ExprKind::Match(e, arms) => std::iter::once(*e)
+                .chain(arms.iter().map(|(_, x)| *x))
+                .collect(),
+            ExprKind::Block(stmts, value) => stmts
+                .iter()
+                .flat_map(Stmt::exprs)
+                .chain(std::iter::once(*value))
+                .collect(),
+            ExprKind::Record(fields) => fields.iter().map(|(_, e)| *e).collect(),
+        }
+    }
+}
+
+impl Stmt {
+    /// The expressions a statement reads.
+    pub fn exprs(&self) -> Vec<ExprId> {
+        match self {
+            Stmt::Let(_, e) | Stmt::Loss(e) | Stmt::Metric(_, e) | Stmt::Assign(_, e) => vec![*e],
+            Stmt::ExpectClose(a, b, c) => vec![*a, *b, *c],
+            Stmt::Gradcheck(_, args) => args.iter().map(|(_, e)| *e).collect(),
+        }
+    }
+}

@@ -414,14 +414,69 @@ impl Builder {
         })
     }
 
-    /// The element count of `dims`, as a scalar of `dtype`.
+    /// The element count of `dims`, as a scalar of `dtype`. A dim sized by a `requires`
+    /// scalar (or derived from one) reads that scalar's node rather than the dim's size: the
+    /// prelude computes such scalars before the dim has a size, so `requires K == floordiv(I,
+    /// R), K2 == K + 1` and conditions over K see K's value on every backend.
     pub fn size(&mut self, dims: Vec<DimId>, dtype: DType) -> NodeId {
-        let n = self.push(Node {
-            op: Op::Size(dims),
-            dtype: DType::I64,
-            dims: vec![],
-        });
+        let (derived, plain): (Vec<DimId>, Vec<DimId>) =
+            dims.into_iter().partition(|d| self.reads_scalar(*d));
+        let mut derived = derived.into_iter();
+        let mut n = match derived.next() {
+            Some(d) if plain.is_empty() => self.dim_value(d),
+            first => {
+                let n = self.push(Node {
+                    op: Op::Size(plain),
+                    dtype: DType::I64,
+                    dims: vec![],
+                });
+                match first {
+                    Some(d) => {
+                        let v = self.dim_value(d);
+                        self.binary(BinOp::Mul, n, v)
+                    }
+                    None => n,
+                }
+            }
+        };
+        for d in derived {
+            let v = self.dim_value(d);
+            n = self.binary(BinOp::Mul, n, v);
+        }
         self.cast(n, dtype)
+    }
+
+    /// Whether dim `d`'s size is a `requires` scalar or derived from one.
+    fn reads_scalar(&self, d: DimId) -> bool {
+        match &self.graph.dim(d).size {
+            DimSize::Scalar(_) => true,
+            DimSize::Product(ds) => ds.iter().any(|x| self.reads_scalar(*x)),
+            DimSize::Quotient(a, ds) => {
+                self.reads_scalar(*a) || ds.iter().any(|x| self.reads_scalar(*x))
+            }
+            DimSize::Min(a, b) => self.reads_scalar(*a) || self.reads_scalar(*b),
+            DimSize::Arg | DimSize::Pack | DimSize::Const(_) => false,
+        }
+    }
+
+    /// The size of dim `d` as an i64 node, following the rule that sizes it.
+    fn dim_value(&mut self, d: DimId) -> NodeId {
+        if !self.reads_scalar(d) {
+            return self.size(vec![d], DType::I64);
+        }
+        match self.graph.dim(d).size.clone() {
+            DimSize::Scalar(v) => self.cast(v, DType::I64),
+            DimSize::Product(ds) => self.size(ds, DType::I64),
+            DimSize::Quotient(a, ds) => {
+                let (a, by) = (self.dim_value(a), self.size(ds, DType::I64));
+                self.binary(BinOp::FloorDiv, a, by)
+            }
+            DimSize::Min(a, b) => {
+                let (a, b) = (self.dim_value(a), self.dim_value(b));
+                self.binary(BinOp::Min, a, b)
+            }
+            DimSize::Arg | DimSize::Pack | DimSize::Const(_) => self.size(vec![d], DType::I64),
+        }
     }
 
     /// Gives `a` exactly `target` dims: sums dims it has beyond them, broadcasts missing ones

@@ -7,59 +7,6 @@ use crate::hir::{Body, Decl, DeclId, ExprId, ExprKind, LocalId, Stmt};
 use ftl_syntax::ast::{ParamKind, Span};
 use std::collections::HashSet;
 
-/// The sub-expressions an expression reads.
-fn children(kind: &ExprKind) -> Vec<ExprId> {
-    match kind {
-        ExprKind::Int(_)
-        | ExprKind::Float(_)
-        | ExprKind::Bool(_)
-        | ExprKind::Param(_)
-        | ExprKind::Local(_)
-        | ExprKind::DimSize(_)
-        | ExprKind::DimArg(_)
-        | ExprKind::Variant(_)
-        | ExprKind::Error => Vec::new(),
-        ExprKind::Tensor(xs) => xs.clone(),
-        ExprKind::Unary(_, a) | ExprKind::Cast(_, a) | ExprKind::Field(a, _) => vec![*a],
-        ExprKind::Binary(_, a, b) => vec![*a, *b],
-        ExprKind::Compare(a, rest) => std::iter::once(*a)
-            .chain(rest.iter().map(|(_, e)| *e))
-            .collect(),
-        ExprKind::Builtin { args, kwargs, .. } => args
-            .iter()
-            .copied()
-            .chain(kwargs.iter().map(|(_, e)| *e))
-            .collect(),
-        ExprKind::Call { args, .. } => args.iter().flatten().copied().collect(),
-        ExprKind::Gather {
-            base,
-            index,
-            default,
-            ..
-        } => [*base, *index].into_iter().chain(*default).collect(),
-        ExprKind::Reshape { base, .. } => vec![*base],
-        ExprKind::If(c, a, b) => vec![*c, *a, *b],
-        ExprKind::Match(e, arms) => std::iter::once(*e)
-            .chain(arms.iter().map(|(_, x)| *x))
-            .collect(),
-        ExprKind::Block(stmts, value) => stmts
-            .iter()
-            .flat_map(stmt_exprs)
-            .chain(std::iter::once(*value))
-            .collect(),
-        ExprKind::Record(fields) => fields.iter().map(|(_, e)| *e).collect(),
-    }
-}
-
-/// The expressions a statement reads.
-fn stmt_exprs(s: &Stmt) -> Vec<ExprId> {
-    match s {
-        Stmt::Let(_, e) | Stmt::Loss(e) | Stmt::Metric(_, e) | Stmt::Assign(_, e) => vec![*e],
-        Stmt::ExpectClose(a, b, c) => vec![*a, *b, *c],
-        Stmt::Gradcheck(_, args) => args.iter().map(|(_, e)| *e).collect(),
-    }
-}
-
 /// Whether an expression draws random numbers itself (not through its operands).
 fn draws_here(kind: &ExprKind, callee_draws: &dyn Fn(DeclId) -> bool) -> bool {
     match kind {
@@ -119,7 +66,8 @@ fn depends(
         ExprKind::Local(l) => tainted_locals.contains(l),
         other => draws_here(other, callee_draws),
     };
-    here || children(kind)
+    here || kind
+        .children()
         .into_iter()
         .any(|c| depends(body, c, data_params, tainted_locals, callee_draws))
 }

@@ -1,0 +1,31 @@
+// `requires` dims bound from other `requires` dims (issue 13): resolved in dependency order,
+// whatever the order of the clauses, identically on every backend.
+
+/// Splits x into R rows of K = I / R, with K2 = K + 1 read from K; the equations come
+/// before the dims they read.
+objective split_rows(x: f32[I], w: f32[R])
+requires K2 == K + 1, I == R * K, K == floordiv(I, R), K >= 1, K2 > K {
+    let y = x[I -> (R, K)];
+    loss sum(y * w, R, K) * f32(K2);
+}
+
+test "a dim bound from another bound dim has its value" {
+    let r = split_rows(x: [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], w: [1.0, -1.0]);
+    // K = 3, K2 = 4: ((1 + 2 + 3) - (4 + 5 + 6)) * 4
+    expect_close(r.loss, -36.0, 0.0);
+    expect_close(r.grad.w, [24.0, 60.0], 0.0);
+    gradcheck split_rows(I: 6, R: 2);
+}
+
+/// A renamed copy of a bound dim (the form first reported: K' = 0 on the compiled path).
+objective primed(x: f32[I], r: i32 = 2)
+requires R == r, K == floordiv(I, R), K' == K, I == R * K {
+    let y = x[I -> (R, K)];
+    loss sum(y, R, K) * f32(K');
+}
+
+test "a primed copy of a bound dim" {
+    let r = primed(x: [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    expect_close(r.loss, 63.0, 0.0);
+    gradcheck primed(I: 6);
+}

@@ -167,3 +167,18 @@ test "nested calls give the sum over their binomial tree" {
     expect_close(r.grad.x, [2.0 * (0.5403023058681398 + 0.8775825618903728 + 0.25 * 0.9689124217106447)], 1e-6);
     gradcheck nested_calls(N: 3);
 }
+
+/// An f64 identity, to check that f64 literals keep their written digits (issue 13).
+step f64_ident(x: f64[B]) -> (y: f64[B]) {
+    (y: x * 1.0,)
+}
+
+test "f64 literals are not rounded through f32" {
+    let r = f64_ident(x: [0.1, 0.2]);
+    expect_close(r.y, [0.1, 0.2], 0.0);
+    expect_close(r.y, f64([0.1, 0.2]), 0.0);
+    expect_close(f64(0.1), 0.1, 0.0);
+    expect_close(f64([0.1, 0.2]) * 3.0, [0.30000000000000004, 0.6000000000000001], 0.0);
+    let s = f64_ident(x: f64([-0.1, 0.2]));
+    expect_close(s.y, [-0.1, 0.2], 0.0);
+}

@@ -589,6 +589,12 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 Val::Node(acc.ok_or_else(|| LowerError::Internal("empty comparison".into()))?)
             }
             ExprKind::Cast(d, a) => {
+                // `f64(literal)` takes the literal's written value, not its f32 rounding.
+                if self.float(*d) == DType::F64 {
+                    if let Some(n) = self.exact_literal_node(frame, *a, DType::F64) {
+                        return Ok(Val::Node(n));
+                    }
+                }
                 let x = self.node(frame, *a)?;
                 Val::Node(self.b.cast(x, self.float(*d)))
             }
@@ -899,6 +905,25 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         Ok(Val::Node(self.b.relabel(x, dims)))
     }
 
+    /// A numeric literal `e` as a node of `dtype`, rounded once from its written value.
+    fn exact_literal_node(&mut self, frame: &Frame<'h>, e: ExprId, dtype: DType) -> Option<NodeId> {
+        let values = exact_literal(frame.decl, e)?;
+        let dims = match &frame.decl.body.expr(e).ty {
+            Ty::Tensor(t) => self.map_dims(frame, &t.dims).unwrap_or_default(),
+            _ => vec![],
+        };
+        Some(if dims.is_empty() && values.len() == 1 {
+            self.b.constant(values[0], dtype)
+        } else {
+            let values = values.into_iter().map(|v| dtype.round(v)).collect();
+            self.b.push(Node {
+                op: Op::Literal(values),
+                dtype,
+                dims,
+            })
+        })
+    }
+
     /// Inlines a call (or, in a test, runs an entry through [`EntryCalls`]).
     fn call(
         &mut self,
@@ -913,11 +938,14 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         for (k, a) in args.iter().enumerate() {
             let param = callee.params.get(k).map(|p| &p.ty);
             vals.push(match a {
-                Some(e) => Some(match (literal_float(frame.decl, *e), param) {
-                    // A float literal passed to a float scalar parameter takes the parameter's
-                    // dtype directly, so an f64 hyperparameter is not rounded through f32.
-                    (Some(v), Some(Ty::Tensor(t))) if t.is_scalar() && t.dtype.is_float() => {
-                        Val::Node(self.b.constant(v, t.dtype))
+                // A literal passed to a float parameter takes the parameter's dtype directly,
+                // so an f64 hyperparameter or tensor is not rounded through f32.
+                Some(e) => Some(match param {
+                    Some(Ty::Tensor(t)) if t.dtype.is_float() => {
+                        match self.exact_literal_node(frame, *e, t.dtype) {
+                            Some(n) => Val::Node(n),
+                            None => self.expr(frame, *e)?,
+                        }
                     }
                     _ => self.expr(frame, *e)?,
                 }),
@@ -1622,6 +1650,27 @@ fn bind_positional(map: &mut HashMap<String, Vec<DimId>>, items: &[DimItem], hav
             }
             DimItem::Anon(_) => pos += 1,
         }
+    }
+}
+
+/// The exact values of a numeric literal (`0.1`, `-2`, `[[0.1, -0.2]]`, row-major), if `e`
+/// is one: a literal read at f64 (`f64([0.1])`, or compared with an f64 value in a test)
+/// keeps its written digits instead of going through f32.
+pub fn exact_literal(decl: &hir::Decl, e: ExprId) -> Option<Vec<f64>> {
+    match &decl.body.expr(e).kind {
+        ExprKind::Float(v) => Some(vec![*v]),
+        ExprKind::Int(v) => Some(vec![*v as f64]),
+        ExprKind::Unary(ast::UnOp::Neg, inner) => {
+            exact_literal(decl, *inner).map(|v| v.into_iter().map(|x| -x).collect())
+        }
+        ExprKind::Tensor(elems) => {
+            let mut out = Vec::new();
+            for el in elems {
+                out.extend(exact_literal(decl, *el)?);
+            }
+            Some(out)
+        }
+        _ => None,
     }
 }
 

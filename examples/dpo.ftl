@@ -36,8 +36,8 @@ objective sigmoid_from_logits(
         beta: beta,
     );
     loss r.loss;
-    metric rewards_accuracies = r.rewards_accuracies;
-    metric rewards_margins = r.rewards_margins;
+    metric rewards_accuracies = r.metric.rewards_accuracies;
+    metric rewards_margins = r.metric.rewards_margins;
 }
 
 test "dpo at zero margin is log 2" {
@@ -59,8 +59,8 @@ test "dpo matches TRL on two pairs" {
         ref_rejected_logps: [-11.5, -26.0],
     );
     expect_close(r.loss, 0.7376561461290296, 1e-6);
-    expect_close(r.rewards_rejected, 0.075, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.075, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 1e-6);
     expect_close(r.grad.chosen_logps, [-0.023128507732812525, -0.02872212584058295], 1e-6);
     gradcheck sigmoid;
     gradcheck sigmoid_from_logits(B: 2, T: 3, V: 5);

@@ -86,10 +86,10 @@ objective cpo_from_logits(
     let nll = sft(logits: chosen_logits, labels: chosen_labels);
     loss pref.loss + cpo_alpha * nll.loss;
     metric nll_loss = nll.loss;
-    metric rewards_chosen = pref.rewards_chosen;
-    metric rewards_rejected = pref.rewards_rejected;
-    metric rewards_accuracies = pref.rewards_accuracies;
-    metric rewards_margins = pref.rewards_margins;
+    metric rewards_chosen = pref.metric.rewards_chosen;
+    metric rewards_rejected = pref.metric.rewards_rejected;
+    metric rewards_accuracies = pref.metric.rewards_accuracies;
+    metric rewards_margins = pref.metric.rewards_margins;
 }
 
 /// SimPO from logits, TRL's total: `simpo` on length-averaged log-probs (`mean_logps`) plus
@@ -115,18 +115,18 @@ objective simpo_from_logits(
     let nll = sft(logits: chosen_logits, labels: chosen_labels);
     loss pref.loss + cpo_alpha * nll.loss;
     metric nll_loss = nll.loss;
-    metric rewards_chosen = pref.rewards_chosen;
-    metric rewards_rejected = pref.rewards_rejected;
-    metric rewards_accuracies = pref.rewards_accuracies;
-    metric rewards_margins = pref.rewards_margins;
+    metric rewards_chosen = pref.metric.rewards_chosen;
+    metric rewards_rejected = pref.metric.rewards_rejected;
+    metric rewards_accuracies = pref.metric.rewards_accuracies;
+    metric rewards_margins = pref.metric.rewards_margins;
 }
 
 test "cpo, cpo_hinge and cpo_ipo match TRL on V2" {
     // Summed log-probs s_c = [-10, -25], s_r = [-12, -24]; averaged ā_c = [-2.5, -2.5], ā_r = [-2.4, -3].
     let c = cpo(chosen_logps: [-10.0, -25.0], rejected_logps: [-12.0, -24.0]);
     expect_close(c.loss, 0.6712677647275813, 1e-6);
-    expect_close(c.rewards_margins, 0.05, 1e-6);
-    expect_close(c.rewards_accuracies, 0.5, 0.0);
+    expect_close(c.metric.rewards_margins, 0.05, 1e-6);
+    expect_close(c.metric.rewards_accuracies, 0.5, 0.0);
     let h = cpo_hinge(chosen_logps: [-10.0, -25.0], rejected_logps: [-12.0, -24.0]);
     expect_close(h.loss, 0.9500000000000001, 1e-6);
     let i = cpo_ipo(chosen_logps: [-2.5, -2.5], rejected_logps: [-2.4, -3.0]);
@@ -142,8 +142,8 @@ test "cpo, cpo_hinge and cpo_ipo match TRL on V2" {
 test "simpo matches TRL on V2" {
     let r = simpo(chosen_logps: [-2.5, -2.5], rejected_logps: [-2.4, -3.0]);
     expect_close(r.loss, 0.9617811320211649, 1e-6);
-    expect_close(r.rewards_chosen, -0.25, 1e-6);
-    expect_close(r.rewards_rejected, -0.27, 1e-6);
+    expect_close(r.metric.rewards_chosen, -0.25, 1e-6);
+    expect_close(r.metric.rewards_rejected, -0.27, 1e-6);
     let b2 = simpo(chosen_logps: [-2.5, -2.5], rejected_logps: [-2.4, -3.0], beta: 2.0);
     expect_close(b2.loss, 0.7886315165327823, 1e-6);
     // research V2: dL/dā_c at β = 2.

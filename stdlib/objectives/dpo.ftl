@@ -34,10 +34,10 @@ test "sigmoid matches TRL on V1 and stays finite at margins of ±1000" {
         ref_rejected_logps: [-11.5, -26.0],
     );
     expect_close(r.loss, 0.7376561461290296, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = sigmoid(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -76,10 +76,10 @@ test "hinge matches TRL on V1 and stays finite at margins of ±1000" {
         ref_rejected_logps: [-11.5, -26.0],
     );
     expect_close(r.loss, 1.075, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = hinge(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -124,10 +124,10 @@ test "ipo matches TRL on V1 and stays finite at margins of ±1000" {
         rejected_lengths: [5.0, 8.0],
     );
     expect_close(r.loss, 25.1225, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = ipo(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -174,10 +174,10 @@ test "exo_pair matches TRL on V1 and stays finite at margins of ±1000" {
         label_smoothing: 0.001,
     );
     expect_close(r.loss, 2.896014082217127, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = exo_pair(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -218,10 +218,10 @@ test "nca_pair matches TRL on V1 and stays finite at margins of ±1000" {
         ref_rejected_logps: [-11.5, -26.0],
     );
     expect_close(r.loss, 1.4082446194590759, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = nca_pair(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -264,10 +264,10 @@ test "robust matches TRL on V1 and stays finite at margins of ±1000" {
         label_smoothing: 0.1,
     );
     expect_close(r.loss, 0.7470311461290295, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = robust(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -307,10 +307,10 @@ test "bco_pair matches TRL on V1 and stays finite at margins of ±1000" {
         ref_rejected_logps: [-11.5, -26.0],
     );
     expect_close(r.loss, 1.4276959187710099, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = bco_pair(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -350,10 +350,10 @@ test "sppo_hard matches TRL on V1 and stays finite at margins of ±1000" {
         ref_rejected_logps: [-11.5, -26.0],
     );
     expect_close(r.loss, 60.625, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = sppo_hard(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -397,10 +397,10 @@ test "aot matches TRL on V1 and stays finite at margins of ±1000" {
         label_smoothing: 0.1,
     );
     expect_close(r.loss, 0.7245521141747386, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = aot(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -444,10 +444,10 @@ test "aot_unpaired matches TRL on V1 and stays finite at margins of ±1000" {
         label_smoothing: 0.0,
     );
     expect_close(r.loss, 0.7314281540434286, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = aot_unpaired(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -487,10 +487,10 @@ test "apo_zero matches TRL on V1 and stays finite at margins of ±1000" {
         ref_rejected_logps: [-11.5, -26.0],
     );
     expect_close(r.loss, 1.018668300414134, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = apo_zero(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -529,10 +529,10 @@ test "apo_down matches TRL on V1 and stays finite at margins of ±1000" {
         ref_rejected_logps: [-11.5, -26.0],
     );
     expect_close(r.loss, 1.0185063357339548, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = apo_down(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -575,10 +575,10 @@ test "discopop matches TRL on V1 and stays finite at margins of ±1000" {
         ref_rejected_logps: [-11.5, -26.0],
     );
     expect_close(r.loss, 0.8524590086711236, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = discopop(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -622,10 +622,10 @@ test "sigmoid_norm matches TRL on V1 and stays finite at margins of ±1000" {
         rejected_lengths: [5.0, 8.0],
     );
     expect_close(r.loss, 0.6933002977448284, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = sigmoid_norm(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -667,10 +667,10 @@ test "sigmoid_forward_kl matches TRL on V1 and stays finite at margins of ±50" 
         ref_rejected_logps: [-11.5, -26.0],
     );
     expect_close(r.loss, 0.7308826637718232, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = sigmoid_forward_kl(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-50.0, 50.0],
@@ -709,10 +709,10 @@ test "sigmoid_js matches TRL on V1 and stays finite at margins of ±1000" {
         ref_rejected_logps: [-11.5, -26.0],
     );
     expect_close(r.loss, 0.7074371153576822, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = sigmoid_js(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -757,10 +757,10 @@ test "sigmoid_alpha matches TRL on V1 and stays finite at margins of ±1000" {
         ref_rejected_logps: [-11.5, -26.0],
     );
     expect_close(r.loss, 0.7285513793248739, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.07500000000000001, 1e-6);
-    expect_close(r.rewards_margins, -0.07500000000000001, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_margins, -0.07500000000000001, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     let s = sigmoid_alpha(
         chosen_logps: [0.0, 0.0],
         rejected_logps: [-1000.0, 1000.0],
@@ -792,10 +792,10 @@ objective sigmoid_from_logits(
         beta: beta,
     );
     loss r.loss;
-    metric rewards_chosen = r.rewards_chosen;
-    metric rewards_rejected = r.rewards_rejected;
-    metric rewards_accuracies = r.rewards_accuracies;
-    metric rewards_margins = r.rewards_margins;
+    metric rewards_chosen = r.metric.rewards_chosen;
+    metric rewards_rejected = r.metric.rewards_rejected;
+    metric rewards_accuracies = r.metric.rewards_accuracies;
+    metric rewards_margins = r.metric.rewards_margins;
 }
 
 test "sigmoid_from_logits sums research V0's token log-probs" {
@@ -810,6 +810,6 @@ test "sigmoid_from_logits sums research V0's token log-probs" {
         ref_rejected_logps: [0.0],
     );
     expect_close(r.loss, 0.6931471805599453, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
     gradcheck sigmoid_from_logits(B: 2, T: 3, V: 5);
 }

@@ -42,9 +42,9 @@ test "kto matches TRL on V4" {
         ref_kl_logps: [-30.5, -28.2, -30.9, -29.6],
     );
     expect_close(r.loss, 0.5093425123349246, 1e-6);
-    expect_close(r.kl, 0.3, 1e-6);
-    expect_close(r.rewards_chosen, 0.0, 1e-6);
-    expect_close(r.rewards_rejected, 0.075, 1e-6);
+    expect_close(r.metric.kl, 0.3, 1e-6);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    expect_close(r.metric.rewards_rejected, 0.075, 1e-6);
     let w = kto(
         chosen_logps: [-10.0, -25.0],
         rejected_logps: [-24.0, -12.0],
@@ -67,7 +67,7 @@ test "kto stays finite at margins of ±1000 and clamps a negative KL at 0" {
         ref_rejected_logps: [0.0],
         ref_kl_logps: [0.0],
     );
-    expect_close(s.kl, 0.0, 0.0);
+    expect_close(s.metric.kl, 0.0, 0.0);
     expect_close(s.loss, 0.6666666666666666, 1e-6);
     expect_close(s.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
 }

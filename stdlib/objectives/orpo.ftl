@@ -45,23 +45,23 @@ objective orpo(
     );
     loss nll.loss + or.loss;
     metric nll_loss = nll.loss;
-    metric rewards_chosen = or.rewards_chosen;
-    metric rewards_rejected = or.rewards_rejected;
-    metric rewards_accuracies = or.rewards_accuracies;
-    metric rewards_margins = or.rewards_margins;
-    metric log_odds_ratio = or.log_odds_ratio;
-    metric log_odds_chosen = or.log_odds_chosen;
+    metric rewards_chosen = or.metric.rewards_chosen;
+    metric rewards_rejected = or.metric.rewards_rejected;
+    metric rewards_accuracies = or.metric.rewards_accuracies;
+    metric rewards_margins = or.metric.rewards_margins;
+    metric log_odds_ratio = or.metric.log_odds_ratio;
+    metric log_odds_chosen = or.metric.log_odds_chosen;
 }
 
 test "odds_ratio matches TRL on V3" {
     // ā_c = [-2.5, -2.5], ā_r = [-2.4, -3.0] (research V2/V3), β = 0.1.
     let r = odds_ratio(chosen_logps: [-2.5, -2.5], rejected_logps: [-2.4, -3.0]);
     expect_close(r.loss, 0.060526490774534474, 1e-6);
-    expect_close(r.log_odds_ratio, -0.6052649077453447, 1e-6);
-    expect_close(r.log_odds_chosen, 0.21256591800948596, 1e-6);
-    expect_close(r.rewards_chosen, -0.25, 1e-6);
-    expect_close(r.rewards_rejected, -0.27, 1e-6);
-    expect_close(r.rewards_accuracies, 0.5, 0.0);
+    expect_close(r.metric.log_odds_ratio, -0.6052649077453447, 1e-6);
+    expect_close(r.metric.log_odds_chosen, 0.21256591800948596, 1e-6);
+    expect_close(r.metric.rewards_chosen, -0.25, 1e-6);
+    expect_close(r.metric.rewards_rejected, -0.27, 1e-6);
+    expect_close(r.metric.rewards_accuracies, 0.5, 0.0);
     // Analytic gradients (research V3): dOR/dā = ∓(β/N)σ(−log_odds)/(1 − e^ā).
     expect_close(r.grad.chosen_logps, [-0.02872461413528402, -0.02012435828322596], 1e-5);
     expect_close(r.grad.rejected_logps, [0.02899733291655916, 0.019440327263817857], 1e-5);
@@ -85,8 +85,8 @@ test "orpo is the chosen NLL plus the odds-ratio term" {
     );
     // log_odds = (ā_c - ā_r) - (log(1 - e^ā_c) - log(1 - e^ā_r)) = 1.379885493041723;
     // OR = -0.1 · logσ(log_odds) = 0.022442861502925217.
-    expect_close(r.nll_loss, 0.4076059644443804, 1e-6);
-    expect_close(r.log_odds_chosen, 1.379885493041723, 1e-6);
+    expect_close(r.metric.nll_loss, 0.4076059644443804, 1e-6);
+    expect_close(r.metric.log_odds_chosen, 1.379885493041723, 1e-6);
     expect_close(r.loss, 0.4300488259473056, 1e-6);
     gradcheck orpo(B: 2, T: 3, V: 5);
 }

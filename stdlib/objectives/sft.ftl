@@ -18,7 +18,7 @@ test "sft is PyTorch's cross-entropy with ignore_index=-100" {
         labels: [[2, 0, -100]],
     );
     expect_close(r.loss, 0.7531091265, 1e-6);
-    expect_close(r.num_tokens, 2.0, 0.0);
+    expect_close(r.metric.num_tokens, 2.0, 0.0);
     // d loss / d logits = (softmax - onehot) / 2 on kept tokens, 0 on the ignored one.
     expect_close(r.grad.logits, [[[0.0450152834, 0.1223642373, -0.1673795207],
                                   [-0.3333333333, 0.1666666667, 0.1666666667],

@@ -1020,13 +1020,25 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         if callee.kind == DeclKind::Fn && callee.outputs.len() == 1 && outs.len() == 1 {
             return Ok(outs.remove(0).1);
         }
+        // An objective's record: `loss`, then its metrics nested as `metric` (as the checker
+        // types it and as `ftc run` names them).
+        if callee.kind == DeclKind::Objective {
+            let (loss, metrics): (Vec<_>, Vec<_>) =
+                outs.into_iter().partition(|(n, _)| n == "loss");
+            outs = loss;
+            if !metrics.is_empty() {
+                outs.push(("metric".to_string(), Val::Record(metrics)));
+            }
+        }
         Ok(Val::Record(outs))
     }
 
-    /// A record of constant tensors (an entry's outputs inside a test), `grad.*` nested.
+    /// A record of constant tensors (an entry's outputs inside a test), `grad.*` and `metric.*`
+    /// nested.
     fn record_of_tensors(&mut self, outs: Vec<(String, Tensor)>) -> Val {
         let mut fields = Vec::new();
         let mut grads = Vec::new();
+        let mut metrics = Vec::new();
         for (name, t) in outs {
             let dims: Vec<DimId> = t
                 .shape()
@@ -1041,10 +1053,14 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             });
             if let Some(g) = name.strip_prefix("grad.") {
                 grads.push((g.to_string(), Val::Node(id)));
+            } else if let Some(m) = name.strip_prefix("metric.") {
+                metrics.push((m.to_string(), Val::Node(id)));
             } else {
-                let n = name.strip_prefix("metric.").unwrap_or(&name).to_string();
-                fields.push((n, Val::Node(id)));
+                fields.push((name, Val::Node(id)));
             }
+        }
+        if !metrics.is_empty() {
+            fields.push(("metric".to_string(), Val::Record(metrics)));
         }
         if !grads.is_empty() {
             fields.push(("grad".to_string(), Val::Record(grads)));

@@ -1642,8 +1642,14 @@ pub(super) fn check_test(
     Some((decl, sig))
 }
 
+/// The record a call gives: an objective's `loss` and, nested as `metric`, its metrics (the
+/// names `ftc run` writes, `metric.<name>`); in tests, `grad` with the gradients.
 pub(super) fn record_of(sig: &Signature, in_test: bool) -> Ty {
     let mut fields = sig.outputs.clone();
+    if sig.kind == DeclKind::Objective && fields.len() > 1 {
+        let metrics = fields.split_off(1);
+        fields.push(("metric".to_string(), Ty::Record(metrics)));
+    }
     if in_test && matches!(sig.kind, DeclKind::Objective | DeclKind::Adapter) {
         fields.push(("grad".to_string(), Ty::Record(gradient_inputs(&sig.params))));
     }

@@ -551,7 +551,16 @@ impl Ctx<'_, '_> {
                             format!("no field `{}`", name.name),
                         )
                         .with_label(format!("the record has {}", names.join(", ")));
-                    if let Some(s) = suggest(&name.name, names.iter().copied()) {
+                    let is_metric = fields.iter().any(|(n, t)| {
+                        n == "metric"
+                            && matches!(t, Ty::Record(ms) if ms.iter().any(|(m, _)| *m == name.name))
+                    });
+                    if is_metric {
+                        d = d.with_help(format!(
+                            "`{0}` is a metric: read it as `.metric.{0}`, the name `ftc run` writes",
+                            name.name
+                        ));
+                    } else if let Some(s) = suggest(&name.name, names.iter().copied()) {
                         d = d.with_help(format!("did you mean `{s}`?"));
                     }
                     self.error(d);

@@ -22,16 +22,36 @@ test "where's untaken branch leaks no NaN" {
     gradcheck guarded_log(B: 6);
 }
 
-/// clamp passes the gradient at its bounds (PyTorch clamp_backward).
+/// clamp's kinks as the installed PyTorch (2.15) computes them: with number bounds the
+/// gradient passes only strictly inside (0 at the bounds); values from
+/// `torch.clamp(x, -1., 1.).sum() + torch.clamp(x, min=0.).sum()` backward.
 objective clamped(x: f32[B]) {
-    loss sum(clamp(x, -1.0, 1.0), B);
+    loss sum(clamp(x, -1.0, 1.0), B) + sum(clamp(x, min: 0.0), B);
 }
 
-test "clamp kinks follow PyTorch" {
-    let r = clamped(x: [-2.0, -1.0, 0.5, 1.0, 3.0]);
-    expect_close(r.loss, 0.5, 1e-6);
-    expect_close(r.grad.x, [0.0, 1.0, 1.0, 1.0, 0.0], 0.0);
+test "clamp kinks follow PyTorch: number bounds" {
+    let r = clamped(x: [-2.0, -1.0, 0.0, 0.5, 1.0, 3.0]);
+    expect_close(r.loss, 5.0, 0.0);
+    expect_close(r.grad.x, [0.0, 0.0, 1.0, 2.0, 1.0, 1.0], 0.0);
     gradcheck clamped(B: 6);
+}
+
+/// With tensor bounds PyTorch splits a tie in halves between x and the bound; values from
+/// `torch.clamp(x, lo, hi)` with `lo = full(6, -1.)`, `hi = full(6, 1.)` (all requiring grad).
+objective clamped_by(x: f32[B], lo: f32[B], hi: f32[B]) {
+    loss sum(clamp(x, lo, hi), B);
+}
+
+test "clamp kinks follow PyTorch: tensor bounds" {
+    let r = clamped_by(
+        x: [-2.0, -1.0, 0.0, 0.5, 1.0, 3.0],
+        lo: [-1.0, -1.0, -1.0, -1.0, -1.0, -1.0],
+        hi: [1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+    );
+    expect_close(r.loss, 0.5, 0.0);
+    expect_close(r.grad.x, [0.0, 0.5, 1.0, 1.0, 0.5, 0.0], 0.0);
+    expect_close(r.grad.lo, [1.0, 0.5, 0.0, 0.0, 0.0, 0.0], 0.0);
+    expect_close(r.grad.hi, [0.0, 0.0, 0.0, 0.0, 0.5, 1.0], 0.0);
 }
 
 /// Elementwise max splits ties; the max reduction shares the gradient among the maxima.
@@ -181,4 +201,35 @@ test "f64 literals are not rounded through f32" {
     expect_close(f64([0.1, 0.2]) * 3.0, [0.30000000000000004, 0.6000000000000001], 0.0);
     let s = f64_ident(x: f64([-0.1, 0.2]));
     expect_close(s.y, [-0.1, 0.2], 0.0);
+}
+
+/// Kinks and singular points as the installed PyTorch (2.15) differentiates them; values from
+/// `.backward()` on the same expressions (abs'(0) = relu'(0) = sign' = floor' = round' = 0;
+/// d/dx x^0 = 0 even at 0; d/de b^e = 0 at b = 0; sqrt behind a clamp at its bound is 0).
+objective kinks(x: f32[B]) {
+    loss sum(abs(x) + relu(x) + sign(x) + floor(x) + round(x), B);
+}
+
+objective pow_zero(x: f32[B]) {
+    loss sum(pow(x, 0.0), B);
+}
+
+objective pow_both(b: f32[B], e: f32[B]) {
+    loss sum(pow(b, e), B);
+}
+
+objective sqrt_clamped(x: f32[B]) {
+    loss sum(sqrt(clamp(x, min: 0.0)), B);
+}
+
+test "kinks and singular points follow PyTorch" {
+    let r = kinks(x: [-1.0, 0.0, 2.0]);
+    expect_close(r.grad.x, [-1.0, 0.0, 2.0], 0.0);
+    let z = pow_zero(x: [0.0, 0.0, 2.0]);
+    expect_close(z.grad.x, [0.0, 0.0, 0.0], 0.0);
+    let p = pow_both(b: [0.0, 2.0, 3.0], e: [2.0, 0.0, 1.0]);
+    expect_close(p.grad.b, [0.0, 0.0, 1.0], 0.0);
+    expect_close(p.grad.e, [0.0, 0.6931471824645996, 3.295836925506592], 1e-7);
+    let s = sqrt_clamped(x: [-1.0, 0.0, 2.0]);
+    expect_close(s.grad.x, [0.0, 0.0, 0.3535533845424652], 1e-7);
 }

@@ -172,7 +172,7 @@ pub const BUILTINS: &[Builtin] = &[
         Rule("elementwise: ties split g in halves (PyTorch maximum); reduction: g shared evenly by the maxima"), Any,
         "elementwise maximum, or the maximum over named dims"),
     builtin!("clamp", "clamp(x, lo, hi) | clamp(x, min: lo, max: hi)", (1, 3), Same, Clamp,
-        Rule("g where lo <= x <= hi, else 0 (PyTorch clamp_backward)"), Any, "limit x to [lo, hi]; either bound may be left out"),
+        Rule("g strictly inside scalar bounds; ties with a bound that has dims split g in halves (PyTorch 2.15)"), Any, "limit x to [lo, hi]; either bound may be left out"),
     builtin!("floordiv", "floordiv(a, b)", (2, 2), Int, Zip, Zero, Any,
         "integer division rounding down, as Python's // (FTL's // starts a comment)"),
     builtin!("where", "where(c, a, b)", (3, 3), Special, Where,

@@ -5,7 +5,7 @@
 //!
 //! Each primitive has its rule below. Kinks follow PyTorch: elementwise `max`/`min` split ties
 //! in halves, reductions share the gradient evenly among the extrema, `relu'(0) = 0`, and
-//! `clamp` (lowered to selects) passes the gradient at its bounds. Gradients that came through a
+//! `clamp` passes nothing at a scalar bound and splits ties with a tensor bound (PyTorch 2.15). Gradients that came through a
 //! `select` branch are *masked*: where they are zero, the rules below produce exact zeros even
 //! when the local derivative is infinite or NaN, so an untaken branch (`where(x > 0, log(x),
 //! 0)`) never leaks NaN.
@@ -301,6 +301,12 @@ fn vjp(
                 let p = b.binary(BinOp::Pow, x, e);
                 let da = b.binary(BinOp::Mul, z, p);
                 let ga = gmul(b, g, da, m);
+                // 0 where the exponent is 0 (PyTorch's pow_backward: x^0 is constant, so
+                // pow(0, 0) has gradient 0, not 0 · 0^-1 = NaN).
+                let e0 = c(b, 0.0, z);
+                let exp0 = b.binary(BinOp::Eq, z, e0);
+                let za = c(b, 0.0, ga);
+                let ga = b.select(exp0, za, ga);
                 // d/db a^b = log(a)·y, taken as 0 where a == 0 (PyTorch's pow_backward_exponent).
                 let l = b.unary(UnOp::Log, x);
                 let db = b.binary(BinOp::Mul, l, y);

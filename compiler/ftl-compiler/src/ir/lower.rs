@@ -1201,22 +1201,26 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 self.b.binary(op, a, b)
             }
             "clamp" => {
-                // select-based, so the gradient passes at x == lo and x == hi (PyTorch clamp).
+                // The kinks of the installed PyTorch (2.15, tests/run/numerics.ftl): a scalar
+                // bound (a Python number there: a literal or hyperparameter here) passes the
+                // gradient only strictly inside, 0 at the bound; a bound with dims (a tensor
+                // there) splits a tie in halves with x, as elementwise max/min do.
                 let x = self.node(frame, args[0])?;
                 let mut y = self.b.cast(x, dtype);
                 let lo = args.get(1).copied().or_else(|| kw("min"));
                 let hi = args.get(2).copied().or_else(|| kw("max"));
-                if let Some(lo) = lo {
-                    let l = self.node(frame, lo)?;
-                    let l = self.b.cast(l, dtype);
-                    let below = self.b.binary(BinOp::Lt, y, l);
-                    y = self.b.select(below, l, y);
-                }
-                if let Some(hi) = hi {
-                    let h = self.node(frame, hi)?;
-                    let h = self.b.cast(h, dtype);
-                    let above = self.b.binary(BinOp::Gt, y, h);
-                    y = self.b.select(above, h, y);
+                for (bound, is_lo) in [(lo, true), (hi, false)] {
+                    let Some(bound) = bound else { continue };
+                    let v = self.node(frame, bound)?;
+                    let v = self.b.cast(v, dtype);
+                    y = if self.b.dims(v).is_empty() {
+                        let cmp = if is_lo { BinOp::Le } else { BinOp::Ge };
+                        let outside = self.b.binary(cmp, y, v);
+                        self.b.select(outside, v, y)
+                    } else {
+                        let op = if is_lo { BinOp::Max } else { BinOp::Min };
+                        self.b.binary(op, y, v)
+                    };
                 }
                 y
             }

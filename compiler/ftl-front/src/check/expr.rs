@@ -1010,11 +1010,16 @@ impl Ctx<'_, '_> {
 
     fn call(&mut self, callee: &ast::Expr, args: &[ast::Arg], span: Span) -> ExprId {
         if let ast::ExprKind::Name(n) = &callee.kind {
-            let is_decl = !matches!(self.ck.lookup_decl(self.module, &n.name), Ok(None));
-            if !is_decl {
+            // A declaration of this file shadows a builtin; an imported one does not (it is
+            // called qualified, `dpo.sigmoid(…)`), so an import never changes what a builtin's
+            // name means.
+            if !self.ck.declares(self.module, &n.name) {
                 if let Some(b) = builtins::lookup(&n.name) {
                     return self.builtin(b, args, span);
                 }
+            }
+            let is_decl = !matches!(self.ck.lookup_decl(self.module, &n.name), Ok(None));
+            if !is_decl {
                 if self.names.contains_key(&n.name) {
                     let d = self
                         .err(

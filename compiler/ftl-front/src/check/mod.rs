@@ -213,6 +213,11 @@ impl<'p> Checker<'p> {
     }
 
     /// Looks a callable name up in a module's scope: its own declarations, then its imports.
+    /// Whether module `m` itself declares `name`.
+    fn declares(&self, m: ModuleId, name: &str) -> bool {
+        self.scopes[m.0 as usize].contains_key(name)
+    }
+
     fn lookup_decl(&self, m: ModuleId, name: &str) -> Result<Option<DeclId>, Vec<String>> {
         if let Some(id) = self.scopes[m.0 as usize].get(name) {
             return Ok(Some(*id));

@@ -29,3 +29,20 @@ test "a primed copy of a bound dim" {
     expect_close(r.loss, 63.0, 0.0);
     gradcheck primed(I: 6);
 }
+
+/// Two outputs of one call share the callee's dim K (issue 13: they got unrelated dims).
+step two(w: f32[O, I], k: i32 = 2) -> (u: f32[O, K], v: f32[K, I]) requires K == k {
+    (u: w[I: iota(K)], v: w[O: iota(K)])
+}
+
+objective use_two(w: f32[O, I]) {
+    let z = two(w, 2);
+    loss sum(z.u @ z.v, O, I);
+}
+
+test "outputs of one call share its dims" {
+    let r = use_two(w: [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    // [[1, 2], [4, 5]] @ [[1, 2, 3], [4, 5, 6]] = [[9, 12, 15], [24, 33, 42]]
+    expect_close(r.loss, 135.0, 0.0);
+    gradcheck use_two(O: 3, I: 4);
+}

@@ -12,7 +12,7 @@ use ftl_runtime::DType;
 use ftl_syntax::ast::{
     self, BinOp, CmpOp, DimPattern, IndexEntry, MatchPattern, ParamKind, Span, UnOp,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 fn scalar(dtype: DType) -> Ty {
     Ty::Tensor(TensorTy::scalar(dtype))
@@ -1182,7 +1182,14 @@ impl Ctx<'_, '_> {
         }
         let in_test = self.kind == DeclKind::Test;
         let callee_name = name.rsplit('.').next().unwrap_or(name).to_string();
-        let mut fresh = |cx: &mut Self, dim: &str| cx.fresh_dim(&callee_name, dim);
+        // One fresh dim per callee dim for the whole call: `z.u: [O, K]` and `z.v: [K, I]` of
+        // one call share their K.
+        let mut made: HashMap<String, DimItem> = HashMap::new();
+        let mut fresh = |cx: &mut Self, dim: &str| {
+            made.entry(dim.to_string())
+                .or_insert_with(|| cx.fresh_dim(&callee_name, dim))
+                .clone()
+        };
         let result_ty = if !ok {
             Ty::Error
         } else {

@@ -946,23 +946,27 @@ impl Executor {
         let (outer, nb, inner) = self.split_at(b, row, sizes);
         let (o2, _, i2) = self.split_at(out, dim, sizes);
         debug_assert_eq!((outer, inner), (o2, i2));
+        // Every batch position is one right-hand side of the same A: one LU for all of them.
+        let k = outer * inner;
+        let a_rows: Vec<f64> = (0..n * n)
+            .map(|x| av[(x / n) * a_row_stride + (x % n) * a_col_stride])
+            .collect();
+        let mut rhs = vec![0.0; n * k];
+        for o in 0..outer {
+            for r in 0..n {
+                for i in 0..inner {
+                    rhs[r * k + o * inner + i] = bv[(o * nb + r) * inner + i];
+                }
+            }
+        }
+        if !host::solve(&a_rows, n, &mut rhs, k) {
+            return fail(ExecErrorKind::Run, "solve: the matrix is singular");
+        }
         let mut x = vec![0.0; self.len(out, sizes)];
         for o in 0..outer {
-            for i in 0..inner {
-                let mut sys: Vec<Vec<f64>> = (0..n)
-                    .map(|r| {
-                        let mut v: Vec<f64> = (0..n)
-                            .map(|c| av[r * a_row_stride + c * a_col_stride])
-                            .collect();
-                        v.push(bv[(o * nb + r) * inner + i]);
-                        v
-                    })
-                    .collect();
-                if !host::solve_augmented(&mut sys) {
-                    return fail(ExecErrorKind::Run, "solve: the matrix is singular");
-                }
-                for (c, r) in sys.iter().enumerate() {
-                    x[(o * n + c) * inner + i] = r[n];
+            for c in 0..n {
+                for i in 0..inner {
+                    x[(o * n + c) * inner + i] = rhs[c * k + o * inner + i];
                 }
             }
         }

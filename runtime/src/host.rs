@@ -1,5 +1,5 @@
 //! Library routines the executor runs itself rather than through generated code: stable
-//! argsort, dense linear solves and Philox draws. The compiler's interpreter uses the same
+//! argsort, dense linear solves (one LU per matrix) and Philox draws. The compiler's interpreter uses the same
 //! routines, so both paths agree exactly.
 
 use crate::philox;
@@ -21,29 +21,21 @@ pub fn argsort(values: &[f64], descending: bool) -> Vec<usize> {
     perm
 }
 
-/// Solves the augmented system `m` (n rows of n + 1 values) in place by Gaussian elimination
-/// with partial pivoting; the solution ends in the last column. False when singular.
-pub fn solve_augmented(m: &mut [Vec<f64>]) -> bool {
-    let n = m.len();
-    for col in 0..n {
-        let piv = (col..n)
-            .max_by(|&p, &q| m[p][col].abs().total_cmp(&m[q][col].abs()))
-            .unwrap_or(col);
-        if m[piv][col] == 0.0 {
-            return false;
-        }
-        m.swap(col, piv);
-        let pivot_row = m[col].clone();
-        for below in m.iter_mut().skip(col + 1) {
-            let f = below[col] / pivot_row[col];
-            for (x, p) in below.iter_mut().zip(&pivot_row).skip(col) {
-                *x -= f * p;
-            }
-        }
+/// Solves `A X = B` for the row-major `n × n` matrix `a` and the row-major `n × k` right-hand
+/// sides `b` (one system per column), factoring A once (faer's LU with partial pivoting, f64)
+/// and overwriting `b` with X. False when A is singular (a zero pivot).
+pub fn solve(a: &[f64], n: usize, b: &mut [f64], k: usize) -> bool {
+    use faer::linalg::solvers::Solve;
+    let lu = faer::Mat::<f64>::from_fn(n, n, |i, j| a[i * n + j]).partial_piv_lu();
+    let u = lu.U();
+    if (0..n).any(|i| u[(i, i)] == 0.0) {
+        return false;
     }
-    for r in (0..n).rev() {
-        let s: f64 = (r + 1..n).map(|c| m[r][c] * m[c][n]).sum();
-        m[r][n] = (m[r][n] - s) / m[r][r];
+    let x = lu.solve(faer::Mat::<f64>::from_fn(n, k, |i, j| b[i * k + j]));
+    for i in 0..n {
+        for j in 0..k {
+            b[i * k + j] = x[(i, j)];
+        }
     }
     true
 }
@@ -69,11 +61,12 @@ mod tests {
     }
 
     #[test]
-    fn solves_with_pivoting() {
-        let mut m = vec![vec![0.0, 1.0, 2.0], vec![2.0, 0.0, 4.0]];
-        assert!(solve_augmented(&mut m));
-        assert_eq!((m[0][2], m[1][2]), (2.0, 2.0));
-        assert!(!solve_augmented(&mut [vec![0.0, 1.0]]));
+    fn solves_with_pivoting_and_several_right_hand_sides() {
+        // [[0, 1], [2, 0]] X = [[2, 1], [4, 6]]: X = [[2, 3], [2, 1]].
+        let mut b = [2.0, 1.0, 4.0, 6.0];
+        assert!(solve(&[0.0, 1.0, 2.0, 0.0], 2, &mut b, 2));
+        assert_eq!(b, [2.0, 3.0, 2.0, 1.0]);
+        assert!(!solve(&[1.0, 2.0, 2.0, 4.0], 2, &mut [1.0, 1.0], 1));
     }
 }
 

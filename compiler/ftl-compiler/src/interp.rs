@@ -586,8 +586,8 @@ impl<'g> Interp<'g> {
         Ok(Value { data })
     }
 
-    /// Solves `A x = b` per batch position by Gaussian elimination with partial pivoting in
-    /// f64, results rounded to the node's dtype.
+    /// Solves `A x = b` at every batch position with one LU of A (`host::solve`, f64),
+    /// results rounded to the node's dtype.
     fn solve(
         &self,
         a: NodeId,
@@ -617,26 +617,26 @@ impl<'g> Interp<'g> {
         let total: usize = self.shape_of(out_dims).iter().product();
         let mut out = vec![0.0; total];
         let dt = g.node(b).dtype;
-        let mut singular = false;
-        for_each(&bshape, &st, |offs, _| {
-            let mut m: Vec<Vec<f64>> = (0..n)
-                .map(|r| {
-                    let mut rowv: Vec<f64> =
-                        (0..n).map(|c| av[r * a_st[0] + c * a_st[1]]).collect();
-                    rowv.push(bv[offs[0] + r * b_row]);
-                    rowv
-                })
-                .collect();
-            if !host::solve_augmented(&mut m) {
-                singular = true;
-                return;
+        // Every batch position is one right-hand side of the same A: one LU for all of them.
+        let mut offsets = Vec::new();
+        for_each(&bshape, &st, |offs, _| offsets.push((offs[0], offs[1])));
+        let k = offsets.len();
+        let a_rows: Vec<f64> = (0..n * n)
+            .map(|x| av[(x / n) * a_st[0] + (x % n) * a_st[1]])
+            .collect();
+        let mut rhs = vec![0.0; n * k];
+        for (j, (ob, _)) in offsets.iter().enumerate() {
+            for r in 0..n {
+                rhs[r * k + j] = bv[ob + r * b_row];
             }
-            for (c, mrow) in m.iter().enumerate() {
-                out[offs[1] + c * x_col] = dt.round(mrow[n]);
-            }
-        });
-        if singular {
+        }
+        if !host::solve(&a_rows, n, &mut rhs, k) {
             return err("solve: the matrix is singular");
+        }
+        for (j, (_, ox)) in offsets.iter().enumerate() {
+            for c in 0..n {
+                out[ox + c * x_col] = dt.round(rhs[c * k + j]);
+            }
         }
         Ok(out)
     }

@@ -46,3 +46,22 @@ test "outputs of one call share its dims" {
     expect_close(r.loss, 135.0, 0.0);
     gradcheck use_two(O: 3, I: 4);
 }
+
+test "a call's requires-bound dims meet literals" {
+    let z = two(w: [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    expect_close(z.u, [[1.0, 2.0], [4.0, 5.0]], 0.0);
+    expect_close(z.u + [[1.0, 1.0], [1.0, 1.0]], [[2.0, 3.0], [5.0, 6.0]], 0.0);
+}
+
+/// A primed dim needs no rename to exist: R' has R's size from its first use (issue 13).
+objective diagonal(x: f32[R]) {
+    let e = where(iota(R) == iota(R'), 1.0, 0.0);
+    loss sum(e * x * x[R -> R'], R, R');
+}
+
+test "a primed dim used before any rename" {
+    let r = diagonal(x: [1.0, 2.0, 3.0]);
+    expect_close(r.loss, 14.0, 0.0);
+    expect_close(r.grad.x, [2.0, 4.0, 6.0], 0.0);
+    gradcheck diagonal(R: 4);
+}

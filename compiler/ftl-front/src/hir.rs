@@ -131,6 +131,9 @@ pub struct Body {
     pub locals: Vec<(String, Ty)>,
     /// `requires` conditions and dim equations.
     pub requires: Vec<ExprId>,
+    /// Primed dims used without a rename introducing them (`iota(R')`), each with the dim it
+    /// copies the size of (`R`).
+    pub primes: Vec<(String, String)>,
     /// The statements in order.
     pub stmts: Vec<Stmt>,
     /// The body's value, if it has one.

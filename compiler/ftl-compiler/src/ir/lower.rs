@@ -299,7 +299,8 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         })))
     }
 
-    /// Lowers `requires`: a dim equation binds an unbound dim or becomes a check.
+    /// Lowers `requires`: a dim equation binds an unbound dim or becomes a check; then the
+    /// body's implicit primed dims.
     pub fn requires(&mut self, frame: &mut Frame<'h>) -> Result<(), LowerError> {
         let decl = frame.decl;
         for &r in &decl.body.requires {
@@ -325,6 +326,14 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 hir::expr_text(self.hir, &decl.body, r).replace('%', "")
             );
             self.b.graph.checks.push(Check { cond, text });
+        }
+        // Primed dims used without a rename copy their unprimed dim's size.
+        for (prime, base) in &decl.body.primes {
+            if !frame.dims.contains_key(prime) {
+                let base = self.one_dim(frame, base)?;
+                let id = self.b.add_dim(prime, DimSize::Product(vec![base]));
+                frame.dims.insert(prime.clone(), vec![id]);
+            }
         }
         Ok(())
     }

@@ -215,9 +215,19 @@ impl<'c, 'p> Ctx<'c, 'p> {
         }
     }
 
-    pub fn knows(&self, item: &DimItem) -> bool {
+    /// Whether `item` is bound here. A primed dim (`R'`) whose unprimed dim is bound needs no
+    /// rename to exist: it is declared on first use with that dim's size.
+    pub fn knows(&mut self, item: &DimItem) -> bool {
         match item {
-            DimItem::Named(n) => self.dims.contains(n),
+            DimItem::Named(n) if self.dims.contains(n) => true,
+            DimItem::Named(n) => match n.strip_suffix('\'') {
+                Some(base) if self.knows(&DimItem::Named(base.to_string())) => {
+                    self.declare_dim(n);
+                    self.body.primes.push((n.clone(), base.to_string()));
+                    true
+                }
+                _ => false,
+            },
             DimItem::Pack(p) => self.packs.contains(p),
             DimItem::Anon(_) => true,
         }
@@ -993,8 +1003,12 @@ impl<'c, 'p> Ctx<'c, 'p> {
                             dims::list(&y)
                         ),
                     )
-                    .with_label("literal dims align by position")
-                    .with_help("literal dims adopt the other operand's dims when the ranks agree");
+                    .with_label("literal dims align by position");
+                let d = if x.len() == y.len() {
+                    d.with_help("the ranks agree but sizes differ at a position where both are literal sizes")
+                } else {
+                    d.with_help("a literal adopts the other operand's dims when the ranks agree")
+                };
                 self.error(d);
                 a.to_vec()
             }

@@ -28,7 +28,8 @@ fn anon(items: &[DimItem]) -> Vec<u64> {
 /// The dims of an elementwise result: `a`'s dims, then `b`'s that `a` lacks.
 ///
 /// Anonymous dims (tensor literals) align by position with the other operand's anonymous dims;
-/// a purely anonymous operand adopts a purely named operand's dims when the ranks agree.
+/// a purely anonymous operand adopts the other operand's dims when the ranks agree (and the
+/// other's anonymous dims have the same sizes).
 pub fn union(a: &[DimItem], b: &[DimItem]) -> Result<Vec<DimItem>, AlignError> {
     if a.is_empty() {
         return Ok(b.to_vec());
@@ -52,6 +53,24 @@ pub fn union(a: &[DimItem], b: &[DimItem]) -> Result<Vec<DimItem>, AlignError> {
         } else {
             Err(AlignError::Anonymous(a.to_vec(), b.to_vec()))
         };
+    }
+    // A literal (all anonymous) of the other operand's rank adopts its dims by position when
+    // the other's own anonymous dims have the literal's sizes there (`z.u: [2, K]` + a 2×2
+    // literal).
+    let adopts = |lit: &[DimItem], other: &[DimItem]| {
+        all_anon(lit)
+            && lit.len() == other.len()
+            && lit.iter().zip(other).all(|(l, o)| match o {
+                DimItem::Anon(_) => l == o,
+                DimItem::Named(_) => true,
+                DimItem::Pack(_) => false,
+            })
+    };
+    if adopts(a, b) {
+        return Ok(b.to_vec());
+    }
+    if adopts(b, a) {
+        return Ok(a.to_vec());
     }
     if !a_anon.is_empty() && !b_anon.is_empty() && a_anon != b_anon {
         return Err(AlignError::Anonymous(a.to_vec(), b.to_vec()));
@@ -242,6 +261,12 @@ mod tests {
         assert_eq!(union(&[DimItem::Anon(2)], &[n("B")]).unwrap(), vec![n("B")]);
         assert!(union(&[DimItem::Anon(2), DimItem::Anon(3)], &[n("B")]).is_err());
         assert!(union(&[DimItem::Pack("S".into())], &[DimItem::Pack("L".into())]).is_err());
+        // A literal adopts a mixed operand's dims when its sizes fit the anonymous ones.
+        let (a2, a3) = (DimItem::Anon(2), DimItem::Anon(3));
+        let mixed = [a2.clone(), n("K")];
+        assert_eq!(union(&mixed, &[a2.clone(), a2.clone()]).unwrap(), mixed);
+        assert_eq!(union(&[a2.clone(), a3.clone()], &mixed).unwrap(), mixed);
+        assert!(union(&mixed, &[a3.clone(), a2.clone()]).is_err());
     }
 
     #[test]

@@ -233,3 +233,16 @@ test "kinks and singular points follow PyTorch" {
     let s = sqrt_clamped(x: [-1.0, 0.0, 2.0]);
     expect_close(s.grad.x, [0.0, 0.0, 0.3535533845424652], 1e-7);
 }
+
+/// `expect_close` without a tolerance is PyTorch's `assert_close` (per-dtype rtol/atol).
+step scaled2(x: f32[B, C]) -> (y: f32[B, C]) {
+    (y: x * 1.0,)
+}
+
+test "expect_close with rtol/atol follows assert_close" {
+    let r = scaled2(x: [[1.0, 2.0], [3.0, 4.0]]);
+    expect_close(r.y, [[1.0, 2.0], [3.0, 4.00001]]);
+    expect_close(r.y, [[1.0, 2.0], [3.0, 4.1]], rtol: 0.03);
+    expect_close(r.y, [[1.1, 2.0], [3.0, 4.1]], atol: 0.2);
+    expect_close(r.y, [[1.0, 2.0], [3.0, 4.1]], rtol: 0.0, atol: 0.11);
+}

@@ -32,6 +32,16 @@ fn call_failed(f: Failure) -> LowerError {
 }
 
 /// The value of a node of a constant graph.
+/// Lowers and evaluates one expression of a test.
+fn value<'h>(
+    lw: &mut Lowerer<'h, '_>,
+    frame: &mut lower::Frame<'h>,
+    e: hir::ExprId,
+) -> Result<Tensor, LowerError> {
+    let id = lw.node(frame, e)?;
+    eval(&lw.b.graph, id)
+}
+
 fn eval(graph: &Graph, id: crate::ir::NodeId) -> Result<Tensor, LowerError> {
     let mut it = Interp::new(graph, &HashMap::new()).map_err(|e| call_failed(e.into()))?;
     it.tensor(id).map_err(|e| call_failed(e.into()))
@@ -149,28 +159,39 @@ fn run_one(
     let mut failures = Vec::new();
     for s in &d.body.stmts {
         match s {
-            Stmt::ExpectClose(a, e, tol) => {
-                let text = format!(
-                    "expect_close({}, {}, {})",
+            Stmt::ExpectClose(a, e, tolerance) => {
+                let mut text = format!(
+                    "expect_close({}, {}",
                     hir::expr_text(hir, &d.body, *a),
                     hir::expr_text(hir, &d.body, *e),
-                    hir::expr_text(hir, &d.body, *tol)
                 );
-                let ids = [
-                    lw.node(&mut frame, *a)?,
-                    lw.node(&mut frame, *e)?,
-                    lw.node(&mut frame, *tol)?,
-                ];
-                let [actual, expected, tol] = ids.map(|id| eval(&lw.b.graph, id));
-                let actual = actual?;
+                let actual = value(&mut lw, &mut frame, *a)?;
                 // A literal expectation is read at the dtype of what it is compared with, so
                 // f64 results are checked against the written digits, not their f32 rounding.
                 let expected = match lower::exact_literal(d, *e) {
                     Some(v) => v.into_iter().map(|x| actual.dtype().round(x)).collect(),
-                    None => expected?.to_f64(),
+                    None => value(&mut lw, &mut frame, *e)?.to_f64(),
                 };
-                let (actual, tol) = (actual.to_f64(), tol?.to_f64());
-                if let Some(m) = compare(&actual, &expected, tol[0]) {
+                let rule = match *tolerance {
+                    hir::Tolerance::Scaled(t) => {
+                        text += &format!(", {}", hir::expr_text(hir, &d.body, t));
+                        Rule::Scaled(value(&mut lw, &mut frame, t)?.to_f64()[0])
+                    }
+                    hir::Tolerance::Close { rtol, atol } => {
+                        let (dr, da) = default_tolerances(actual.dtype());
+                        let mut get = |x: Option<hir::ExprId>, name: &str, default: f64| {
+                            x.map_or(Ok(default), |x| {
+                                text += &format!(", {name}: {}", hir::expr_text(hir, &d.body, x));
+                                value(&mut lw, &mut frame, x).map(|t| t.to_f64()[0])
+                            })
+                        };
+                        let rtol = get(rtol, "rtol", dr)?;
+                        let atol = get(atol, "atol", da)?;
+                        Rule::Close { rtol, atol }
+                    }
+                };
+                text += ")";
+                if let Some(m) = compare(&actual.to_f64(), actual.shape(), &expected, rule) {
                     failures.push(format!("{text}: {m}"));
                 }
             }
@@ -185,8 +206,42 @@ fn run_one(
     Ok(failures)
 }
 
-/// `None` when every element is within tolerance, else the first mismatch.
-fn compare(actual: &[f64], expected: &[f64], tol: f64) -> Option<String> {
+/// How `expect_close` compares one element.
+#[derive(Clone, Copy)]
+enum Rule {
+    /// `|a − e| ≤ tol·(1 + |e|)`.
+    Scaled(f64),
+    /// PyTorch's `assert_close`: `|a − e| ≤ atol + rtol·|e|` (equal infinities pass, NaN fails).
+    Close { rtol: f64, atol: f64 },
+}
+
+/// PyTorch's `assert_close` defaults `(rtol, atol)` for a dtype (integers compare exactly).
+fn default_tolerances(dtype: DType) -> (f64, f64) {
+    match dtype {
+        DType::F64 => (1e-7, 1e-7),
+        DType::F32 => (1.3e-6, 1e-5),
+        DType::F16 => (1e-3, 1e-5),
+        DType::BF16 => (1.6e-2, 1e-5),
+        _ => (0.0, 0.0),
+    }
+}
+
+/// The row-major multi-index of flat position `k` in `shape`.
+fn index_of(mut k: usize, shape: &[usize]) -> String {
+    let mut idx = vec![0; shape.len()];
+    for (i, n) in shape.iter().enumerate().rev() {
+        if *n > 0 {
+            idx[i] = k % n;
+            k /= n;
+        }
+    }
+    let parts: Vec<String> = idx.iter().map(usize::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// `None` when every element is within tolerance, else the number of mismatches and the worst
+/// one (by absolute difference) with its index, as PyTorch's `assert_close` reports.
+fn compare(actual: &[f64], shape: &[usize], expected: &[f64], rule: Rule) -> Option<String> {
     if actual.len() != expected.len() && expected.len() != 1 {
         return Some(format!(
             "{} values where {} were expected",
@@ -194,21 +249,40 @@ fn compare(actual: &[f64], expected: &[f64], tol: f64) -> Option<String> {
             expected.len()
         ));
     }
+    let mut mismatches = 0;
+    let mut worst: Option<(usize, f64)> = None;
     for (i, a) in actual.iter().enumerate() {
         let e = if expected.len() == 1 {
             expected[0]
         } else {
             expected[i]
         };
-        let ok = (a - e).abs() <= tol * (1.0 + e.abs());
+        let diff = (a - e).abs();
+        let ok = match rule {
+            Rule::Scaled(tol) => diff <= tol * (1.0 + e.abs()),
+            Rule::Close { rtol, atol } => a == &e || diff <= atol + rtol * e.abs(),
+        };
         if !ok {
-            return Some(format!(
-                "element {i}: actual {a:.12}, expected {e:.12} (difference {:.3e})",
-                (a - e).abs()
-            ));
+            mismatches += 1;
+            let key = if diff.is_nan() { f64::INFINITY } else { diff };
+            if worst.is_none_or(|(_, w)| key > w) {
+                worst = Some((i, key));
+            }
         }
     }
-    None
+    let (i, _) = worst?;
+    let e = if expected.len() == 1 {
+        expected[0]
+    } else {
+        expected[i]
+    };
+    let a = actual[i];
+    Some(format!(
+        "{mismatches} of {} elements differ; the worst at {}: actual {a:.12}, expected {e:.12} (difference {:.3e})",
+        actual.len(),
+        index_of(i, shape),
+        (a - e).abs()
+    ))
 }
 
 fn gradcheck_stmt<'h>(
@@ -271,4 +345,29 @@ fn gradcheck_stmt<'h>(
         callee.name,
         detail.join("; ")
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_counts_mismatches_and_names_the_worst_element() {
+        let close = Rule::Close {
+            rtol: 1.3e-6,
+            atol: 1e-5,
+        };
+        let (a, e) = ([1.0, 2.0, 3.0, 4.0], [1.0, 2.5, 3.0, 5.0]);
+        let m = compare(&a, &[2, 2], &e, close).unwrap();
+        assert_eq!(
+            m,
+            "2 of 4 elements differ; the worst at [1, 1]: actual 4.000000000000, \
+             expected 5.000000000000 (difference 1.000e0)"
+        );
+        assert!(compare(&[f64::INFINITY], &[1], &[f64::INFINITY], close).is_none());
+        assert!(compare(&[f64::NAN], &[1], &[f64::NAN], close).is_some());
+        assert!(compare(&a, &[4], &[1.0, 2.0, 3.0, 4.00001], close).is_none());
+        assert!(compare(&a, &[4], &[1.0, 2.0, 3.0, 4.0001], close).is_some());
+        assert!(compare(&[1.05], &[1], &[1.0], Rule::Scaled(0.03)).is_none());
+    }
 }

@@ -64,7 +64,7 @@ pub enum DimRule {
     Present,
     /// `size(D…)` / `size(..S)`: the number of elements, an i32 scalar.
     Size,
-    /// `expect_close(actual, expected, tol)`: a test assertion.
+    /// `expect_close(actual, expected, tol)` or with `rtol:`/`atol:`: a test assertion.
     ExpectClose,
 }
 
@@ -236,8 +236,8 @@ pub const BUILTINS: &[Builtin] = &[
         "uniform in ±sqrt(6 / ((1 + a²) · fan_in)), as torch.nn.init.kaiming_uniform_ (leaky_relu gain)"),
     // Options and tests.
     builtin!("present", "present(x)", (1, 1), Bool, Present, Zero, Any, "whether an optional input was given (static)"),
-    builtin!("expect_close", "expect_close(actual, expected, tol)", (3, 3), Special, ExpectClose, Zero, Test,
-        "passes when |actual - expected| <= tol * (1 + |expected|) everywhere"),
+    builtin!("expect_close", "expect_close(actual, expected, tol) | expect_close(actual, expected, rtol: r, atol: a)", (2, 3), Special, ExpectClose, Zero, Test,
+        "passes when |actual - expected| <= tol * (1 + |expected|) everywhere; without tol, PyTorch's assert_close: |actual - expected| <= atol + rtol * |expected| with its per-dtype defaults"),
 ];
 
 /// The builtin of this name.

@@ -164,10 +164,35 @@ pub enum Stmt {
     Metric(String, ExprId),
     /// `name = e` (an output)
     Assign(String, ExprId),
-    /// `expect_close(actual, expected, tol)`
-    ExpectClose(ExprId, ExprId, ExprId),
+    /// `expect_close(actual, expected, tol)` or `expect_close(actual, expected, rtol: r, atol: a)`
+    ExpectClose(ExprId, ExprId, Tolerance),
     /// `gradcheck f(D: n, k: v)`
     Gradcheck(DeclId, Vec<(String, ExprId)>),
+}
+
+/// How `expect_close` compares.
+#[derive(Clone, Copy, Debug)]
+pub enum Tolerance {
+    /// `|actual − expected| ≤ tol·(1 + |expected|)`.
+    Scaled(ExprId),
+    /// PyTorch's `assert_close`: `|actual − expected| ≤ atol + rtol·|expected|`, each
+    /// defaulting to PyTorch's value for the actual's dtype.
+    Close {
+        /// `rtol:`, if given.
+        rtol: Option<ExprId>,
+        /// `atol:`, if given.
+        atol: Option<ExprId>,
+    },
+}
+
+impl Tolerance {
+    /// The expressions it reads.
+    pub fn exprs(&self) -> Vec<ExprId> {
+        match *self {
+            Tolerance::Scaled(t) => vec![t],
+            Tolerance::Close { rtol, atol } => rtol.into_iter().chain(atol).collect(),
+        }
+    }
 }
 
 /// A typed expression.
@@ -339,8 +364,14 @@ fn print_stmt(out: &mut String, hir: &Hir, body: &Body, s: &Stmt, depth: usize) 
         Stmt::Assign(n, v) => {
             let _ = writeln!(out, "{pad}{n}: {} := {}", body.expr(*v).ty, e(*v));
         }
-        Stmt::ExpectClose(a, b, t) => {
+        Stmt::ExpectClose(a, b, Tolerance::Scaled(t)) => {
             let _ = writeln!(out, "{pad}expect_close({}, {}, {})", e(*a), e(*b), e(*t));
+        }
+        Stmt::ExpectClose(a, b, Tolerance::Close { rtol, atol }) => {
+            let mut args = vec![e(*a), e(*b)];
+            args.extend(rtol.map(|r| format!("rtol: {}", e(r))));
+            args.extend(atol.map(|x| format!("atol: {}", e(x))));
+            let _ = writeln!(out, "{pad}expect_close({})", args.join(", "));
         }
         Stmt::Gradcheck(decl, args) => {
             let name = hir.decl(*decl).map_or("?", |d| d.name.as_str());
@@ -514,7 +545,7 @@ impl Stmt {
     pub fn exprs(&self) -> Vec<ExprId> {
         match self {
             Stmt::Let(_, e) | Stmt::Loss(e) | Stmt::Metric(_, e) | Stmt::Assign(_, e) => vec![*e],
-            Stmt::ExpectClose(a, b, c) => vec![*a, *b, *c],
+            Stmt::ExpectClose(a, b, t) => [*a, *b].into_iter().chain(t.exprs()).collect(),
             Stmt::Gradcheck(_, args) => args.iter().map(|(_, e)| *e).collect(),
         }
     }

@@ -720,16 +720,19 @@ impl<'c, 'p> Ctx<'c, 'p> {
                     self.error(d);
                 }
                 let id = self.expr(e);
-                match &self.body.expr(id).kind {
-                    ExprKind::Builtin {
-                        name: "expect_close",
-                        args,
-                        ..
-                    } => match args.as_slice() {
-                        &[actual, expected, tol] => Some(Stmt::ExpectClose(actual, expected, tol)),
-                        // A wrong argument count was reported when the call was checked.
-                        _ => None,
-                    },
+                match expect_close_stmt(&self.body.expr(id).kind) {
+                    Some(st) => Some(st),
+                    // A wrong argument count was reported when the call was checked.
+                    None if matches!(
+                        self.body.expr(id).kind,
+                        ExprKind::Builtin {
+                            name: "expect_close",
+                            ..
+                        }
+                    ) =>
+                    {
+                        None
+                    }
                     _ => {
                         if self.kind == DeclKind::Test && self.ty(id) != &Ty::Error {
                             let d = self
@@ -1610,6 +1613,36 @@ fn bind_weight_lets(cx: &mut Ctx<'_, '_>, adapter_id: DeclId, adapter: &ast::Dec
     cx.tainted_lets = tainted;
 }
 
+/// The statement of a checked `expect_close` call (None when its arguments were wrong).
+fn expect_close_stmt(kind: &ExprKind) -> Option<Stmt> {
+    let ExprKind::Builtin {
+        name: "expect_close",
+        args,
+        kwargs,
+        ..
+    } = kind
+    else {
+        return None;
+    };
+    let kw = |k: &str| kwargs.iter().find(|(n, _)| n == k).map(|(_, e)| *e);
+    match *args.as_slice() {
+        [actual, expected, tol] if kwargs.is_empty() => Some(Stmt::ExpectClose(
+            actual,
+            expected,
+            hir::Tolerance::Scaled(tol),
+        )),
+        [actual, expected] => Some(Stmt::ExpectClose(
+            actual,
+            expected,
+            hir::Tolerance::Close {
+                rtol: kw("rtol"),
+                atol: kw("atol"),
+            },
+        )),
+        _ => None,
+    }
+}
+
 /// Checks a `test` block.
 pub(super) fn check_test(
     ck: &mut Checker<'_>,
@@ -1633,8 +1666,8 @@ pub(super) fn check_test(
                 .err(Code::MissingResult, tail.span, "a test has no final value")
                 .with_label("unexpected value");
             cx.error(diag);
-        } else if let ExprKind::Builtin { args, .. } = &cx.body.expr(id).kind {
-            stmts.push(Stmt::ExpectClose(args[0], args[1], args[2]));
+        } else if let Some(st) = expect_close_stmt(&cx.body.expr(id).kind) {
+            stmts.push(st);
         }
     }
     cx.body.stmts = stmts;

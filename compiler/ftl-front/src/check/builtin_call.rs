@@ -225,13 +225,16 @@ impl Ctx<'_, '_> {
         let keyword_ok = match b.dims {
             DimRule::Clamp => a.keywords.iter().all(|(k, ..)| k == "min" || k == "max"),
             DimRule::Kaiming => a.keywords.iter().all(|(k, ..)| k == "fan_in" || k == "a"),
+            DimRule::ExpectClose => a.keywords.iter().all(|(k, ..)| k == "rtol" || k == "atol"),
             _ => a.keywords.is_empty(),
         };
         if !keyword_ok {
             let (k, _, sp) = a
                 .keywords
                 .iter()
-                .find(|(k, ..)| !matches!(k.as_str(), "min" | "max" | "fan_in" | "a"))
+                .find(|(k, ..)| {
+                    !matches!(k.as_str(), "min" | "max" | "fan_in" | "a" | "rtol" | "atol")
+                })
                 .or(a.keywords.first())
                 .cloned()
                 .unwrap();
@@ -682,22 +685,44 @@ impl Ctx<'_, '_> {
                 )
             }
             DimRule::ExpectClose => {
-                let (Some(x), Some(y), Some(tol)) =
-                    (value(self, 0), value(self, 1), value(self, 2))
-                else {
+                let (Some(x), Some(y)) = (value(self, 0), value(self, 1)) else {
                     return mk(self, Ty::Unit, vec![], false);
                 };
                 self.join_dtype(&x, &y, span, "expect_close");
                 self.align(&x.dims, &y.dims, span);
-                if !tol.is_scalar() || !tol.dtype.is_float() {
+                if a.values.len() == 3 && !a.keywords.is_empty() {
                     let d = self
                         .err(
-                            Code::ExpectedScalar,
-                            self.span(a.values[2]),
-                            "the tolerance must be a float scalar",
+                            Code::WrongArity,
+                            span,
+                            "`expect_close` takes a tolerance or `rtol:`/`atol:`, not both",
                         )
-                        .with_label(format!("found {tol}"));
+                        .with_label("both given")
+                        .with_help(format!("the forms are: {}", b.signature));
                     self.error(d);
+                }
+                let tolerances = a
+                    .values
+                    .get(2)
+                    .copied()
+                    .into_iter()
+                    .chain(a.keywords.iter().map(|(_, id, _)| *id));
+                for id in tolerances.collect::<Vec<_>>() {
+                    let tol = self.tensor_of(id);
+                    if !tol
+                        .as_ref()
+                        .is_some_and(|t| t.is_scalar() && t.dtype.is_float())
+                    {
+                        let found = self.ty(id).clone();
+                        let d = self
+                            .err(
+                                Code::ExpectedScalar,
+                                self.span(id),
+                                "a tolerance must be a float scalar",
+                            )
+                            .with_label(format!("found {found}"));
+                        self.error(d);
+                    }
                 }
                 mk(self, Ty::Unit, vec![], false)
             }

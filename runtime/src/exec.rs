@@ -923,6 +923,8 @@ impl Executor {
         Ok(())
     }
 
+    /// `solve(A, b, dim)`: one LU of A per batch position of A ([`host::solve_row`] names the
+    /// matrix dims), every position of b's other dims a right-hand side.
     fn solve(
         &self,
         a: u32,
@@ -933,40 +935,91 @@ impl Executor {
         sizes: &[Option<i64>],
     ) -> Result<(), ExecError> {
         let m = &self.manifest;
-        let ad = &m.buffers[a as usize].dims;
-        let row = ad.iter().copied().find(|d| *d != dim).unwrap_or(dim);
-        let n = sizes[dim as usize].unwrap_or(0) as usize;
-        if sizes[row as usize].unwrap_or(0) as usize != n {
+        let (ad, bd, od) = (
+            &m.buffers[a as usize].dims,
+            &m.buffers[b as usize].dims,
+            &m.buffers[out as usize].dims,
+        );
+        let size = |d: u32| sizes[d as usize].unwrap_or(0) as usize;
+        let row = host::solve_row(ad, &dim);
+        let n = size(dim);
+        if size(row) != n {
             return fail(ExecErrorKind::Run, "solve needs a square matrix");
         }
-        let av = self.tensor(mem, a, sizes)?.to_f64();
-        let bv = self.tensor(mem, b, sizes)?.to_f64();
-        let a_row_stride = if ad[0] == row { n } else { 1 };
-        let a_col_stride = if ad[0] == row { 1 } else { n };
-        let (outer, nb, inner) = self.split_at(b, row, sizes);
-        let (o2, _, i2) = self.split_at(out, dim, sizes);
-        debug_assert_eq!((outer, inner), (o2, i2));
-        // Every batch position is one right-hand side of the same A: one LU for all of them.
-        let k = outer * inner;
-        let a_rows: Vec<f64> = (0..n * n)
-            .map(|x| av[(x / n) * a_row_stride + (x % n) * a_col_stride])
-            .collect();
-        let mut rhs = vec![0.0; n * k];
-        for o in 0..outer {
-            for r in 0..n {
-                for i in 0..inner {
-                    rhs[r * k + o * inner + i] = bv[(o * nb + r) * inner + i];
+        // The stride of each dim of `space` in a buffer laid out as `dims` (0 when absent).
+        let strides = |space: &[u32], dims: &[u32]| -> Vec<usize> {
+            space
+                .iter()
+                .map(|d| match dims.iter().position(|x| x == d) {
+                    Some(k) => dims[k + 1..].iter().map(|x| size(*x)).product(),
+                    None => 0,
+                })
+                .collect()
+        };
+        // Every multi-index of `shape`, as the offsets it gives under each stride list.
+        let positions = |shape: &[usize], st: &[Vec<usize>]| -> Vec<Vec<usize>> {
+            let total: usize = shape.iter().product();
+            let mut out = Vec::with_capacity(total);
+            let mut idx = vec![0usize; shape.len()];
+            for _ in 0..total {
+                out.push(
+                    st.iter()
+                        .map(|s| idx.iter().zip(s).map(|(i, x)| i * x).sum())
+                        .collect(),
+                );
+                for k in (0..shape.len()).rev() {
+                    idx[k] += 1;
+                    if idx[k] < shape[k] {
+                        break;
+                    }
+                    idx[k] = 0;
                 }
             }
-        }
-        if !host::solve(&a_rows, n, &mut rhs, k) {
-            return fail(ExecErrorKind::Run, "solve: the matrix is singular");
-        }
+            out
+        };
+        let batch: Vec<u32> = ad
+            .iter()
+            .copied()
+            .filter(|d| *d != row && *d != dim)
+            .collect();
+        let rest: Vec<u32> = bd
+            .iter()
+            .copied()
+            .filter(|d| *d != row && !batch.contains(d))
+            .collect();
+        let av = self.tensor(mem, a, sizes)?.to_f64();
+        let bv = self.tensor(mem, b, sizes)?.to_f64();
+        let a_st = strides(&[row, dim], ad);
+        let (b_row, x_col) = (strides(&[row], bd)[0], strides(&[dim], od)[0]);
+        let columns = positions(
+            &rest.iter().map(|d| size(*d)).collect::<Vec<_>>(),
+            &[strides(&rest, bd), strides(&rest, od)],
+        );
+        let k = columns.len();
         let mut x = vec![0.0; self.len(out, sizes)];
-        for o in 0..outer {
-            for c in 0..n {
-                for i in 0..inner {
-                    x[(o * n + c) * inner + i] = rhs[c * k + o * inner + i];
+        for base in positions(
+            &batch.iter().map(|d| size(*d)).collect::<Vec<_>>(),
+            &[
+                strides(&batch, ad),
+                strides(&batch, bd),
+                strides(&batch, od),
+            ],
+        ) {
+            let a_rows: Vec<f64> = (0..n * n)
+                .map(|e| av[base[0] + (e / n) * a_st[0] + (e % n) * a_st[1]])
+                .collect();
+            let mut rhs = vec![0.0; n * k];
+            for (j, col) in columns.iter().enumerate() {
+                for r in 0..n {
+                    rhs[r * k + j] = bv[base[1] + col[0] + r * b_row];
+                }
+            }
+            if !host::solve(&a_rows, n, &mut rhs, k) {
+                return fail(ExecErrorKind::Run, "solve: the matrix is singular");
+            }
+            for (j, col) in columns.iter().enumerate() {
+                for c in 0..n {
+                    x[base[2] + col[1] + c * x_col] = rhs[c * k + j];
                 }
             }
         }

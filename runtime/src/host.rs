@@ -21,6 +21,17 @@ pub fn argsort(values: &[f64], descending: bool) -> Vec<usize> {
     perm
 }
 
+/// The row dim of `solve(A, b, dim)`: A's matrix dims are its last two (as in
+/// `torch.linalg.solve`), `dim` one of them and the row the other; A's leading dims are batch
+/// dims. `dim` itself when A has fewer than two dims (which the checker and the verifier refuse).
+pub fn solve_row<D: Clone + PartialEq>(a_dims: &[D], dim: &D) -> D {
+    match a_dims {
+        [.., r, c] if c == dim => r.clone(),
+        [.., _, c] => c.clone(),
+        _ => dim.clone(),
+    }
+}
+
 /// Solves `A X = B` for the row-major `n × n` matrix `a` and the row-major `n × k` right-hand
 /// sides `b` (one system per column), factoring A once (faer's LU with partial pivoting, f64)
 /// and overwriting `b` with X. False when A is singular (a zero pivot).

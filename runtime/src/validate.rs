@@ -187,12 +187,16 @@ impl Checker<'_> {
                 }
                 self.writable(*out, "solve")?;
                 let ad = self.dims_of(*a);
-                if ad.len() != 2 || !ad.contains(dim) || ad[0] == ad[1] {
+                let k = ad.len();
+                if k < 2 || !ad[k - 2..].contains(dim) || ad[k - 2] == ad[k - 1] {
                     return Err(InvalidManifest(
-                        "solve needs a matrix with the solved dim".into(),
+                        "solve needs a matrix whose last two dims hold the solved dim".into(),
                     ));
                 }
-                let row = if ad[0] == *dim { ad[1] } else { ad[0] };
+                let row = crate::host::solve_row(ad, dim);
+                for d in ad.iter().filter(|d| *d != dim) {
+                    self.has_dim(*b, *d, "solve")?;
+                }
                 let expect: Vec<u32> = self
                     .dims_of(*b)
                     .iter()

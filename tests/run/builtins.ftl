@@ -177,3 +177,20 @@ test "kaiming_uniform stays within its bound" {
     let r = kaiming(n: 5);
     expect_close(r.w, 0.0, 0.4473);
 }
+
+/// solve with a batch dim on A: its last two dims are the matrix, as in torch.linalg.solve.
+/// Values from `torch.linalg.solve(m, y)` in float64 and `(x * x).sum().backward()`.
+objective batched_solve(m: f32[G, I, I'], y: f32[G, I, J]) {
+    let x = solve(m, y, I');
+    loss sum(x * x, G, I', J);
+}
+
+test "batched solve and its gradients match torch.linalg.solve" {
+    let r = batched_solve(
+        m: [[[4.0, 1.0], [2.0, 3.0]], [[2.0, 0.0], [1.0, 1.0]]],
+        y: [[[6.0, 1.0], [8.0, 0.0]], [[2.0, 4.0], [3.0, 1.0]]],
+    );
+    expect_close(r.loss, 15.13);
+    expect_close(r.grad.m, [[[0.122, 0.452], [-1.334, -2.844]], [[-5.0, 5.0], [0.0, -10.0]]]);
+    expect_close(r.grad.y, [[[-0.2, 0.26], [1.4, -0.22]], [[-1.0, 3.0], [4.0, -2.0]]]);
+}

@@ -211,7 +211,7 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("contract", "contract(a, b, K...)", (3, MANY), Same, Contract, Rule("g @ b for a; a @ g for b"), Any,
         "sum of a * b over the listed shared dims; other shared dims are batch dims"),
     builtin!("solve", "solve(A, b, C)", (3, 3), Float, Solve, Rule("gb = solve(Aᵀ, g); gA = -gb xᵀ"), Any,
-        "x with contract(A, x, C) == b (A square over its two dims)"),
+        "x with contract(A, x, C) == b: A's last two dims are the (square) matrix, its leading dims batch dims that b shares"),
     builtin!("svd", "svd(W, O, I -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
         "(U[O, K], S[K], Vh[K, I]), singular values descending, K = min(O, I)"),
     builtin!("qr", "qr(A, M, N -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,

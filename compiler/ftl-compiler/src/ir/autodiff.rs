@@ -442,8 +442,8 @@ fn vjp(
         }
         Op::Solve { a, b: rhs, dim } => {
             // x = A⁻¹b: gb = A⁻ᵀg, which with named dims is a solve contracting A's other dim;
-            // gA = −gb ⊗ x summed over the batch dims.
-            let row = b.dims(a).into_iter().find(|d| *d != dim).unwrap_or(dim);
+            // gA = −gb ⊗ x summed over b's right-hand-side dims (A's batch dims stay).
+            let row = super::solve_row(&b.dims(a), &dim);
             let gb = super::lower::solve_node(b, a, g, row);
             let neg = b.unary(UnOp::Neg, gb);
             let (ad, dt) = (b.dims(a), b.dtype(a));

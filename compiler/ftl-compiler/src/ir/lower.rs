@@ -1628,7 +1628,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
 
 /// `x` with `contract(a, x, dim) == b` (see [`Op::Solve`]).
 pub fn solve_node(b: &mut Builder, a: NodeId, rhs: NodeId, dim: DimId) -> NodeId {
-    let row = b.dims(a).into_iter().find(|d| *d != dim).unwrap_or(dim);
+    let row = super::solve_row(&b.dims(a), &dim);
     let dims = b
         .dims(rhs)
         .into_iter()

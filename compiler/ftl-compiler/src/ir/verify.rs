@@ -103,10 +103,15 @@ fn check_node(g: &Graph, i: usize, n: &Node) -> Result<(), String> {
         }
         Op::Solve { a, b, dim } => {
             let ad = &op_node(*a).dims;
-            let row = ad.iter().find(|d| *d != dim);
-            let ok = ad.len() == 2
-                && ad.contains(dim)
-                && row.is_some_and(|r| op_node(*b).dims.contains(r) && !n.dims.contains(r))
+            let k = ad.len();
+            let row = super::solve_row(ad, dim);
+            let bd = &op_node(*b).dims;
+            let ok = k >= 2
+                && ad[k - 2..].contains(dim)
+                && row != *dim
+                && bd.contains(&row)
+                && !n.dims.contains(&row)
+                && ad.iter().filter(|d| *d != dim).all(|d| bd.contains(d))
                 && n.dims.contains(dim)
                 && n.dims.len() == op_node(*b).dims.len();
             if !ok {

@@ -511,19 +511,26 @@ impl Ctx<'_, '_> {
                         "a matrix, a right-hand side and the matrix's column dim",
                     );
                 };
-                let others: Vec<DimItem> = m.dims.iter().filter(|d| *d != c).cloned().collect();
-                if m.dims.len() != 2 || others.len() != 1 || !rhs.has(&others[0]) {
+                // A's last two dims are the matrix (as torch.linalg.solve), one of them `c`;
+                // its leading dims are batch dims, which b must have too.
+                let k = m.dims.len();
+                let fits = k >= 2
+                    && m.dims[k - 2..].contains(c)
+                    && m.dims[k - 2] != m.dims[k - 1]
+                    && m.dims.iter().all(|d| matches!(d, DimItem::Named(_)))
+                    && m.dims.iter().filter(|d| *d != c).all(|d| rhs.has(d));
+                if !fits {
                     let d = self
-                        .err(Code::DimMismatch, *csp, format!("`solve` needs A with two dims (one of them `{c}`) and b sharing A's other dim"))
+                        .err(Code::DimMismatch, *csp, format!("`solve` needs A's last two dims to be the matrix (one of them `{c}`), and b to have A's other dims"))
                         .with_label(format!("A is {m}, b is {rhs}"));
                     self.error(d);
                     return self.error_expr(span);
                 }
-                let row = &others[0];
+                let row = ftl_runtime::host::solve_row(&m.dims, c);
                 let dims = rhs
                     .dims
                     .iter()
-                    .map(|d| if d == row { c.clone() } else { d.clone() })
+                    .map(|d| if *d == row { c.clone() } else { d.clone() })
                     .collect();
                 let dtype = self.float_dtype(&m, b, span);
                 mk(self, Ty::Tensor(TensorTy::new(dtype, dims)), vec![], false)

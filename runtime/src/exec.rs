@@ -923,8 +923,7 @@ impl Executor {
         Ok(())
     }
 
-    /// `solve(A, b, dim)`: one LU of A per batch position of A ([`host::solve_row`] names the
-    /// matrix dims), every position of b's other dims a right-hand side.
+    /// `solve(A, b, dim)` through [`host::solve_strided`].
     fn solve(
         &self,
         a: u32,
@@ -935,94 +934,16 @@ impl Executor {
         sizes: &[Option<i64>],
     ) -> Result<(), ExecError> {
         let m = &self.manifest;
-        let (ad, bd, od) = (
-            &m.buffers[a as usize].dims,
-            &m.buffers[b as usize].dims,
-            &m.buffers[out as usize].dims,
-        );
-        let size = |d: u32| sizes[d as usize].unwrap_or(0) as usize;
-        let row = host::solve_row(ad, &dim);
-        let n = size(dim);
-        if size(row) != n {
-            return fail(ExecErrorKind::Run, "solve needs a square matrix");
-        }
-        // The stride of each dim of `space` in a buffer laid out as `dims` (0 when absent).
-        let strides = |space: &[u32], dims: &[u32]| -> Vec<usize> {
-            space
-                .iter()
-                .map(|d| match dims.iter().position(|x| x == d) {
-                    Some(k) => dims[k + 1..].iter().map(|x| size(*x)).product(),
-                    None => 0,
-                })
-                .collect()
-        };
-        // Every multi-index of `shape`, as the offsets it gives under each stride list.
-        let positions = |shape: &[usize], st: &[Vec<usize>]| -> Vec<Vec<usize>> {
-            let total: usize = shape.iter().product();
-            let mut out = Vec::with_capacity(total);
-            let mut idx = vec![0usize; shape.len()];
-            for _ in 0..total {
-                out.push(
-                    st.iter()
-                        .map(|s| idx.iter().zip(s).map(|(i, x)| i * x).sum())
-                        .collect(),
-                );
-                for k in (0..shape.len()).rev() {
-                    idx[k] += 1;
-                    if idx[k] < shape[k] {
-                        break;
-                    }
-                    idx[k] = 0;
-                }
-            }
-            out
-        };
-        let batch: Vec<u32> = ad
-            .iter()
-            .copied()
-            .filter(|d| *d != row && *d != dim)
-            .collect();
-        let rest: Vec<u32> = bd
-            .iter()
-            .copied()
-            .filter(|d| *d != row && !batch.contains(d))
-            .collect();
+        let dims = |x: u32| m.buffers[x as usize].dims.as_slice();
         let av = self.tensor(mem, a, sizes)?.to_f64();
         let bv = self.tensor(mem, b, sizes)?.to_f64();
-        let a_st = strides(&[row, dim], ad);
-        let (b_row, x_col) = (strides(&[row], bd)[0], strides(&[dim], od)[0]);
-        let columns = positions(
-            &rest.iter().map(|d| size(*d)).collect::<Vec<_>>(),
-            &[strides(&rest, bd), strides(&rest, od)],
-        );
-        let k = columns.len();
-        let mut x = vec![0.0; self.len(out, sizes)];
-        for base in positions(
-            &batch.iter().map(|d| size(*d)).collect::<Vec<_>>(),
-            &[
-                strides(&batch, ad),
-                strides(&batch, bd),
-                strides(&batch, od),
-            ],
-        ) {
-            let a_rows: Vec<f64> = (0..n * n)
-                .map(|e| av[base[0] + (e / n) * a_st[0] + (e % n) * a_st[1]])
-                .collect();
-            let mut rhs = vec![0.0; n * k];
-            for (j, col) in columns.iter().enumerate() {
-                for r in 0..n {
-                    rhs[r * k + j] = bv[base[1] + col[0] + r * b_row];
-                }
-            }
-            if !host::solve(&a_rows, n, &mut rhs, k) {
-                return fail(ExecErrorKind::Run, "solve: the matrix is singular");
-            }
-            for (j, col) in columns.iter().enumerate() {
-                for c in 0..n {
-                    x[base[2] + col[1] + c * x_col] = rhs[c * k + j];
-                }
-            }
-        }
+        let x = host::solve_strided((&av, dims(a)), (&bv, dims(b)), dims(out), dim, |d| {
+            sizes[d as usize].unwrap_or(0) as usize
+        })
+        .map_err(|e| ExecError {
+            messages: vec![e],
+            kind: ExecErrorKind::Run,
+        })?;
         self.store(mem, out, sizes, &x)
     }
 }

@@ -32,6 +32,95 @@ pub fn solve_row<D: Clone + PartialEq>(a_dims: &[D], dim: &D) -> D {
     }
 }
 
+/// `solve(A, b, dim)` over row-major buffers: `a` laid out as `ad`, `b` as `bd`, the result as
+/// `xd` (b's dims with the row replaced by `dim`), `size` giving each dim's size. One LU of A
+/// per batch position of A ([`solve_row`] names its matrix dims); every position of b's other
+/// dims is a right-hand side. The executor and the interpreter both call this.
+pub fn solve_strided<D: Copy + PartialEq>(
+    (a, ad): (&[f64], &[D]),
+    (b, bd): (&[f64], &[D]),
+    xd: &[D],
+    dim: D,
+    size: impl Fn(D) -> usize,
+) -> Result<Vec<f64>, String> {
+    let row = solve_row(ad, &dim);
+    let n = size(dim);
+    if size(row) != n {
+        return Err(format!(
+            "solve needs a square matrix, found {} × {n}",
+            size(row)
+        ));
+    }
+    // The stride of each dim of `space` in a buffer laid out as `dims` (0 when absent).
+    let strides = |space: &[D], dims: &[D]| -> Vec<usize> {
+        space
+            .iter()
+            .map(|d| match dims.iter().position(|x| x == d) {
+                Some(k) => dims[k + 1..].iter().map(|x| size(*x)).product(),
+                None => 0,
+            })
+            .collect()
+    };
+    // Every multi-index of `space`, as the offsets it gives in each layout.
+    let positions = |space: &[D], layouts: &[&[D]]| -> Vec<Vec<usize>> {
+        let shape: Vec<usize> = space.iter().map(|d| size(*d)).collect();
+        let st: Vec<Vec<usize>> = layouts.iter().map(|l| strides(space, l)).collect();
+        let total: usize = shape.iter().product();
+        let mut out = Vec::with_capacity(total);
+        let mut idx = vec![0usize; shape.len()];
+        for _ in 0..total {
+            out.push(
+                st.iter()
+                    .map(|s| idx.iter().zip(s).map(|(i, x)| i * x).sum())
+                    .collect(),
+            );
+            for k in (0..shape.len()).rev() {
+                idx[k] += 1;
+                if idx[k] < shape[k] {
+                    break;
+                }
+                idx[k] = 0;
+            }
+        }
+        out
+    };
+    let batch: Vec<D> = ad
+        .iter()
+        .copied()
+        .filter(|d| *d != row && *d != dim)
+        .collect();
+    let rest: Vec<D> = bd
+        .iter()
+        .copied()
+        .filter(|d| *d != row && !batch.contains(d))
+        .collect();
+    let a_st = strides(&[row, dim], ad);
+    let (b_row, x_col) = (strides(&[row], bd)[0], strides(&[dim], xd)[0]);
+    let columns = positions(&rest, &[bd, xd]);
+    let k = columns.len();
+    let mut x = vec![0.0; xd.iter().map(|d| size(*d)).product()];
+    for base in positions(&batch, &[ad, bd, xd]) {
+        let a_rows: Vec<f64> = (0..n * n)
+            .map(|e| a[base[0] + (e / n) * a_st[0] + (e % n) * a_st[1]])
+            .collect();
+        let mut rhs = vec![0.0; n * k];
+        for (j, col) in columns.iter().enumerate() {
+            for r in 0..n {
+                rhs[r * k + j] = b[base[1] + col[0] + r * b_row];
+            }
+        }
+        if !solve(&a_rows, n, &mut rhs, k) {
+            return Err("solve: the matrix is singular".into());
+        }
+        for (j, col) in columns.iter().enumerate() {
+            for c in 0..n {
+                x[base[2] + col[1] + c * x_col] = rhs[c * k + j];
+            }
+        }
+    }
+    Ok(x)
+}
+
 /// Solves `A X = B` for the row-major `n × n` matrix `a` and the row-major `n × k` right-hand
 /// sides `b` (one system per column), factoring A once (faer's LU with partial pivoting, f64)
 /// and overwriting `b` with X. False when A is singular (a zero pivot).

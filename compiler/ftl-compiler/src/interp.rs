@@ -586,9 +586,7 @@ impl<'g> Interp<'g> {
         Ok(Value { data })
     }
 
-    /// Solves `A x = b` with one LU of A per batch position of A (`host::solve`, f64); every
-    /// position of b's other dims is a right-hand side. Results are rounded to the node's
-    /// dtype.
+    /// `solve(A, b, dim)` through `host::solve_strided` (f64), rounded to the node's dtype.
     fn solve(
         &self,
         a: NodeId,
@@ -598,73 +596,17 @@ impl<'g> Interp<'g> {
         sizes: &[usize],
     ) -> Result<Vec<f64>, RunError> {
         let g = self.g;
-        let ad = &g.node(a).dims;
-        let row = crate::ir::solve_row(ad, &dim);
-        let n = sizes[dim.0 as usize];
-        if sizes[row.0 as usize] != n {
-            return err(format!(
-                "solve needs a square matrix, found {} × {n}",
-                sizes[row.0 as usize]
-            ));
+        let x = host::solve_strided(
+            (self.val(a), &g.node(a).dims),
+            (self.val(b), &g.node(b).dims),
+            out_dims,
+            dim,
+            |d| sizes[d.0 as usize],
+        );
+        match x {
+            Ok(x) => Ok(x.into_iter().map(|v| g.node(b).dtype.round(v)).collect()),
+            Err(e) => err(e),
         }
-        let (av, bv) = (self.val(a), self.val(b));
-        let bd = &g.node(b).dims;
-        let batch: Vec<DimId> = ad
-            .iter()
-            .copied()
-            .filter(|d| *d != row && *d != dim)
-            .collect();
-        let rest: Vec<DimId> = bd
-            .iter()
-            .copied()
-            .filter(|d| *d != row && !batch.contains(d))
-            .collect();
-        let a_st = strides(&[row, dim], ad, sizes);
-        let b_row = strides(&[row], bd, sizes)[0];
-        let x_col = strides(&[dim], out_dims, sizes)[0];
-        let outer = vec![
-            strides(&batch, ad, sizes),
-            strides(&batch, bd, sizes),
-            strides(&batch, out_dims, sizes),
-        ];
-        let inner = vec![strides(&rest, bd, sizes), strides(&rest, out_dims, sizes)];
-        let (batch_shape, rest_shape) = (self.shape_of(&batch), self.shape_of(&rest));
-        let total: usize = self.shape_of(out_dims).iter().product();
-        let mut out = vec![0.0; total];
-        let dt = g.node(b).dtype;
-        let mut singular = false;
-        for_each(&batch_shape, &outer, |base, _| {
-            if singular {
-                return;
-            }
-            let a_rows: Vec<f64> = (0..n * n)
-                .map(|x| av[base[0] + (x / n) * a_st[0] + (x % n) * a_st[1]])
-                .collect();
-            let mut offsets = Vec::new();
-            for_each(&rest_shape, &inner, |offs, _| {
-                offsets.push((base[1] + offs[0], base[2] + offs[1]))
-            });
-            let k = offsets.len();
-            let mut rhs = vec![0.0; n * k];
-            for (j, (ob, _)) in offsets.iter().enumerate() {
-                for r in 0..n {
-                    rhs[r * k + j] = bv[ob + r * b_row];
-                }
-            }
-            if !host::solve(&a_rows, n, &mut rhs, k) {
-                singular = true;
-                return;
-            }
-            for (j, (_, ox)) in offsets.iter().enumerate() {
-                for c in 0..n {
-                    out[ox + c * x_col] = dt.round(rhs[c * k + j]);
-                }
-            }
-        });
-        if singular {
-            return err("solve: the matrix is singular");
-        }
-        Ok(out)
     }
 
     /// (product of dims before `dim`, size of `dim`, product after) in `dims`' layout.

@@ -194,3 +194,14 @@ test "batched solve and its gradients match torch.linalg.solve" {
     expect_close(r.grad.m, [[[0.122, 0.452], [-1.334, -2.844]], [[-5.0, 5.0], [0.0, -10.0]]]);
     expect_close(r.grad.y, [[[-0.2, 0.26], [1.4, -0.22]], [[-1.0, 3.0], [4.0, -2.0]]]);
 }
+
+/// `eye` (torch.eye) and the inverse written as a solve against it.
+step inverse(m: f32[I, I']) -> (e: f32[I, J], inv: f32[I', I'']) requires J == 3 {
+    (e: eye(I, J), inv: solve(m, eye(I, I''), I'))
+}
+
+test "eye, rectangular too, and the inverse through solve" {
+    let r = inverse(m: [[4.0, 1.0], [2.0, 3.0]]);
+    expect_close(r.e, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], 0.0);
+    expect_close(r.inv, [[0.3, -0.1], [-0.2, 0.4]]);
+}

@@ -38,6 +38,8 @@ pub enum DimRule {
     AlongDim,
     /// `iota(D)`: `i32[D]`.
     Iota,
+    /// `eye(R, C)`: `f32[R, C]`.
+    Eye,
     /// `scatter(v, D: i)`: v's dims without i's dims, plus D.
     Scatter,
     /// `topk(x, D -> K)`: `(values[.., K], indices: i32[.., K])`.
@@ -204,6 +206,8 @@ pub const BUILTINS: &[Builtin] = &[
         "(values, indices) of the K largest along D; K is bound by `requires K == k`"),
     // Positions.
     builtin!("iota", "iota(D)", (1, 1), I32, Iota, Zero, Any, "0, 1, …, size(D) - 1 along D"),
+    builtin!("eye", "eye(R, C)", (2, 2), Float, Eye, Zero, Any,
+        "1.0 where the positions along R and C are equal, else 0.0 (torch.eye; R and C may differ in size)"),
     builtin!("scatter", "scatter(v, D: i)", (1, 1), Same, Scatter, Rule("gather g along D at i"), Any,
         "sum v into a new dim D at integer positions i (the inverse of gather)"),
     builtin!("size", "size(D...) | size(..S)", (1, MANY), I32, Size, Zero, Any, "number of elements of the named dims"),

@@ -1354,6 +1354,21 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let vals = self.gather(x, d, idx);
                 return Ok(Val::Tuple(vec![Val::Node(vals), Val::Node(idx)]));
             }
+            "eye" => {
+                let dims = self.dims_args(frame, args)?;
+                let iota = |lw: &mut Self, d: DimId| {
+                    lw.b.push(Node {
+                        op: Op::Iota(d),
+                        dtype: DType::I32,
+                        dims: vec![d],
+                    })
+                };
+                let (r, c) = (iota(self, dims[0]), iota(self, dims[1]));
+                let on = self.b.binary(BinOp::Eq, r, c);
+                let (one, zero) = (self.b.constant(1.0, dtype), self.b.constant(0.0, dtype));
+                let e = self.b.select(on, one, zero);
+                self.b.conform(e, &dims)
+            }
             "iota" => {
                 let d = self.dims_args(frame, args)?[0];
                 self.b.push(Node {

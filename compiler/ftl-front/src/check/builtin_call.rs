@@ -428,6 +428,28 @@ impl Ctx<'_, '_> {
                     false,
                 )
             }
+            DimRule::Eye => {
+                let [(r, _), (c, csp)] = a.dims.as_slice() else {
+                    return self.wrong_args(b, span, "two dims");
+                };
+                if !a.values.is_empty() {
+                    return self.wrong_args(b, span, "two dims");
+                }
+                if r == c {
+                    let d = self
+                        .err(Code::DimMismatch, *csp, format!("`eye` needs two different dims, got `{r}` twice"))
+                        .with_label("the same dim")
+                        .with_help(format!("a second dim of the same size is written with a prime: `eye({r}, {r}')`"));
+                    self.error(d);
+                    return self.error_expr(span);
+                }
+                mk(
+                    self,
+                    Ty::Tensor(TensorTy::new(DType::F32, vec![r.clone(), c.clone()])),
+                    vec![],
+                    false,
+                )
+            }
             DimRule::Size => {
                 if !a.values.is_empty() || a.dims.is_empty() {
                     return self.wrong_args(b, span, "dims or a pack");

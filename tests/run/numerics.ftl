@@ -241,6 +241,7 @@ step scaled2(x: f32[B, C]) -> (y: f32[B, C]) {
 
 test "expect_close with rtol/atol follows assert_close" {
     let r = scaled2(x: [[1.0, 2.0], [3.0, 4.0]]);
+    print(r.y);
     expect_close(r.y, [[1.0, 2.0], [3.0, 4.00001]]);
     expect_close(r.y, [[1.0, 2.0], [3.0, 4.1]], rtol: 0.03);
     expect_close(r.y, [[1.1, 2.0], [3.0, 4.1]], atol: 0.2);

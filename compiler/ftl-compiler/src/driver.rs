@@ -337,6 +337,9 @@ pub fn test_files(
                     stdout.push_str(&format!("    {f}\n"));
                 }
             }
+            for p in &t.printed {
+                stdout.push_str(&format!("    print: {p}\n"));
+            }
         }
     }
     stdout.push_str(&format!("{passed} passed, {failed} failed\n"));

@@ -24,6 +24,8 @@ pub struct TestOutcome {
     pub name: String,
     /// Failures (empty: passed).
     pub failures: Vec<String>,
+    /// What its `print` statements showed, in order.
+    pub printed: Vec<String>,
 }
 
 /// A failed call of an entry, as the lowering of the test sees it.
@@ -130,13 +132,15 @@ pub fn run_tests(analysis: &Analysis, backend: run::Backend) -> Vec<TestOutcome>
         if d.kind != DeclKind::Test {
             continue;
         }
-        let failures = match run_one(&analysis.hir, d, backend) {
+        let mut printed = Vec::new();
+        let failures = match run_one(&analysis.hir, d, backend, &mut printed) {
             Ok(f) => f,
             Err(e) => vec![e.to_string()],
         };
         out.push(TestOutcome {
             name: d.name.clone(),
             failures,
+            printed,
         });
     }
     out
@@ -146,6 +150,7 @@ fn run_one(
     hir: &hir::Hir,
     d: &hir::Decl,
     backend: run::Backend,
+    printed: &mut Vec<String>,
 ) -> Result<Vec<String>, LowerError> {
     let mut calls = TestCalls { hir, backend };
     let mut lw = Lowerer::new(
@@ -195,6 +200,14 @@ fn run_one(
                     failures.push(format!("{text}: {m}"));
                 }
             }
+            Stmt::Print(x) => {
+                let t = value(&mut lw, &mut frame, *x)?;
+                printed.push(format!(
+                    "{} = {}",
+                    hir::expr_text(hir, &d.body, *x),
+                    show(&t)
+                ));
+            }
             Stmt::Gradcheck(target, args) => {
                 if let Some(m) = gradcheck_stmt(hir, d, &mut lw, &mut frame, *target, args)? {
                     failures.push(m);
@@ -204,6 +217,17 @@ fn run_one(
         }
     }
     Ok(failures)
+}
+
+/// A value as `print` shows it: dtype, shape and up to 64 values.
+fn show(t: &Tensor) -> String {
+    let values = t.to_f64();
+    let mut shown: Vec<String> = values.iter().take(64).map(|v| format!("{v}")).collect();
+    if values.len() > 64 {
+        shown.push(format!("… {} more", values.len() - 64));
+    }
+    let dims: Vec<String> = t.shape().iter().map(usize::to_string).collect();
+    format!("{}[{}] [{}]", t.dtype(), dims.join(", "), shown.join(", "))
 }
 
 /// How `expect_close` compares one element.

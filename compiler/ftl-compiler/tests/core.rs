@@ -126,6 +126,12 @@ fn ftc_test_runs_every_test_block() {
         );
         assert!(o.success(), "{backend:?}: {}{}", o.stdout, o.stderr);
         assert!(o.stdout.ends_with(" passed, 0 failed\n"), "{}", o.stdout);
+        assert!(
+            o.stdout
+                .contains("\n    print: r.y = f32[2, 2] [1, 2, 3, 4]\n"),
+            "{}",
+            o.stdout
+        );
     }
 
     let dir = scratch("failing-test");

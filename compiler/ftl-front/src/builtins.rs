@@ -68,6 +68,8 @@ pub enum DimRule {
     Size,
     /// `expect_close(actual, expected, tol)` or with `rtol:`/`atol:`: a test assertion.
     ExpectClose,
+    /// `print(x)`: a test statement showing a value.
+    Print,
 }
 
 /// What the gradient of a builtin is.
@@ -240,6 +242,8 @@ pub const BUILTINS: &[Builtin] = &[
         "uniform in ±sqrt(6 / ((1 + a²) · fan_in)), as torch.nn.init.kaiming_uniform_ (leaky_relu gain)"),
     // Options and tests.
     builtin!("present", "present(x)", (1, 1), Bool, Present, Zero, Any, "whether an optional input was given (static)"),
+    builtin!("print", "print(x)", (1, 1), Special, Print, Zero, Test,
+        "shows x (dtype, shape, values) under the test's line in `ftc test`'s output"),
     builtin!("expect_close", "expect_close(actual, expected, tol) | expect_close(actual, expected, rtol: r, atol: a)", (2, 3), Special, ExpectClose, Zero, Test,
         "passes when |actual - expected| <= tol * (1 + |expected|) everywhere; without tol, PyTorch's assert_close: |actual - expected| <= atol + rtol * |expected| with its per-dtype defaults"),
 ];

@@ -168,6 +168,8 @@ pub enum Stmt {
     ExpectClose(ExprId, ExprId, Tolerance),
     /// `gradcheck f(D: n, k: v)`
     Gradcheck(DeclId, Vec<(String, ExprId)>),
+    /// `print(x)` in a test.
+    Print(ExprId),
 }
 
 /// How `expect_close` compares.
@@ -373,6 +375,9 @@ fn print_stmt(out: &mut String, hir: &Hir, body: &Body, s: &Stmt, depth: usize) 
             args.extend(atol.map(|x| format!("atol: {}", e(x))));
             let _ = writeln!(out, "{pad}expect_close({})", args.join(", "));
         }
+        Stmt::Print(x) => {
+            let _ = writeln!(out, "{pad}print({})", e(*x));
+        }
         Stmt::Gradcheck(decl, args) => {
             let name = hir.decl(*decl).map_or("?", |d| d.name.as_str());
             let args: Vec<String> = args
@@ -544,7 +549,11 @@ impl Stmt {
     /// The expressions a statement reads.
     pub fn exprs(&self) -> Vec<ExprId> {
         match self {
-            Stmt::Let(_, e) | Stmt::Loss(e) | Stmt::Metric(_, e) | Stmt::Assign(_, e) => vec![*e],
+            Stmt::Let(_, e)
+            | Stmt::Loss(e)
+            | Stmt::Metric(_, e)
+            | Stmt::Assign(_, e)
+            | Stmt::Print(e) => vec![*e],
             Stmt::ExpectClose(a, b, t) => [*a, *b].into_iter().chain(t.exprs()).collect(),
             Stmt::Gradcheck(_, args) => args.iter().map(|(_, e)| *e).collect(),
         }

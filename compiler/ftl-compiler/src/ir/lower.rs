@@ -397,7 +397,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let v = self.expr(frame, *e)?;
                 frame.outputs.push((n.clone(), v));
             }
-            Stmt::ExpectClose(..) | Stmt::Gradcheck(..) => {}
+            Stmt::ExpectClose(..) | Stmt::Gradcheck(..) | Stmt::Print(_) => {}
         }
         Ok(())
     }

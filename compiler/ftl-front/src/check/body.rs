@@ -726,7 +726,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
                     None if matches!(
                         self.body.expr(id).kind,
                         ExprKind::Builtin {
-                            name: "expect_close",
+                            name: "expect_close" | "print",
                             ..
                         }
                     ) =>
@@ -736,7 +736,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
                     _ => {
                         if self.kind == DeclKind::Test && self.ty(id) != &Ty::Error {
                             let d = self
-                                .err(Code::MisplacedLoss, s.span, "a test statement must be `let`, `expect_close(...)` or `gradcheck`")
+                                .err(Code::MisplacedLoss, s.span, "a test statement must be `let`, `expect_close(...)`, `print(...)` or `gradcheck`")
                                 .with_label("value is not used");
                             self.error(d);
                         }
@@ -1613,8 +1613,17 @@ fn bind_weight_lets(cx: &mut Ctx<'_, '_>, adapter_id: DeclId, adapter: &ast::Dec
     cx.tainted_lets = tainted;
 }
 
-/// The statement of a checked `expect_close` call (None when its arguments were wrong).
+/// The statement of a checked `expect_close` or `print` call (None when its arguments were
+/// wrong).
 fn expect_close_stmt(kind: &ExprKind) -> Option<Stmt> {
+    if let ExprKind::Builtin {
+        name: "print",
+        args,
+        ..
+    } = kind
+    {
+        return args.first().map(|x| Stmt::Print(*x));
+    }
     let ExprKind::Builtin {
         name: "expect_close",
         args,
@@ -1658,7 +1667,7 @@ pub(super) fn check_test(
         if !matches!(
             &cx.body.expr(id).kind,
             ExprKind::Builtin {
-                name: "expect_close",
+                name: "expect_close" | "print",
                 ..
             }
         ) {

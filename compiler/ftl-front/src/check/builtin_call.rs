@@ -713,6 +713,12 @@ impl Ctx<'_, '_> {
                     true,
                 )
             }
+            DimRule::Print => {
+                if value(self, 0).is_none() {
+                    return self.error_expr(span);
+                }
+                mk(self, Ty::Unit, vec![], false)
+            }
             DimRule::ExpectClose => {
                 let (Some(x), Some(y)) = (value(self, 0), value(self, 1)) else {
                     return mk(self, Ty::Unit, vec![], false);

@@ -231,8 +231,12 @@ pub fn validate(m: &Manifest) -> Result<(), InvalidManifest> {
     }
     for (k, b) in m.buffers.iter().enumerate() {
         let what = format!("buffer {k}");
-        for d in &b.dims {
+        for (i, d) in b.dims.iter().enumerate() {
             c.dim(*d, &what)?;
+            // The language never repeats a dim in a type; strides assume it.
+            if b.dims[..i].contains(d) {
+                return Err(InvalidManifest(format!("{what} lists dim {d} twice")));
+            }
         }
         match &b.role {
             BufferRole::Arg(a) => match m.args.get(*a as usize) {
@@ -367,6 +371,9 @@ mod tests {
         let mut m = manifest();
         m.buffers[0].role = BufferRole::Literal(vec![1.0]);
         assert!(validate(&m).unwrap_err().0.contains("1 values for 2"));
+        let mut m = manifest();
+        m.buffers[1].dims = vec![0, 0];
+        assert!(validate(&m).unwrap_err().0.contains("lists dim 0 twice"));
         let mut m = manifest();
         m.dims[0].size = DimRule::Product(vec![0]);
         assert!(validate(&m).is_err());

@@ -523,6 +523,24 @@ pub enum MatchPattern {
     Wildcard(Span),
 }
 
+/// `for var in lo..hi, acc = init { body }`: `acc` starts as `init` and becomes the body's
+/// value for `var` = lo, …, hi − 1 in turn (static bounds); the loop's value is the last `acc`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForLoop {
+    /// The iteration variable (a static `i32`).
+    pub var: Ident,
+    /// First value of `var`.
+    pub lo: Expr,
+    /// One past the last value of `var`.
+    pub hi: Expr,
+    /// The accumulator.
+    pub acc: Ident,
+    /// The accumulator's value before the first iteration.
+    pub init: Expr,
+    /// The next accumulator, from `var` and `acc`.
+    pub body: Block,
+}
+
 /// The expression forms.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
@@ -560,6 +578,8 @@ pub enum ExprKind {
     If(Box<Expr>, Box<Block>, Box<Block>),
     /// `match e { a => x, _ => y }`
     Match(Box<Expr>, Vec<MatchArm>),
+    /// `for k in lo..hi, acc = init { body }`: a static loop, unrolled when lowered.
+    For(Box<ForLoop>),
     /// A part that failed to parse or was too deep (already reported).
     Error,
 }

@@ -176,6 +176,12 @@ fn child_depth(kind: &ExprKind) -> u32 {
                 })))
         }
         ExprKind::If(c, t, e) => c.depth.max(block_depth(t)).max(block_depth(e)),
+        ExprKind::For(f) => {
+            f.lo.depth
+                .max(f.hi.depth)
+                .max(f.init.depth)
+                .max(block_depth(&f.body))
+        }
         ExprKind::Match(s, arms) => s.depth.max(max(&mut arms.iter().map(|a| a.value.depth))),
     }
 }

@@ -258,7 +258,12 @@ impl Printer {
     fn block(&mut self, b: &Block) {
         if b.stmts.is_empty() {
             if let Some(tail) = &b.tail {
-                if tail.depth <= 8 && !matches!(tail.kind, ExprKind::If(..) | ExprKind::Match(..)) {
+                if tail.depth <= 8
+                    && !matches!(
+                        tail.kind,
+                        ExprKind::If(..) | ExprKind::Match(..) | ExprKind::For(..)
+                    )
+                {
                     self.out.push_str("{ ");
                     self.expr(tail, 0);
                     self.out.push_str(" }");
@@ -492,6 +497,16 @@ impl Printer {
                     ([], Some(tail)) if matches!(tail.kind, ExprKind::If(..)) => self.expr(tail, 0),
                     _ => self.block(otherwise),
                 }
+            }
+            ExprKind::For(f) => {
+                self.out.push_str(&format!("for {} in ", f.var.name));
+                self.expr(&f.lo, 0);
+                self.out.push_str("..");
+                self.expr(&f.hi, 0);
+                self.out.push_str(&format!(", {} = ", f.acc.name));
+                self.expr(&f.init, 0);
+                self.out.push(' ');
+                self.block(&f.body);
             }
             ExprKind::Match(scrutinee, arms) => {
                 self.out.push_str("match ");

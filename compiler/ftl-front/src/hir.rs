@@ -285,6 +285,21 @@ pub enum ExprKind {
     Match(ExprId, Vec<(Option<String>, ExprId)>),
     /// A block's `let`s followed by its value.
     Block(Vec<Stmt>, ExprId),
+    /// `for var in lo..hi, acc = init { body }` (static bounds; unrolled when lowered).
+    For {
+        /// The iteration variable (a static `i32`).
+        var: LocalId,
+        /// Its first value (static).
+        lo: ExprId,
+        /// One past its last value (static).
+        hi: ExprId,
+        /// The accumulator.
+        acc: LocalId,
+        /// The accumulator's first value.
+        init: ExprId,
+        /// The next accumulator (a block).
+        body: ExprId,
+    },
     /// `(name: e, …)`
     Record(Vec<(String, ExprId)>),
     /// An error already reported.
@@ -469,6 +484,22 @@ pub fn expr_text(hir: &Hir, body: &Body, id: ExprId) -> String {
             format!("{}[({}) -> ({})]", t(*base), j(from), j(to))
         }
         ExprKind::If(c, a, b) => format!("if {} then {} else {}", t(*c), t(*a), t(*b)),
+        ExprKind::For {
+            var,
+            lo,
+            hi,
+            acc,
+            init,
+            body: b,
+        } => format!(
+            "for %{} in {}..{}, %{} = {} {}",
+            body.locals[var.0 as usize].0,
+            t(*lo),
+            t(*hi),
+            body.locals[acc.0 as usize].0,
+            t(*init),
+            t(*b)
+        ),
         ExprKind::Match(s, arms) => {
             let arms: Vec<String> = arms
                 .iter()
@@ -532,6 +563,9 @@ impl ExprKind {
             } => [*base, *index].into_iter().chain(*default).collect(),
             ExprKind::Reshape { base, .. } => vec![*base],
             ExprKind::If(c, a, b) => vec![*c, *a, *b],
+            ExprKind::For {
+                lo, hi, init, body, ..
+            } => vec![*lo, *hi, *init, *body],
             ExprKind::Match(e, arms) => std::iter::once(*e)
                 .chain(arms.iter().map(|(_, x)| *x))
                 .collect(),

@@ -682,6 +682,40 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 }
                 self.expr(frame, *value)?
             }
+            ExprKind::For {
+                var,
+                lo,
+                hi,
+                acc,
+                init,
+                body,
+            } => {
+                // Unrolled: the body is lowered once per iteration with `var` a constant.
+                let bound = |lw: &mut Self, frame: &mut Frame<'h>, e: ExprId| {
+                    let n = lw.node(frame, e)?;
+                    match lw.b.node(n).op {
+                        Op::Const(v) => Ok(v as i64),
+                        _ => internal("`for` with a non-static bound"),
+                    }
+                };
+                let (lo, hi) = (bound(self, frame, *lo)?, bound(self, frame, *hi)?);
+                let mut v = self.expr(frame, *init)?;
+                for k in lo..hi {
+                    frame.locals[var.0 as usize] =
+                        Some(Val::Node(self.b.constant(k as f64, DType::I32)));
+                    frame.locals[acc.0 as usize] = Some(v);
+                    v = self.expr(frame, *body)?;
+                    if self.b.graph.nodes.len() > MAX_GRAPH_NODES {
+                        return Err(LowerError::Unsupported(format!(
+                            "`{}` expands to more than {MAX_GRAPH_NODES} operations when its \
+                             `for` loop is unrolled ({} iterations)",
+                            frame.decl.name,
+                            hi - lo
+                        )));
+                    }
+                }
+                v
+            }
             ExprKind::Record(fields) => {
                 let mut out = Vec::new();
                 for (n, v) in fields {

@@ -540,10 +540,11 @@ impl Ctx<'_, '_> {
                     && m.dims[k - 2..].contains(c)
                     && m.dims[k - 2] != m.dims[k - 1]
                     && m.dims.iter().all(|d| matches!(d, DimItem::Named(_)))
-                    && m.dims.iter().filter(|d| *d != c).all(|d| rhs.has(d));
+                    && m.dims.iter().filter(|d| *d != c).all(|d| rhs.has(d))
+                    && !rhs.has(c);
                 if !fits {
                     let d = self
-                        .err(Code::DimMismatch, *csp, format!("`solve` needs A's last two dims to be the matrix (one of them `{c}`), and b to have A's other dims"))
+                        .err(Code::DimMismatch, *csp, format!("`solve` needs A's last two dims to be the matrix (one of them `{c}`), and b to have A's other dims but not `{c}`"))
                         .with_label(format!("A is {m}, b is {rhs}"));
                     self.error(d);
                     return self.error_expr(span);

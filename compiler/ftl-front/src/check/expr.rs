@@ -179,6 +179,7 @@ impl Ctx<'_, '_> {
                 cur
             }
             ast::ExprKind::If(cond, then, otherwise) => self.if_expr(cond, then, otherwise, span),
+            ast::ExprKind::For(f) => self.for_expr(f, span),
             ast::ExprKind::Match(scrutinee, arms) => self.match_expr(scrutinee, arms, span),
             ast::ExprKind::Error => self.error_expr(span),
         }
@@ -826,7 +827,7 @@ impl Ctx<'_, '_> {
                         .err(
                             Code::MisplacedLoss,
                             s.span,
-                            "only `let` statements may appear inside an `if` or `match` arm",
+                            "only `let` statements may appear inside an `if`, `match` or `for` block",
                         )
                         .with_label("not allowed here");
                     self.error(d);
@@ -897,6 +898,62 @@ impl Ctx<'_, '_> {
         let ty = self.join_arms(t, e, span);
         let stat = self.is_static(t) && self.is_static(e);
         self.push(ExprKind::If(c, t, e), ty, stat, span)
+    }
+
+    /// `for var in lo..hi, acc = init { body }`: static integer bounds, and a body of the
+    /// accumulator's type.
+    fn for_expr(&mut self, f: &ast::ForLoop, span: Span) -> ExprId {
+        let (lo, hi) = (self.expr(&f.lo), self.expr(&f.hi));
+        for (id, e) in [(lo, &f.lo), (hi, &f.hi)] {
+            let int = matches!(self.ty(id), Ty::Tensor(t) if t.is_scalar() && t.dtype.is_int());
+            if self.ty(id) != &Ty::Error && (!int || !self.is_static(id)) {
+                let found = self.ty(id).clone();
+                let d = self
+                    .err(
+                        Code::NonStaticCondition,
+                        e.span,
+                        "the bounds of `for` must be integers known at build time",
+                    )
+                    .with_label(format!("found {found}"))
+                    .with_help(
+                        "use literals or static options; the loop is unrolled when compiled",
+                    );
+                self.error(d);
+            }
+        }
+        let init = self.expr(&f.init);
+        let init_ty = self.ty(init).clone();
+        let saved = self.names.clone();
+        let var = self.bind_local(&f.var, Ty::Tensor(TensorTy::scalar(DType::I32)), true);
+        let acc = self.bind_local(&f.acc, init_ty.clone(), false);
+        let body = self.inner_block(&f.body);
+        self.names = saved;
+        let body_ty = self.ty(body).clone();
+        let same = match (&init_ty, &body_ty) {
+            (Ty::Tensor(a), Ty::Tensor(b)) => a.dtype == b.dtype && a.dims == b.dims,
+            (Ty::Error, _) | (_, Ty::Error) => true,
+            (a, b) => a == b,
+        };
+        if !same {
+            let d = self
+                .err(
+                    Code::DimMismatch,
+                    f.body.span,
+                    format!("the body of `for` gives {body_ty} where the accumulator `{}` is {init_ty}", f.acc.name),
+                )
+                .with_label("each iteration's value becomes the accumulator")
+                .with_help("give the initial value the body's dims and dtype (e.g. `zeros(B)`), in the same order");
+            self.error(d);
+        }
+        let kind = ExprKind::For {
+            var,
+            lo,
+            hi,
+            acc,
+            init,
+            body,
+        };
+        self.push(kind, init_ty, false, span)
     }
 
     fn match_expr(&mut self, scrutinee: &ast::Expr, arms: &[ast::MatchArm], span: Span) -> ExprId {

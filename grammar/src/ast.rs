@@ -337,6 +337,8 @@ pub enum StmtKind {
     Loss(Expr),
     /// `metric name = e;`
     Metric(Ident, Expr),
+    /// `metric ..e;`: every field of the record e is a metric of that name.
+    Metrics(Expr),
     /// `name = e;` (outputs of init, merge, unmerge and steps).
     Assign(Ident, Expr),
     /// `gradcheck sigmoid;` or `gradcheck sigmoid(B: 3, beta: 0.5);`

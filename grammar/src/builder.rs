@@ -124,6 +124,7 @@ fn block_depth(block: &Block) -> u32 {
         StmtKind::Let { value: e, .. }
         | StmtKind::Loss(e)
         | StmtKind::Metric(_, e)
+        | StmtKind::Metrics(e)
         | StmtKind::Assign(_, e)
         | StmtKind::Expr(e) => e.depth,
         StmtKind::Gradcheck { target, args } => args

@@ -315,6 +315,10 @@ impl Printer {
                 let _ = write!(self.out, "metric {} = ", name.name);
                 self.expr(e, 0);
             }
+            StmtKind::Metrics(e) => {
+                self.out.push_str("metric ..");
+                self.expr(e, 0);
+            }
             StmtKind::Assign(name, e) => {
                 let _ = write!(self.out, "{} = ", name.name);
                 self.expr(e, 0);

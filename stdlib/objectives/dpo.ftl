@@ -7,6 +7,22 @@ import std.core.logps
 // this module `sigmoid` names the DPO objective, so σ(x) is written `exp(log_sigmoid(x))` (stable
 // for any x, with the same value and gradient).
 
+/// TRL's `rewards/*` metrics from the log-ratios `chosen` = s_c − s_ref,c and `rejected`
+/// (every objective of this module spreads them with `metric ..rewards(…)`).
+fn rewards(beta: f32, chosen: f32[B], rejected: f32[B]) -> (
+    rewards_chosen: f32,
+    rewards_rejected: f32,
+    rewards_accuracies: f32,
+    rewards_margins: f32,
+) {
+    (
+        rewards_chosen: mean(beta * chosen, B),
+        rewards_rejected: mean(beta * rejected, B),
+        rewards_accuracies: mean(f32(beta * chosen > beta * rejected), B),
+        rewards_margins: mean(beta * (chosen - rejected), B),
+    )
+}
+
 /// Direct Preference Optimization (Rafailov et al., 2023, arXiv 2305.18290); TRL
 /// `loss_type="sigmoid"` at HEAD: `−logσ(βΔ)`, no label smoothing (TRL dropped cDPO from `sigmoid`
 /// in v0.29; `robust` keeps the smoothed form).
@@ -20,10 +36,7 @@ objective sigmoid(
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
     loss mean(-log_sigmoid(beta * (chosen - rejected)), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "sigmoid matches TRL on V1 and stays finite at margins of ±1000" {
@@ -62,10 +75,7 @@ objective hinge(
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
     loss mean(relu(1.0 - beta * (chosen - rejected)), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "hinge matches TRL on V1 and stays finite at margins of ±1000" {
@@ -108,10 +118,7 @@ objective ipo(
     let rejected = rejected_logps - ref_rejected_logps;
     let delta = chosen / max(chosen_lengths, 1.0) - rejected / max(rejected_lengths, 1.0);
     loss mean(pow(delta - 1.0 / (2.0 * beta), 2.0), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "ipo matches TRL on V1 and stays finite at margins of ±1000" {
@@ -159,10 +166,7 @@ objective exo_pair(
     let pos = exp(log_sigmoid(z)) * (log_sigmoid(z) - log1p(-label_smoothing));
     let neg = exp(log_sigmoid(-z)) * (log_sigmoid(-z) - log(label_smoothing));
     loss mean(pos + neg, B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "exo_pair matches TRL on V1 and stays finite at margins of ±1000" {
@@ -204,10 +208,7 @@ objective nca_pair(
     let rejected = rejected_logps - ref_rejected_logps;
     let c = beta * chosen;
     loss mean(-log_sigmoid(c) - 0.5 * log_sigmoid(-c) - 0.5 * log_sigmoid(-beta * rejected), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "nca_pair matches TRL on V1 and stays finite at margins of ±1000" {
@@ -249,10 +250,7 @@ objective robust(
     let z = beta * (chosen - rejected);
     let per_pair = -(1.0 - label_smoothing) * log_sigmoid(z) + label_smoothing * log_sigmoid(-z);
     loss mean(per_pair / (1.0 - 2.0 * label_smoothing), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "robust matches TRL on V1 and stays finite at margins of ±1000" {
@@ -293,10 +291,7 @@ objective bco_pair(
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
     loss mean(-log_sigmoid(beta * chosen) - log_sigmoid(-beta * rejected), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "bco_pair matches TRL on V1 and stays finite at margins of ±1000" {
@@ -336,10 +331,7 @@ objective sppo_hard(
     let rejected = rejected_logps - ref_rejected_logps;
     let h = 1.0 / (2.0 * beta);
     loss mean(pow(chosen - h, 2.0) + pow(rejected + h, 2.0), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "sppo_hard matches TRL on V1 and stays finite at margins of ±1000" {
@@ -382,10 +374,7 @@ objective aot(
     let d = sort(chosen_logps - rejected_logps, B) - sort(ref_chosen_logps - ref_rejected_logps, B);
     let smooth = -(1.0 - label_smoothing) * log_sigmoid(beta * d) - label_smoothing * log_sigmoid(-beta * d);
     loss mean(smooth, B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "aot matches TRL on V1 and stays finite at margins of ±1000" {
@@ -429,10 +418,7 @@ objective aot_unpaired(
     let d = sort(chosen, B) - sort(rejected, B);
     let smooth = -(1.0 - label_smoothing) * log_sigmoid(beta * d) - label_smoothing * log_sigmoid(-beta * d);
     loss mean(smooth, B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "aot_unpaired matches TRL on V1 and stays finite at margins of ±1000" {
@@ -473,10 +459,7 @@ objective apo_zero(
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
     loss mean(1.0 - exp(log_sigmoid(beta * chosen)) + exp(log_sigmoid(beta * rejected)), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "apo_zero matches TRL on V1 and stays finite at margins of ±1000" {
@@ -515,10 +498,7 @@ objective apo_down(
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
     loss mean(exp(log_sigmoid(beta * chosen)) + 1.0 - exp(log_sigmoid(beta * (chosen - rejected))), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "apo_down matches TRL on V1 and stays finite at margins of ±1000" {
@@ -561,10 +541,7 @@ objective discopop(
     let z = beta * (chosen - rejected);
     let m = exp(log_sigmoid(z / discopop_tau));
     loss mean((1.0 - m) * -log_sigmoid(z) + exp(log_sigmoid(z / discopop_tau) - z), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "discopop matches TRL on V1 and stays finite at margins of ±1000" {
@@ -606,10 +583,7 @@ objective sigmoid_norm(
     let rejected = rejected_logps - ref_rejected_logps;
     let delta = chosen / max(chosen_lengths, 1.0) - rejected / max(rejected_lengths, 1.0);
     loss mean(-log_sigmoid(beta * delta), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "sigmoid_norm matches TRL on V1 and stays finite at margins of ±1000" {
@@ -653,10 +627,7 @@ objective sigmoid_forward_kl(
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
     loss mean(-log_sigmoid(beta * (-exp(-chosen) + exp(-rejected))), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "sigmoid_forward_kl matches TRL on V1 and stays finite at margins of ±50" {
@@ -695,10 +666,7 @@ objective sigmoid_js(
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
     loss mean(-log_sigmoid(beta * (log_sigmoid(chosen) - log_sigmoid(rejected))), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "sigmoid_js matches TRL on V1 and stays finite at margins of ±1000" {
@@ -743,10 +711,7 @@ objective sigmoid_alpha(
     let uc = where(near_kl, chosen, exp(min(a * chosen, 80.0)) / a);
     let ur = where(near_kl, rejected, exp(min(a * rejected, 80.0)) / a);
     loss mean(-log_sigmoid(beta * (uc - ur)), B);
-    metric rewards_chosen = mean(beta * chosen, B);
-    metric rewards_rejected = mean(beta * rejected, B);
-    metric rewards_accuracies = mean(f32(beta * chosen > beta * rejected), B);
-    metric rewards_margins = mean(beta * (chosen - rejected), B);
+    metric ..rewards(beta, chosen, rejected);
 }
 
 test "sigmoid_alpha matches TRL on V1 and stays finite at margins of ±1000" {

@@ -162,6 +162,8 @@ pub enum Stmt {
     Loss(ExprId),
     /// `metric name = e`
     Metric(String, ExprId),
+    /// `metric ..e`: every field of the record e is a metric.
+    Metrics(ExprId),
     /// `name = e` (an output)
     Assign(String, ExprId),
     /// `expect_close(actual, expected, tol)` or `expect_close(actual, expected, rtol: r, atol: a)`
@@ -378,6 +380,9 @@ fn print_stmt(out: &mut String, hir: &Hir, body: &Body, s: &Stmt, depth: usize) 
         Stmt::Metric(n, v) => {
             let _ = writeln!(out, "{pad}metric {n}: {} = {}", body.expr(*v).ty, e(*v));
         }
+        Stmt::Metrics(v) => {
+            let _ = writeln!(out, "{pad}metric ..{}: {}", e(*v), body.expr(*v).ty);
+        }
         Stmt::Assign(n, v) => {
             let _ = writeln!(out, "{pad}{n}: {} := {}", body.expr(*v).ty, e(*v));
         }
@@ -586,6 +591,7 @@ impl Stmt {
             Stmt::Let(_, e)
             | Stmt::Loss(e)
             | Stmt::Metric(_, e)
+            | Stmt::Metrics(e)
             | Stmt::Assign(_, e)
             | Stmt::Print(e) => vec![*e],
             Stmt::ExpectClose(a, b, t) => [*a, *b].into_iter().chain(t.exprs()).collect(),

@@ -393,6 +393,10 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let v = self.expr(frame, *e)?;
                 frame.outputs.push((n.clone(), v));
             }
+            Stmt::Metrics(e) => match self.expr(frame, *e)? {
+                Val::Record(fields) => frame.outputs.extend(fields),
+                _ => return internal("`metric ..` of a non-record"),
+            },
             Stmt::Assign(n, e) => {
                 let v = self.expr(frame, *e)?;
                 frame.outputs.push((n.clone(), v));

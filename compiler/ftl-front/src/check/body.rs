@@ -677,20 +677,39 @@ impl<'c, 'p> Ctx<'c, 'p> {
                 if self.kind != DeclKind::Objective {
                     self.misplaced(s.span, "`metric`");
                 } else {
-                    if !state.outputs.insert(name.name.clone()) || name.name == "loss" {
-                        let d = self
-                            .err(
-                                Code::DuplicateBinding,
-                                name.span,
-                                format!("metric `{}` is given twice", name.name),
-                            )
-                            .with_label("again");
-                        self.error(d);
-                    }
-                    self.expect_float_scalar(id, "a metric");
-                    state.metrics.push((name.name.clone(), self.ty(id).clone()));
+                    self.add_metric(&name.name, name.span, id, state);
                 }
                 Some(Stmt::Metric(name.name.clone(), id))
+            }
+            StmtKind::Metrics(e) => {
+                let id = self.expr(e);
+                if self.kind != DeclKind::Objective {
+                    self.misplaced(s.span, "`metric`");
+                    return None;
+                }
+                match self.ty(id).clone() {
+                    Ty::Record(fields) => {
+                        for (n, t) in fields {
+                            let field = self.push(ExprKind::Field(id, n.clone()), t, false, e.span);
+                            self.add_metric(&n, e.span, field, state);
+                        }
+                    }
+                    Ty::Error => {}
+                    other => {
+                        let d = self
+                            .err(
+                                Code::LossNotScalar,
+                                e.span,
+                                "`metric ..` takes a record of float scalars",
+                            )
+                            .with_label(format!("found {other}"))
+                            .with_help(
+                                "spread a call's metrics, `metric ..r.metric;`, or a fn's record",
+                            );
+                        self.error(d);
+                    }
+                }
+                Some(Stmt::Metrics(id))
             }
             StmtKind::Assign(name, e) => self.assign(name, e, state),
             StmtKind::Gradcheck { target, args } => {
@@ -899,6 +918,22 @@ impl<'c, 'p> Ctx<'c, 'p> {
     }
 
     // ------------------------------------------------------------ type expectations
+
+    /// Registers metric `name` (the value `id`) of an objective; a repeated name is E0022.
+    fn add_metric(&mut self, name: &str, span: Span, id: ExprId, state: &mut StmtState) {
+        if !state.outputs.insert(name.to_string()) || name == "loss" {
+            let d = self
+                .err(
+                    Code::DuplicateBinding,
+                    span,
+                    format!("metric `{name}` is given twice"),
+                )
+                .with_label("again");
+            self.error(d);
+        }
+        self.expect_float_scalar(id, "a metric");
+        state.metrics.push((name.to_string(), self.ty(id).clone()));
+    }
 
     pub fn expect_float_scalar(&mut self, id: ExprId, what: &str) {
         match self.ty(id).clone() {

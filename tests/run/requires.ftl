@@ -65,3 +65,9 @@ test "a primed dim used before any rename" {
     expect_close(r.grad.x, [2.0, 4.0, 6.0], 0.0);
     gradcheck diagonal(R: 4);
 }
+
+test "a call's result is indexed by the callee's dim names" {
+    let z = two(w: [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    expect_close(z.u[K: 1], [2.0, 5.0], 0.0);
+    expect_close(z.v[K: 0], [1.0, 2.0, 3.0], 0.0);
+}

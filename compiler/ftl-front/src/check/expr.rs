@@ -602,11 +602,10 @@ impl Ctx<'_, '_> {
                 index,
                 default,
             } => {
-                let item = DimItem::Named(dim.name.clone());
-                if !t.has(&item) {
+                let Some(item) = callee_dim(&t, &dim.name) else {
                     missing(self, dim, &t);
                     return self.error_expr(span);
-                }
+                };
                 let i = self.expr(index);
                 let Some(it) = self.tensor_of(i) else {
                     return self.error_expr(span);
@@ -645,7 +644,7 @@ impl Ctx<'_, '_> {
                 self.push(
                     ExprKind::Gather {
                         base,
-                        dim: dim.name.clone(),
+                        dim: item.to_string(),
                         index: i,
                         default,
                     },
@@ -1450,5 +1449,26 @@ impl Ctx<'_, '_> {
         let stat = self.is_static(id);
         let local = self.bind_local(n, vty, stat);
         Some(Stmt::Let(vec![local], id))
+    }
+}
+
+/// The dim of `t` that `name` refers to: `name` itself, or the one dim a call result got for
+/// the callee's dim `name` (`lcm.Tt#1` for `Tt`), so a test can index a call's result by the
+/// callee's dim names (`r.alphas_cumprod[Tt: 999]`).
+fn callee_dim(t: &TensorTy, name: &str) -> Option<DimItem> {
+    let own = DimItem::Named(name.to_string());
+    if t.has(&own) {
+        return Some(own);
+    }
+    let mut found = t.dims.iter().filter(|d| match d {
+        DimItem::Named(n) => n
+            .rsplit_once('#')
+            .and_then(|(head, _)| head.rsplit_once('.'))
+            .is_some_and(|(_, dim)| dim == name),
+        _ => false,
+    });
+    match (found.next(), found.next()) {
+        (Some(d), None) => Some(d.clone()),
+        _ => None,
     }
 }

@@ -703,6 +703,16 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     }
                 };
                 let (lo, hi) = (bound(self, frame, *lo)?, bound(self, frame, *hi)?);
+                // Each iteration adds at least one operation: refuse at once what the cap
+                // would refuse after unrolling.
+                let count = hi.saturating_sub(lo);
+                if count > MAX_GRAPH_NODES as i64 {
+                    return Err(LowerError::Unsupported(format!(
+                        "`{}`'s `for` loop has {count} iterations, more than the \
+                         {MAX_GRAPH_NODES} operations an entry may expand to",
+                        frame.decl.name
+                    )));
+                }
                 let mut v = self.expr(frame, *init)?;
                 for k in lo..hi {
                     frame.locals[var.0 as usize] =
@@ -712,9 +722,8 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     if self.b.graph.nodes.len() > MAX_GRAPH_NODES {
                         return Err(LowerError::Unsupported(format!(
                             "`{}` expands to more than {MAX_GRAPH_NODES} operations when its \
-                             `for` loop is unrolled ({} iterations)",
-                            frame.decl.name,
-                            hi - lo
+                             `for` loop is unrolled ({count} iterations)",
+                            frame.decl.name
                         )));
                     }
                 }

@@ -570,6 +570,19 @@ fn compile_time_stays_near_linear_in_program_size() {
     );
     assert!(err.contains("expands to more than"), "{err}");
 
+    // A static loop of two billion iterations is refused before it is unrolled.
+    let looped = write(
+        "looped.ftl",
+        "objective looped(x: f32[N]) {\n    let s = for k in 0..2000000000, acc = x { acc };\n    \
+         loss sum(s, N);\n}\n"
+            .to_string(),
+    );
+    let err = refused(
+        ftc(&["build", &looped, "--emit", "kernels", "--entry", "looped"]),
+        "E0095",
+    );
+    assert!(err.contains("2000000000 iterations"), "{err}");
+
     let errors = write(
         "errors.ftl",
         "objective e(x: f32[N]) { loss x +; }\n".repeat(20_000),

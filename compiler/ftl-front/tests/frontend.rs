@@ -1,7 +1,7 @@
 //! Front-end integration tests: one wrong program per error code (rendered diagnostics pinned by
 //! insta), stage snapshots of every example and stdlib file, the pretty printer's round trip,
 //! the docs' lists of builtins and codes, and thousands of mutated inputs that must never panic.
-//! This binary links no LLVM (the `ftc` command line is tested in `ftl-compiler`'s core tests).
+//! This binary links no LLVM (the `ftc` command line is tested in `ftc`'s core tests).
 //!
 //! Update snapshots with `cargo insta review` (or `INSTA_UPDATE=always cargo test`).
 

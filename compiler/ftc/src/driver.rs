@@ -1,0 +1,514 @@
+//! The driver: one entry per `ftc` command, returning text and diagnostics instead of printing,
+//! so that tests call exactly what the CLI calls.
+
+use crate::{run, testing};
+use ftl_front::resolve::LoadOptions;
+use ftl_front::{analyze, Analysis, MessageFormat};
+use ftl_ir::pipeline::{self, EntryRequest, Failure, GradPolicy};
+use ftl_plan::fuse;
+use ftl_runtime::target::Target;
+use ftl_runtime::Tensor;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// How a command ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Status {
+    /// Exit status 0.
+    #[default]
+    Success,
+    /// A user mistake or a failed check: exit status 1.
+    Failure,
+    /// A compiler bug: exit status 101.
+    InternalError,
+}
+
+/// What a run-time command printed and how it ended.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// How it ended.
+    pub status: Status,
+}
+
+impl Outcome {
+    /// Exit status 0 with this output.
+    pub fn ok(stdout: String) -> Outcome {
+        Outcome {
+            stdout,
+            stderr: String::new(),
+            status: Status::Success,
+        }
+    }
+
+    fn fail(stderr: String) -> Outcome {
+        Outcome {
+            stdout: String::new(),
+            stderr,
+            status: Status::Failure,
+        }
+    }
+
+    /// Whether the command succeeded.
+    pub fn success(&self) -> bool {
+        self.status == Status::Success
+    }
+}
+
+impl From<Result<String, Failure>> for Outcome {
+    fn from(result: Result<String, Failure>) -> Outcome {
+        match result {
+            Ok(stdout) => Outcome::ok(stdout),
+            Err(f) => Outcome {
+                stdout: String::new(),
+                stderr: f.render(),
+                status: match f {
+                    Failure::User { .. } => Status::Failure,
+                    Failure::Internal(_) => Status::InternalError,
+                },
+            },
+        }
+    }
+}
+
+/// The arguments of `ftc run`.
+#[derive(Debug, Default, Clone)]
+pub struct RunArgs {
+    /// The `.ftl` file.
+    pub file: PathBuf,
+    /// `--entry`.
+    pub entry: String,
+    /// `--inputs`.
+    pub inputs: Option<PathBuf>,
+    /// `--out`.
+    pub out: Option<PathBuf>,
+    /// `--set k=v`, in order.
+    pub sets: Vec<String>,
+    /// `--random --dims …`: the dims spec.
+    pub random_dims: Option<String>,
+    /// `--seed` for `--random`.
+    pub seed: u64,
+    /// Which backend runs it.
+    pub backend: run::Backend,
+    /// `--allow-extra-inputs`: ignore inputs the entry does not read instead of refusing them.
+    pub allow_extra_inputs: bool,
+}
+
+/// The analysis of one file, or the outcome that reports its diagnostics.
+fn analysis_or_fail(
+    file: &Path,
+    opts: &LoadOptions,
+    format: MessageFormat,
+) -> Result<Analysis, Outcome> {
+    let analysis = analyze(&[file.to_path_buf()], opts);
+    if analysis.diagnostics.is_empty() {
+        Ok(analysis)
+    } else {
+        Err(Outcome::fail(analysis.render_with_summary(format)))
+    }
+}
+
+/// Analyses `file` and runs `command` on it: every command that compiles an entry.
+fn with_analysis(
+    file: &Path,
+    opts: &LoadOptions,
+    format: MessageFormat,
+    command: impl FnOnce(&Analysis) -> Result<String, Failure>,
+) -> Outcome {
+    match analysis_or_fail(file, opts, format) {
+        Ok(analysis) => command(&analysis).into(),
+        Err(o) => o,
+    }
+}
+
+/// Reads, compiles and runs an entry (`ftc run`).
+pub fn run_entry(args: &RunArgs, opts: &LoadOptions, format: MessageFormat) -> Outcome {
+    with_analysis(&args.file, opts, format, |analysis| {
+        run_checked(analysis, args)
+    })
+}
+
+fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<String, Failure> {
+    use ftl_front::codes::Code;
+    let mut inputs: HashMap<String, Tensor> = HashMap::new();
+    if let Some(path) = &args.inputs {
+        let tensors = ftl_runtime::safetensors_io::read(path)
+            .map_err(|e| Failure::new(Code::BadInputs, e.to_string()))?;
+        inputs.extend(tensors);
+    }
+    // Random inputs draw an upstream gradient for adapters, so they get gradients too.
+    let request = EntryRequest {
+        entry: &args.entry,
+        sets: &args.sets,
+        grad: if args.random_dims.is_some() {
+            GradPolicy::Differentiable
+        } else {
+            GradPolicy::WhenUpstreamGiven
+        },
+    };
+    let g = pipeline::compile_entry(analysis, &request, &mut inputs)?;
+    if let Some(spec) = &args.random_dims {
+        let dims = run::parse_dims(spec)?;
+        for (k, v) in run::random_inputs(&g, &dims, None, args.seed)? {
+            inputs.entry(k).or_insert(v);
+        }
+    }
+    run::check_inputs(&g, &mut inputs, args.allow_extra_inputs)?;
+    let start = std::time::Instant::now();
+    let (outputs, timings, header) = match args.backend {
+        run::Backend::Mlir => {
+            let compiled = run::CompiledEntry::new(&g)?;
+            let compile_ms = start.elapsed().as_secs_f64() * 1e3;
+            let (outputs, timings) = compiled.run_timed(&inputs)?;
+            let run_ms: f64 = timings.iter().map(|(_, t)| t).sum();
+            (
+                outputs,
+                timings,
+                format!("mlir: compile {compile_ms:.1} ms, kernels {run_ms:.2} ms"),
+            )
+        }
+        run::Backend::Interp => {
+            let outputs = run::run_graph(&g, &inputs)?;
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            (outputs, Vec::new(), format!("interpreter: {ms:.1} ms"))
+        }
+    };
+    let mut stdout = format!(
+        "{} ({}), {header}\n",
+        g.name,
+        format!("{:?}", g.kind).to_lowercase()
+    );
+    stdout.push_str(&run::table(&outputs));
+    for (kernel, ms) in &timings {
+        stdout.push_str(&format!("  kernel {kernel:<16} {ms:.3} ms\n"));
+    }
+    if let Some(out) = &args.out {
+        ftl_runtime::safetensors_io::write_atomic(out, &outputs)?;
+        stdout.push_str(&format!(
+            "wrote {} tensors to {}\n",
+            outputs.len(),
+            out.display()
+        ));
+    }
+    Ok(stdout)
+}
+
+/// The stages of one entry that `ftc build --emit` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryStage {
+    /// The graph before autodiff.
+    Ir,
+    /// The graph with its gradients.
+    Grad,
+    /// The fused kernel plan (of the gradient graph for objectives and adapters).
+    Kernels,
+    /// The kernels as MLIR (scf, arith, math, memref).
+    Mlir,
+    /// The kernels lowered to the LLVM dialect.
+    Llvm,
+}
+
+/// `ftc build --emit ir|grad|kernels|mlir|llvm`: a stage of one entry.
+pub fn emit_graph(
+    file: &Path,
+    entry: &str,
+    sets: &[String],
+    stage: EntryStage,
+    opts: &LoadOptions,
+    format: MessageFormat,
+) -> Outcome {
+    with_analysis(file, opts, format, |analysis| {
+        let request = EntryRequest {
+            entry,
+            sets,
+            grad: match stage {
+                EntryStage::Ir => GradPolicy::Forward,
+                _ => GradPolicy::Differentiable,
+            },
+        };
+        let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?;
+        Ok(match stage {
+            EntryStage::Ir | EntryStage::Grad => ftl_ir::print::print_graph(&g),
+            EntryStage::Kernels => fuse::print_plan(&fuse::fuse(&g)),
+            EntryStage::Mlir => ftl_mlir::module_text(&fuse::fuse(&g)),
+            EntryStage::Llvm => {
+                ftl_mlir::jit::lower_to_llvm_text(&ftl_mlir::module_text(&fuse::fuse(&g)))
+                    .map_err(Failure::Internal)?
+            }
+        })
+    })
+}
+
+/// `ftc gradcheck`: finite differences against autodiff for one entry.
+pub fn gradcheck_entry(
+    file: &Path,
+    entry: &str,
+    dims: Option<&str>,
+    sets: &[String],
+    opts: &LoadOptions,
+    format: MessageFormat,
+) -> Outcome {
+    let mut passed = true;
+    let mut outcome = with_analysis(file, opts, format, |analysis| {
+        let id = pipeline::find_entry(analysis, entry)?;
+        let mut eopts = ftl_ir::lower::EntryOptions::default();
+        let mut inputs = HashMap::new();
+        ftl_ir::settings::apply_sets(&analysis.hir, id, sets, &mut eopts, &mut inputs)?;
+        let dims = match dims {
+            Some(d) => run::parse_dims(d)?,
+            None => Default::default(),
+        };
+        let report = run::gradcheck(&analysis.hir, id, &dims, &inputs, &eopts)?;
+        let mut stdout = String::new();
+        for (name, n, e) in &report.inputs {
+            stdout.push_str(&format!(
+                "grad.{name}: {n} elements, max relative error {e:.2e}\n"
+            ));
+        }
+        passed = report.worst() <= run::GRADCHECK_TOL;
+        stdout.push_str(if passed {
+            "gradcheck passed\n"
+        } else {
+            "gradcheck FAILED\n"
+        });
+        Ok(stdout)
+    });
+    if !passed {
+        outcome.status = Status::Failure;
+    }
+    outcome
+}
+
+/// `.ftl` files under `paths` (directories recursively, sorted).
+pub fn ftl_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    fn walk(p: &std::path::Path, out: &mut Vec<PathBuf>) {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            entries.sort();
+            for e in entries {
+                walk(&e, out);
+            }
+        } else if p.extension().is_some_and(|e| e == "ftl") {
+            out.push(p.to_path_buf());
+        }
+    }
+    for p in paths {
+        if p.is_file() {
+            out.push(p.clone());
+        } else {
+            walk(p, &mut out);
+        }
+    }
+    out
+}
+
+/// `ftc test`: every test block of every file, one line each, then `N passed, N failed`.
+pub fn test_files(
+    paths: &[PathBuf],
+    backend: run::Backend,
+    opts: &LoadOptions,
+    format: MessageFormat,
+) -> Outcome {
+    let (mut passed, mut failed) = (0, 0);
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    for file in ftl_files(paths) {
+        let analysis = match analysis_or_fail(&file, opts, format) {
+            Ok(a) => a,
+            Err(o) => {
+                stderr.push_str(&o.stderr);
+                failed += 1;
+                continue;
+            }
+        };
+        for t in testing::run_tests(&analysis, backend) {
+            let name = t.name.split_once("::").map_or(t.name.as_str(), |x| x.1);
+            let name = name.trim_start_matches("test ");
+            if t.failures.is_empty() {
+                passed += 1;
+                stdout.push_str(&format!("test {}: {name} ... ok\n", file.display()));
+            } else {
+                failed += 1;
+                stdout.push_str(&format!("test {}: {name} ... FAILED\n", file.display()));
+                for f in &t.failures {
+                    stdout.push_str(&format!("    {f}\n"));
+                }
+            }
+            for p in &t.printed {
+                stdout.push_str(&format!("    print: {p}\n"));
+            }
+        }
+    }
+    stdout.push_str(&format!("{passed} passed, {failed} failed\n"));
+    Outcome {
+        stdout,
+        stderr,
+        status: if failed == 0 {
+            Status::Success
+        } else {
+            Status::Failure
+        },
+    }
+}
+
+/// The arguments of `ftc bench`.
+#[derive(Debug, Clone)]
+pub struct BenchArgs {
+    /// The `.ftl` file.
+    pub file: PathBuf,
+    /// `--entry`.
+    pub entry: String,
+    /// `--dims B=4,T=256,V=32000`.
+    pub dims: String,
+    /// `--set k=v`.
+    pub sets: Vec<String>,
+    /// Timed repetitions.
+    pub reps: usize,
+    /// Which backend.
+    pub backend: run::Backend,
+}
+
+/// A process's resident memory from `/proc/self/status` (`VmRSS` or `VmHWM`), in MiB.
+fn proc_mb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `ftc bench`: random inputs of the given dims, compile once, warm up, time forward +
+/// gradient `reps` times; prints per-kernel medians and
+/// `median_ms=<x> min_ms=<x> peak_rss_mb=<x>`.
+pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) -> Outcome {
+    with_analysis(&args.file, opts, format, |analysis| {
+        use std::time::Instant;
+        let mut inputs = HashMap::new();
+        let request = EntryRequest {
+            entry: &args.entry,
+            sets: &args.sets,
+            grad: GradPolicy::Differentiable,
+        };
+        let start = Instant::now();
+        let g = pipeline::compile_entry(analysis, &request, &mut inputs)?;
+        let compiled = match args.backend {
+            run::Backend::Mlir => Some(run::CompiledEntry::new(&g)?),
+            run::Backend::Interp => None,
+        };
+        let compile_ms = start.elapsed().as_secs_f64() * 1e3;
+        let baseline_mb = proc_mb("VmRSS:");
+        let dims = run::parse_dims(&args.dims)?;
+        for (k, v) in run::random_inputs(&g, &dims, None, 1)? {
+            inputs.entry(k).or_insert(v);
+        }
+        run::check_inputs(&g, &mut inputs, false)?;
+        let input_mb: f64 =
+            inputs.values().map(|t| t.bytes().len() as f64).sum::<f64>() / 1048576.0;
+        let once = |inputs: &HashMap<String, ftl_runtime::Tensor>| -> Result<
+            (ftl_runtime::exec::Outputs, ftl_runtime::exec::Timings),
+            Failure,
+        > {
+            match &compiled {
+                Some(c) => c.run_timed(inputs),
+                None => run::run_graph(&g, inputs).map(|o| (o, Vec::new())),
+            }
+        };
+        let (outs, _) = once(&inputs)?;
+        let output_mb: f64 = outs
+            .iter()
+            .map(|(_, t)| t.bytes().len() as f64)
+            .sum::<f64>()
+            / 1048576.0;
+        if let Some(c) = &compiled {
+            for (_, t) in outs {
+                c.recycle(t);
+            }
+        }
+        let mut times = Vec::new();
+        let mut per_kernel: Vec<(String, Vec<f64>)> = Vec::new();
+        for _ in 0..args.reps.max(1) {
+            let t0 = Instant::now();
+            let (outs, timings) = once(&inputs)?;
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+            if let Some(c) = &compiled {
+                // A training loop reuses its gradient buffers from step to step.
+                for (_, t) in outs {
+                    c.recycle(t);
+                }
+            }
+            for (k, (name, ms)) in timings.into_iter().enumerate() {
+                if per_kernel.len() <= k {
+                    per_kernel.push((name, Vec::new()));
+                }
+                per_kernel[k].1.push(ms);
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let mut text = format!(
+            "{} ({}), {:?} backend, dims {}, {} reps\ncompile_ms={compile_ms:.1} inputs_mb={input_mb:.1} outputs_mb={output_mb:.1} baseline_rss_mb={baseline_mb:.1}\n",
+            g.name,
+            format!("{:?}", g.kind).to_lowercase(),
+            args.backend,
+            args.dims,
+            times.len()
+        );
+        for (name, mut ts) in per_kernel {
+            text.push_str(&format!("  {name:<16} median {:.2} ms\n", median(&mut ts)));
+        }
+        let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+        let med = median(&mut times);
+        text.push_str(&format!(
+            "median_ms={med:.2} min_ms={min:.2} peak_rss_mb={:.1}\n",
+            proc_mb("VmHWM:")
+        ));
+        Ok(text)
+    })
+}
+
+/// `ftc build FILE --entry E -o NAME.ftlpack`: the compiled entry as an artifact directory,
+/// its kernels compiled for `target_cpu` (default: [`Target::default_for_artifact`]).
+pub fn build_artifact(
+    file: &Path,
+    entry: &str,
+    sets: &[String],
+    output: &Path,
+    target_cpu: Option<&str>,
+    opts: &LoadOptions,
+    format: MessageFormat,
+) -> Outcome {
+    with_analysis(file, opts, format, |analysis| {
+        let request = EntryRequest {
+            entry,
+            sets,
+            grad: GradPolicy::Differentiable,
+        };
+        let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?;
+        let target = match target_cpu {
+            Some(name) => Target::named(name)
+                .map_err(|m| Failure::new(ftl_front::codes::Code::BadSetting, m))?,
+            None => Target::default_for_artifact(),
+        };
+        let plan = fuse::fuse(&g);
+        ftl_mlir::write_artifact(&plan, output, &target)?;
+        Ok(format!(
+            "wrote {} ({} kernels, for CPU {})\n",
+            output.display(),
+            plan.kernels.len(),
+            target.cpu
+        ))
+    })
+}

@@ -1,0 +1,10 @@
+//! `ftc`: the command line over the FTL crates. [`driver`] is one function per `ftc` command,
+//! each going through [`ftl_ir::pipeline`]; [`run`] binds settings and inputs and runs an entry
+//! on the interpreter ([`ftl_interp`]) or compiled by a [`ftl_plan::backend::Backend`] (the MLIR
+//! CPU backend, [`ftl_mlir`]); [`testing`] runs test blocks; [`peft`] reads and writes PEFT
+//! adapters (`ftc merge`, `ftc init`). `main.rs` is clap only.
+
+pub mod driver;
+pub mod peft;
+pub mod run;
+pub mod testing;

@@ -1,0 +1,523 @@
+//! Building graphs. Every node goes through [`Builder::push`], which folds constants, applies the
+//! stability rewrites and hash-conses (CSE), so lowering, autodiff and [`crate::simplify`] all
+//! produce simplified graphs:
+//!
+//! - `log(sigmoid x)` → `log_sigmoid x`
+//! - `log(1 + exp x)`, `log1p(exp x)` → `softplus x`
+//! - `log(exp x)` → `x` (so `log(softmax(x))`, lowered as `log(exp(x − lse))`, becomes the
+//!   stable `x − lse`, i.e. `log_softmax`)
+//! - `scatter_add` of one value per output row → a one-hot `select` (elementwise), and the sum
+//!   over D of such a select → the value where the index is in range
+//! - `-(-x)` → `x`; `x + 0`, `x − 0`, `x · 1`, `x / 1`, casts to the same dtype, broadcasts,
+//!   transposes and relabels to the same dims → `x`; `select` on a constant condition → its arm.
+
+use crate::scalar;
+use crate::{BinOp, Dim, DimId, DimSize, EntryKind, Graph, Node, NodeId, Op, Reduction, UnOp};
+use ftl_runtime::DType;
+use std::collections::HashMap;
+
+/// A graph under construction.
+pub struct Builder {
+    /// The graph so far.
+    pub graph: Graph,
+    cse: HashMap<String, NodeId>,
+}
+
+impl Builder {
+    /// An empty graph.
+    pub fn new(name: &str, kind: EntryKind) -> Builder {
+        Builder {
+            graph: Graph {
+                name: name.to_string(),
+                kind,
+                dims: Vec::new(),
+                inputs: Vec::new(),
+                nodes: Vec::new(),
+                outputs: Vec::new(),
+                checks: Vec::new(),
+            },
+            cse: HashMap::new(),
+        }
+    }
+
+    /// A graph with `g`'s name, kind, dims and inputs but no nodes (for rebuilding passes).
+    pub fn shell_of(g: &Graph) -> Builder {
+        let mut b = Builder::new(&g.name, g.kind);
+        b.graph.dims = g.dims.clone();
+        b.graph.inputs = g.inputs.clone();
+        b
+    }
+
+    /// The finished graph.
+    pub fn finish(self) -> Graph {
+        self.graph
+    }
+
+    /// The node behind a handle.
+    pub fn node(&self, id: NodeId) -> &Node {
+        self.graph.node(id)
+    }
+
+    /// A node's dims.
+    pub fn dims(&self, id: NodeId) -> Vec<DimId> {
+        self.node(id).dims.clone()
+    }
+
+    /// A node's dtype.
+    pub fn dtype(&self, id: NodeId) -> DType {
+        self.node(id).dtype
+    }
+
+    /// Adds a dim.
+    pub fn add_dim(&mut self, name: &str, size: DimSize) -> DimId {
+        self.graph.dims.push(Dim {
+            name: name.to_string(),
+            size,
+        });
+        DimId(self.graph.dims.len() as u32 - 1)
+    }
+
+    fn const_value(&self, id: NodeId) -> Option<f64> {
+        match self.node(id).op {
+            Op::Const(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Whether `id` is the constant `v`, possibly broadcast (for the identity rules).
+    fn is_const(&self, id: NodeId, v: f64) -> bool {
+        match self.node(id).op {
+            Op::Const(c) => c == v,
+            Op::Broadcast(a) => self.const_value(a) == Some(v),
+            _ => false,
+        }
+    }
+
+    /// Whether `id` can stand for a node of this dtype and these dims.
+    fn fits(&self, id: NodeId, dtype: DType, dims: &[DimId]) -> bool {
+        let n = self.node(id);
+        n.dtype == dtype && n.dims == dims
+    }
+
+    /// A rewrite or fold of `node`, if one applies.
+    fn rewrite(&mut self, node: &Node) -> Option<NodeId> {
+        let (dtype, dims) = (node.dtype, node.dims.as_slice());
+        match node.op {
+            Op::Unary(op, a) => {
+                if let Some(v) = self.const_value(a) {
+                    if dims.is_empty() {
+                        return Some(self.constant(dtype.round(scalar::unary(op, v)), dtype));
+                    }
+                }
+                let inner = self.node(a).op.clone();
+                let same = |b: &Builder, x: NodeId| b.fits(x, dtype, dims).then_some(x);
+                match (op, inner) {
+                    (UnOp::Log, Op::Unary(UnOp::Sigmoid, x)) if self.fits(a, dtype, dims) => {
+                        Some(self.unary(UnOp::LogSigmoid, x))
+                    }
+                    (UnOp::Log, Op::Unary(UnOp::Exp, x)) => same(self, x),
+                    (UnOp::Log1p, Op::Unary(UnOp::Exp, x)) if self.fits(x, dtype, dims) => {
+                        Some(self.unary(UnOp::Softplus, x))
+                    }
+                    (UnOp::Log, Op::Binary(BinOp::Add, p, q)) => {
+                        let exp_arg = |b: &Builder, e: NodeId| match b.node(e).op {
+                            Op::Unary(UnOp::Exp, x) => Some(x),
+                            _ => None,
+                        };
+                        let x = if self.is_const(p, 1.0) {
+                            exp_arg(self, q)
+                        } else if self.is_const(q, 1.0) {
+                            exp_arg(self, p)
+                        } else {
+                            None
+                        }?;
+                        self.fits(x, dtype, dims)
+                            .then(|| self.unary(UnOp::Softplus, x))
+                    }
+                    (UnOp::Neg, Op::Unary(UnOp::Neg, x)) => same(self, x),
+                    _ => None,
+                }
+            }
+            Op::Binary(op, a, b) => {
+                if let (Some(x), Some(y)) = (self.const_value(a), self.const_value(b)) {
+                    if dims.is_empty() {
+                        return Some(self.constant(dtype.round(scalar::binary(op, x, y)), dtype));
+                    }
+                }
+                let keep = |bld: &Builder, x: NodeId| bld.fits(x, dtype, dims).then_some(x);
+                match op {
+                    BinOp::Add if self.is_const(b, 0.0) => keep(self, a),
+                    BinOp::Add if self.is_const(a, 0.0) => keep(self, b),
+                    BinOp::Sub if self.is_const(b, 0.0) => keep(self, a),
+                    BinOp::Mul if self.is_const(b, 1.0) => keep(self, a),
+                    BinOp::Mul if self.is_const(a, 1.0) => keep(self, b),
+                    BinOp::Div if self.is_const(b, 1.0) => keep(self, a),
+                    _ => None,
+                }
+            }
+            Op::Select(c, a, b) => match self.const_value(c) {
+                Some(v) => {
+                    let arm = if v != 0.0 { a } else { b };
+                    if self.fits(arm, dtype, dims) {
+                        Some(arm)
+                    } else if self.node(arm).dtype == dtype {
+                        Some(self.broadcast(arm, dims.to_vec()))
+                    } else {
+                        None
+                    }
+                }
+                None => None,
+            },
+            Op::Cast(a) => {
+                if let (Some(v), true) = (self.const_value(a), dims.is_empty()) {
+                    return Some(self.constant(dtype.round(v), dtype));
+                }
+                self.fits(a, dtype, dims).then_some(a)
+            }
+            Op::Broadcast(a) | Op::Transpose(a) | Op::Relabel(a) => {
+                self.fits(a, dtype, dims).then_some(a)
+            }
+            Op::Detach(a) if matches!(self.node(a).op, Op::Const(_) | Op::Literal(_)) => Some(a),
+            Op::ScatterAdd { value, dim, index } => self.one_hot(value, dim, index, dims),
+            Op::Reduce(r, a) => self.reduce_rewrite(r, a, dims),
+            _ => None,
+        }
+    }
+
+    /// `scatter_add(v into D at i)` where every output position receives at most one value
+    /// (neither v nor i has D, and both are indexed by the output's other dims) is the one-hot
+    /// select `where(iota(D) == i, v, 0)`: elementwise, so it fuses into the pass over D.
+    fn one_hot(
+        &mut self,
+        value: NodeId,
+        dim: DimId,
+        index: NodeId,
+        dims: &[DimId],
+    ) -> Option<NodeId> {
+        let (vd, id) = (self.dims(value), self.dims(index));
+        let covered = |ds: &[DimId]| !ds.contains(&dim) && ds.iter().all(|d| dims.contains(d));
+        if !covered(&vd) || !covered(&id) {
+            return None;
+        }
+        let idt = self.dtype(index);
+        let iota = self.push(Node {
+            op: Op::Iota(dim),
+            dtype: DType::I32,
+            dims: vec![dim],
+        });
+        let iota = self.cast(iota, idt);
+        let hit = self.binary(BinOp::Eq, index, iota);
+        let zero = self.constant(0.0, self.dtype(value));
+        let sel = self.select(hit, value, zero);
+        Some(self.conform(sel, dims))
+    }
+
+    /// Reductions see through transposes (order does not matter to them), sums through
+    /// negation, and sums of one-hot selects fold (see [`Builder::sum_of_one_hot`]).
+    fn reduce_rewrite(&mut self, r: Reduction, a: NodeId, dims: &[DimId]) -> Option<NodeId> {
+        let over: Vec<DimId> = self
+            .dims(a)
+            .into_iter()
+            .filter(|x| !dims.contains(x))
+            .collect();
+        match self.node(a).op {
+            Op::Transpose(x) => {
+                let red = self.reduce(r, x, &over);
+                Some(self.conform(red, dims))
+            }
+            Op::Unary(UnOp::Neg, x) if r == Reduction::Sum => {
+                let red = self.reduce(r, x, &over);
+                let neg = self.unary(UnOp::Neg, red);
+                Some(self.conform(neg, dims))
+            }
+            _ if r == Reduction::Sum => self.sum_of_one_hot(a, dims),
+            _ => None,
+        }
+    }
+
+    /// `sum over D of where(iota(D) == i, v, 0)` (v and i without D) is `v` where i is in range:
+    /// the reduction of a one-hot select needs no pass over D.
+    fn sum_of_one_hot(&mut self, a: NodeId, dims: &[DimId]) -> Option<NodeId> {
+        let Op::Select(c, v, z) = self.node(a).op else {
+            return None;
+        };
+        if !self.is_const(z, 0.0) {
+            return None;
+        }
+        let Op::Binary(BinOp::Eq, p, q) = self.node(c).op else {
+            return None;
+        };
+        let iota_dim = |b: &Builder, x: NodeId| match b.node(x).op {
+            Op::Iota(d) => Some(d),
+            Op::Cast(y) => match b.node(y).op {
+                Op::Iota(d) => Some(d),
+                _ => None,
+            },
+            _ => None,
+        };
+        let (d, idx) = match (iota_dim(self, p), iota_dim(self, q)) {
+            (Some(d), None) => (d, q),
+            (None, Some(d)) => (d, p),
+            _ => return None,
+        };
+        let reduced: Vec<DimId> = self
+            .dims(a)
+            .into_iter()
+            .filter(|x| !dims.contains(x))
+            .collect();
+        if reduced != [d] || self.dims(v).contains(&d) || self.dims(idx).contains(&d) {
+            return None;
+        }
+        let it = self.dtype(idx);
+        let zero_i = self.constant(0.0, it);
+        let n = self.size(vec![d], it);
+        let ge = self.binary(BinOp::Ge, idx, zero_i);
+        let lt = self.binary(BinOp::Lt, idx, n);
+        let inside = self.binary(BinOp::And, ge, lt);
+        let zero = self.constant(0.0, self.dtype(v));
+        let sel = self.select(inside, v, zero);
+        Some(self.conform(sel, dims))
+    }
+
+    /// Adds a node, unless a fold, rewrite or an identical earlier node stands for it.
+    pub fn push(&mut self, node: Node) -> NodeId {
+        if let Some(id) = self.rewrite(&node) {
+            return id;
+        }
+        let key = format!("{:?}|{:?}|{:?}", node.op, node.dtype, node.dims);
+        if let Some(id) = self.cse.get(&key) {
+            return *id;
+        }
+        self.graph.nodes.push(node);
+        let id = NodeId(self.graph.nodes.len() as u32 - 1);
+        self.cse.insert(key, id);
+        id
+    }
+
+    /// A scalar constant.
+    pub fn constant(&mut self, v: f64, dtype: DType) -> NodeId {
+        self.push(Node {
+            op: Op::Const(dtype.round(v)),
+            dtype,
+            dims: vec![],
+        })
+    }
+
+    /// The dims of an elementwise result: `a`'s, then `b`'s that `a` lacks.
+    pub fn union(&self, a: &[DimId], b: &[DimId]) -> Vec<DimId> {
+        let mut out = a.to_vec();
+        out.extend(b.iter().filter(|d| !a.contains(d)));
+        out
+    }
+
+    /// An elementwise unary op (same dtype and dims as the operand, bool for `Not`).
+    pub fn unary(&mut self, op: UnOp, a: NodeId) -> NodeId {
+        let n = self.node(a);
+        let dtype = if op == UnOp::Not {
+            DType::Bool
+        } else {
+            n.dtype
+        };
+        let dims = n.dims.clone();
+        self.push(Node {
+            op: Op::Unary(op, a),
+            dtype,
+            dims,
+        })
+    }
+
+    /// An elementwise binary op; operands of different dtypes are joined first (see [`join`]).
+    pub fn binary(&mut self, op: BinOp, a: NodeId, b: NodeId) -> NodeId {
+        let dt = join(self.dtype(a), self.dtype(b));
+        let (a, b) = (self.cast(a, dt), self.cast(b, dt));
+        let dims = self.union(&self.dims(a), &self.dims(b));
+        let dtype = if op.is_comparison() { DType::Bool } else { dt };
+        self.push(Node {
+            op: Op::Binary(op, a, b),
+            dtype,
+            dims,
+        })
+    }
+
+    /// `c ? a : b`.
+    pub fn select(&mut self, c: NodeId, a: NodeId, b: NodeId) -> NodeId {
+        let dt = join(self.dtype(a), self.dtype(b));
+        let (a, b) = (self.cast(a, dt), self.cast(b, dt));
+        let dims = self.union(&self.dims(c), &self.dims(a));
+        let dims = self.union(&dims, &self.dims(b));
+        self.push(Node {
+            op: Op::Select(c, a, b),
+            dtype: dt,
+            dims,
+        })
+    }
+
+    /// A conversion (nothing when the dtype already matches).
+    pub fn cast(&mut self, a: NodeId, dtype: DType) -> NodeId {
+        if self.dtype(a) == dtype {
+            return a;
+        }
+        let dims = self.dims(a);
+        self.push(Node {
+            op: Op::Cast(a),
+            dtype,
+            dims,
+        })
+    }
+
+    /// Repeats `a` over `dims` (a superset of its dims, in any order).
+    pub fn broadcast(&mut self, a: NodeId, dims: Vec<DimId>) -> NodeId {
+        let dtype = self.dtype(a);
+        self.push(Node {
+            op: Op::Broadcast(a),
+            dtype,
+            dims,
+        })
+    }
+
+    /// `a` reordered to `dims` (a permutation of its dims).
+    pub fn transpose(&mut self, a: NodeId, dims: Vec<DimId>) -> NodeId {
+        let dtype = self.dtype(a);
+        self.push(Node {
+            op: Op::Transpose(a),
+            dtype,
+            dims,
+        })
+    }
+
+    /// `a`'s data under new dims.
+    pub fn relabel(&mut self, a: NodeId, dims: Vec<DimId>) -> NodeId {
+        let dtype = self.dtype(a);
+        self.push(Node {
+            op: Op::Relabel(a),
+            dtype,
+            dims,
+        })
+    }
+
+    /// Reduces `a` over `over` (dims it has); the result keeps its other dims in order.
+    pub fn reduce(&mut self, r: Reduction, a: NodeId, over: &[DimId]) -> NodeId {
+        let dims: Vec<DimId> = self
+            .dims(a)
+            .into_iter()
+            .filter(|d| !over.contains(d))
+            .collect();
+        let dtype = match r {
+            Reduction::Any | Reduction::All => DType::Bool,
+            Reduction::ArgMax => DType::I32,
+            _ => self.dtype(a),
+        };
+        self.push(Node {
+            op: Op::Reduce(r, a),
+            dtype,
+            dims,
+        })
+    }
+
+    /// The element count of `dims`, as a scalar of `dtype`. A dim sized by a `requires`
+    /// scalar (or derived from one) reads that scalar's node rather than the dim's size: the
+    /// prelude computes such scalars before the dim has a size, so `requires K == floordiv(I,
+    /// R), K2 == K + 1` and conditions over K see K's value on every backend.
+    pub fn size(&mut self, dims: Vec<DimId>, dtype: DType) -> NodeId {
+        let (derived, plain): (Vec<DimId>, Vec<DimId>) =
+            dims.into_iter().partition(|d| self.reads_scalar(*d));
+        let mut derived = derived.into_iter();
+        let mut n = match derived.next() {
+            Some(d) if plain.is_empty() => self.dim_value(d),
+            first => {
+                let n = self.push(Node {
+                    op: Op::Size(plain),
+                    dtype: DType::I64,
+                    dims: vec![],
+                });
+                match first {
+                    Some(d) => {
+                        let v = self.dim_value(d);
+                        self.binary(BinOp::Mul, n, v)
+                    }
+                    None => n,
+                }
+            }
+        };
+        for d in derived {
+            let v = self.dim_value(d);
+            n = self.binary(BinOp::Mul, n, v);
+        }
+        self.cast(n, dtype)
+    }
+
+    /// Whether dim `d`'s size is a `requires` scalar or derived from one.
+    fn reads_scalar(&self, d: DimId) -> bool {
+        match &self.graph.dim(d).size {
+            DimSize::Scalar(_) => true,
+            DimSize::Product(ds) => ds.iter().any(|x| self.reads_scalar(*x)),
+            DimSize::Quotient(a, ds) => {
+                self.reads_scalar(*a) || ds.iter().any(|x| self.reads_scalar(*x))
+            }
+            DimSize::Min(a, b) => self.reads_scalar(*a) || self.reads_scalar(*b),
+            DimSize::Arg | DimSize::Pack | DimSize::Const(_) => false,
+        }
+    }
+
+    /// The size of dim `d` as an i64 node, following the rule that sizes it.
+    fn dim_value(&mut self, d: DimId) -> NodeId {
+        if !self.reads_scalar(d) {
+            return self.size(vec![d], DType::I64);
+        }
+        match self.graph.dim(d).size.clone() {
+            DimSize::Scalar(v) => self.cast(v, DType::I64),
+            DimSize::Product(ds) => self.size(ds, DType::I64),
+            DimSize::Quotient(a, ds) => {
+                let (a, by) = (self.dim_value(a), self.size(ds, DType::I64));
+                self.binary(BinOp::FloorDiv, a, by)
+            }
+            DimSize::Min(a, b) => {
+                let (a, b) = (self.dim_value(a), self.dim_value(b));
+                self.binary(BinOp::Min, a, b)
+            }
+            DimSize::Arg | DimSize::Pack | DimSize::Const(_) => self.size(vec![d], DType::I64),
+        }
+    }
+
+    /// Gives `a` exactly `target` dims: sums dims it has beyond them, broadcasts missing ones
+    /// and reorders. Gradients pass through this to land in their input's layout.
+    pub fn conform(&mut self, a: NodeId, target: &[DimId]) -> NodeId {
+        let extra: Vec<DimId> = self
+            .dims(a)
+            .into_iter()
+            .filter(|d| !target.contains(d))
+            .collect();
+        let a = if extra.is_empty() {
+            a
+        } else {
+            self.reduce(Reduction::Sum, a, &extra)
+        };
+        let dims = self.dims(a);
+        if dims.len() < target.len() {
+            self.broadcast(a, target.to_vec())
+        } else if dims != target {
+            self.transpose(a, target.to_vec())
+        } else {
+            a
+        }
+    }
+}
+
+/// The dtype two operands compute in: float beats integer beats bool; the wider of two floats
+/// or two integers (the checker has already rejected mixes that need a cast).
+pub fn join(a: DType, b: DType) -> DType {
+    let rank = |d: DType| match d {
+        DType::F64 => 6,
+        DType::F32 => 5,
+        DType::BF16 => 4,
+        DType::F16 => 3,
+        DType::I64 => 2,
+        DType::I32 => 1,
+        DType::Bool => 0,
+    };
+    if rank(a) >= rank(b) {
+        a
+    } else {
+        b
+    }
+}

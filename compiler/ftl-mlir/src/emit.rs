@@ -1,0 +1,1306 @@
+//! MLIR text for a fused plan: one `func.func` per generated kernel, loops as `scf.for` over
+//! memrefs (destination passing: every buffer is an argument), values as `arith`/`math` ops
+//! evaluated at the loop's coordinates. Inlined nodes are recomputed where they are used; a
+//! gather evaluates its base at the gathered position. Elementwise results of 16-bit floats are
+//! rounded to their dtype after every op (computed in f32), as the interpreter does.
+
+use ftl_ir::{BinOp, DimId, Graph, NodeId, Op, Reduction, UnOp};
+use ftl_plan::fuse::{BufId, Kernel, Nest, NestKind, Plan};
+use ftl_runtime::DType;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// The element type of a dtype in memory.
+pub fn elem(d: DType) -> &'static str {
+    match d {
+        DType::F64 => "f64",
+        DType::F32 => "f32",
+        DType::BF16 => "bf16",
+        DType::F16 => "f16",
+        DType::I64 => "i64",
+        DType::I32 => "i32",
+        DType::Bool => "i1",
+    }
+}
+
+/// The type values of a dtype are computed in (16-bit floats compute in f32).
+pub fn compute(d: DType) -> &'static str {
+    match d {
+        DType::BF16 | DType::F16 => "f32",
+        _ => elem(d),
+    }
+}
+
+/// The memref type of a buffer of `rank` dims.
+pub fn memref(d: DType, rank: usize) -> String {
+    let mut s = String::from("memref<");
+    for _ in 0..rank {
+        s.push_str("?x");
+    }
+    s.push_str(elem(d));
+    s.push('>');
+    s
+}
+
+/// An open region: its text so far, the line that opens it, and the values computed in it
+/// (keyed by node and the coordinates it depends on).
+#[derive(Default)]
+struct Scope {
+    header: String,
+    text: Vec<String>,
+    cache: HashMap<(NodeId, Vec<String>), String>,
+}
+
+/// One function being emitted.
+pub struct Func<'p> {
+    pub(super) plan: &'p Plan,
+    g: &'p Graph,
+    prologue: String,
+    next: u32,
+    bufs: HashMap<BufId, String>,
+    dim_sizes: Vec<String>,
+    consts: HashMap<String, String>,
+    /// Open regions, outermost (the function body) first.
+    scopes: Vec<Scope>,
+    /// The scope instructions are written into (hoisting writes into an outer one).
+    at: usize,
+    /// Coordinate environments: dim → (SSA index value, scope level where it is defined).
+    envs: Vec<Vec<(DimId, String, usize)>>,
+    /// Per node: the loop dims its value depends on.
+    deps: HashMap<NodeId, Vec<DimId>>,
+    /// The node the current nest computes (evaluated, never loaded).
+    root: Option<NodeId>,
+}
+
+impl<'p> Func<'p> {
+    fn new(plan: &'p Plan) -> Self {
+        Func {
+            plan,
+            g: &plan.graph,
+            prologue: String::new(),
+            next: 0,
+            bufs: HashMap::new(),
+            dim_sizes: Vec::new(),
+            consts: HashMap::new(),
+            scopes: vec![Scope::default()],
+            at: 0,
+            envs: Vec::new(),
+            deps: HashMap::new(),
+            root: None,
+        }
+    }
+
+    fn line(&mut self, s: &str) {
+        let at = self.at;
+        self.scopes[at].text.push(s.to_string());
+    }
+
+    /// Opens a region (`scf.for … {`, `scf.if … {`); its body is written into it.
+    fn open(&mut self, header: String) {
+        self.scopes.push(Scope {
+            header,
+            ..Scope::default()
+        });
+        self.at = self.scopes.len() - 1;
+    }
+
+    /// Closes the innermost region, writing it (header, indented body, `}`) into its parent.
+    fn close(&mut self) {
+        let scope = self.scopes.pop().expect("a region is open");
+        self.at = self.scopes.len() - 1;
+        let parent = &mut self.scopes[self.at];
+        parent.text.push(scope.header);
+        parent
+            .text
+            .extend(scope.text.into_iter().map(|l| format!("  {l}")));
+        parent.text.push("}".to_string());
+    }
+
+    /// The level of the innermost open region.
+    fn depth(&self) -> usize {
+        self.scopes.len() - 1
+    }
+
+    fn fresh(&mut self) -> String {
+        self.next += 1;
+        format!("%v{}", self.next)
+    }
+
+    /// Emits `%x = <rhs>` and returns `%x`.
+    pub(super) fn emit_val(&mut self, rhs: &str) -> String {
+        let v = self.fresh();
+        self.line(&format!("{v} = {rhs}"));
+        v
+    }
+
+    fn constant(&mut self, text: String) -> String {
+        if let Some(v) = self.consts.get(&text) {
+            return v.clone();
+        }
+        let v = self.fresh();
+        let _ = writeln!(self.prologue, "    {v} = arith.constant {text}");
+        self.consts.insert(text, v.clone());
+        v
+    }
+
+    /// A float constant of type `ty`.
+    pub(super) fn const_f(&mut self, ty: &str, v: f64) -> String {
+        let text = if v.is_nan() {
+            if ty == "f64" {
+                "0x7FF8000000000000".to_string()
+            } else {
+                "0x7FC00000".to_string()
+            }
+        } else if v.is_infinite() {
+            match (ty, v > 0.0) {
+                ("f64", true) => "0x7FF0000000000000".into(),
+                ("f64", false) => "0xFFF0000000000000".into(),
+                (_, true) => "0x7F800000".into(),
+                (_, false) => "0xFF800000".into(),
+            }
+        } else {
+            format!("{v:.17e}")
+        };
+        self.constant(format!("{text} : {ty}"))
+    }
+
+    /// An integer constant of type `ty` (`index`, `i64`, `i32`, `i1`).
+    pub(super) fn const_i(&mut self, ty: &str, v: i64) -> String {
+        if ty == "i1" {
+            return self.constant((if v != 0 { "true" } else { "false" }).to_string());
+        }
+        self.constant(format!("{v} : {ty}"))
+    }
+
+    fn idx(&mut self, v: i64) -> String {
+        self.const_i("index", v)
+    }
+
+    /// A constant of a node's compute type.
+    fn const_of(&mut self, d: DType, v: f64) -> String {
+        let ty = compute(d);
+        match d {
+            DType::F64 | DType::F32 | DType::BF16 | DType::F16 => self.const_f(ty, v),
+            DType::Bool => self.const_i("i1", i64::from(v != 0.0)),
+            _ => self.const_i(ty, v as i64),
+        }
+    }
+
+    /// Rounds an f32-computed 16-bit float result to its dtype.
+    fn round(&mut self, d: DType, v: String) -> String {
+        match d {
+            DType::BF16 | DType::F16 => {
+                let t = self.emit_val(&format!("arith.truncf {v} : f32 to {}", elem(d)));
+                self.emit_val(&format!("arith.extf {t} : {} to f32", elem(d)))
+            }
+            _ => v,
+        }
+    }
+
+    fn env_coord(&self, env: u32, d: DimId) -> Option<String> {
+        self.envs[env as usize]
+            .iter()
+            .rev()
+            .find(|(x, _, _)| *x == d)
+            .map(|(_, v, _)| v.clone())
+    }
+
+    fn env_level(&self, env: u32, d: DimId) -> usize {
+        self.envs[env as usize]
+            .iter()
+            .rev()
+            .find(|(x, _, _)| *x == d)
+            .map_or(0, |(_, _, l)| *l)
+    }
+
+    fn push_env(&mut self, coords: Vec<(DimId, String, usize)>) -> u32 {
+        self.envs.push(coords);
+        self.envs.len() as u32 - 1
+    }
+
+    /// The loop dims a node's value depends on: a buffer's dims, or its operands' (a gather's
+    /// indexed dim comes from its index instead).
+    fn deps_of(&mut self, id: NodeId) -> Vec<DimId> {
+        if let Some(d) = self.deps.get(&id) {
+            return d.clone();
+        }
+        let n = self.g.node(id);
+        let mut out: Vec<DimId> = Vec::new();
+        let add = |out: &mut Vec<DimId>, ds: Vec<DimId>| {
+            for d in ds {
+                if !out.contains(&d) {
+                    out.push(d);
+                }
+            }
+        };
+        if self.plan.buffer_of(id).is_some() {
+            add(&mut out, n.dims.clone());
+        } else {
+            match &n.op {
+                Op::Iota(d) => add(&mut out, vec![*d]),
+                // A draw depends on its element's position in its own dims.
+                Op::Random { .. } => add(&mut out, n.dims.clone()),
+                Op::Gather {
+                    base,
+                    dim,
+                    index,
+                    default,
+                } => {
+                    let (base, dim, index, default) = (*base, *dim, *index, *default);
+                    let b: Vec<DimId> = self
+                        .deps_of(base)
+                        .into_iter()
+                        .filter(|d| *d != dim)
+                        .collect();
+                    add(&mut out, b);
+                    let i = self.deps_of(index);
+                    add(&mut out, i);
+                    if let Some(dv) = default {
+                        let d = self.deps_of(dv);
+                        add(&mut out, d);
+                    }
+                }
+                op => {
+                    for o in op.operands() {
+                        let d = self.deps_of(o);
+                        add(&mut out, d);
+                    }
+                }
+            }
+        }
+        self.deps.insert(id, out.clone());
+        out
+    }
+
+    /// Loads a buffer element at the coordinates of `env` (converted to the compute type).
+    fn load(&mut self, b: BufId, node: NodeId, env: u32) -> String {
+        let n = self.g.node(node);
+        let mut idx = Vec::new();
+        for d in n.dims.clone() {
+            let c = self
+                .env_coord(env, d)
+                .unwrap_or_else(|| self.const_i("index", 0));
+            idx.push(c);
+        }
+        let arg = self.bufs[&b].clone();
+        let v = self.emit_val(&format!(
+            "memref.load {arg}[{}] : {}",
+            idx.join(", "),
+            memref(n.dtype, n.dims.len())
+        ));
+        match n.dtype {
+            DType::BF16 | DType::F16 => {
+                self.emit_val(&format!("arith.extf {v} : {} to f32", elem(n.dtype)))
+            }
+            _ => v,
+        }
+    }
+
+    /// Stores a computed value into a buffer at `env`'s coordinates.
+    fn store(&mut self, b: BufId, node: NodeId, env: u32, v: &str) {
+        let n = self.g.node(node);
+        let mut idx = Vec::new();
+        for d in n.dims.clone() {
+            let c = self
+                .env_coord(env, d)
+                .unwrap_or_else(|| self.const_i("index", 0));
+            idx.push(c);
+        }
+        let v = match n.dtype {
+            DType::BF16 | DType::F16 => {
+                self.emit_val(&format!("arith.truncf {v} : f32 to {}", elem(n.dtype)))
+            }
+            _ => v.to_string(),
+        };
+        let arg = self.bufs[&b].clone();
+        self.line(&format!(
+            "memref.store {v}, {arg}[{}] : {}",
+            idx.join(", "),
+            memref(n.dtype, n.dims.len())
+        ));
+    }
+
+    /// The value of `id` at `env`: a load if it is materialized (and not the nest's root),
+    /// else its op evaluated from its operands.
+    fn value(&mut self, id: NodeId, env: u32) -> String {
+        // Computed once in the outermost open region where every coordinate it depends on is
+        // defined: loop-invariant loads and arithmetic are hoisted out of inner loops.
+        let deps = self.deps_of(id);
+        let coords: Vec<String> = deps
+            .iter()
+            .map(|d| self.env_coord(env, *d).unwrap_or_default())
+            .collect();
+        let key = (id, coords);
+        let level = deps
+            .iter()
+            .map(|d| self.env_level(env, *d))
+            .max()
+            .unwrap_or(0)
+            .min(self.at);
+        if let Some(v) = self.scopes[..=self.at]
+            .iter()
+            .rev()
+            .find_map(|s| s.cache.get(&key).cloned())
+        {
+            return v;
+        }
+        let saved = self.at;
+        self.at = level;
+        let v = match self.plan.buffer_of(id) {
+            Some(b) if Some(id) != self.root => self.load(b, id, env),
+            _ => self.compute(id, env),
+        };
+        self.at = saved;
+        self.scopes[level].cache.insert(key, v.clone());
+        v
+    }
+
+    fn convert(&mut self, v: &str, from: DType, to: DType) -> String {
+        let (f, t) = (compute(from), compute(to));
+        if f == t && from.is_float() == to.is_float() {
+            return v.to_string();
+        }
+        match (from, to) {
+            (a, b) if a.is_float() && b.is_float() => {
+                if f == "f64" {
+                    self.emit_val(&format!("arith.truncf {v} : f64 to {t}"))
+                } else {
+                    self.emit_val(&format!("arith.extf {v} : {f} to {t}"))
+                }
+            }
+            (DType::Bool, b) if b.is_float() => {
+                self.emit_val(&format!("arith.uitofp {v} : i1 to {t}"))
+            }
+            (DType::Bool, _) => self.emit_val(&format!("arith.extui {v} : i1 to {t}")),
+            (a, DType::Bool) if a.is_float() => {
+                let z = self.const_f(f, 0.0);
+                self.emit_val(&format!("arith.cmpf une, {v}, {z} : {f}"))
+            }
+            (_, DType::Bool) => {
+                let z = self.const_i(f, 0);
+                self.emit_val(&format!("arith.cmpi ne, {v}, {z} : {f}"))
+            }
+            (a, b) if a.is_int() && b.is_float() => {
+                self.emit_val(&format!("arith.sitofp {v} : {f} to {t}"))
+            }
+            (a, _) if a.is_float() => self.emit_val(&format!("arith.fptosi {v} : {f} to {t}")),
+            _ => {
+                if f == "i64" {
+                    self.emit_val(&format!("arith.trunci {v} : i64 to {t}"))
+                } else {
+                    self.emit_val(&format!("arith.extsi {v} : {f} to {t}"))
+                }
+            }
+        }
+    }
+
+    fn unary_float(&mut self, op: UnOp, x: &str, ty: &str) -> String {
+        let f64_math = |s: &mut Self, name: &str| s.emit_val(&format!("math.{name} {x} : {ty}"));
+        if ty == "f64" {
+            return match op {
+                UnOp::Exp => f64_math(self, "exp"),
+                UnOp::Log => f64_math(self, "log"),
+                UnOp::Log1p => f64_math(self, "log1p"),
+                UnOp::Expm1 => f64_math(self, "expm1"),
+                UnOp::Tanh => f64_math(self, "tanh"),
+                UnOp::Erf => f64_math(self, "erf"),
+                UnOp::Sin => f64_math(self, "sin"),
+                UnOp::Cos => f64_math(self, "cos"),
+                UnOp::Sigmoid => {
+                    let nx = self.emit_val(&format!("arith.negf {x} : f64"));
+                    let e = self.emit_val(&format!("math.exp {nx} : f64"));
+                    let one = self.const_f("f64", 1.0);
+                    let d = self.emit_val(&format!("arith.addf {one}, {e} : f64"));
+                    self.emit_val(&format!("arith.divf {one}, {d} : f64"))
+                }
+                UnOp::Softplus | UnOp::LogSigmoid => {
+                    let xin = if op == UnOp::LogSigmoid {
+                        self.emit_val(&format!("arith.negf {x} : f64"))
+                    } else {
+                        x.to_string()
+                    };
+                    let ax = self.emit_val(&format!("math.absf {xin} : f64"));
+                    let nax = self.emit_val(&format!("arith.negf {ax} : f64"));
+                    let e = self.emit_val(&format!("math.exp {nax} : f64"));
+                    let l = self.emit_val(&format!("math.log1p {e} : f64"));
+                    let z = self.const_f("f64", 0.0);
+                    let m = self.emit_val(&format!("arith.maximumf {xin}, {z} : f64"));
+                    let sp = self.emit_val(&format!("arith.addf {m}, {l} : f64"));
+                    if op == UnOp::LogSigmoid {
+                        self.emit_val(&format!("arith.negf {sp} : f64"))
+                    } else {
+                        sp
+                    }
+                }
+                UnOp::Log1mexp => {
+                    let em = self.emit_val(&format!("math.expm1 {x} : f64"));
+                    let nem = self.emit_val(&format!("arith.negf {em} : f64"));
+                    let a = self.emit_val(&format!("math.log {nem} : f64"));
+                    let e = self.emit_val(&format!("math.exp {x} : f64"));
+                    let ne = self.emit_val(&format!("arith.negf {e} : f64"));
+                    let b = self.emit_val(&format!("math.log1p {ne} : f64"));
+                    let t = self.const_f("f64", -std::f64::consts::LN_2);
+                    let c = self.emit_val(&format!("arith.cmpf ogt, {x}, {t} : f64"));
+                    self.emit_val(&format!("arith.select {c}, {a}, {b} : f64"))
+                }
+                _ => self.unary_common(op, x, ty),
+            };
+        }
+        match op {
+            UnOp::Exp => self.exp_f32(x),
+            UnOp::Log => self.log_f32(x),
+            UnOp::Log1p => self.log1p_f32(x),
+            UnOp::Expm1 => self.expm1_f32(x),
+            UnOp::Tanh => self.tanh_f32(x),
+            UnOp::Sigmoid => self.sigmoid_f32(x),
+            UnOp::Softplus => self.softplus_f32(x),
+            UnOp::LogSigmoid => {
+                let nx = self.emit_val(&format!("arith.negf {x} : f32"));
+                let sp = self.softplus_f32(&nx);
+                self.emit_val(&format!("arith.negf {sp} : f32"))
+            }
+            UnOp::Log1mexp => self.log1mexp_f32(x),
+            UnOp::Erf => self.erf_f32(x),
+            UnOp::Sin => self.sincos_f32(x, false),
+            UnOp::Cos => self.sincos_f32(x, true),
+            _ => self.unary_common(op, x, ty),
+        }
+    }
+
+    fn unary_common(&mut self, op: UnOp, x: &str, ty: &str) -> String {
+        match op {
+            UnOp::Neg => self.emit_val(&format!("arith.negf {x} : {ty}")),
+            UnOp::Sqrt => self.emit_val(&format!("math.sqrt {x} : {ty}")),
+            UnOp::Rsqrt => {
+                let s = self.emit_val(&format!("math.sqrt {x} : {ty}"));
+                let one = self.const_f(ty, 1.0);
+                self.emit_val(&format!("arith.divf {one}, {s} : {ty}"))
+            }
+            UnOp::Abs => self.emit_val(&format!("math.absf {x} : {ty}")),
+            UnOp::Floor => self.emit_val(&format!("math.floor {x} : {ty}")),
+            UnOp::Ceil => self.emit_val(&format!("math.ceil {x} : {ty}")),
+            UnOp::Round => self.emit_val(&format!("math.roundeven {x} : {ty}")),
+            UnOp::Relu => {
+                let z = self.const_f(ty, 0.0);
+                let c = self.emit_val(&format!("arith.cmpf ogt, {x}, {z} : {ty}"));
+                self.emit_val(&format!("arith.select {c}, {x}, {z} : {ty}"))
+            }
+            UnOp::Sign => {
+                let z = self.const_f(ty, 0.0);
+                let one = self.const_f(ty, 1.0);
+                let m1 = self.const_f(ty, -1.0);
+                let pos = self.emit_val(&format!("arith.cmpf ogt, {x}, {z} : {ty}"));
+                let neg = self.emit_val(&format!("arith.cmpf olt, {x}, {z} : {ty}"));
+                let a = self.emit_val(&format!("arith.select {neg}, {m1}, {x} : {ty}"));
+                self.emit_val(&format!("arith.select {pos}, {one}, {a} : {ty}"))
+            }
+            _ => x.to_string(),
+        }
+    }
+
+    fn unary_int(&mut self, op: UnOp, x: &str, ty: &str) -> String {
+        match op {
+            UnOp::Neg => {
+                let z = self.const_i(ty, 0);
+                self.emit_val(&format!("arith.subi {z}, {x} : {ty}"))
+            }
+            UnOp::Not => {
+                let t = self.const_i("i1", 1);
+                self.emit_val(&format!("arith.xori {x}, {t} : i1"))
+            }
+            UnOp::Abs => self.emit_val(&format!("math.absi {x} : {ty}")),
+            UnOp::Sign => {
+                let z = self.const_i(ty, 0);
+                let one = self.const_i(ty, 1);
+                let m1 = self.const_i(ty, -1);
+                let pos = self.emit_val(&format!("arith.cmpi sgt, {x}, {z} : {ty}"));
+                let neg = self.emit_val(&format!("arith.cmpi slt, {x}, {z} : {ty}"));
+                let a = self.emit_val(&format!("arith.select {neg}, {m1}, {z} : {ty}"));
+                self.emit_val(&format!("arith.select {pos}, {one}, {a} : {ty}"))
+            }
+            UnOp::Relu => {
+                let z = self.const_i(ty, 0);
+                self.emit_val(&format!("arith.maxsi {x}, {z} : {ty}"))
+            }
+            _ => x.to_string(),
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, a: &str, b: &str, dt: DType, b_node: NodeId) -> String {
+        let ty = compute(dt);
+        if dt == DType::Bool {
+            let name = match op {
+                BinOp::And => "andi",
+                BinOp::Or => "ori",
+                BinOp::Eq => return self.emit_val(&format!("arith.cmpi eq, {a}, {b} : i1")),
+                BinOp::Ne => return self.emit_val(&format!("arith.cmpi ne, {a}, {b} : i1")),
+                BinOp::Lt => return self.emit_val(&format!("arith.cmpi ult, {a}, {b} : i1")),
+                BinOp::Le => return self.emit_val(&format!("arith.cmpi ule, {a}, {b} : i1")),
+                BinOp::Gt => return self.emit_val(&format!("arith.cmpi ugt, {a}, {b} : i1")),
+                BinOp::Ge => return self.emit_val(&format!("arith.cmpi uge, {a}, {b} : i1")),
+                _ => "ori",
+            };
+            return self.emit_val(&format!("arith.{name} {a}, {b} : i1"));
+        }
+        if dt.is_float() {
+            let simple = match op {
+                BinOp::Add => Some("addf"),
+                BinOp::Sub => Some("subf"),
+                BinOp::Mul => Some("mulf"),
+                BinOp::Div => Some("divf"),
+                BinOp::Min => Some("minimumf"),
+                BinOp::Max => Some("maximumf"),
+                _ => None,
+            };
+            if let Some(name) = simple {
+                return self.emit_val(&format!("arith.{name} {a}, {b} : {ty}"));
+            }
+            let pred = match op {
+                BinOp::Eq => Some("oeq"),
+                BinOp::Ne => Some("une"),
+                BinOp::Lt => Some("olt"),
+                BinOp::Le => Some("ole"),
+                BinOp::Gt => Some("ogt"),
+                BinOp::Ge => Some("oge"),
+                _ => None,
+            };
+            if let Some(p) = pred {
+                return self.emit_val(&format!("arith.cmpf {p}, {a}, {b} : {ty}"));
+            }
+            return match op {
+                BinOp::Pow => {
+                    // Small constant exponents as products, as exact as the interpreter's powf.
+                    match self.g.node(b_node).op {
+                        Op::Const(2.0) => self.emit_val(&format!("arith.mulf {a}, {a} : {ty}")),
+                        Op::Const(1.0) => a.to_string(),
+                        Op::Const(0.5) => self.emit_val(&format!("math.sqrt {a} : {ty}")),
+                        _ => self.emit_val(&format!("math.powf {a}, {b} : {ty}")),
+                    }
+                }
+                BinOp::Rem | BinOp::FloorDiv => {
+                    let q = self.emit_val(&format!("arith.divf {a}, {b} : {ty}"));
+                    let f = self.emit_val(&format!("math.floor {q} : {ty}"));
+                    if op == BinOp::FloorDiv {
+                        f
+                    } else {
+                        let p = self.emit_val(&format!("arith.mulf {b}, {f} : {ty}"));
+                        self.emit_val(&format!("arith.subf {a}, {p} : {ty}"))
+                    }
+                }
+                _ => a.to_string(),
+            };
+        }
+        // Integers.
+        let simple = match op {
+            BinOp::Add => Some("addi"),
+            BinOp::Sub => Some("subi"),
+            BinOp::Mul => Some("muli"),
+            BinOp::Min => Some("minsi"),
+            BinOp::Max => Some("maxsi"),
+            _ => None,
+        };
+        if let Some(name) = simple {
+            return self.emit_val(&format!("arith.{name} {a}, {b} : {ty}"));
+        }
+        let pred = match op {
+            BinOp::Eq => Some("eq"),
+            BinOp::Ne => Some("ne"),
+            BinOp::Lt => Some("slt"),
+            BinOp::Le => Some("sle"),
+            BinOp::Gt => Some("sgt"),
+            BinOp::Ge => Some("sge"),
+            _ => None,
+        };
+        if let Some(p) = pred {
+            return self.emit_val(&format!("arith.cmpi {p}, {a}, {b} : {ty}"));
+        }
+        match op {
+            BinOp::FloorDiv | BinOp::Rem | BinOp::Div => {
+                // Division by zero gives 0, as in the interpreter.
+                let z = self.const_i(ty, 0);
+                let one = self.const_i(ty, 1);
+                let isz = self.emit_val(&format!("arith.cmpi eq, {b}, {z} : {ty}"));
+                let safe = self.emit_val(&format!("arith.select {isz}, {one}, {b} : {ty}"));
+                let q = self.emit_val(&format!("arith.floordivsi {a}, {safe} : {ty}"));
+                let r = if op == BinOp::Rem {
+                    let p = self.emit_val(&format!("arith.muli {q}, {safe} : {ty}"));
+                    self.emit_val(&format!("arith.subi {a}, {p} : {ty}"))
+                } else {
+                    q
+                };
+                self.emit_val(&format!("arith.select {isz}, {z}, {r} : {ty}"))
+            }
+            _ => a.to_string(),
+        }
+    }
+
+    /// Computes node `id`'s op at `env` from its operands' values.
+    fn compute(&mut self, id: NodeId, env: u32) -> String {
+        let n = self.g.node(id).clone();
+        let dt = n.dtype;
+        match &n.op {
+            Op::Const(v) => self.const_of(dt, *v),
+            Op::Size(dims) => {
+                let mut acc = self.idx(1);
+                for d in dims {
+                    let s = self.dim_sizes[d.0 as usize].clone();
+                    acc = self.emit_val(&format!("arith.muli {acc}, {s} : index"));
+                }
+                let i = self.emit_val(&format!("arith.index_cast {acc} : index to i64"));
+                self.convert(&i, DType::I64, dt)
+            }
+            Op::Iota(d) => {
+                let c = self
+                    .env_coord(env, *d)
+                    .unwrap_or_else(|| self.const_i("index", 0));
+                let i = self.emit_val(&format!("arith.index_cast {c} : index to i64"));
+                self.convert(&i, DType::I64, dt)
+            }
+            Op::Unary(op, a) => {
+                let x = self.value(*a, env);
+                let ty = compute(dt);
+                let r = if dt.is_float() {
+                    self.unary_float(*op, &x, ty)
+                } else {
+                    self.unary_int(*op, &x, ty)
+                };
+                self.round(dt, r)
+            }
+            Op::Binary(op, a, b) => {
+                let (x, y) = (self.value(*a, env), self.value(*b, env));
+                let operand_dt = self.g.node(*a).dtype;
+                let r = self.binary(*op, &x, &y, operand_dt, *b);
+                if op.is_comparison() {
+                    r
+                } else {
+                    self.round(dt, r)
+                }
+            }
+            Op::Select(c, a, b) => {
+                let (cv, x, y) = (
+                    self.value(*c, env),
+                    self.value(*a, env),
+                    self.value(*b, env),
+                );
+                self.emit_val(&format!("arith.select {cv}, {x}, {y} : {}", compute(dt)))
+            }
+            Op::Cast(a) => {
+                let x = self.value(*a, env);
+                let from = self.g.node(*a).dtype;
+                let r = self.convert(&x, from, dt);
+                self.round(dt, r)
+            }
+            Op::Broadcast(a) | Op::Transpose(a) | Op::Detach(a) => self.value(*a, env),
+            Op::Gather {
+                base,
+                dim,
+                index,
+                default,
+            } => {
+                let i = self.value(*index, env);
+                let it = compute(self.g.node(*index).dtype);
+                let iv = self.emit_val(&format!("arith.index_cast {i} : {it} to index"));
+                let zero = self.idx(0);
+                let size = self.dim_sizes[dim.0 as usize].clone();
+                let ge = self.emit_val(&format!("arith.cmpi sge, {iv}, {zero} : index"));
+                let lt = self.emit_val(&format!("arith.cmpi slt, {iv}, {size} : index"));
+                let inside = self.emit_val(&format!("arith.andi {ge}, {lt} : i1"));
+                let safe = self.emit_val(&format!("arith.select {inside}, {iv}, {zero} : index"));
+                let mut coords = self.envs[env as usize].clone();
+                coords.push((*dim, safe, self.at));
+                let genv = self.push_env(coords);
+                let v = self.value(*base, genv);
+                match default {
+                    Some(dv) => {
+                        let d = self.value(*dv, env);
+                        self.emit_val(&format!(
+                            "arith.select {inside}, {v}, {d} : {}",
+                            compute(dt)
+                        ))
+                    }
+                    None => {
+                        let t = self.const_i("i1", 1);
+                        let outside = self.emit_val(&format!("arith.xori {inside}, {t} : i1"));
+                        // Report the bad index: status = [1, dim, index].
+                        let i64v = self.convert(&i, self.g.node(*index).dtype, DType::I64);
+                        let one = self.const_i("i64", 1);
+                        let dim_id = self.const_i("i64", i64::from(dim.0));
+                        let (c0, c1, c2) = (self.idx(0), self.idx(1), self.idx(2));
+                        self.line(&format!("scf.if {outside} {{"));
+                        for (slot, v) in [(c0, one), (c1, dim_id), (c2, i64v)] {
+                            self.line(&format!(
+                                "  memref.store {v}, %status[{slot}] : memref<?xi64>"
+                            ));
+                        }
+                        self.line("}");
+                        v
+                    }
+                }
+            }
+            Op::Random {
+                dist,
+                site,
+                seed,
+                offset,
+            } => {
+                // The element's row-major index in the node's own dims.
+                let mut flat = self.idx(0);
+                for d in &n.dims {
+                    let size = self.dim_sizes[d.0 as usize].clone();
+                    let c = self
+                        .env_coord(env, *d)
+                        .unwrap_or_else(|| self.const_i("index", 0));
+                    let scaled = self.emit_val(&format!("arith.muli {flat}, {size} : index"));
+                    flat = self.emit_val(&format!("arith.addi {scaled}, {c} : index"));
+                }
+                let idx = self.emit_val(&format!("arith.index_cast {flat} : index to i64"));
+                let (s, o) = (self.value(*seed, env), self.value(*offset, env));
+                let words = self.philox(&idx, *site, &s, &o);
+                let r = self.random_f32(&words, *dist == ftl_ir::Dist::Normal);
+                self.convert(&r, DType::F32, dt)
+            }
+            Op::Contract(a, b) => {
+                // Only reached as the operand of a Reduce-style contraction nest.
+                let (x, y) = (self.value(*a, env), self.value(*b, env));
+                self.emit_val(&format!("arith.mulf {x}, {y} : {}", compute(dt)))
+            }
+            Op::Relabel(a) if Some(id) == self.root => {
+                // An output that relabels another buffer: same row-major data, so element
+                // (coords) is the operand's element at the same flat offset.
+                let a = *a;
+                let mut flat = self.idx(0);
+                for d in &n.dims {
+                    let size = self.dim_sizes[d.0 as usize].clone();
+                    let c = self
+                        .env_coord(env, *d)
+                        .unwrap_or_else(|| self.const_i("index", 0));
+                    let scaled = self.emit_val(&format!("arith.muli {flat}, {size} : index"));
+                    flat = self.emit_val(&format!("arith.addi {scaled}, {c} : index"));
+                }
+                let mut coords = Vec::new();
+                for d in self.g.node(a).dims.clone().iter().rev() {
+                    let size = self.dim_sizes[d.0 as usize].clone();
+                    let c = self.emit_val(&format!("arith.remui {flat}, {size} : index"));
+                    flat = self.emit_val(&format!("arith.divui {flat}, {size} : index"));
+                    coords.push((*d, c, self.at));
+                }
+                let aenv = self.push_env(coords);
+                self.value(a, aenv)
+            }
+            Op::Input(_) | Op::Literal(_) | Op::Relabel(_) => {
+                // Materialized: loaded by `value`; reaching here means it is a nest root copy.
+                let b = self.plan.buffer_of(id).expect("materialized");
+                let saved = self.root.take();
+                let v = self.load(b, id, env);
+                self.root = saved;
+                v
+            }
+            other => panic!("internal error: `{other:?}` cannot be evaluated inline"),
+        }
+    }
+
+    /// `scf.for` over `dim` from `lo` to `hi`, calling `body` inside with the loop variable.
+    fn for_loop(&mut self, lo: &str, hi: &str, body: impl FnOnce(&mut Self, String)) {
+        let iv = self.fresh();
+        let one = self.idx(1);
+        self.open(format!("scf.for {iv} = {lo} to {hi} step {one} {{"));
+        body(self, iv);
+        self.close();
+    }
+
+    /// Emits loops over `dims` (the first one over `lo..hi` when given), then `body` with the
+    /// coordinates environment.
+    fn domain(
+        &mut self,
+        dims: &[DimId],
+        split: Option<(String, String)>,
+        coords: Vec<(DimId, String, usize)>,
+        body: &mut dyn FnMut(&mut Self, u32),
+    ) {
+        if dims.is_empty() {
+            let env = self.push_env(coords);
+            body(self, env);
+            return;
+        }
+        let d = dims[0];
+        let (lo, hi) = match split {
+            Some(r) => r,
+            None => (self.idx(0), self.dim_sizes[d.0 as usize].clone()),
+        };
+        self.for_loop(&lo, &hi, |s, iv| {
+            let mut c = coords.clone();
+            c.push((d, iv, s.depth()));
+            s.domain(&dims[1..], None, c, body);
+        });
+    }
+
+    /// The body of one nest at the point `env` of its domain.
+    fn nest_body(&mut self, nest: &Nest, env: u32) {
+        let root = nest.root;
+        let node = self.g.node(root).clone();
+        self.root = Some(root);
+        match &nest.kind {
+            NestKind::Map => {
+                let v = self.compute(root, env);
+                self.store(nest.out, root, env, &v);
+            }
+            NestKind::Reduce { op, inner } => {
+                let operand = match node.op {
+                    Op::Reduce(_, a) => a,
+                    _ => root, // a contraction: the product at each point is computed inline
+                };
+                let v = self.reduce(*op, operand, inner, env, node.dtype, root);
+                self.store(nest.out, root, env, &v);
+            }
+            NestKind::Scan => self.scan(nest, env),
+            NestKind::Scatter => {}
+        }
+        self.root = None;
+    }
+
+    /// A reduction over `inner` at `env`; returns the result in the node's compute type.
+    fn reduce(
+        &mut self,
+        op: Reduction,
+        operand: NodeId,
+        inner: &[DimId],
+        env: u32,
+        out_dt: DType,
+        root: NodeId,
+    ) -> String {
+        let in_dt = if operand == root {
+            out_dt
+        } else {
+            self.g.node(operand).dtype
+        };
+        let ty = compute(in_dt);
+        let eval = |s: &mut Self, env: u32| {
+            if operand == root {
+                s.compute(root, env)
+            } else {
+                s.value(operand, env)
+            }
+        };
+        if op == Reduction::LogSumExp && inner.len() == 1 && ty == "f32" {
+            return self.logsumexp_online(inner[0], env, &eval);
+        }
+        let (init, combine): (String, &str) = match op {
+            Reduction::Sum => (
+                self.const_of(in_dt, 0.0),
+                if in_dt.is_float() { "addf" } else { "addi" },
+            ),
+            Reduction::Max | Reduction::LogSumExp => (
+                self.const_of(
+                    in_dt,
+                    if in_dt.is_float() {
+                        f64::NEG_INFINITY
+                    } else {
+                        i64::MIN as f64
+                    },
+                ),
+                if in_dt.is_float() {
+                    "maximumf"
+                } else {
+                    "maxsi"
+                },
+            ),
+            Reduction::Min => (
+                self.const_of(
+                    in_dt,
+                    if in_dt.is_float() {
+                        f64::INFINITY
+                    } else {
+                        i64::MAX as f64
+                    },
+                ),
+                if in_dt.is_float() {
+                    "minimumf"
+                } else {
+                    "minsi"
+                },
+            ),
+            Reduction::Any => (self.const_i("i1", 0), "ori"),
+            Reduction::All => (self.const_i("i1", 1), "andi"),
+            Reduction::ArgMax => return self.argmax(operand, inner, env, in_dt, out_dt, &eval),
+        };
+        let flags = if combine == "addf" {
+            " fastmath<reassoc>"
+        } else {
+            ""
+        };
+        let acc = self.fold(inner, env, &init, ty, &mut |s, env, acc| {
+            let x = eval(s, env);
+            s.emit_val(&format!("arith.{combine} {acc}, {x}{flags} : {ty}"))
+        });
+        if op == Reduction::LogSumExp {
+            // Two sweeps (max, then sum of exp) when the online form does not apply.
+            let m = acc;
+            let zero = self.const_of(in_dt, 0.0);
+            let s = self.fold(inner, env, &zero, ty, &mut |s, env, acc| {
+                let x = eval(s, env);
+                let d = s.emit_val(&format!("arith.subf {x}, {m} : {ty}"));
+                let e = s.unary_float(UnOp::Exp, &d, ty);
+                s.emit_val(&format!("arith.addf {acc}, {e} fastmath<reassoc> : {ty}"))
+            });
+            return self.lse_finish(&m, &s, ty);
+        }
+        acc
+    }
+
+    /// Nested `scf.for` loops over `dims` carrying one accumulator.
+    fn fold(
+        &mut self,
+        dims: &[DimId],
+        env: u32,
+        init: &str,
+        ty: &str,
+        step: &mut dyn FnMut(&mut Self, u32, &str) -> String,
+    ) -> String {
+        if dims.is_empty() {
+            return step(self, env, init);
+        }
+        let d = dims[0];
+        let (lo, hi, one) = (
+            self.idx(0),
+            self.dim_sizes[d.0 as usize].clone(),
+            self.idx(1),
+        );
+        let (iv, acc, res) = (self.fresh(), self.fresh(), self.fresh());
+        self.open(format!(
+            "{res} = scf.for {iv} = {lo} to {hi} step {one} iter_args({acc} = {init}) -> ({ty}) {{"
+        ));
+        let mut coords = self.envs[env as usize].clone();
+        coords.push((d, iv, self.depth()));
+        let inner_env = self.push_env(coords);
+        let v = self.fold(&dims[1..], inner_env, &acc, ty, step);
+        self.line(&format!("scf.yield {v} : {ty}"));
+        self.close();
+        res
+    }
+
+    fn lse_finish(&mut self, m: &str, s: &str, ty: &str) -> String {
+        let l = self.unary_float(UnOp::Log, s, ty);
+        let r = self.emit_val(&format!("arith.addf {m}, {l} : {ty}"));
+        let a = self.emit_val(&format!("math.absf {m} : {ty}"));
+        let inf = self.const_f(ty, f64::INFINITY);
+        let finite = self.emit_val(&format!("arith.cmpf olt, {a}, {inf} : {ty}"));
+        self.emit_val(&format!("arith.select {finite}, {r}, {m} : {ty}"))
+    }
+
+    /// Online logsumexp in one sweep over `d`: blocks of 256 (block max, then the block's
+    /// exponentials rescaled to the running max), so each element is read from memory once.
+    fn logsumexp_online(
+        &mut self,
+        d: DimId,
+        env: u32,
+        eval: &dyn Fn(&mut Self, u32) -> String,
+    ) -> String {
+        let ty = "f32";
+        let (zero_i, block, one) = (self.idx(0), self.idx(256), self.idx(1));
+        let n = self.dim_sizes[d.0 as usize].clone();
+        let ninf = self.const_f(ty, f64::NEG_INFINITY);
+        let zero = self.const_f(ty, 0.0);
+        let onef = self.const_f(ty, 1.0);
+        let (iv, m, s, res) = (self.fresh(), self.fresh(), self.fresh(), self.fresh());
+        self.open(format!("{res}:2 = scf.for {iv} = {zero_i} to {n} step {block} iter_args({m} = {ninf}, {s} = {zero}) -> (f32, f32) {{"));
+        let end = self.emit_val(&format!("arith.addi {iv}, {block} : index"));
+        let end = self.emit_val(&format!("arith.minsi {end}, {n} : index"));
+        let fold_range =
+            |this: &mut Self, init: &str, step: &mut dyn FnMut(&mut Self, u32, &str) -> String| {
+                let (k, acc, r) = (this.fresh(), this.fresh(), this.fresh());
+                this.open(format!("{r} = scf.for {k} = {iv} to {end} step {one} iter_args({acc} = {init}) -> (f32) {{"));
+                let mut coords = this.envs[env as usize].clone();
+                coords.push((d, k, this.depth()));
+                let e = this.push_env(coords);
+                let v = step(this, e, &acc);
+                this.line(&format!("scf.yield {v} : f32"));
+                this.close();
+                r
+            };
+        let bm = fold_range(self, &ninf, &mut |s, e, acc| {
+            let x = eval(s, e);
+            s.emit_val(&format!("arith.maximumf {acc}, {x} : f32"))
+        });
+        let nm = self.emit_val(&format!("arith.maximumf {m}, {bm} : f32"));
+        let bs = fold_range(self, &zero, &mut |s, e, acc| {
+            let x = eval(s, e);
+            let t = s.emit_val(&format!("arith.subf {x}, {nm} : f32"));
+            let ex = s.exp_f32(&t);
+            s.emit_val(&format!("arith.addf {acc}, {ex} fastmath<reassoc> : f32"))
+        });
+        let same = self.emit_val(&format!("arith.cmpf oeq, {m}, {nm} : f32"));
+        let dm = self.emit_val(&format!("arith.subf {m}, {nm} : f32"));
+        let ed = self.exp_f32(&dm);
+        let scale = self.emit_val(&format!("arith.select {same}, {onef}, {ed} : f32"));
+        let s2 = self.emit_val(&format!("math.fma {s}, {scale}, {bs} : f32"));
+        let all_ninf = self.emit_val(&format!("arith.cmpf oeq, {nm}, {ninf} : f32"));
+        let s2 = self.emit_val(&format!("arith.select {all_ninf}, {zero}, {s2} : f32"));
+        self.line(&format!("scf.yield {nm}, {s2} : f32, f32"));
+        self.close();
+        self.lse_finish(&format!("{res}#0"), &format!("{res}#1"), ty)
+    }
+
+    fn argmax(
+        &mut self,
+        operand: NodeId,
+        inner: &[DimId],
+        env: u32,
+        in_dt: DType,
+        out_dt: DType,
+        eval: &dyn Fn(&mut Self, u32) -> String,
+    ) -> String {
+        let ty = compute(in_dt);
+        let d = inner[0];
+        let (lo, hi, one) = (
+            self.idx(0),
+            self.dim_sizes[d.0 as usize].clone(),
+            self.idx(1),
+        );
+        let init = self.const_of(
+            in_dt,
+            if in_dt.is_float() {
+                f64::NEG_INFINITY
+            } else {
+                i64::MIN as f64
+            },
+        );
+        let zero_i = self.idx(0);
+        let (iv, best, at, res) = (self.fresh(), self.fresh(), self.fresh(), self.fresh());
+        self.open(format!("{res}:2 = scf.for {iv} = {lo} to {hi} step {one} iter_args({best} = {init}, {at} = {zero_i}) -> ({ty}, index) {{"));
+        let mut coords = self.envs[env as usize].clone();
+        coords.push((d, iv.clone(), self.depth()));
+        let e = self.push_env(coords);
+        let x = eval(self, e);
+        let better = if in_dt.is_float() {
+            let gt = self.emit_val(&format!("arith.cmpf ogt, {x}, {best} : {ty}"));
+            let xn = self.emit_val(&format!("arith.cmpf uno, {x}, {x} : {ty}"));
+            let bn = self.emit_val(&format!("arith.cmpf ord, {best}, {best} : {ty}"));
+            let nan_first = self.emit_val(&format!("arith.andi {xn}, {bn} : i1"));
+            self.emit_val(&format!("arith.ori {gt}, {nan_first} : i1"))
+        } else {
+            self.emit_val(&format!("arith.cmpi sgt, {x}, {best} : {ty}"))
+        };
+        let nb = self.emit_val(&format!("arith.select {better}, {x}, {best} : {ty}"));
+        let na = self.emit_val(&format!("arith.select {better}, {iv}, {at} : index"));
+        self.line(&format!("scf.yield {nb}, {na} : {ty}, index"));
+        self.close();
+        let _ = operand;
+        let i = self.emit_val(&format!("arith.index_cast {res}#1 : index to i64"));
+        self.convert(&i, DType::I64, out_dt)
+    }
+
+    /// A running sum or product along the scan dim at `env` (the other dims), accumulated in
+    /// f64 for floats as the interpreter does.
+    fn scan(&mut self, nest: &Nest, env: u32) {
+        let node = self.g.node(nest.root).clone();
+        let Op::Scan {
+            kind,
+            x,
+            dim,
+            reverse,
+        } = node.op
+        else {
+            return;
+        };
+        let dt = node.dtype;
+        let acc_ty = if dt.is_float() { "f64" } else { compute(dt) };
+        let init = if acc_ty == "f64" {
+            self.const_f(
+                "f64",
+                if kind == ftl_ir::ScanKind::Sum {
+                    0.0
+                } else {
+                    1.0
+                },
+            )
+        } else {
+            self.const_i(acc_ty, i64::from(kind != ftl_ir::ScanKind::Sum))
+        };
+        let (lo, hi, one) = (
+            self.idx(0),
+            self.dim_sizes[dim.0 as usize].clone(),
+            self.idx(1),
+        );
+        let (iv, acc, res) = (self.fresh(), self.fresh(), self.fresh());
+        self.open(format!("{res} = scf.for {iv} = {lo} to {hi} step {one} iter_args({acc} = {init}) -> ({acc_ty}) {{"));
+        let pos = if reverse {
+            let last = self.emit_val(&format!("arith.subi {hi}, {one} : index"));
+            self.emit_val(&format!("arith.subi {last}, {iv} : index"))
+        } else {
+            iv.clone()
+        };
+        let mut coords = self.envs[env as usize].clone();
+        coords.push((dim, pos, self.depth()));
+        let e = self.push_env(coords);
+        let v = self.value(x, e);
+        let v = self.convert(
+            &v,
+            self.g.node(x).dtype,
+            if acc_ty == "f64" { DType::F64 } else { dt },
+        );
+        let op = match (kind, acc_ty == "f64") {
+            (ftl_ir::ScanKind::Sum, true) => "addf",
+            (ftl_ir::ScanKind::Prod, true) => "mulf",
+            (ftl_ir::ScanKind::Sum, false) => "addi",
+            (ftl_ir::ScanKind::Prod, false) => "muli",
+        };
+        let n = self.emit_val(&format!("arith.{op} {acc}, {v} : {acc_ty}"));
+        let out = self.convert(&n, if acc_ty == "f64" { DType::F64 } else { dt }, dt);
+        let out = self.round(dt, out);
+        self.store(nest.out, nest.root, e, &out);
+        self.line(&format!("scf.yield {n} : {acc_ty}"));
+        self.close();
+    }
+
+    /// A scatter-add nest: zero the output, then add each value at its index.
+    fn scatter(&mut self, nest: &Nest) {
+        let node = self.g.node(nest.root).clone();
+        let Op::ScatterAdd { value, dim, index } = node.op else {
+            return;
+        };
+        let zero = self.const_of(node.dtype, 0.0);
+        let out_dims = node.dims.clone();
+        self.domain(&out_dims, None, vec![], &mut |s, env| {
+            s.store(nest.out, nest.root, env, &zero);
+        });
+        let mut space: Vec<DimId> = out_dims.iter().copied().filter(|d| *d != dim).collect();
+        for d in self
+            .g
+            .node(value)
+            .dims
+            .clone()
+            .into_iter()
+            .chain(self.g.node(index).dims.clone())
+        {
+            if !space.contains(&d) {
+                space.push(d);
+            }
+        }
+        let out = nest.out;
+        let root = nest.root;
+        self.domain(&space, None, vec![], &mut |s, env| {
+            let i = s.value(index, env);
+            let it = compute(s.g.node(index).dtype);
+            let iv = s.emit_val(&format!("arith.index_cast {i} : {it} to index"));
+            let z = s.idx(0);
+            let size = s.dim_sizes[dim.0 as usize].clone();
+            let ge = s.emit_val(&format!("arith.cmpi sge, {iv}, {z} : index"));
+            let lt = s.emit_val(&format!("arith.cmpi slt, {iv}, {size} : index"));
+            let inside = s.emit_val(&format!("arith.andi {ge}, {lt} : i1"));
+            let v = s.value(value, env);
+            s.open(format!("scf.if {inside} {{"));
+            let mut coords = s.envs[env as usize].clone();
+            coords.push((dim, iv, s.depth() - 1));
+            let oenv = s.push_env(coords);
+            let b = s.plan.buffer_of(root).unwrap_or(out);
+            let old = s.load(b, root, oenv);
+            let ty = compute(node.dtype);
+            let add = if node.dtype.is_float() {
+                "addf"
+            } else {
+                "addi"
+            };
+            let sum = s.emit_val(&format!("arith.{add} {old}, {v} : {ty}"));
+            s.store(out, root, oenv, &sum);
+            s.close();
+        });
+    }
+}
+
+/// The MLIR function of one generated kernel (`None` for host steps).
+pub fn kernel_function(plan: &Plan, k: &Kernel) -> Option<String> {
+    let Kernel::Loops { name, nests, .. } = k else {
+        return None;
+    };
+    let mut f = Func::new(plan);
+    let bufs = ftl_plan::manifest::kernel_buffers(plan, k);
+    let mut params = vec![
+        "%dims: memref<?xi64>".to_string(),
+        "%status: memref<?xi64>".to_string(),
+        "%lo: index".to_string(),
+        "%hi: index".to_string(),
+    ];
+    for b in &bufs {
+        let node = plan.graph.node(plan.buffer(*b).node);
+        let arg = format!("%b{}", b.0);
+        params.push(format!("{arg}: {}", memref(node.dtype, node.dims.len())));
+        f.bufs.insert(*b, arg);
+    }
+    // Every dim size, loaded once.
+    for k in 0..plan.graph.dims.len() {
+        let c = f.idx(k as i64);
+        let v = f.fresh();
+        let _ = writeln!(
+            f.prologue,
+            "    {v} = memref.load %dims[{c}] : memref<?xi64>"
+        );
+        let s = f.fresh();
+        let _ = writeln!(f.prologue, "    {s} = arith.index_cast {v} : i64 to index");
+        f.dim_sizes.push(s);
+    }
+    let split = ftl_plan::manifest::split_dim(plan, k);
+    // Nests of a non-tail kernel share their domain loops.
+    let first_dims: Vec<DimId> = match &nests[0].kind {
+        NestKind::Scan => {
+            let node = plan.graph.node(nests[0].root);
+            let Op::Scan { dim, .. } = node.op else {
+                return None;
+            };
+            node.dims.iter().copied().filter(|d| *d != dim).collect()
+        }
+        _ => plan.graph.node(nests[0].root).dims.clone(),
+    };
+    let shared = nests.len() > 1
+        && nests.iter().all(|n| {
+            matches!(n.kind, NestKind::Map | NestKind::Reduce { .. })
+                && plan.graph.node(n.root).dims == first_dims
+        });
+    if shared || (nests.len() == 1 && !matches!(nests[0].kind, NestKind::Scatter)) {
+        let range = split.map(|_| ("%lo".to_string(), "%hi".to_string()));
+        let range = if first_dims.is_empty() { None } else { range };
+        f.domain(&first_dims, range, vec![], &mut |s, env| {
+            for n in nests {
+                s.nest_body(n, env);
+            }
+        });
+    } else {
+        for n in nests {
+            if matches!(n.kind, NestKind::Scatter) {
+                f.scatter(n);
+                continue;
+            }
+            let dims = match n.kind {
+                NestKind::Scan => {
+                    let node = plan.graph.node(n.root);
+                    let Op::Scan { dim, .. } = node.op else {
+                        continue;
+                    };
+                    node.dims.iter().copied().filter(|d| *d != dim).collect()
+                }
+                _ => plan.graph.node(n.root).dims.clone(),
+            };
+            f.domain(&dims, None, vec![], &mut |s, env| s.nest_body(n, env));
+        }
+    }
+    let mut text = format!("  func.func @{name}({}) {{\n", params.join(", "));
+    text.push_str(&f.prologue);
+    for l in &f.scopes[0].text {
+        text.push_str("    ");
+        text.push_str(l);
+        text.push('\n');
+    }
+    text.push_str("    func.return\n  }\n");
+    Some(text)
+}
+
+/// The whole module: one function per generated kernel (and the prelude, if any).
+pub fn module_text(plan: &Plan, prelude: Option<&Kernel>) -> String {
+    let mut out = String::from("module {\n");
+    for k in prelude.into_iter().chain(&plan.kernels) {
+        if let Some(f) = kernel_function(plan, k) {
+            out.push_str(&f);
+        }
+    }
+    out.push_str("}\n");
+    out
+}

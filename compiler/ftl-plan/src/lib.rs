@@ -1,0 +1,8 @@
+//! `ftl-plan`: the kernel plan, backend neutral. [`fuse`] groups a verified graph's nodes into
+//! kernels and host steps (a [`fuse::Plan`], with its text form for `--emit kernels`),
+//! [`manifest`] turns a plan into the runtime's manifest, and [`backend::Backend`] is the
+//! contract a code generator implements: `compile(&Plan)` to kernels the executor calls.
+
+pub mod backend;
+pub mod fuse;
+pub mod manifest;

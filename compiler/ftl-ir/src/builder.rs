@@ -20,7 +20,44 @@ use std::collections::HashMap;
 pub struct Builder {
     /// The graph so far.
     pub graph: Graph,
-    cse: HashMap<String, NodeId>,
+    cse: HashMap<CseKey, NodeId>,
+}
+
+/// A node as the key of common-subexpression elimination: equal when op, dtype and dims are,
+/// with constants compared by their bits (so `-0.0` and `0.0` stay distinct, and a NaN
+/// constant equals itself).
+#[derive(Debug)]
+struct CseKey(Node);
+
+impl PartialEq for CseKey {
+    fn eq(&self, other: &CseKey) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        let same_op = match (&a.op, &b.op) {
+            (Op::Const(x), Op::Const(y)) => x.to_bits() == y.to_bits(),
+            (Op::Literal(x), Op::Literal(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(x, y)| x.to_bits() == y.to_bits())
+            }
+            (x, y) => x == y,
+        };
+        same_op && a.dtype == b.dtype && a.dims == b.dims
+    }
+}
+
+impl Eq for CseKey {}
+
+impl std::hash::Hash for CseKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let n = &self.0;
+        std::mem::discriminant(&n.op).hash(state);
+        n.op.operands().hash(state);
+        match &n.op {
+            Op::Const(x) => x.to_bits().hash(state),
+            Op::Literal(xs) => xs.iter().for_each(|x| x.to_bits().hash(state)),
+            _ => {}
+        }
+        n.dtype.hash(state);
+        n.dims.hash(state);
+    }
 }
 
 impl Builder {
@@ -284,11 +321,11 @@ impl Builder {
         if let Some(id) = self.rewrite(&node) {
             return id;
         }
-        let key = format!("{:?}|{:?}|{:?}", node.op, node.dtype, node.dims);
+        let key = CseKey(node);
         if let Some(id) = self.cse.get(&key) {
             return *id;
         }
-        self.graph.nodes.push(node);
+        self.graph.nodes.push(key.0.clone());
         let id = NodeId(self.graph.nodes.len() as u32 - 1);
         self.cse.insert(key, id);
         id
@@ -519,5 +556,25 @@ pub fn join(a: DType, b: DType) -> DType {
         a
     } else {
         b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cse_merges_equal_nodes_and_keeps_signed_zeros_apart() {
+        let mut b = Builder::new("t", EntryKind::Step);
+        let node = |v: f64| Node {
+            op: Op::Literal(vec![v, 1.0]),
+            dtype: DType::F64,
+            dims: vec![],
+        };
+        let zero = b.push(node(0.0));
+        assert_eq!(b.push(node(0.0)), zero);
+        assert_ne!(b.push(node(-0.0)), zero);
+        let nan = b.push(node(f64::NAN));
+        assert_eq!(b.push(node(f64::NAN)), nan);
     }
 }

@@ -2,6 +2,7 @@
 //! declarations, builtins), every expression typed, in an arena with typed handles. Lowering to
 //! the tensor graph IR starts here. `ftc build FILE --emit hir` prints [`print_decl`].
 
+use crate::builtins::BuiltinId;
 use crate::resolve::ModuleId;
 use crate::types::{DimItem, Ty};
 use ftl_runtime::DType;
@@ -243,8 +244,8 @@ pub enum ExprKind {
     Cast(DType, ExprId),
     /// A builtin call: positional args, keyword args, and `D -> K` maps.
     Builtin {
-        /// The builtin's name (a row of the builtin table).
-        name: &'static str,
+        /// Which builtin.
+        id: BuiltinId,
         /// Positional arguments (dims appear as `DimArg`).
         args: Vec<ExprId>,
         /// Keyword arguments.
@@ -444,11 +445,12 @@ pub fn expr_text(hir: &Hir, body: &Body, id: ExprId) -> String {
         }
         ExprKind::Cast(d, a) => format!("{d}({})", t(*a)),
         ExprKind::Builtin {
-            name,
+            id,
             args,
             kwargs,
             maps,
         } => {
+            let name = id.name();
             let mut parts: Vec<String> = args.iter().map(|a| t(*a)).collect();
             parts.extend(kwargs.iter().map(|(k, v)| format!("{k}: {}", t(*v))));
             parts.extend(maps.iter().map(|(a, b)| format!("{a} -> {b}")));

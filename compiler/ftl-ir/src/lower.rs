@@ -12,6 +12,7 @@ use crate::{
     BinOp, Check, DimId, DimSize, Dist, EntryKind, Graph, Input, Node, NodeId, Op, Reduction, Role,
     ScanKind, UnOp,
 };
+use ftl_front::builtins::BuiltinId;
 use ftl_front::hir::{self, Decl, DeclId, DeclKind, ExprId, ExprKind, Hir, Stmt};
 use ftl_front::types::{DimItem, Ty};
 use ftl_runtime::{DType, Tensor};
@@ -612,11 +613,11 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 Val::Node(self.b.cast(x, self.float(*d)))
             }
             ExprKind::Builtin {
-                name,
+                id,
                 args,
                 kwargs,
                 maps,
-            } => self.builtin(frame, e, name, args, kwargs, maps)?,
+            } => self.builtin(frame, e, *id, args, kwargs, maps)?,
             ExprKind::Call { decl, args } => self.call(frame, *decl, args)?,
             ExprKind::Field(r, name) => {
                 let v = self.expr(frame, *r)?;
@@ -1179,7 +1180,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         &mut self,
         frame: &mut Frame<'h>,
         e: ExprId,
-        name: &str,
+        id: BuiltinId,
         args: &[ExprId],
         kwargs: &[(String, ExprId)],
         maps: &[(DimItem, DimItem)],
@@ -1194,69 +1195,60 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             args.get(i)
                 .is_some_and(|a| matches!(frame.decl.body.expr(*a).kind, ExprKind::DimArg(_)))
         };
-        let unary = |op: UnOp| Some(op);
-        let un = match name {
-            "exp" => unary(UnOp::Exp),
-            "log" => unary(UnOp::Log),
-            "log1p" => unary(UnOp::Log1p),
-            "expm1" => unary(UnOp::Expm1),
-            "log1mexp" => unary(UnOp::Log1mexp),
-            "sqrt" => unary(UnOp::Sqrt),
-            "rsqrt" => unary(UnOp::Rsqrt),
-            "abs" => unary(UnOp::Abs),
-            "sign" => unary(UnOp::Sign),
-            "floor" => unary(UnOp::Floor),
-            "ceil" => unary(UnOp::Ceil),
-            "round" => unary(UnOp::Round),
-            "tanh" => unary(UnOp::Tanh),
-            "sigmoid" => unary(UnOp::Sigmoid),
-            "log_sigmoid" => unary(UnOp::LogSigmoid),
-            "softplus" => unary(UnOp::Softplus),
-            "relu" => unary(UnOp::Relu),
-            "erf" => unary(UnOp::Erf),
-            "sin" => unary(UnOp::Sin),
-            "cos" => unary(UnOp::Cos),
-            _ => None,
-        };
-        if let Some(op) = un {
-            let x = self.node(frame, args[0])?;
-            let x = self.b.cast(x, dtype);
-            return Ok(Val::Node(self.b.unary(op, x)));
-        }
-        let node = match name {
-            "pow" | "floordiv" => {
+        let node = match id {
+            BuiltinId::Exp => self.unary_builtin(frame, args[0], dtype, UnOp::Exp)?,
+            BuiltinId::Log => self.unary_builtin(frame, args[0], dtype, UnOp::Log)?,
+            BuiltinId::Log1p => self.unary_builtin(frame, args[0], dtype, UnOp::Log1p)?,
+            BuiltinId::Expm1 => self.unary_builtin(frame, args[0], dtype, UnOp::Expm1)?,
+            BuiltinId::Log1mexp => self.unary_builtin(frame, args[0], dtype, UnOp::Log1mexp)?,
+            BuiltinId::Sqrt => self.unary_builtin(frame, args[0], dtype, UnOp::Sqrt)?,
+            BuiltinId::Rsqrt => self.unary_builtin(frame, args[0], dtype, UnOp::Rsqrt)?,
+            BuiltinId::Abs => self.unary_builtin(frame, args[0], dtype, UnOp::Abs)?,
+            BuiltinId::Sign => self.unary_builtin(frame, args[0], dtype, UnOp::Sign)?,
+            BuiltinId::Floor => self.unary_builtin(frame, args[0], dtype, UnOp::Floor)?,
+            BuiltinId::Ceil => self.unary_builtin(frame, args[0], dtype, UnOp::Ceil)?,
+            BuiltinId::Round => self.unary_builtin(frame, args[0], dtype, UnOp::Round)?,
+            BuiltinId::Tanh => self.unary_builtin(frame, args[0], dtype, UnOp::Tanh)?,
+            BuiltinId::Sigmoid => self.unary_builtin(frame, args[0], dtype, UnOp::Sigmoid)?,
+            BuiltinId::LogSigmoid => self.unary_builtin(frame, args[0], dtype, UnOp::LogSigmoid)?,
+            BuiltinId::Softplus => self.unary_builtin(frame, args[0], dtype, UnOp::Softplus)?,
+            BuiltinId::Relu => self.unary_builtin(frame, args[0], dtype, UnOp::Relu)?,
+            BuiltinId::Erf => self.unary_builtin(frame, args[0], dtype, UnOp::Erf)?,
+            BuiltinId::Sin => self.unary_builtin(frame, args[0], dtype, UnOp::Sin)?,
+            BuiltinId::Cos => self.unary_builtin(frame, args[0], dtype, UnOp::Cos)?,
+            BuiltinId::Pow | BuiltinId::Floordiv => {
                 let a = self.node(frame, args[0])?;
                 let b = self.node(frame, args[1])?;
                 let (a, b) = (self.b.cast(a, dtype), self.b.cast(b, dtype));
-                let op = if name == "pow" {
+                let op = if id == BuiltinId::Pow {
                     BinOp::Pow
                 } else {
                     BinOp::FloorDiv
                 };
                 self.b.binary(op, a, b)
             }
-            "min" | "max" if is_dims(frame, 1) => {
+            BuiltinId::Min | BuiltinId::Max if is_dims(frame, 1) => {
                 let x = self.node(frame, args[0])?;
                 let over = self.dims_args(frame, &args[1..])?;
-                let r = if name == "min" {
+                let r = if id == BuiltinId::Min {
                     Reduction::Min
                 } else {
                     Reduction::Max
                 };
                 self.b.reduce(r, x, &over)
             }
-            "min" | "max" => {
+            BuiltinId::Min | BuiltinId::Max => {
                 let a = self.node(frame, args[0])?;
                 let b = self.node(frame, args[1])?;
                 let (a, b) = (self.b.cast(a, dtype), self.b.cast(b, dtype));
-                let op = if name == "min" {
+                let op = if id == BuiltinId::Min {
                     BinOp::Min
                 } else {
                     BinOp::Max
                 };
                 self.b.binary(op, a, b)
             }
-            "clamp" => {
+            BuiltinId::Clamp => {
                 // The kinks of the installed PyTorch (2.15, tests/run/numerics.ftl): a scalar
                 // bound (a Python number there: a literal or hyperparameter here) passes the
                 // gradient only strictly inside, 0 at the bound; a bound with dims (a tensor
@@ -1280,14 +1272,14 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 }
                 y
             }
-            "where" => {
+            BuiltinId::Where => {
                 let c = self.node(frame, args[0])?;
                 let a = self.node(frame, args[1])?;
                 let b = self.node(frame, args[2])?;
                 let (a, b) = (self.b.cast(a, dtype), self.b.cast(b, dtype));
                 self.b.select(c, a, b)
             }
-            "detach" => {
+            BuiltinId::Detach => {
                 let x = self.node(frame, args[0])?;
                 let dims = self.b.dims(x);
                 self.b.push(Node {
@@ -1296,14 +1288,18 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     dims,
                 })
             }
-            "sum" | "logsumexp" | "any" | "all" | "argmax" => {
+            BuiltinId::Sum
+            | BuiltinId::Logsumexp
+            | BuiltinId::Any
+            | BuiltinId::All
+            | BuiltinId::Argmax => {
                 let x = self.node(frame, args[0])?;
                 let over = self.dims_args(frame, &args[1..])?;
-                let r = match name {
-                    "sum" => Reduction::Sum,
-                    "logsumexp" => Reduction::LogSumExp,
-                    "any" => Reduction::Any,
-                    "all" => Reduction::All,
+                let r = match id {
+                    BuiltinId::Sum => Reduction::Sum,
+                    BuiltinId::Logsumexp => Reduction::LogSumExp,
+                    BuiltinId::Any => Reduction::Any,
+                    BuiltinId::All => Reduction::All,
                     _ => Reduction::ArgMax,
                 };
                 let x = if r == Reduction::LogSumExp {
@@ -1313,7 +1309,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 };
                 self.b.reduce(r, x, &over)
             }
-            "mean" => {
+            BuiltinId::Mean => {
                 let x = self.node(frame, args[0])?;
                 let over = self.dims_args(frame, &args[1..])?;
                 let x = self.b.cast(x, dtype);
@@ -1321,7 +1317,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let n = self.b.size(over, dtype);
                 self.b.binary(BinOp::Div, s, n)
             }
-            "std" => {
+            BuiltinId::Std => {
                 let x = self.node(frame, args[0])?;
                 let over = self.dims_args(frame, &args[1..])?;
                 let x = self.b.cast(x, dtype);
@@ -1336,24 +1332,24 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let var = self.b.binary(BinOp::Div, ss, n1);
                 self.b.unary(UnOp::Sqrt, var)
             }
-            "softmax" | "log_softmax" => {
+            BuiltinId::Softmax | BuiltinId::LogSoftmax => {
                 let x = self.node(frame, args[0])?;
                 let over = self.dims_args(frame, &args[1..])?;
                 let x = self.b.cast(x, dtype);
                 let lse = self.b.reduce(Reduction::LogSumExp, x, &over);
                 let shifted = self.b.binary(BinOp::Sub, x, lse);
                 let shifted = self.b.transpose(shifted, self.b.dims(x));
-                if name == "softmax" {
+                if id == BuiltinId::Softmax {
                     self.b.unary(UnOp::Exp, shifted)
                 } else {
                     shifted
                 }
             }
-            "cumsum" | "cumprod" => {
+            BuiltinId::Cumsum | BuiltinId::Cumprod => {
                 let x = self.node(frame, args[0])?;
                 let dim = self.dims_args(frame, &args[1..])?[0];
                 let x = self.b.cast(x, dtype);
-                let kind = if name == "cumsum" {
+                let kind = if id == BuiltinId::Cumsum {
                     ScanKind::Sum
                 } else {
                     ScanKind::Prod
@@ -1370,17 +1366,17 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     dims,
                 })
             }
-            "sort" | "argsort" => {
+            BuiltinId::Sort | BuiltinId::Argsort => {
                 let x = self.node(frame, args[0])?;
                 let dim = self.dims_args(frame, &args[1..])?[0];
                 let perm = self.argsort(x, dim, false);
-                if name == "argsort" {
+                if id == BuiltinId::Argsort {
                     perm
                 } else {
                     self.gather(x, dim, perm)
                 }
             }
-            "topk" => {
+            BuiltinId::Topk => {
                 let x = self.node(frame, args[0])?;
                 let Some((DimItem::Named(from), DimItem::Named(to))) = maps.first() else {
                     return internal("topk without `D -> K`");
@@ -1401,7 +1397,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let vals = self.gather(x, d, idx);
                 return Ok(Val::Tuple(vec![Val::Node(vals), Val::Node(idx)]));
             }
-            "eye" => {
+            BuiltinId::Eye => {
                 let dims = self.dims_args(frame, args)?;
                 let iota = |lw: &mut Self, d: DimId| {
                     lw.b.push(Node {
@@ -1416,7 +1412,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let e = self.b.select(on, one, zero);
                 self.b.conform(e, &dims)
             }
-            "iota" => {
+            BuiltinId::Iota => {
                 let d = self.dims_args(frame, args)?[0];
                 self.b.push(Node {
                     op: Op::Iota(d),
@@ -1424,7 +1420,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     dims: vec![d],
                 })
             }
-            "scatter" => {
+            BuiltinId::Scatter => {
                 let v = self.node(frame, args[0])?;
                 let i = self.node(frame, args[1])?;
                 let Some((DimItem::Named(target), _)) = maps.first() else {
@@ -1442,11 +1438,11 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     dims,
                 })
             }
-            "size" => {
+            BuiltinId::Size => {
                 let dims = self.dims_args(frame, args)?;
                 self.b.size(dims, dtype)
             }
-            "contract" => {
+            BuiltinId::Contract => {
                 let a = self.node(frame, args[0])?;
                 let b = self.node(frame, args[1])?;
                 let over = self.dims_args(frame, &args[2..])?;
@@ -1470,14 +1466,20 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     dims,
                 })
             }
-            "rand" | "randn" | "zeros" | "ones" | "full" | "kaiming_uniform" | "bernoulli" => {
+            BuiltinId::Rand
+            | BuiltinId::Randn
+            | BuiltinId::Zeros
+            | BuiltinId::Ones
+            | BuiltinId::Full
+            | BuiltinId::KaimingUniform
+            | BuiltinId::Bernoulli => {
                 let dims = out_dims.clone().ok_or_else(|| {
-                    LowerError::Unsupported(format!("`{name}` has no shape here"))
+                    LowerError::Unsupported(format!("`{}` has no shape here", id.name()))
                 })?;
-                match name {
-                    "rand" => self.random(Dist::Uniform, dims),
-                    "randn" => self.random(Dist::Normal, dims),
-                    "bernoulli" => {
+                match id {
+                    BuiltinId::Rand => self.random(Dist::Uniform, dims),
+                    BuiltinId::Randn => self.random(Dist::Normal, dims),
+                    BuiltinId::Bernoulli => {
                         let p = self.node(frame, args[0])?;
                         let u = self.random(Dist::Uniform, dims);
                         let u = self.b.cast(u, dtype);
@@ -1485,7 +1487,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                         let hit = self.b.binary(BinOp::Lt, u, p);
                         self.b.cast(hit, dtype)
                     }
-                    "kaiming_uniform" => {
+                    BuiltinId::KaimingUniform => {
                         // torch.nn.init.kaiming_uniform_ (leaky_relu): bound =
                         // sqrt(6 / ((1 + a²) fan_in)), drawn as -bound + 2·bound·u.
                         let fan_dims = match kw("fan_in") {
@@ -1516,9 +1518,9 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                         self.b.binary(BinOp::Add, lo, scaled)
                     }
                     _ => {
-                        let v = match name {
-                            "zeros" => self.b.constant(0.0, dtype),
-                            "ones" => self.b.constant(1.0, dtype),
+                        let v = match id {
+                            BuiltinId::Zeros => self.b.constant(0.0, dtype),
+                            BuiltinId::Ones => self.b.constant(1.0, dtype),
                             _ => {
                                 let v = self.node(frame, args[0])?;
                                 self.b.cast(v, dtype)
@@ -1528,7 +1530,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     }
                 }
             }
-            "linspace" => {
+            BuiltinId::Linspace => {
                 // torch.linspace's CPU kernel: step = (end - start) / (n - 1); the first half
                 // counts up from start, the second half down from end, in the output dtype.
                 let start = self.node(frame, args[0])?;
@@ -1559,7 +1561,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let first = self.b.binary(BinOp::Lt, i, half);
                 self.b.select(first, up, down)
             }
-            "drop" => {
+            BuiltinId::Drop => {
                 // Inverted dropout: keep where u >= p, scaled by 1 / (1 - p).
                 let x = self.node(frame, args[0])?;
                 let p = self.node(frame, args[1])?;
@@ -1574,19 +1576,19 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                 let zero = self.b.constant(0.0, dtype);
                 self.b.select(keep, scaled, zero)
             }
-            "present" => {
+            BuiltinId::Present => {
                 let v = self.expr(frame, args[0])?;
                 self.b
                     .constant(f64::from(u8::from(!matches!(v, Val::Absent))), DType::Bool)
             }
-            "solve" => {
+            BuiltinId::Solve => {
                 let a = self.node(frame, args[0])?;
                 let b = self.node(frame, args[1])?;
                 let dim = self.dims_args(frame, &args[2..])?[0];
                 let (a, b) = (self.b.cast(a, dtype), self.b.cast(b, dtype));
                 self.solve(a, b, dim)
             }
-            "svd" | "qr" | "eigh" | "lu" => {
+            BuiltinId::Svd | BuiltinId::Qr | BuiltinId::Eigh | BuiltinId::Lu => {
                 use ftl_runtime::host::Decomposition as D;
                 let a = self.node(frame, args[0])?;
                 let a = self
@@ -1600,7 +1602,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                         let k = match frame.dims.get(k).map(Vec::as_slice) {
                             Some([d]) => *d,
                             _ => {
-                                let size = if name == "eigh" {
+                                let size = if id == BuiltinId::Eigh {
                                     DimSize::Product(vec![row])
                                 } else {
                                     DimSize::Min(row, col)
@@ -1618,13 +1620,13 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     }
                 };
                 let ft = self.b.dtype(a);
-                let (kind, parts): (D, Vec<(DType, Vec<DimId>)>) = match name {
-                    "svd" => (
+                let (kind, parts): (D, Vec<(DType, Vec<DimId>)>) = match id {
+                    BuiltinId::Svd => (
                         D::Svd,
                         vec![(ft, vec![row, k]), (ft, vec![k]), (ft, vec![k, col])],
                     ),
-                    "qr" => (D::Qr, vec![(ft, vec![row, k]), (ft, vec![k, col])]),
-                    "eigh" => (D::Eigh, vec![(ft, vec![k]), (ft, vec![row, k])]),
+                    BuiltinId::Qr => (D::Qr, vec![(ft, vec![row, k]), (ft, vec![k, col])]),
+                    BuiltinId::Eigh => (D::Eigh, vec![(ft, vec![k]), (ft, vec![row, k])]),
                     _ => (
                         D::Lu,
                         vec![
@@ -1653,9 +1655,24 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     .collect();
                 return Ok(Val::Tuple(vals));
             }
-            other => return internal(format!("builtin `{other}` cannot be lowered")),
+            BuiltinId::Print | BuiltinId::ExpectClose => {
+                return internal("a test statement reached lowering as a value".to_string())
+            }
         };
         Ok(Val::Node(node))
+    }
+
+    /// A unary builtin: its operand converted to the result's dtype, then `op`.
+    fn unary_builtin(
+        &mut self,
+        frame: &mut Frame<'h>,
+        x: ExprId,
+        dtype: DType,
+        op: UnOp,
+    ) -> Result<NodeId, LowerError> {
+        let x = self.node(frame, x)?;
+        let x = self.b.cast(x, dtype);
+        Ok(self.b.unary(op, x))
     }
 
     fn solve(&mut self, a: NodeId, b: NodeId, dim: DimId) -> NodeId {

@@ -2,6 +2,7 @@
 
 use super::dims::{self, AlignError};
 use super::{gradient_inputs, suggest, Checker, Signature};
+use crate::builtins::BuiltinId;
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, Location};
 use crate::hir::{self, Body, DeclId, DeclKind, ExprId, ExprKind, LocalId, Stmt};
@@ -745,7 +746,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
                     None if matches!(
                         self.body.expr(id).kind,
                         ExprKind::Builtin {
-                            name: "expect_close" | "print",
+                            id: BuiltinId::ExpectClose | BuiltinId::Print,
                             ..
                         }
                     ) =>
@@ -1652,7 +1653,7 @@ fn bind_weight_lets(cx: &mut Ctx<'_, '_>, adapter_id: DeclId, adapter: &ast::Dec
 /// wrong).
 fn expect_close_stmt(kind: &ExprKind) -> Option<Stmt> {
     if let ExprKind::Builtin {
-        name: "print",
+        id: BuiltinId::Print,
         args,
         ..
     } = kind
@@ -1660,7 +1661,7 @@ fn expect_close_stmt(kind: &ExprKind) -> Option<Stmt> {
         return args.first().map(|x| Stmt::Print(*x));
     }
     let ExprKind::Builtin {
-        name: "expect_close",
+        id: BuiltinId::ExpectClose,
         args,
         kwargs,
         ..
@@ -1702,7 +1703,7 @@ pub(super) fn check_test(
         if !matches!(
             &cx.body.expr(id).kind,
             ExprKind::Builtin {
-                name: "expect_close" | "print",
+                id: BuiltinId::ExpectClose | BuiltinId::Print,
                 ..
             }
         ) {

@@ -1,7 +1,7 @@
 //! Builtin calls: each row of the builtin table is checked by its dtype and named-dim rule.
 
 use super::body::{with_article, Ctx};
-use crate::builtins::{Builtin, Context, DTypeRule, DimRule};
+use crate::builtins::{Builtin, BuiltinId, Context, DTypeRule, DimRule};
 use crate::codes::Code;
 use crate::hir::{DeclKind, ExprId, ExprKind};
 use crate::types::{DimItem, TensorTy, Ty};
@@ -274,7 +274,7 @@ impl Ctx<'_, '_> {
                 .map(|(k, id, _)| (k.clone(), *id))
                 .collect();
             let kind = ExprKind::Builtin {
-                name: b.name,
+                id: b.id,
                 args: a.ordered.clone(),
                 kwargs,
                 maps,
@@ -381,7 +381,7 @@ impl Ctx<'_, '_> {
                     self.error(d);
                     return self.error_expr(span);
                 }
-                if b.name == "argmax" && a.dims.len() != 1 {
+                if b.id == BuiltinId::Argmax && a.dims.len() != 1 {
                     return self.wrong_args(b, span, "exactly one dim");
                 }
                 let Some(t) = value(self, 0) else {
@@ -495,7 +495,7 @@ impl Ctx<'_, '_> {
                 let mut ordered = a.ordered.clone();
                 ordered.push(*i);
                 let kind = ExprKind::Builtin {
-                    name: b.name,
+                    id: b.id,
                     args: ordered,
                     kwargs: vec![],
                     maps: vec![(target_item.clone(), target_item)],
@@ -771,19 +771,19 @@ impl Ctx<'_, '_> {
         };
         let dtype = self.float_dtype(&m, b, span);
         let t = |dims: Vec<DimItem>| Ty::Tensor(TensorTy::new(dtype, dims));
-        let (ty, maps) = match (b.name, a.dims.as_slice(), a.maps.as_slice()) {
-            ("svd" | "qr" | "eigh", [(row, _)], [(col, new, _)]) => {
+        let (ty, maps) = match (b.id, a.dims.as_slice(), a.maps.as_slice()) {
+            (BuiltinId::Svd | BuiltinId::Qr | BuiltinId::Eigh, [(row, _)], [(col, new, _)]) => {
                 if !self.dims_in(&m, &[(row.clone(), span), (col.clone(), span)]) {
                     return self.error_expr(span);
                 }
                 self.new_dim(new);
-                let ty = match b.name {
-                    "svd" => Ty::Tuple(vec![
+                let ty = match b.id {
+                    BuiltinId::Svd => Ty::Tuple(vec![
                         t(vec![row.clone(), new.clone()]),
                         t(vec![new.clone()]),
                         t(vec![new.clone(), col.clone()]),
                     ]),
-                    "qr" => Ty::Tuple(vec![
+                    BuiltinId::Qr => Ty::Tuple(vec![
                         t(vec![row.clone(), new.clone()]),
                         t(vec![new.clone(), col.clone()]),
                     ]),
@@ -794,7 +794,7 @@ impl Ctx<'_, '_> {
                 };
                 (ty, vec![(col.clone(), new.clone())])
             }
-            ("lu", [(row, _), (col, _)], []) => {
+            (BuiltinId::Lu, [(row, _), (col, _)], []) => {
                 if !self.dims_in(&m, &a.dims) {
                     return self.error_expr(span);
                 }
@@ -811,7 +811,7 @@ impl Ctx<'_, '_> {
             _ => return self.wrong_args(b, span, &format!("the form `{}`", b.signature)),
         };
         let kind = ExprKind::Builtin {
-            name: b.name,
+            id: b.id,
             args: a.ordered.clone(),
             kwargs: vec![],
             maps,

@@ -458,7 +458,7 @@ impl Ctx<'_, '_> {
         let ty = Ty::Tensor(TensorTy::new(dtype, dims));
         let k = self.push(ExprKind::DimArg(shared[0].clone()), Ty::DimArg, true, span);
         let kind = ExprKind::Builtin {
-            name: "contract",
+            id: builtins::BuiltinId::Contract,
             args: vec![a, b, k],
             kwargs: vec![],
             maps: vec![],

@@ -2,7 +2,6 @@
 //! table, or a call of a declaration that draws), and which of an adapter's `let`s depend on a
 //! data input or on randomness, so that `merge`/`unmerge` may not use them (E0081).
 
-use crate::builtins;
 use crate::hir::{Body, Decl, DeclId, ExprId, ExprKind, LocalId, Stmt};
 use ftl_syntax::ast::{ParamKind, Span};
 use std::collections::HashSet;
@@ -10,7 +9,7 @@ use std::collections::HashSet;
 /// Whether an expression draws random numbers itself (not through its operands).
 fn draws_here(kind: &ExprKind, callee_draws: &dyn Fn(DeclId) -> bool) -> bool {
     match kind {
-        ExprKind::Builtin { name, .. } => builtins::lookup(name).is_some_and(|b| b.random),
+        ExprKind::Builtin { id, .. } => id.row().random,
         ExprKind::Call { decl, .. } => callee_draws(*decl),
         _ => false,
     }

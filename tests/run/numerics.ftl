@@ -247,3 +247,29 @@ test "expect_close with rtol/atol follows assert_close" {
     expect_close(r.y, [[1.1, 2.0], [3.0, 4.1]], atol: 0.2);
     expect_close(r.y, [[1.0, 2.0], [3.0, 4.1]], rtol: 0.0, atol: 0.11);
 }
+
+/// The smooth maps and `std` no other gradcheck reaches; values from PyTorch 2.15 in f64:
+/// `(expm1(x) + rsqrt(x*x + 1) + tanh(x) + softplus(x) + erf(x)).sum() + x.std()` backward.
+objective smooth_maps(x: f64[B]) {
+    loss sum(expm1(x) + rsqrt(x * x + 1.0) + tanh(x) + softplus(x) + erf(x), B) + std(x, B);
+}
+
+test "expm1, rsqrt, tanh, softplus, erf and std gradients" {
+    let r = smooth_maps(x: f64([-1.5, -0.25, 0.5, 2.0]));
+    expect_close(r.loss, 14.797105405121378, 1e-12);
+    expect_close(r.grad.x, [0.5767471413103966, 3.345247023864751, 3.6498365088797855, 8.595225083478908], 1e-12);
+    gradcheck smooth_maps(B: 6);
+}
+
+/// topk's gradient reaches only the selected positions (`torch.topk(x, 2)`, `(v * v).sum()`).
+objective top_two(x: f32[N]) requires K == 2 {
+    let (v, i) = topk(x, N -> K);
+    loss sum(v * v, K);
+}
+
+test "topk gradient" {
+    let r = top_two(x: [3.0, -1.0, 2.5, 0.5]);
+    expect_close(r.loss, 15.25, 1e-6);
+    expect_close(r.grad.x, [6.0, 0.0, 5.0, 0.0], 1e-6);
+    gradcheck top_two(N: 5);
+}

@@ -402,3 +402,52 @@ fn thousands_of_mutated_and_pathological_inputs_never_panic() {
     worker.join().expect("a mutated input panicked");
     assert!(count > 3000);
 }
+
+/// Every builtin the table gives a gradient rule is differentiated by some `gradcheck` of the
+/// repository (the rule's text is documentation; autodiff differentiates the primitives a
+/// builtin lowers to, and these finite-difference checks are what ties the two together).
+#[test]
+fn every_builtin_with_a_gradient_rule_is_gradchecked() {
+    use ftl_front::builtins::{Vjp, BUILTINS};
+    use ftl_front::hir::{DeclId, ExprKind, Hir, Stmt};
+    fn reached(hir: &Hir, decl: DeclId, seen: &mut BTreeSet<u32>, used: &mut BTreeSet<String>) {
+        if !seen.insert(decl.0) {
+            return;
+        }
+        let Some(d) = hir.decl(decl) else { return };
+        for e in &d.body.exprs {
+            match &e.kind {
+                ExprKind::Builtin { id, .. } => {
+                    used.insert(id.name().to_string());
+                }
+                ExprKind::Call { decl, .. } => reached(hir, *decl, seen, used),
+                _ => {}
+            }
+        }
+    }
+    let r = repo();
+    let mut files = ftl_files(&r.join("examples"));
+    files.extend(ftl_files(&r.join("stdlib")));
+    files.extend(ftl_files(&r.join("tests").join("run")));
+    let mut used = BTreeSet::new();
+    for file in files {
+        let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
+        let mut seen = BTreeSet::new();
+        for d in analysis.hir.decls.iter().flatten() {
+            for s in &d.body.stmts {
+                if let Stmt::Gradcheck(target, _) = s {
+                    reached(&analysis.hir, *target, &mut seen, &mut used);
+                }
+            }
+        }
+    }
+    let missing: Vec<&str> = BUILTINS
+        .iter()
+        .filter(|b| matches!(b.vjp, Vjp::Rule(_)) && !used.contains(b.name))
+        .map(|b| b.name)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no gradcheck differentiates {missing:?}"
+    );
+}

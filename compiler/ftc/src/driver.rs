@@ -233,9 +233,9 @@ pub fn emit_graph(
         Ok(match stage {
             EntryStage::Ir | EntryStage::Grad => ftl_ir::print::print_graph(&g),
             EntryStage::Kernels => fuse::print_plan(&fuse::fuse(&g)),
-            EntryStage::Mlir => ftl_mlir::module_text(&fuse::fuse(&g)),
+            EntryStage::Mlir => ftl_mlir::module_text(&fuse::fuse(&g))?,
             EntryStage::Llvm => {
-                ftl_mlir::jit::lower_to_llvm_text(&ftl_mlir::module_text(&fuse::fuse(&g)))
+                ftl_mlir::jit::lower_to_llvm_text(&ftl_mlir::module_text(&fuse::fuse(&g))?)
                     .map_err(Failure::Internal)?
             }
         })

@@ -342,7 +342,7 @@ impl CompiledEntry {
     {
         let plan = fuse::fuse(g);
         let manifest = manifest::build(&plan).map_err(Failure::Internal)?;
-        let kernels = backend.compile(&plan).map_err(|e| Failure::Internal(e.0))?;
+        let kernels = backend.compile(&plan)?;
         let executor = ftl_runtime::exec::Executor::new(manifest, |s| kernels.entry(s))?;
         Ok(CompiledEntry {
             executor,

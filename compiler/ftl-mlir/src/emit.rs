@@ -5,9 +5,10 @@
 //! rounded to their dtype after every op (computed in f32), as the interpreter does.
 
 use ftl_ir::{BinOp, DimId, Graph, NodeId, Op, Reduction, UnOp};
+use ftl_plan::backend::BackendError;
 use ftl_plan::fuse::{BufId, Kernel, Nest, NestKind, Plan};
 use ftl_runtime::DType;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 
 /// The element type of a dtype in memory.
@@ -70,6 +71,11 @@ pub struct Func<'p> {
     deps: HashMap<NodeId, Vec<DimId>>,
     /// The node the current nest computes (evaluated, never loaded).
     root: Option<NodeId>,
+    /// The C library's f64 functions the kernel calls (declared once in the module).
+    libm: BTreeSet<&'static str>,
+    /// The first plan this emitter could not translate (a compiler bug); emission goes on with
+    /// placeholder values and the kernel is refused at the end.
+    error: Option<BackendError>,
 }
 
 impl<'p> Func<'p> {
@@ -87,7 +93,16 @@ impl<'p> Func<'p> {
             envs: Vec::new(),
             deps: HashMap::new(),
             root: None,
+            libm: BTreeSet::new(),
+            error: None,
         }
+    }
+
+    /// Records that the plan cannot be translated (the first reason wins) and returns a
+    /// placeholder value, so emission can finish; [`kernel_function`] then returns the error.
+    fn fail(&mut self, reason: String) -> String {
+        self.error.get_or_insert(BackendError(reason));
+        "%unsupported".to_string()
     }
 
     fn line(&mut self, s: &str) {
@@ -106,7 +121,13 @@ impl<'p> Func<'p> {
 
     /// Closes the innermost region, writing it (header, indented body, `}`) into its parent.
     fn close(&mut self) {
-        let scope = self.scopes.pop().expect("a region is open");
+        if self.scopes.len() < 2 {
+            self.fail("a region was closed that was never opened".into());
+            return;
+        }
+        let Some(scope) = self.scopes.pop() else {
+            return;
+        };
         self.at = self.scopes.len() - 1;
         let parent = &mut self.scopes[self.at];
         parent.text.push(scope.header);
@@ -394,16 +415,26 @@ impl<'p> Func<'p> {
         }
     }
 
+    /// `name(x)` of the C library (f64 → f64).
+    fn libm_f64(&mut self, name: &'static str, x: &str) -> String {
+        self.libm.insert(name);
+        self.emit_val(&format!("func.call @{name}({x}) : (f64) -> f64"))
+    }
+
     fn unary_float(&mut self, op: UnOp, x: &str, ty: &str) -> String {
         let f64_math = |s: &mut Self, name: &str| s.emit_val(&format!("math.{name} {x} : {ty}"));
         if ty == "f64" {
+            // exp, log, sin and cos become LLVM intrinsics (calls of the C library's f64
+            // functions); log1p, expm1, tanh and erf have no intrinsic (MLIR would expand log1p
+            // as log(1 + x) and expm1 as exp(x) - 1, losing every digit near 0), so they call
+            // the C library directly, as the interpreter's f64 methods do.
             return match op {
                 UnOp::Exp => f64_math(self, "exp"),
                 UnOp::Log => f64_math(self, "log"),
-                UnOp::Log1p => f64_math(self, "log1p"),
-                UnOp::Expm1 => f64_math(self, "expm1"),
-                UnOp::Tanh => f64_math(self, "tanh"),
-                UnOp::Erf => f64_math(self, "erf"),
+                UnOp::Log1p => self.libm_f64("log1p", x),
+                UnOp::Expm1 => self.libm_f64("expm1", x),
+                UnOp::Tanh => self.libm_f64("tanh", x),
+                UnOp::Erf => self.libm_f64("erf", x),
                 UnOp::Sin => f64_math(self, "sin"),
                 UnOp::Cos => f64_math(self, "cos"),
                 UnOp::Sigmoid => {
@@ -422,7 +453,7 @@ impl<'p> Func<'p> {
                     let ax = self.emit_val(&format!("math.absf {xin} : f64"));
                     let nax = self.emit_val(&format!("arith.negf {ax} : f64"));
                     let e = self.emit_val(&format!("math.exp {nax} : f64"));
-                    let l = self.emit_val(&format!("math.log1p {e} : f64"));
+                    let l = self.libm_f64("log1p", &e);
                     let z = self.const_f("f64", 0.0);
                     let m = self.emit_val(&format!("arith.maximumf {xin}, {z} : f64"));
                     let sp = self.emit_val(&format!("arith.addf {m}, {l} : f64"));
@@ -433,12 +464,12 @@ impl<'p> Func<'p> {
                     }
                 }
                 UnOp::Log1mexp => {
-                    let em = self.emit_val(&format!("math.expm1 {x} : f64"));
+                    let em = self.libm_f64("expm1", x);
                     let nem = self.emit_val(&format!("arith.negf {em} : f64"));
                     let a = self.emit_val(&format!("math.log {nem} : f64"));
                     let e = self.emit_val(&format!("math.exp {x} : f64"));
                     let ne = self.emit_val(&format!("arith.negf {e} : f64"));
-                    let b = self.emit_val(&format!("math.log1p {ne} : f64"));
+                    let b = self.libm_f64("log1p", &ne);
                     let t = self.const_f("f64", -std::f64::consts::LN_2);
                     let c = self.emit_val(&format!("arith.cmpf ogt, {x}, {t} : f64"));
                     self.emit_val(&format!("arith.select {c}, {a}, {b} : f64"))
@@ -789,13 +820,15 @@ impl<'p> Func<'p> {
             }
             Op::Input(_) | Op::Literal(_) | Op::Relabel(_) => {
                 // Materialized: loaded by `value`; reaching here means it is a nest root copy.
-                let b = self.plan.buffer_of(id).expect("materialized");
+                let Some(b) = self.plan.buffer_of(id) else {
+                    return self.fail(format!("node {} is neither materialized nor inline", id.0));
+                };
                 let saved = self.root.take();
                 let v = self.load(b, id, env);
                 self.root = saved;
                 v
             }
-            other => panic!("internal error: `{other:?}` cannot be evaluated inline"),
+            other => self.fail(format!("`{other:?}` cannot be evaluated inline")),
         }
     }
 
@@ -1207,10 +1240,17 @@ impl<'p> Func<'p> {
     }
 }
 
-/// The MLIR function of one generated kernel (`None` for host steps).
-pub fn kernel_function(plan: &Plan, k: &Kernel) -> Option<String> {
+/// The MLIR function of one generated kernel and the C library functions it calls (`None` for
+/// host steps), or why the plan cannot be translated (a compiler bug: the verifier accepted it).
+fn kernel_function(
+    plan: &Plan,
+    k: &Kernel,
+) -> Result<Option<(String, BTreeSet<&'static str>)>, BackendError> {
     let Kernel::Loops { name, nests, .. } = k else {
-        return None;
+        return Ok(None);
+    };
+    let Some(first) = nests.first() else {
+        return Err(BackendError(format!("kernel `{name}` has no loop nest")));
     };
     let mut f = Func::new(plan);
     let bufs = ftl_plan::manifest::kernel_buffers(plan, k);
@@ -1240,11 +1280,13 @@ pub fn kernel_function(plan: &Plan, k: &Kernel) -> Option<String> {
     }
     let split = ftl_plan::manifest::split_dim(plan, k);
     // Nests of a non-tail kernel share their domain loops.
-    let first_dims: Vec<DimId> = match &nests[0].kind {
+    let first_dims: Vec<DimId> = match &first.kind {
         NestKind::Scan => {
-            let node = plan.graph.node(nests[0].root);
+            let node = plan.graph.node(first.root);
             let Op::Scan { dim, .. } = node.op else {
-                return None;
+                return Err(BackendError(format!(
+                    "kernel `{name}`: a scan nest's root is no scan"
+                )));
             };
             node.dims.iter().copied().filter(|d| *d != dim).collect()
         }
@@ -1273,6 +1315,7 @@ pub fn kernel_function(plan: &Plan, k: &Kernel) -> Option<String> {
                 NestKind::Scan => {
                     let node = plan.graph.node(n.root);
                     let Op::Scan { dim, .. } = node.op else {
+                        f.fail(format!("kernel `{name}`: a scan nest's root is no scan"));
                         continue;
                     };
                     node.dims.iter().copied().filter(|d| *d != dim).collect()
@@ -1290,17 +1333,25 @@ pub fn kernel_function(plan: &Plan, k: &Kernel) -> Option<String> {
         text.push('\n');
     }
     text.push_str("    func.return\n  }\n");
-    Some(text)
+    match f.error {
+        Some(e) => Err(BackendError(format!("kernel `{name}`: {}", e.0))),
+        None => Ok(Some((text, f.libm))),
+    }
 }
 
 /// The whole module: one function per generated kernel (and the prelude, if any).
-pub fn module_text(plan: &Plan, prelude: Option<&Kernel>) -> String {
+pub fn module_text(plan: &Plan, prelude: Option<&Kernel>) -> Result<String, BackendError> {
     let mut out = String::from("module {\n");
+    let mut libm = BTreeSet::new();
     for k in prelude.into_iter().chain(&plan.kernels) {
-        if let Some(f) = kernel_function(plan, k) {
+        if let Some((f, called)) = kernel_function(plan, k)? {
             out.push_str(&f);
+            libm.extend(called);
         }
     }
+    for name in libm {
+        let _ = writeln!(out, "  func.func private @{name}(f64) -> f64");
+    }
     out.push_str("}\n");
-    out
+    Ok(out)
 }

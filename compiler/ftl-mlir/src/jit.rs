@@ -3,7 +3,7 @@
 
 use melior::dialect::DialectRegistry;
 use melior::ir::block::BlockLike;
-use melior::ir::operation::{OperationLike, OperationMutLike};
+use melior::ir::operation::{OperationLike, OperationMutLike, WalkOrder, WalkResult};
 use melior::ir::{Attribute, Module};
 use melior::pass::PassManager;
 use melior::utility::{
@@ -48,7 +48,29 @@ fn lowered<'c>(ctx: &'c Context, text: &str) -> Result<Module<'c>, String> {
         .map_err(|e| format!("internal error: pass pipeline: {e}"))?;
     pm.run(&mut module)
         .map_err(|e| format!("internal error: lowering to LLVM failed: {e}"))?;
-    Ok(module)
+    // An op the pipeline left in another dialect would make the ExecutionEngine fail to
+    // translate the module and hand back an engine that crashes when used: refuse it here.
+    let mut stray = None;
+    module.as_operation().walk(WalkOrder::PreOrder, |op| {
+        let name = op
+            .name()
+            .as_string_ref()
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        if name == "builtin.module" || name.starts_with("llvm.") {
+            WalkResult::Advance
+        } else {
+            stray = Some(name);
+            WalkResult::Interrupt
+        }
+    });
+    match stray {
+        Some(op) => Err(format!(
+            "internal error: `{op}` was not lowered to the LLVM dialect"
+        )),
+        None => Ok(module),
+    }
 }
 
 /// Pins every function of the lowered `module` to `cpu`. The ExecutionEngine's target machine

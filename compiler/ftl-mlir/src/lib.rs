@@ -24,12 +24,12 @@ impl Backend for MlirCpu {
     }
 
     fn compile(&self, plan: &Plan) -> Result<jit::Jit, BackendError> {
-        jit::Jit::compile(&module_text(plan)).map_err(BackendError)
+        jit::Jit::compile(&module_text(plan)?).map_err(BackendError)
     }
 }
 
 /// The MLIR module of `plan` (scf/arith/math/memref), one function per generated kernel.
-pub fn module_text(plan: &Plan) -> String {
+pub fn module_text(plan: &Plan) -> Result<String, BackendError> {
     emit::module_text(plan, plan.prelude.as_ref())
 }
 
@@ -40,10 +40,10 @@ pub fn module_text(plan: &Plan) -> String {
 /// whole (an existing artifact is replaced; any other existing path is refused).
 pub fn write_artifact(plan: &Plan, dir: &Path, target: &Target) -> Result<(), Failure> {
     use ftl_runtime::artifact::{self, KERNELS};
-    let plan = with_unique_symbols(plan);
+    let plan = with_unique_symbols(plan)?;
     let manifest = ftl_plan::manifest::build(&plan).map_err(Failure::Internal)?;
     let cpu = target.is_level().then_some(target.cpu.as_str());
-    let text = with_manifest_digest(&module_text(&plan), &artifact::manifest_digest(&manifest));
+    let text = with_manifest_digest(&module_text(&plan)?, &artifact::manifest_digest(&manifest));
     let jit = jit::Jit::compile_with(&text, true, cpu).map_err(Failure::Internal)?;
     ftl_runtime::output::write_dir(dir, artifact::is_artifact, |tmp| {
         let object = tmp.join("kernels.o");
@@ -84,8 +84,8 @@ fn with_manifest_digest(text: &str, digest: &str) -> String {
 
 /// `plan` with every kernel named `ftl_<entry>_<digest>_<kernel>`, the digest of its module
 /// text: a manifest can only find its own build's kernels in a library.
-fn with_unique_symbols(plan: &Plan) -> Plan {
-    let digest = ftl_runtime::artifact::sha256_hex(module_text(plan).as_bytes());
+fn with_unique_symbols(plan: &Plan) -> Result<Plan, BackendError> {
+    let digest = ftl_runtime::artifact::sha256_hex(module_text(plan)?.as_bytes());
     let entry: String = plan
         .graph
         .name
@@ -97,5 +97,5 @@ fn with_unique_symbols(plan: &Plan) -> Plan {
     for k in plan.prelude.iter_mut().chain(plan.kernels.iter_mut()) {
         k.prefix_name(&prefix);
     }
-    plan
+    Ok(plan)
 }

@@ -4,11 +4,18 @@
 //! [`crate::manifest`] built from it, so a new backend is one implementation of [`Backend`].
 
 use crate::fuse::Plan;
+use ftl_ir::pipeline::Failure;
 use ftl_runtime::exec::PackedFn;
 
 /// A backend failed on a plan the verifier accepted: a compiler bug, never a user error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendError(pub String);
+
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Failure {
+        Failure::Internal(e.0)
+    }
+}
 
 /// Compiled kernels, kept alive while an executor calls them.
 pub trait Kernels {

@@ -7,6 +7,7 @@
 use ftl_ir::{BinOp, DimId, Graph, NodeId, Op, Reduction, UnOp};
 use ftl_plan::backend::BackendError;
 use ftl_plan::fuse::{BufId, Kernel, Nest, NestKind, Plan};
+use ftl_plan::scalar_math;
 use ftl_runtime::DType;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
@@ -477,23 +478,24 @@ impl<'p> Func<'p> {
                 _ => self.unary_common(op, x, ty),
             };
         }
+        let x = &x.to_string();
         match op {
-            UnOp::Exp => self.exp_f32(x),
-            UnOp::Log => self.log_f32(x),
-            UnOp::Log1p => self.log1p_f32(x),
-            UnOp::Expm1 => self.expm1_f32(x),
-            UnOp::Tanh => self.tanh_f32(x),
-            UnOp::Sigmoid => self.sigmoid_f32(x),
-            UnOp::Softplus => self.softplus_f32(x),
+            UnOp::Exp => scalar_math::exp(self, x),
+            UnOp::Log => scalar_math::log(self, x),
+            UnOp::Log1p => scalar_math::log1p(self, x),
+            UnOp::Expm1 => scalar_math::expm1(self, x),
+            UnOp::Tanh => scalar_math::tanh(self, x),
+            UnOp::Sigmoid => scalar_math::sigmoid(self, x),
+            UnOp::Softplus => scalar_math::softplus(self, x),
             UnOp::LogSigmoid => {
                 let nx = self.emit_val(&format!("arith.negf {x} : f32"));
-                let sp = self.softplus_f32(&nx);
+                let sp = scalar_math::softplus(self, &nx);
                 self.emit_val(&format!("arith.negf {sp} : f32"))
             }
-            UnOp::Log1mexp => self.log1mexp_f32(x),
-            UnOp::Erf => self.erf_f32(x),
-            UnOp::Sin => self.sincos_f32(x, false),
-            UnOp::Cos => self.sincos_f32(x, true),
+            UnOp::Log1mexp => scalar_math::log1mexp(self, x),
+            UnOp::Erf => scalar_math::erf(self, x),
+            UnOp::Sin => scalar_math::sin_cos(self, x, false),
+            UnOp::Cos => scalar_math::sin_cos(self, x, true),
             _ => self.unary_common(op, x, ty),
         }
     }
@@ -786,8 +788,8 @@ impl<'p> Func<'p> {
                 }
                 let idx = self.emit_val(&format!("arith.index_cast {flat} : index to i64"));
                 let (s, o) = (self.value(*seed, env), self.value(*offset, env));
-                let words = self.philox(&idx, *site, &s, &o);
-                let r = self.random_f32(&words, *dist == ftl_ir::Dist::Normal);
+                let words = scalar_math::philox(self, &idx, *site, &s, &o);
+                let r = scalar_math::random(self, &words, *dist == ftl_ir::Dist::Normal);
                 self.convert(&r, DType::F32, dt)
             }
             Op::Contract(a, b) => {
@@ -1058,12 +1060,12 @@ impl<'p> Func<'p> {
         let bs = fold_range(self, &zero, &mut |s, e, acc| {
             let x = eval(s, e);
             let t = s.emit_val(&format!("arith.subf {x}, {nm} : f32"));
-            let ex = s.exp_f32(&t);
+            let ex = scalar_math::exp(s, &t);
             s.emit_val(&format!("arith.addf {acc}, {ex} fastmath<reassoc> : f32"))
         });
         let same = self.emit_val(&format!("arith.cmpf oeq, {m}, {nm} : f32"));
         let dm = self.emit_val(&format!("arith.subf {m}, {nm} : f32"));
-        let ed = self.exp_f32(&dm);
+        let ed = scalar_math::exp(self, &dm);
         let scale = self.emit_val(&format!("arith.select {same}, {onef}, {ed} : f32"));
         let s2 = self.emit_val(&format!("math.fma {s}, {scale}, {bs} : f32"));
         let all_ninf = self.emit_val(&format!("arith.cmpf oeq, {nm}, {ninf} : f32"));

@@ -2,7 +2,9 @@
 //! kernels and host steps (a [`fuse::Plan`], with its text form for `--emit kernels`),
 //! [`manifest`] turns a plan into the runtime's manifest, and [`backend::Backend`] is the
 //! contract a code generator implements: `compile(&Plan)` to kernels the executor calls.
+//! [`scalar_math`] is the f32 math and Philox every backend shares, as scalar instructions.
 
 pub mod backend;
 pub mod fuse;
 pub mod manifest;
+pub mod scalar_math;

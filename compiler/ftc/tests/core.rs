@@ -58,6 +58,12 @@ fn ir_and_gradient_text_of_every_entry_is_pinned() {
                 let o =
                     driver::emit_graph(&file, &entry, &[], which, &options(), MessageFormat::Short);
                 assert!(o.success(), "{} {entry}: {}", file.display(), o.stderr);
+                if which != EntryStage::Kernels {
+                    // The graph text reads back to a graph that prints the same.
+                    let g = ftl_ir::parse::parse_graph(&o.stdout)
+                        .unwrap_or_else(|e| panic!("{stage} {entry}: {e}\n{}", o.stdout));
+                    assert_eq!(ftl_ir::print::print_graph(&g), o.stdout, "{stage} {entry}");
+                }
                 insta::assert_snapshot!(format!("{stage}__{stem}__{entry}"), o.stdout);
             }
         }
@@ -657,7 +663,8 @@ fn rel_err(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Every entry of the repository on both backends, on random inputs: outputs and gradients
-/// agree to a relative error of 1e-5 (f32; see `rel_err`).
+/// agree to a relative error of 1e-5 (f32; see `rel_err`); and each graph's text parses back
+/// to an equal graph.
 #[test]
 fn mlir_backend_matches_the_interpreter_on_every_entry() {
     let r = repo();
@@ -680,6 +687,12 @@ fn mlir_backend_matches_the_interpreter_on_every_entry() {
                 kind.differentiable(),
             )
             .unwrap();
+            // Its text reads back to the same graph.
+            let text = ftl_ir::print::print_graph(&g);
+            match ftl_ir::parse::parse_graph(&text) {
+                Ok(parsed) if parsed == g => {}
+                other => failures.push(format!("{entry}: text does not read back: {other:?}")),
+            }
             let dims = std::collections::BTreeMap::new();
             let inputs = run::random_inputs(&g, &dims, Some(3), 11).unwrap();
             let want = run::run_graph(&g, &inputs);

@@ -10,11 +10,13 @@
 //!
 //! Passes: [`lower`] (HIR → graph), [`autodiff`] (graph → forward + gradient graph),
 //! [`simplify`] (CSE, DCE, constant folding, stability rewrites, applied by [`builder`] as nodes
-//! are built), [`verify`] after each. [`mod@print`] is the text form of `--emit ir` / `--emit grad`.
+//! are built), [`verify`] after each. [`mod@print`] is the text form of `--emit ir` / `--emit grad`,
+//! which [`parse`] reads back.
 
 pub mod autodiff;
 pub mod builder;
 pub mod lower;
+pub mod parse;
 pub mod pipeline;
 pub mod print;
 pub mod scalar;

@@ -2,6 +2,7 @@
 //! sources, inputs, checks, one line per node with its type, then the outputs.
 
 use crate::{DimId, DimSize, Graph, Node, NodeId, Op, Role};
+use ftl_runtime::DType;
 use std::fmt::Write;
 
 fn dims_text(g: &Graph, dims: &[DimId]) -> String {
@@ -20,7 +21,7 @@ pub fn type_text(g: &Graph, n: &Node) -> String {
     }
 }
 
-fn op_text(g: &Graph, op: &Op) -> String {
+fn op_text(g: &Graph, op: &Op, dtype: DType) -> String {
     let list = |ids: &[NodeId]| {
         ids.iter()
             .map(|i| format!("%{}", i.0))
@@ -30,7 +31,7 @@ fn op_text(g: &Graph, op: &Op) -> String {
     let dim = |d: &DimId| g.dim(*d).name.clone();
     match op {
         Op::Input(i) => format!("input {}", g.inputs[*i as usize].name),
-        Op::Const(v) => format!("const {}", number(*v)),
+        Op::Const(v) => format!("const {}", number(*v, dtype)),
         Op::Literal(vs) => format!("literal {vs:?}"),
         Op::Size(dims) => format!("size({})", dims_text(g, dims)),
         Op::Iota(d) => format!("iota {}", dim(d)),
@@ -143,7 +144,7 @@ pub fn print_graph(g: &Graph) -> String {
         };
         let _ = write!(out, "  {role} {}: {ty}", inp.name);
         if let Some(v) = inp.default {
-            let _ = write!(out, " = {}", number(v));
+            let _ = write!(out, " = {}", number(v, inp.dtype));
         }
         if !inp.required {
             out.push_str(" (optional)");
@@ -154,7 +155,12 @@ pub fn print_graph(g: &Graph) -> String {
         let _ = writeln!(out, "  check %{} \"{}\"", c.cond.0, c.text);
     }
     for (i, n) in g.nodes.iter().enumerate() {
-        let _ = writeln!(out, "  %{i}: {} = {}", type_text(g, n), op_text(g, &n.op));
+        let _ = writeln!(
+            out,
+            "  %{i}: {} = {}",
+            type_text(g, n),
+            op_text(g, &n.op, n.dtype)
+        );
     }
     for (name, id) in &g.outputs {
         let _ = writeln!(out, "  out {name} = %{}", id.0);
@@ -162,11 +168,12 @@ pub fn print_graph(g: &Graph) -> String {
     out
 }
 
-/// The shortest text that reads back as the value (f32-rounded values print as f32).
-fn number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
+/// The shortest text that reads back as the value at `dtype` (`parse` rounds to the dtype, so
+/// a value of a narrower float type prints as the shortest f32 text).
+fn number(v: f64, dtype: DType) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
         format!("{}", v as i64)
-    } else if f64::from(v as f32) == v {
+    } else if dtype != DType::F64 && f64::from(v as f32) == v {
         format!("{:?}", v as f32)
     } else {
         format!("{v:?}")

@@ -4,8 +4,23 @@
 use crate::builder::Builder;
 use crate::{Check, DimSize, Graph, NodeId};
 
-/// The simplified graph: same inputs, dims, outputs and checks; dead nodes dropped.
+/// The simplified graph: same inputs, dims, outputs and checks; dead nodes dropped. A rewrite
+/// can leave the nodes it replaced dead (`sigmoid x` once `log(sigmoid x)` became
+/// `log_sigmoid x`), so rebuilding repeats until every node is live (a rebuild only removes
+/// nodes, so this ends; the bound is a guard).
 pub fn simplify(g: &Graph) -> Graph {
+    let mut out = rebuild(g);
+    for _ in 0..8 {
+        if out.live().iter().all(|l| *l) {
+            break;
+        }
+        out = rebuild(&out);
+    }
+    out
+}
+
+/// One rebuild of the live nodes through the builder.
+fn rebuild(g: &Graph) -> Graph {
     let live = g.live();
     let mut b = Builder::shell_of(g);
     let mut map: Vec<Option<NodeId>> = vec![None; g.nodes.len()];

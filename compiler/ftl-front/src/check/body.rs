@@ -1,6 +1,7 @@
 //! Checking one body: parameters, `requires`, statements and expressions, building its HIR.
 
 use super::dims::{self, AlignError};
+use super::tests::expect_close_stmt;
 use super::{gradient_inputs, suggest, Checker, Signature};
 use crate::builtins::BuiltinId;
 use crate::codes::Code;
@@ -40,7 +41,7 @@ pub(super) struct Ctx<'c, 'p> {
 }
 
 impl<'c, 'p> Ctx<'c, 'p> {
-    fn new(ck: &'c mut Checker<'p>, module: ModuleId, kind: DeclKind) -> Ctx<'c, 'p> {
+    pub(super) fn new(ck: &'c mut Checker<'p>, module: ModuleId, kind: DeclKind) -> Ctx<'c, 'p> {
         Ctx {
             ck,
             module,
@@ -390,204 +391,15 @@ impl<'c, 'p> Ctx<'c, 'p> {
         }
     }
 
-    /// Checks `requires` clauses: bool conditions on scalars, or dim equations `D == expr`.
-    /// Clause order does not matter: every equation's dim is declared first, and the clauses
-    /// that bind a dim (no input has it) are kept in dependency order ahead of the checks.
-    fn check_requires(&mut self, requires: &[ast::Expr]) {
-        for r in requires {
-            if let ast::ExprKind::Compare(first, rest) = &r.kind {
-                if let (ast::ExprKind::Dim(d), [(ast::CmpOp::Eq, _)]) =
-                    (&first.kind, rest.as_slice())
-                {
-                    self.declare_dim(&d.name);
-                }
-            }
-        }
-        let start = self.body.requires.len();
-        for r in requires {
-            if let ast::ExprKind::Compare(first, rest) = &r.kind {
-                if let (ast::ExprKind::Dim(d), [(ast::CmpOp::Eq, rhs)]) =
-                    (&first.kind, rest.as_slice())
-                {
-                    let rhs_id = self.expr(rhs);
-                    let int = matches!(self.ty(rhs_id), Ty::Tensor(t) if t.is_scalar() && t.dtype.is_int())
-                        || self.ty(rhs_id) == &Ty::Error;
-                    if !int {
-                        let found = self.ty(rhs_id).clone();
-                        let diag = self
-                            .err(
-                                Code::BadDimEquation,
-                                rhs.span,
-                                format!("the size of `{}` must be an integer", d.name),
-                            )
-                            .with_label(format!("found {found}"));
-                        self.error(diag);
-                    }
-                    self.declare_dim(&d.name);
-                    let lhs = self.push(
-                        ExprKind::DimSize(vec![DimItem::Named(d.name.clone())]),
-                        Ty::Tensor(TensorTy::scalar(DType::I32)),
-                        false,
-                        first.span,
-                    );
-                    let id = self.push(
-                        ExprKind::Compare(lhs, vec![(ast::CmpOp::Eq, rhs_id)]),
-                        Ty::Tensor(TensorTy::scalar(DType::Bool)),
-                        false,
-                        r.span,
-                    );
-                    self.body.requires.push(id);
-                    continue;
-                }
-            }
-            let id = self.expr(r);
-            match self.ty(id) {
-                Ty::Tensor(t) if t.is_scalar() && t.dtype == DType::Bool => {}
-                Ty::Error => {}
-                other => {
-                    let other = other.clone();
-                    let d = self
-                        .err(
-                            Code::BadRequires,
-                            r.span,
-                            "a `requires` clause must be a bool condition on scalars",
-                        )
-                        .with_label(format!("found {other}"));
-                    self.error(d);
-                }
-            }
-            self.body.requires.push(id);
-        }
-        let clauses: Vec<(ExprId, Span)> = self.body.requires[start..]
-            .iter()
-            .zip(requires)
-            .map(|(id, r)| (*id, r.span))
-            .collect();
-        self.order_requires(start, &clauses);
-    }
-
-    /// The dim a clause `D == expr` binds: D, when no input has it and no earlier clause binds
-    /// it (a later equation on D is a check).
-    fn bound_dim(&self, clause: ExprId, inputs: &HashSet<String>) -> Option<String> {
-        let ExprKind::Compare(lhs, _) = &self.body.expr(clause).kind else {
-            return None;
-        };
-        match &self.body.expr(*lhs).kind {
-            ExprKind::DimSize(items) => match items.as_slice() {
-                [DimItem::Named(n)] if !inputs.contains(n) => Some(n.clone()),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    /// Named dims an expression reads.
-    fn dims_read(&self, e: ExprId, out: &mut HashSet<String>) {
-        let kind = &self.body.expr(e).kind;
-        if let ExprKind::DimSize(items) = kind {
-            out.extend(items.iter().filter_map(|i| match i {
-                DimItem::Named(n) => Some(n.clone()),
-                _ => None,
-            }));
-        }
-        for c in kind.children() {
-            self.dims_read(c, out);
-        }
-    }
-
-    /// Puts the binding clauses of `self.body.requires[start..]` in dependency order (then the
-    /// checks, in their order); a dim defined through itself is E0057.
-    fn order_requires(&mut self, start: usize, clauses: &[(ExprId, Span)]) {
-        let inputs = input_dims(&self.params);
-        // (clause, the dim it binds, the requires-bound dims it reads)
-        let mut binding: Vec<(ExprId, Span, String, HashSet<String>)> = Vec::new();
-        let mut checks = Vec::new();
-        for &(id, span) in clauses {
-            match self.bound_dim(id, &inputs) {
-                Some(d) if !binding.iter().any(|b| b.2 == d) => {
-                    let ExprKind::Compare(_, rest) = &self.body.expr(id).kind else {
-                        continue;
-                    };
-                    let mut reads = HashSet::new();
-                    self.dims_read(rest[0].1, &mut reads);
-                    binding.push((id, span, d, reads));
-                }
-                _ => checks.push(id),
-            }
-        }
-        let bound: HashSet<String> = binding.iter().map(|b| b.2.clone()).collect();
-        let mut ordered = Vec::new();
-        let mut done: HashSet<String> = HashSet::new();
-        while !binding.is_empty() {
-            let ready = binding.iter().position(|(_, _, _, reads)| {
-                reads.iter().all(|r| !bound.contains(r) || done.contains(r))
-            });
-            let Some(k) = ready else {
-                let (_, span, _, _) = &binding[0];
-                let names: Vec<String> = binding.iter().map(|b| format!("`{}`", b.2)).collect();
-                let d = self
-                    .err(
-                        Code::BadDimEquation,
-                        *span,
-                        format!("the dims {} are defined through each other", names.join(", ")),
-                    )
-                    .with_label("this size depends on itself")
-                    .with_help("each dim bound by `requires` must be computable from inputs, hyperparameters and dims bound before it");
-                self.error(d);
-                return;
-            };
-            let (id, _, d, _) = binding.remove(k);
-            done.insert(d);
-            ordered.push(id);
-        }
-        ordered.extend(checks);
-        self.body.requires.truncate(start);
-        self.body.requires.extend(ordered);
-    }
-
-    /// Reports dims that no input shape and no `requires` bound.
-    fn check_dims_bound(
-        &mut self,
-        bound_by_inputs: &HashSet<String>,
-        params: &[ast::Param],
-        what: &str,
-    ) {
-        for p in params {
-            if let TypeExpr::Tensor {
-                dims: Some(entries),
-                ..
-            } = &p.ty
-            {
-                for e in entries {
-                    if let DimEntry::Named(n) = e {
-                        if !bound_by_inputs.contains(&n.name) && !self.requires_binds(&n.name) {
-                            let d = self
-                                .err(
-                                    Code::DimNotBound,
-                                    n.span,
-                                    format!("dim `{}` is never bound", n.name),
-                                )
-                                .with_label(format!("no {what} gives it a size"))
-                                .with_help(format!("add `requires {} == <size>`", n.name));
-                            self.error(d);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn requires_binds(&self, dim: &str) -> bool {
-        self.body.requires.iter().any(|r| match &self.body.expr(*r).kind {
-            ExprKind::Compare(lhs, _) => matches!(&self.body.expr(*lhs).kind, ExprKind::DimSize(d) if d == &[DimItem::Named(dim.to_string())]),
-            _ => false,
-        })
-    }
-
     // ------------------------------------------------------------ statements
 
     /// Checks a block's statements (not its tail) into `out`.
-    fn stmts(&mut self, stmts: &[ast::Stmt], out: &mut Vec<Stmt>, state: &mut StmtState) {
+    pub(super) fn stmts(
+        &mut self,
+        stmts: &[ast::Stmt],
+        out: &mut Vec<Stmt>,
+        state: &mut StmtState,
+    ) {
         for s in stmts {
             if let Some(st) = self.stmt(s, state) {
                 out.push(st);
@@ -824,98 +636,6 @@ impl<'c, 'p> Ctx<'c, 'p> {
             _ => self.expect_same_type(&target_ty, &vty, e.span, &format!("`{}`", name.name)),
         }
         Some(Stmt::Assign(name.name.clone(), id))
-    }
-
-    fn gradcheck(&mut self, target: &ast::Expr, args: &[ast::Arg]) -> Option<Stmt> {
-        let decl = self.resolve_callee(target)?;
-        let sig = self.ck.signature(decl)?.clone();
-        if !matches!(sig.kind, DeclKind::Objective | DeclKind::Adapter) {
-            let d = self
-                .err(
-                    Code::BadGradcheck,
-                    target.span,
-                    format!(
-                        "`gradcheck` needs an objective or adapter, not a {}",
-                        sig.kind.keyword()
-                    ),
-                )
-                .with_label("has no gradient");
-            self.error(d);
-            return None;
-        }
-        let callee_dims: Vec<String> = self.ck.hir[decl.0 as usize]
-            .as_ref()
-            .map(|d| d.dims.clone())
-            .unwrap_or_default();
-        let mut out = Vec::new();
-        for a in args {
-            match a {
-                ast::Arg::DimKeyword(d, v) => {
-                    let id = self.expr(v);
-                    if !callee_dims.contains(&d.name) && !sig.params.iter().any(|p| matches!(&p.ty, Ty::Tensor(t) if t.dims.contains(&DimItem::Pack(d.name.clone())))) {
-                        let diag = self
-                            .err(Code::BadGradcheck, d.span, format!("`{}` is not a dim of the entry", d.name))
-                            .with_label("unknown dim");
-                        self.error(diag);
-                    }
-                    let positive = matches!(&self.body.expr(id).kind, ExprKind::Int(n) if *n > 0);
-                    if !positive {
-                        let diag = self
-                            .err(
-                                Code::BadGradcheck,
-                                v.span,
-                                "a dim size must be a positive integer literal",
-                            )
-                            .with_label("not a size");
-                        self.error(diag);
-                    }
-                    out.push((d.name.clone(), id));
-                }
-                ast::Arg::Keyword(k, v) => {
-                    let param = sig.params.iter().find(|p| p.name == k.name);
-                    let id = match param {
-                        Some(p) => {
-                            let ty = p.ty.clone();
-                            self.arg_value(&ty, v)
-                        }
-                        None => self.expr(v),
-                    };
-                    let is_hyper = sig
-                        .params
-                        .iter()
-                        .zip(&sig.has_default)
-                        .any(|(p, d)| p.name == k.name && *d);
-                    if !is_hyper {
-                        let names = sig
-                            .params
-                            .iter()
-                            .zip(&sig.has_default)
-                            .filter(|(_, d)| **d)
-                            .map(|(p, _)| p.name.as_str());
-                        let mut diag = self
-                            .err(
-                                Code::UnknownKeyword,
-                                k.span,
-                                format!("`{}` is not a hyperparameter of the entry", k.name),
-                            )
-                            .with_label("unknown");
-                        if let Some(s) = suggest(&k.name, names) {
-                            diag = diag.with_help(format!("did you mean `{s}`?"));
-                        }
-                        self.error(diag);
-                    }
-                    out.push((k.name.clone(), id));
-                }
-                other => {
-                    let sp = arg_span(other);
-                    let diag = self
-                        .err(Code::BadGradcheck, sp, "gradcheck arguments are dim sizes `B: 3` or hyperparameters `beta: 0.5`")
-                        .with_label("not allowed");
-                    self.error(diag);
-                }
-            }
-        }
-        Some(Stmt::Gradcheck(decl, out))
     }
 
     // ------------------------------------------------------------ type expectations
@@ -1205,7 +925,7 @@ fn decl_kind(k: ast::DeclKind) -> DeclKind {
     }
 }
 
-fn input_dims(params: &[hir::Param]) -> HashSet<String> {
+pub(super) fn input_dims(params: &[hir::Param]) -> HashSet<String> {
     params
         .iter()
         .filter_map(|p| p.ty.tensor())
@@ -1647,91 +1367,6 @@ fn bind_weight_lets(cx: &mut Ctx<'_, '_>, adapter_id: DeclId, adapter: &ast::Dec
         cx.body.stmts.push(Stmt::Let(vec![local], id));
     }
     cx.tainted_lets = tainted;
-}
-
-/// The statement of a checked `expect_close` or `print` call (None when its arguments were
-/// wrong).
-fn expect_close_stmt(kind: &ExprKind) -> Option<Stmt> {
-    if let ExprKind::Builtin {
-        id: BuiltinId::Print,
-        args,
-        ..
-    } = kind
-    {
-        return args.first().map(|x| Stmt::Print(*x));
-    }
-    let ExprKind::Builtin {
-        id: BuiltinId::ExpectClose,
-        args,
-        kwargs,
-        ..
-    } = kind
-    else {
-        return None;
-    };
-    let kw = |k: &str| kwargs.iter().find(|(n, _)| n == k).map(|(_, e)| *e);
-    match *args.as_slice() {
-        [actual, expected, tol] if kwargs.is_empty() => Some(Stmt::ExpectClose(
-            actual,
-            expected,
-            hir::Tolerance::Scaled(tol),
-        )),
-        [actual, expected] => Some(Stmt::ExpectClose(
-            actual,
-            expected,
-            hir::Tolerance::Close {
-                rtol: kw("rtol"),
-                atol: kw("atol"),
-            },
-        )),
-        _ => None,
-    }
-}
-
-/// Checks a `test` block.
-pub(super) fn check_test(
-    ck: &mut Checker<'_>,
-    m: ModuleId,
-    t: &ast::Test,
-) -> Option<(hir::Decl, Signature)> {
-    let mut cx = Ctx::new(ck, m, DeclKind::Test);
-    let mut state = StmtState::default();
-    let mut stmts = Vec::new();
-    cx.stmts(&t.body.stmts, &mut stmts, &mut state);
-    if let Some(tail) = &t.body.tail {
-        let id = cx.expr(tail);
-        if !matches!(
-            &cx.body.expr(id).kind,
-            ExprKind::Builtin {
-                id: BuiltinId::ExpectClose | BuiltinId::Print,
-                ..
-            }
-        ) {
-            let diag = cx
-                .err(Code::MissingResult, tail.span, "a test has no final value")
-                .with_label("unexpected value");
-            cx.error(diag);
-        } else if let Some(st) = expect_close_stmt(&cx.body.expr(id).kind) {
-            stmts.push(st);
-        }
-    }
-    cx.body.stmts = stmts;
-    let sig = Signature {
-        kind: DeclKind::Test,
-        params: vec![],
-        has_default: vec![],
-        outputs: vec![],
-    };
-    let decl = hir::Decl {
-        module: m,
-        name: format!("{}::test {:?}", cx.ck.module_name(m), t.name),
-        kind: DeclKind::Test,
-        params: vec![],
-        dims: cx.dims,
-        outputs: vec![],
-        body: cx.body,
-    };
-    Some((decl, sig))
 }
 
 /// The record a call gives: an objective's `loss` and, nested as `metric`, its metrics (the

@@ -9,6 +9,8 @@ mod builtin_call;
 pub mod dims;
 mod expr;
 mod random;
+mod requires;
+mod tests;
 
 use crate::codes::Code;
 use crate::diagnostic::{Diagnostic, Location};
@@ -288,7 +290,7 @@ impl<'p> Checker<'p> {
                 let ItemKind::Test(t) = &self.item(m, i).kind else {
                     unreachable!()
                 };
-                body::check_test(self, m, t)
+                tests::check_test(self, m, t)
             }
         };
         if let Some((decl, sig)) = result {

@@ -25,3 +25,36 @@ test "sft is PyTorch's cross-entropy with ignore_index=-100" {
                                   [0.0, 0.0, 0.0]]], 1e-6);
     gradcheck sft(B: 2, T: 3, V: 5);
 }
+
+/// Dynamic Fine-Tuning (DFT, arXiv 2508.05629), TRL's `SFTConfig(loss_type="dft")`: each
+/// token's negative log-probability scaled by its probability with no gradient through the
+/// scale, `-(lp · exp(lp).detach())`, summed over non-ignored labels and divided by their
+/// count clamped at 1 (TRL 1.16's `SFTTrainer.compute_loss`: a batch with no trainable token
+/// gives 0, not NaN).
+objective dft(logits: f32[B, T, V], labels: i32[B, T]) {
+    let count = sum(f32(labels != -100), B, T);
+    let lp = token_logps(logits, labels);
+    loss -sum(lp * detach(exp(lp)), B, T) / max(count, 1.0);
+    metric num_tokens = count;
+}
+
+test "dft matches TRL's SFTTrainer with loss_type=dft" {
+    // From TRL 1.16's formula in torch (f64): per_token = -lp * exp(lp).detach(),
+    // sum / mask.sum().clamp(min=1), backward.
+    let r = dft(
+        logits: [[[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [5.0, -5.0, 0.0]]],
+        labels: [[2, 0, -100]],
+    );
+    expect_close(r.loss, 0.31868013879460044, 1e-6);
+    expect_close(r.metric.num_tokens, 2.0, 0.0);
+    expect_close(r.grad.logits, [[[0.029946012272409454, 0.0814017009949022, -0.1113477132673117],
+                                  [-0.1111111111111111, 0.05555555555555555, 0.05555555555555555],
+                                  [0.0, 0.0, 0.0]]], 1e-6);
+    gradcheck dft(B: 2, T: 3, V: 5);
+}
+
+test "dft of a batch with every label ignored is 0" {
+    let r = dft(logits: [[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]], labels: [[-100, -100]]);
+    expect_close(r.loss, 0.0, 0.0);
+    expect_close(r.grad.logits, [[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]], 0.0);
+}

@@ -738,8 +738,22 @@ test "sigmoid_alpha matches TRL on V1 and stays finite at margins of ±1000" {
     gradcheck sigmoid_alpha(B: 4);
 }
 
+/// WPO's sequence weight (Zhou et al., 2024, arXiv 2406.11827, Eq. 2), as TRL 1.16's
+/// DPOTrainer computes it with `use_weighting=True`: the exponential of the length-mean over
+/// non-ignored tokens of `lp − log Σ_v p_v²` (TRL's `log_sum_sq_probs`, `LSE(2z) − 2·LSE(z)` in
+/// its chunked kernel), the length clamped at 1, with no gradient (TRL computes it under
+/// `torch.no_grad()`).
+fn wpo_weight(logits: f32[B, T, V], labels: i32[B, T]) -> f32[B] {
+    let keep = labels != -100;
+    let log_sum_sq_probs = logsumexp(2.0 * logits, V) - 2.0 * logsumexp(logits, V);
+    let aligned = where(keep, token_logps(logits, labels) - log_sum_sq_probs, 0.0);
+    detach(exp(sum(aligned, T) / max(sum(f32(keep), T), 1.0)))
+}
+
 /// DPO from logits: sequence log-probabilities summed over non-ignored tokens (TRL's DPO
-/// convention; labels already shifted, −100 ignored), then `sigmoid`.
+/// convention; labels already shifted, −100 ignored), then `sigmoid`. `use_weighting` is TRL's
+/// WPO option: each pair's loss is multiplied by the chosen and rejected `wpo_weight`s before the
+/// batch mean (TRL 1.16 `dpo_trainer.py`, `if self.use_weighting`).
 objective sigmoid_from_logits(
     chosen_logits: f32[B, T, V],
     chosen_labels: i32[B, T],
@@ -748,19 +762,26 @@ objective sigmoid_from_logits(
     ref_chosen_logps: const f32[B],
     ref_rejected_logps: const f32[B],
     beta: f32 = 0.1,
+    use_weighting: static bool = false,
 ) requires beta > 0.0 {
+    let chosen_logps = seq_logps(chosen_logits, chosen_labels);
+    let rejected_logps = seq_logps(rejected_logits, rejected_labels);
     let r = sigmoid(
-        chosen_logps: seq_logps(chosen_logits, chosen_labels),
-        rejected_logps: seq_logps(rejected_logits, rejected_labels),
+        chosen_logps: chosen_logps,
+        rejected_logps: rejected_logps,
         ref_chosen_logps: ref_chosen_logps,
         ref_rejected_logps: ref_rejected_logps,
         beta: beta,
     );
-    loss r.loss;
-    metric rewards_chosen = r.metric.rewards_chosen;
-    metric rewards_rejected = r.metric.rewards_rejected;
-    metric rewards_accuracies = r.metric.rewards_accuracies;
-    metric rewards_margins = r.metric.rewards_margins;
+    loss if use_weighting {
+        let delta = (chosen_logps - ref_chosen_logps) - (rejected_logps - ref_rejected_logps);
+        let weights = wpo_weight(chosen_logits, chosen_labels)
+            * wpo_weight(rejected_logits, rejected_labels);
+        mean(-log_sigmoid(beta * delta) * weights, B)
+    } else {
+        r.loss
+    };
+    metric ..r.metric;
 }
 
 test "sigmoid_from_logits sums research V0's token log-probs" {
@@ -777,4 +798,36 @@ test "sigmoid_from_logits sums research V0's token log-probs" {
     expect_close(r.loss, 0.6931471805599453, 1e-6);
     expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
     gradcheck sigmoid_from_logits(B: 2, T: 3, V: 5);
+}
+
+test "sigmoid_from_logits with use_weighting is TRL's WPO" {
+    // TRL 1.16's use_weighting lines transcribed in torch (f64), on two pairs with ignored
+    // tokens in both completions; weights 1.4214·0.5405 and 0.1846·0.2285.
+    let r = sigmoid_from_logits(
+        chosen_logits: [[[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]],
+                        [[0.5, -0.5, 1.5, 0.0], [2.0, 0.0, -1.0, 0.3], [0.1, 0.9, -0.4, 0.6]]],
+        chosen_labels: [[-100, 1, 3], [0, 2, -100]],
+        rejected_logits: [[[1.0, 0.0, -1.0, 0.5], [0.3, 0.3, 1.2, -0.2], [0.0, 2.0, 1.0, 0.0]],
+                          [[-0.5, 0.5, 0.0, 1.0], [1.0, 1.0, 0.0, -2.0], [0.4, -0.3, 0.8, 0.1]]],
+        rejected_labels: [[2, 0, 1], [-100, 3, 0]],
+        ref_chosen_logps: [-3.0, -2.5],
+        ref_rejected_logps: [-4.0, -3.5],
+        use_weighting: true,
+    );
+    expect_close(r.loss, 0.2363273315890505, 1e-6);
+    expect_close(r.grad.chosen_logits, [
+        [[0.0, 0.0, 0.0, 0.0],
+         [0.003767738651516204, -0.0065628956390095935, 0.002285249009928911, 0.0005099079775644786],
+         [0.003215872075210577, 0.003215872075210577, 0.003215872075210577, -0.009647616225631732]],
+        [[-0.0008574282171818038, 8.542012694722104e-05, 0.0006311741099907941, 0.00014083398024378852],
+         [0.0007966219588898538, 0.0001078110584388636, -0.0010499627241165087, 0.00014552970678779117],
+         [0.0, 0.0, 0.0, 0.0]]], 1e-6);
+    expect_close(r.grad.rejected_logits, [
+        [[-0.007965260299319401, -0.0029302555076986966, 0.01572669039114714, -0.004831174584129044],
+         [0.01348761086086897, -0.003317060288939907, -0.008158651806571765, -0.0020118987653573004],
+         [-0.00138797407411853, 0.006548852852285731, -0.003772904704048668, -0.00138797407411853]],
+        [[0.0, 0.0, 0.0, 0.0],
+         [-0.000450692513524014, -0.000450692513524014, -0.00016580051001536698, 0.001067185537063395],
+         [0.0007974392904450218, -0.0001450947301116721, -0.00043588865845516273, -0.0002164559018781869]]], 1e-6);
+    gradcheck sigmoid_from_logits(B: 2, T: 3, V: 5, use_weighting: true);
 }

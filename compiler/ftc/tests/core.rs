@@ -272,6 +272,7 @@ fn every_example_runs() {
             None,
         ),
         ("dpo.ftl", "sigmoid", None, Some("B=4")),
+        ("dpop.ftl", "dpop", None, Some("B=4")),
         ("lora.ftl", "lora", data("lora.safetensors"), None),
         ("lora.ftl", "lora.merge", data("lora.safetensors"), None),
         ("lora.ftl", "lora.unmerge", data("lora.safetensors"), None),

@@ -1241,6 +1241,9 @@ pub(super) fn check_attached(
     let visible_owned: Vec<ast::Param> = visible.iter().map(|p| (*p).clone()).collect();
     let mut has_default = cx.add_params(&visible_owned);
     has_default.extend(cx.add_params(&a.params));
+    if kind != DeclKind::Init {
+        cx.adapter_dim_equations(&adapter_ast.requires);
+    }
     cx.check_requires(&a.requires);
     let bound = input_dims(&cx.params);
     let mut state = StmtState::default();

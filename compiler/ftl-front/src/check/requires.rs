@@ -86,6 +86,41 @@ impl Ctx<'_, '_> {
         self.order_requires(start, &clauses);
     }
 
+    /// A `merge`/`unmerge` block's share of its adapter's `requires`: the dim equations (`K ==
+    /// floordiv(I, R)`) that read only what the block sees, so the adapter's weight-only lets
+    /// the block reuses have their dims. An equation over the adapter's data inputs does not
+    /// concern the block and is left out (the adapter's own check reported its errors).
+    pub(super) fn adapter_dim_equations(&mut self, requires: &[ast::Expr]) {
+        let equations: Vec<ast::Expr> = requires
+            .iter()
+            .filter(|r| {
+                matches!(&r.kind, ast::ExprKind::Compare(first, rest)
+                    if matches!(first.kind, ast::ExprKind::Dim(_))
+                        && matches!(rest.as_slice(), [(ast::CmpOp::Eq, _)]))
+            })
+            .cloned()
+            .collect();
+        let errors_before = self.ck.diags.len();
+        let start = self.body.requires.len();
+        self.check_requires(&equations);
+        self.ck.diags.truncate(errors_before);
+        let mut kept = self.body.requires.split_off(start);
+        kept.retain(|id| !self.has_error(*id));
+        self.body.requires.extend(kept);
+    }
+
+    /// Whether an expression or any part of it failed to check.
+    fn has_error(&self, e: ExprId) -> bool {
+        self.ty(e) == &Ty::Error
+            || self
+                .body
+                .expr(e)
+                .kind
+                .children()
+                .into_iter()
+                .any(|c| self.has_error(c))
+    }
+
     /// The dim a clause `D == expr` binds: D, when no input has it and no earlier clause binds
     /// it (a later equation on D is a check).
     pub(super) fn bound_dim(&self, clause: ExprId, inputs: &HashSet<String>) -> Option<String> {

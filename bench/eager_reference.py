@@ -131,6 +131,27 @@ def torch_workloads(compile_them):
     def lora_out(x, A, Bm):
         return x @ W.T + s * ((x @ A.T) @ Bm.T)
 
+    # PEFT's OFT Linear (peft/tuners/oft/layer.py), exact Cayley: R = solve(I + Q, I − Q,
+    # left=False) per block, x rotated block-wise, then the frozen layer.
+    def oft_out(x, vec, W, blocks, k):
+        rows, cols = torch.triu_indices(k, k, 1)
+        q = torch.zeros(blocks, k, k)
+        q[:, rows, cols] = vec
+        q = q - q.transpose(-2, -1)
+        eye = torch.eye(k).expand(blocks, k, k)
+        rot = torch.linalg.solve(eye + q, eye - q, left=False)
+        xr = torch.einsum("...rk,rkc->...rc", x.reshape(*x.shape[:-1], blocks, k), rot)
+        return xr.reshape(x.shape) @ W.T
+
+    oft_cases = {}
+    for n, i, blocks in ((512, 1024, 32), (2048, 1024, 32), (512, 1024, 1)):
+        k = i // blocks
+        ox = torch.randn(n, i, requires_grad=True)
+        ow = torch.randn(i, i)
+        ov = (0.01 * torch.randn(blocks, k * (k - 1) // 2)).requires_grad_(True)
+        ogy = torch.randn(n, i)
+        oft_cases[f"oft exact L={n},I=O={i},blocks={blocks}"] = (ox, ov, ow, blocks, k, ogy)
+
     if compile_them:
         dpo_loss = torch.compile(dpo_loss)
         sft_loss = torch.compile(sft_loss)
@@ -148,8 +169,19 @@ def torch_workloads(compile_them):
         x.grad = A.grad = Bm.grad = None
         lora_out(x, A, Bm).backward(gy)
 
-    return {"dpo_from_logits B=4,T=256,V=32000": dpo, "sft B=8,T=256,V=32000": sft,
+    def oft_run(case):
+        ox, ov, ow, blocks, k, ogy = case
+
+        def run():
+            ox.grad = ov.grad = None
+            oft_out(ox, ov, ow, blocks, k).backward(ogy)
+
+        return run
+
+    runs = {"dpo_from_logits B=4,T=256,V=32000": dpo, "sft B=8,T=256,V=32000": sft,
             "lora N=I=O=2048,r=16": lora}
+    runs.update({name: oft_run(case) for name, case in oft_cases.items()})
+    return runs
 
 
 def main():

@@ -1899,6 +1899,34 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
             );
         }
     }
+    // OFT rotates the input in blocks (I = 6 = 2 blocks of 3), on both of PEFT's rotations.
+    for sets in [&[][..], &["use_cayley_neumann=false"][..]] {
+        let mut inputs: HashMap<String, Tensor> = [
+            ("x", rand(&[n, 6])),
+            ("weight", rand(&[o, 6])),
+            ("bias", rand(&[o])),
+            ("oft_R", rand(&[2, 3])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let y = run_entry("oft.ftl", "oft", &inputs, sets)["y"].to_f64();
+        let merged = run_entry("oft.ftl", "oft.merge", &inputs, sets)["weight"].clone();
+        let mut plain = inputs.clone();
+        plain.insert("weight".into(), merged.clone());
+        plain.insert("oft_R".into(), Tensor::zeros(DType::F32, &[2, 3]));
+        let y_merged = run_entry("oft.ftl", "oft", &plain, sets)["y"].to_f64();
+        assert!(
+            rel_err(&y_merged, &y) < 1e-5,
+            "oft {sets:?}: merged forward differs"
+        );
+        let original = inputs.insert("weight".into(), merged).unwrap();
+        let restored = run_entry("oft.ftl", "oft.unmerge", &inputs, sets)["weight"].to_f64();
+        assert!(
+            rel_err(&restored, &original.to_f64()) < 1e-5,
+            "oft {sets:?}: unmerge"
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

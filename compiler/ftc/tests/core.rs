@@ -1650,6 +1650,83 @@ fn pissa_and_olora_inits_keep_the_layer_and_split_its_spectrum() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// KaSA's init truncates the base weight as PEFT does: the rank-(k − r) SVD approximation, equal
+/// to the weight PEFT 0.21 leaves in the layer (`KasaLinearVariant._truncate_base_weight`, f32).
+#[test]
+fn kasa_init_truncates_the_base_weight_as_peft() {
+    let dir = scratch("kasa");
+    let w0: [f64; 20] = [
+        0.42042818602691356,
+        0.1858797375490857,
+        -0.03632900008519794,
+        0.3763281692289248,
+        0.12971351638863884,
+        0.26041059136837535,
+        -0.2874633759199114,
+        -0.133173389274643,
+        0.07275353041683828,
+        -0.18940757615126635,
+        -0.04215538310385754,
+        -0.2890792919074539,
+        -0.12945334678288614,
+        0.10903536914457614,
+        -0.016235283900972695,
+        -0.05294964334835039,
+        -0.0829298809951471,
+        -0.26346373142713686,
+        0.14761463194395658,
+        0.25479896257326057,
+    ];
+    let peft: [f64; 20] = [
+        0.4147798418998718,
+        0.1918780654668808,
+        -0.05969361960887909,
+        0.36729395389556885,
+        0.15042363107204437,
+        0.1330995112657547,
+        -0.28806576132774353,
+        -0.19510690867900848,
+        0.144497811794281,
+        -0.03734796121716499,
+        0.02361968345940113,
+        -0.2743065357208252,
+        -0.14693990349769592,
+        0.04264524579048157,
+        -0.06128065288066864,
+        0.10930122435092926,
+        -0.10815120488405228,
+        -0.09560154378414154,
+        0.10887909680604935,
+        0.0007738769054412842,
+    ];
+    let inputs = dir.join("w.safetensors");
+    safetensors_io::write_atomic(
+        &inputs,
+        &[("weight".into(), Tensor::from_f64(DType::F32, &[4, 5], &w0))],
+    )
+    .unwrap();
+    let out = dir.join("init.safetensors");
+    let args = RunArgs {
+        file: repo().join("stdlib").join("adapters").join("kasa.ftl"),
+        entry: "kasa.init".into(),
+        inputs: Some(inputs),
+        out: Some(out.clone()),
+        sets: vec!["r=2".into()],
+        ..RunArgs::default()
+    };
+    let res = driver::run_entry(&args, &options(), MessageFormat::Short);
+    assert!(res.success(), "{}", res.stderr);
+    let got: HashMap<String, Tensor> = safetensors_io::read(&out).unwrap().into_iter().collect();
+    assert!(
+        rel_err(&got["weight"].to_f64(), &peft) < 1e-5,
+        "{:?}",
+        got["weight"].to_f64()
+    );
+    assert!(got["lora_B"].to_f64().iter().all(|v| *v == 0.0));
+    assert_eq!(got["lora_diag"].shape(), &[2]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The random inits draw PEFT's distributions: on a 64 × 512 weight, the standard deviation of
 /// each drawn factor is its distribution's within 5%, kaiming-uniform draws stay inside their
 /// bound, and the zero-initialised factors are exactly zero.
@@ -1819,6 +1896,15 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
                 ("hada_w1_b", rand(&[k, i])),
                 ("hada_w2_a", rand(&[o, k])),
                 ("hada_w2_b", rand(&[k, i])),
+            ],
+        ),
+        (
+            "kasa.ftl",
+            "kasa",
+            vec![
+                ("lora_A", rand(&[k, i])),
+                ("lora_B", rand(&[o, k])),
+                ("lora_diag", rand(&[k])),
             ],
         ),
         ("ia3.ftl", "ia3_feedforward", vec![("ia3_l", rand(&[i]))]),

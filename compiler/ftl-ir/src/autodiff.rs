@@ -78,27 +78,17 @@ pub fn differentiate(g: &Graph) -> Graph {
         }
         EntryKind::Step => {}
     }
-    let needs = needs_gradient(&b.graph);
-    for (id, up) in seeds {
-        let g0 = match up {
-            Some(u) => u,
-            None => b.constant(1.0, b.dtype(id)),
-        };
-        accumulate(&mut b, &mut adj, id, g0, false);
-    }
-    let last = b.graph.nodes.len();
-    for i in (0..last).rev() {
-        let id = NodeId(i as u32);
-        let Some(&(gid, masked)) = adj.map.get(&id) else {
-            continue;
-        };
-        let node = b.node(id).clone();
-        for (operand, contrib, m) in vjp(&mut b, id, &node, gid, masked) {
-            if needs[operand.0 as usize] {
-                accumulate(&mut b, &mut adj, operand, contrib, m);
-            }
-        }
-    }
+    // The adapter's upstream inputs were appended above; they take no gradient.
+    let inputs = b.graph.inputs.clone();
+    let needs = needs_gradient(&b.graph, |_, n| match n.op {
+        Op::Input(k) => differentiable_input(&inputs[k as usize]),
+        _ => false,
+    });
+    let seeds: Vec<(NodeId, NodeId)> = seeds
+        .into_iter()
+        .map(|(id, up)| (id, up.unwrap_or_else(|| b.constant(1.0, b.dtype(id)))))
+        .collect();
+    backprop(&mut b, &mut adj, &needs, &seeds);
     let mut out = outputs;
     for (k, input) in g.inputs.iter().enumerate() {
         if !differentiable_input(input) {
@@ -139,11 +129,65 @@ pub fn differentiate(g: &Graph) -> Graph {
 }
 
 /// Per node: whether a differentiable input reaches it through differentiable ops.
-fn needs_gradient(g: &Graph) -> Vec<bool> {
+/// Reverse mode over the nodes built so far: each seed `(output, upstream gradient)` is
+/// accumulated, then every node with an adjoint passes its vector-Jacobian products to the
+/// operands that need one, last node first.
+fn backprop(b: &mut Builder, adj: &mut Adjoints, needs: &[bool], seeds: &[(NodeId, NodeId)]) {
+    for &(id, up) in seeds {
+        accumulate(b, adj, id, up, false);
+    }
+    let last = needs.len();
+    for i in (0..last).rev() {
+        let id = NodeId(i as u32);
+        let Some(&(gid, masked)) = adj.map.get(&id) else {
+            continue;
+        };
+        let node = b.node(id).clone();
+        for (operand, contrib, m) in vjp(b, id, &node, gid, masked) {
+            if needs[operand.0 as usize] {
+                accumulate(b, adj, operand, contrib, m);
+            }
+        }
+    }
+}
+
+/// The gradients of the seeds `(output, upstream gradient)` with respect to the nodes `wrt`,
+/// appended to the graph being built (a step that reads a call's `grad`: the call's forward is
+/// already there, its backward is added at the call). Each gradient has its node's dims and
+/// dtype; a node the seeds do not depend on gets zeros.
+pub fn gradients_at(b: &mut Builder, seeds: &[(NodeId, NodeId)], wrt: &[NodeId]) -> Vec<NodeId> {
+    let needs = needs_gradient(&b.graph, |i, _| wrt.iter().any(|w| w.0 as usize == i));
+    let mut adj = Adjoints {
+        map: HashMap::new(),
+    };
+    backprop(b, &mut adj, &needs, seeds);
+    wrt.iter()
+        .map(|&w| {
+            let (dims, dtype) = (b.dims(w), b.dtype(w));
+            let grad = match adj.map.get(&w) {
+                Some(&(gid, _)) => gid,
+                None => {
+                    let z = b.constant(0.0, dtype);
+                    b.broadcast(z, dims.clone())
+                }
+            };
+            let grad = b.conform(grad, &dims);
+            b.cast(grad, dtype)
+        })
+        .collect()
+}
+
+/// Per node: whether a gradient flows to it from a leaf (`is_leaf` by index), i.e. whether it
+/// is a float value computed from one through differentiable ops.
+fn needs_gradient(g: &Graph, is_leaf: impl Fn(usize, &Node) -> bool) -> Vec<bool> {
     let mut needs = vec![false; g.nodes.len()];
     for (i, n) in g.nodes.iter().enumerate() {
+        if is_leaf(i, n) {
+            needs[i] = n.dtype.is_float();
+            continue;
+        }
         needs[i] = match &n.op {
-            Op::Input(k) => differentiable_input(&g.inputs[*k as usize]),
+            Op::Input(_) => false,
             Op::Detach(_)
             | Op::ArgSort { .. }
             | Op::Size(_)

@@ -532,14 +532,16 @@ impl Ctx<'_, '_> {
                     let t = t.clone();
                     self.push(ExprKind::Field(b, name.name.clone()), t, false, span)
                 }
-                None if name.name == "grad" && self.kind != DeclKind::Test => {
+                None if name.name == "grad"
+                    && !matches!(self.kind, DeclKind::Test | DeclKind::Step) =>
+                {
                     let d = self
                         .err(
                             Code::TestOnly,
                             name.span,
-                            "gradients of a call are only available in tests",
+                            "gradients of a call are only available in tests and steps",
                         )
-                        .with_label("`grad` outside a test");
+                        .with_label("`grad` outside a test or step");
                     self.error(d);
                     self.error_expr(span)
                 }
@@ -1236,7 +1238,8 @@ impl Ctx<'_, '_> {
             };
             ok &= self.bind_arg(p, id, &mut binding, name);
         }
-        let in_test = self.kind == DeclKind::Test;
+        // Tests and steps read a call's `grad` (a step computes it: forward, then backward).
+        let in_test = matches!(self.kind, DeclKind::Test | DeclKind::Step);
         let callee_name = name.rsplit('.').next().unwrap_or(name).to_string();
         // One fresh dim per callee dim for the whole call: `z.u: [O, K]` and `z.v: [K, I]` of
         // one call share their K.

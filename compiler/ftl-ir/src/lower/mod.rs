@@ -1020,7 +1020,14 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             return Ok(v.clone());
         }
         let sites = self.next_site;
-        let v = self.inline(callee, vals)?;
+        let with_grads = frame.decl.kind == DeclKind::Step
+            && matches!(callee.kind, DeclKind::Objective | DeclKind::Adapter);
+        let v = self.inline(callee, vals.clone())?;
+        let v = if with_grads {
+            self.with_call_gradients(callee, &vals, v)?
+        } else {
+            v
+        };
         if self.b.graph.nodes.len() > MAX_GRAPH_NODES {
             return Err(LowerError::Unsupported(format!(
                 "`{}` expands to more than {MAX_GRAPH_NODES} operations when its function calls \
@@ -1034,6 +1041,60 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             self.memo.insert(key, v.clone());
         }
         Ok(v)
+    }
+
+    /// A step's call of an objective or adapter: its record gets `grad`, the gradients of the
+    /// loss (an objective) or of Σ y plus the auxiliary loss (an adapter, upstream gradient 1 as
+    /// in tests) with respect to the arguments of its non-`const` float inputs and `param`s,
+    /// built here as the backward of the forward just inlined.
+    fn with_call_gradients(
+        &mut self,
+        callee: &'h Decl,
+        vals: &[Option<Val>],
+        record: Val,
+    ) -> Result<Val, LowerError> {
+        let Val::Record(mut fields) = record else {
+            return internal("an objective or adapter call gave no record");
+        };
+        let mut seeds = Vec::new();
+        for (name, v) in &fields {
+            let (Val::Node(n), true) = (v, matches!(name.as_str(), "loss" | "y" | "aux_loss"))
+            else {
+                continue;
+            };
+            let one = self.b.constant(1.0, self.b.dtype(*n));
+            seeds.push((*n, self.b.broadcast(one, self.b.dims(*n))));
+        }
+        let mut names = Vec::new();
+        let mut wrt = Vec::new();
+        for (p, v) in callee.params.iter().zip(vals) {
+            let differentiable = matches!(p.kind, ParamKind::Input | ParamKind::Param)
+                && p.default.is_none()
+                && matches!(&p.ty, Ty::Tensor(t) if t.dtype.is_float());
+            if !differentiable {
+                continue;
+            }
+            match v {
+                Some(Val::Node(n)) => {
+                    names.push(p.name.clone());
+                    wrt.push(*n);
+                }
+                _ => {
+                    return fail(format!(
+                        "`{}.grad.{}` needs `{}` to be given",
+                        callee.name, p.name, p.name
+                    ))
+                }
+            }
+        }
+        let grads = crate::autodiff::gradients_at(&mut self.b, &seeds, &wrt);
+        let grads = names
+            .into_iter()
+            .zip(grads)
+            .map(|(n, g)| (n, Val::Node(g)))
+            .collect();
+        fields.push(("grad".to_string(), Val::Record(grads)));
+        Ok(Val::Record(fields))
     }
 
     /// The callee's body inlined on `vals`.

@@ -64,15 +64,7 @@ impl Builder {
     /// An empty graph.
     pub fn new(name: &str, kind: EntryKind) -> Builder {
         Builder {
-            graph: Graph {
-                name: name.to_string(),
-                kind,
-                dims: Vec::new(),
-                inputs: Vec::new(),
-                nodes: Vec::new(),
-                outputs: Vec::new(),
-                checks: Vec::new(),
-            },
+            graph: Graph::empty(name, kind),
             cse: HashMap::new(),
         }
     }

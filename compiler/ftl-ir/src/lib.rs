@@ -472,6 +472,19 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// A graph with no dims, inputs, nodes, outputs or checks.
+    pub fn empty(name: &str, kind: EntryKind) -> Graph {
+        Graph {
+            name: name.to_string(),
+            kind,
+            dims: Vec::new(),
+            inputs: Vec::new(),
+            nodes: Vec::new(),
+            outputs: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+
     /// The node behind a handle.
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.0 as usize]

@@ -126,15 +126,7 @@ pub fn parse_graph(text: &str) -> Result<Graph, ParseError> {
             p.dim_names.push(name.to_string());
         }
     }
-    let mut g = Graph {
-        name,
-        kind,
-        dims: Vec::new(),
-        inputs: Vec::new(),
-        nodes: Vec::new(),
-        outputs: Vec::new(),
-        checks: Vec::new(),
-    };
+    let mut g = Graph::empty(&name, kind);
     for (line, l) in body {
         p.line = *line;
         if let Some(rest) = l.strip_prefix("dim ") {

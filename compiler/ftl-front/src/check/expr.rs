@@ -31,7 +31,17 @@ impl Ctx<'_, '_> {
     pub fn expr(&mut self, e: &ast::Expr) -> ExprId {
         let span = e.span;
         match &e.kind {
-            ast::ExprKind::Int(v) => self.push(ExprKind::Int(*v), weak(DType::I32), true, span),
+            // An integer literal adapts to the integer or float type it meets, unless it does
+            // not fit an i32: then it is an i64, so using it as an i32 is a type error instead
+            // of a silent wrap (a loop bound of 3000000000 was an empty loop).
+            ast::ExprKind::Int(v) => {
+                let ty = if i32::try_from(*v).is_ok() {
+                    weak(DType::I32)
+                } else {
+                    scalar(DType::I64)
+                };
+                self.push(ExprKind::Int(*v), ty, true, span)
+            }
             ast::ExprKind::Float(v) => self.push(ExprKind::Float(*v), weak(DType::F32), true, span),
             ast::ExprKind::Bool(v) => {
                 self.push(ExprKind::Bool(*v), scalar(DType::Bool), true, span)

@@ -140,6 +140,25 @@ pub fn solve(a: &[f64], n: usize, b: &mut [f64], k: usize) -> bool {
     true
 }
 
+/// Flips each singular pair `(u_k, vh_k)` so that the entry of `u_k` largest in magnitude is
+/// positive (scikit-learn's `svd_flip` with `u_based_decision`; the first such entry on ties):
+/// singular vectors are then determined by the matrix, not by the solver's arithmetic, so two
+/// backends or libraries can be compared. `u` is row-major `m × k`, `vh` `k × n`.
+fn sign_canonical(u: &mut [f64], vh: &mut [f64], m: usize, n: usize, k: usize) {
+    for c in 0..k {
+        let mut best = 0;
+        for r in 1..m {
+            if u[r * k + c].abs() > u[best * k + c].abs() {
+                best = r;
+            }
+        }
+        if u[best * k + c] < 0.0 {
+            (0..m).for_each(|r| u[r * k + c] = -u[r * k + c]);
+            (0..n).for_each(|j| vh[c * n + j] = -vh[c * n + j]);
+        }
+    }
+}
+
 /// Element `index` of draw site `site`: a uniform in [0, 1) or a standard normal.
 pub fn random_value(seed: u64, offset: u64, site: u32, index: u64, normal: bool) -> f64 {
     let w = philox::draw(seed, offset, site, index);
@@ -153,6 +172,30 @@ pub fn random_value(seed: u64, offset: u64, site: u32, index: u64, normal: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn svd_vectors_are_sign_canonical() {
+        // diag(-2, 1) with the rows swapped: whatever signs the solver picks, each U column's
+        // largest entry comes out positive and U S Vh is still the matrix.
+        let a = [0.0, 1.0, -2.0, 0.0];
+        let p = decompose(Decomposition::Svd, &a, 2, 2).unwrap();
+        let (u, s, vh) = (&p[0], &p[1], &p[2]);
+        for c in 0..2 {
+            let col = [u[c], u[2 + c]];
+            let big = if col[0].abs() >= col[1].abs() {
+                col[0]
+            } else {
+                col[1]
+            };
+            assert!(big > 0.0, "{u:?}");
+        }
+        for i in 0..2 {
+            for j in 0..2 {
+                let back: f64 = (0..2).map(|c| u[i * 2 + c] * s[c] * vh[c * 2 + j]).sum();
+                assert!((back - a[i * 2 + j]).abs() < 1e-12);
+            }
+        }
+    }
 
     #[test]
     fn argsort_is_stable_with_nan_largest() {
@@ -209,8 +252,9 @@ pub fn decompose(
                 .thin_svd()
                 .map_err(|e| format!("svd did not converge: {e:?}"))?;
             let s = svd.S().column_vector();
-            let vh = svd.V().transpose();
-            vec![rows(svd.U()), (0..k).map(|i| s[i]).collect(), rows(vh)]
+            let (mut u, mut vh) = (rows(svd.U()), rows(svd.V().transpose()));
+            sign_canonical(&mut u, &mut vh, m, n, k);
+            vec![u, (0..k).map(|i| s[i]).collect(), vh]
         }
         Decomposition::Qr => {
             let qr = mat.qr();

@@ -377,7 +377,7 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!(Solve, "solve", "solve(A, b, C)", (3, 3), Float, Solve, Rule("gb = solve(Aᵀ, g); gA = -gb xᵀ"), Any,
         "x with contract(A, x, C) == b: A's last two dims are the (square) matrix, its leading dims batch dims that b shares"),
     builtin!(Svd, "svd", "svd(W, O, I -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
-        "(U[O, K], S[K], Vh[K, I]), singular values descending, K = min(O, I)"),
+        "(U[O, K], S[K], Vh[K, I]), singular values descending, K = min(O, I); each U column's largest-magnitude entry positive"),
     builtin!(Qr, "qr", "qr(A, M, N -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
         "(Q[M, K], R[K, N]), reduced QR, K = min(M, N)"),
     builtin!(Eigh, "eigh", "eigh(M, R, R' -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,

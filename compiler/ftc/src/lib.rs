@@ -2,8 +2,10 @@
 //! each going through [`ftl_ir::pipeline`]; [`run`] binds settings and inputs and runs an entry
 //! on the interpreter ([`ftl_interp`]) or compiled by a [`ftl_plan::backend::Backend`] (the MLIR
 //! CPU backend, [`ftl_mlir`]); [`testing`] runs test blocks; [`peft`] reads and writes PEFT
-//! adapters (`ftc merge`, `ftc init`). `main.rs` is clap only.
+//! adapters (`ftc merge`, `ftc init`); [`cache`] keeps compiled entries on disk for `ftc run`.
+//! `main.rs` is clap only.
 
+pub mod cache;
 pub mod driver;
 pub mod peft;
 pub mod run;

@@ -1,6 +1,7 @@
 //! `ftc`, the FTL compiler driver.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ftc::cache::{Cache, CACHE_DIR_VAR};
 use ftc::driver::{self, Status};
 use ftl_front::codes::Code;
 use ftl_front::resolve::LoadOptions;
@@ -161,8 +162,18 @@ enum Command {
         /// Which backend runs the kernels.
         #[arg(long, value_enum, default_value = "mlir")]
         backend: Backend,
+        /// Compile in process without reading or filling the compile cache.
+        #[arg(long)]
+        no_cache: bool,
         #[command(flatten)]
         source: SourceArgs,
+    },
+    /// The compile cache of `ftc run` (`$FTL_CACHE_DIR`, else `$XDG_CACHE_HOME/ftl`, else
+    /// `~/.cache/ftl`): `info` shows it, `clear` empties it.
+    Cache {
+        /// What to do.
+        #[arg(value_enum)]
+        action: CacheAction,
     },
     /// Run every `test` block under PATHs (files or directories); ends with `N passed, N failed`.
     Test {
@@ -255,6 +266,15 @@ enum Command {
         /// The code (`E0041`, `e41` and `41` all work).
         code: String,
     },
+}
+
+/// `ftc cache` actions.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CacheAction {
+    /// Where the cache is, its entries and size.
+    Info,
+    /// Remove every cached entry.
+    Clear,
 }
 
 impl From<Backend> for ftc::run::Backend {
@@ -378,6 +398,7 @@ fn run(cli: Cli) -> ExitCode {
             dims,
             seed,
             backend,
+            no_cache,
             allow_extra_inputs,
             source,
         } => {
@@ -391,8 +412,26 @@ fn run(cli: Cli) -> ExitCode {
                 seed,
                 backend: backend.into(),
                 allow_extra_inputs,
+                cache: if no_cache { None } else { Cache::from_env() },
             };
             finish(driver::run_entry(&args, &source.options(), source.format()))
+        }
+        Command::Cache { action } => {
+            let Some(cache) = Cache::from_env() else {
+                println!("no compile cache ({CACHE_DIR_VAR} is empty)");
+                return ExitCode::SUCCESS;
+            };
+            match action {
+                CacheAction::Info => print!("{}", cache.info()),
+                CacheAction::Clear => match cache.clear() {
+                    Ok(n) => println!("removed {n} cached entries from {}", cache.dir().display()),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            }
+            ExitCode::SUCCESS
         }
         Command::Test {
             paths,

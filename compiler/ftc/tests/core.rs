@@ -2016,6 +2016,69 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The compile cache: the first run stores an artifact, the next loads it (same outputs), a
+/// damaged entry is rebuilt, and `ftc cache info|clear` report and empty the directory given by
+/// `FTL_CACHE_DIR`.
+#[test]
+fn the_compile_cache_stores_loads_and_rebuilds() {
+    use ftc::cache::{Cache, Lookup};
+    let dir = scratch("cache");
+    let cache = Cache::at(dir.join("c"));
+    let run_once = |cache: &Cache| {
+        let args = RunArgs {
+            file: repo().join("stdlib").join("sampling").join("lcm.ftl"),
+            entry: "lcm_step".into(),
+            inputs: Some(repo().join("examples").join("data").join("lcm.safetensors")),
+            cache: Some(cache.clone()),
+            ..RunArgs::default()
+        };
+        let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+        assert!(o.success(), "{}", o.stderr);
+        o.stdout
+    };
+    let first = run_once(&cache);
+    assert!(first.contains("compile and cache"), "{first}");
+    let second = run_once(&cache);
+    assert!(second.contains("cached kernels loaded"), "{second}");
+    let values = |out: &str| {
+        out.lines()
+            .filter(|l| l.contains('['))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values(&first), values(&second));
+    // Damage the stored library: the loader refuses it and the entry is rebuilt.
+    let entry = std::fs::read_dir(cache.dir())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(entry.join(ftl_runtime::artifact::KERNELS), b"not a library").unwrap();
+    let g = {
+        let file = repo().join("stdlib").join("sampling").join("lcm.ftl");
+        let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
+        let id = pipeline::find_entry(&analysis, "lcm_step").unwrap();
+        pipeline::compile(&analysis.hir, id, &Default::default(), false).unwrap()
+    };
+    let (_, lookup) = cache.load_or_build(&g).unwrap();
+    assert_eq!(lookup, Lookup::Stored);
+    assert_eq!(cache.load_or_build(&g).unwrap().1, Lookup::Hit);
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ftc"))
+            .args(args)
+            .env("FTL_CACHE_DIR", cache.dir())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(cli(&["cache", "info"]).contains("entries: 1"));
+    assert!(cli(&["cache", "clear"]).contains("removed 1"));
+    assert!(cli(&["cache", "info"]).contains("entries: 0"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn ftc(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ftc"))
         .args(args)

@@ -1,6 +1,8 @@
 // `requires` dims bound from other `requires` dims (issue 13): resolved in dependency order,
 // whatever the order of the clauses, identically on every backend.
 
+import std.sampling.schedules
+
 /// Splits x into R rows of K = I / R, with K2 = K + 1 read from K; the equations come
 /// before the dims they read.
 objective split_rows(x: f32[I], w: f32[R])
@@ -70,4 +72,11 @@ test "a call's result is indexed by the callee's dim names" {
     let z = two(w: [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
     expect_close(z.u[K: 1], [2.0, 5.0], 0.0);
     expect_close(z.v[K: 0], [1.0, 2.0, 3.0], 0.0);
+}
+
+test "a call's result is reduced and renamed by the callee's dim names" {
+    // diffusers' scaled_linear schedule for 10 steps in torch f32: Σ alphas_cumprod and [3].
+    let r = schedules.schedule(num_train_timesteps: 10);
+    expect_close(sum(r.alphas_cumprod, Tt), 9.80438232421875, 1e-6);
+    expect_close(r.alphas_cumprod[Tt -> T2][T2: 3], 0.9923784732818604, 1e-7);
 }

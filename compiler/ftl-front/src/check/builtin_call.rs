@@ -1,6 +1,7 @@
 //! Builtin calls: each row of the builtin table is checked by its dtype and named-dim rule.
 
 use super::body::{with_article, Ctx};
+use super::expr::callee_dim;
 use crate::builtins::{Builtin, BuiltinId, Context, DTypeRule, DimRule};
 use crate::codes::Code;
 use crate::hir::{DeclKind, ExprId, ExprKind};
@@ -32,9 +33,18 @@ impl Ctx<'_, '_> {
             match a {
                 ast::Arg::Positional(e) => match &e.kind {
                     ast::ExprKind::Dim(d) if b.dims != DimRule::Map && b.dims != DimRule::Zip => {
-                        let item = DimItem::Named(d.name.clone());
+                        let mut item = DimItem::Named(d.name.clone());
                         if !self.knows(&item) {
-                            self.unknown_dim(&d.name, d.span);
+                            // The callee's dim name of a call result given before it
+                            // (`sum(r.alphas_cumprod, Tt)`), else unknown.
+                            let callee = out.values.iter().find_map(|v| match self.ty(*v) {
+                                Ty::Tensor(t) => callee_dim(t, &d.name),
+                                _ => None,
+                            });
+                            match callee {
+                                Some(c) => item = c,
+                                None => self.unknown_dim(&d.name, d.span),
+                            }
                         }
                         let id =
                             self.push(ExprKind::DimArg(item.clone()), Ty::DimArg, true, d.span);

@@ -713,6 +713,16 @@ impl Ctx<'_, '_> {
                     }
                 };
                 let (src, dst) = (to_items(from), to_items(to));
+                // A call's result may be reshaped by the callee's dim names (`r.x[Tt -> T2]`).
+                let src: Vec<(DimItem, Span)> = src
+                    .into_iter()
+                    .map(|(item, sp)| match &item {
+                        DimItem::Named(n) if !t.has(&item) => {
+                            (callee_dim(&t, n).unwrap_or(item), sp)
+                        }
+                        _ => (item, sp),
+                    })
+                    .collect();
                 let bad = |cx: &mut Self, sp: Span, msg: String| {
                     let diag = cx.err(Code::BadReshape, sp, msg).with_label("here");
                     cx.error(diag);
@@ -1468,7 +1478,7 @@ impl Ctx<'_, '_> {
 /// The dim of `t` that `name` refers to: `name` itself, or the one dim a call result got for
 /// the callee's dim `name` (`lcm.Tt#1` for `Tt`), so a test can index a call's result by the
 /// callee's dim names (`r.alphas_cumprod[Tt: 999]`).
-fn callee_dim(t: &TensorTy, name: &str) -> Option<DimItem> {
+pub(super) fn callee_dim(t: &TensorTy, name: &str) -> Option<DimItem> {
     let own = DimItem::Named(name.to_string());
     if t.has(&own) {
         return Some(own);

@@ -103,18 +103,22 @@ pub fn solve_strided<D: Copy + PartialEq>(
         let a_rows: Vec<f64> = (0..n * n)
             .map(|e| a[base[0] + (e / n) * a_st[0] + (e % n) * a_st[1]])
             .collect();
+        // Row by row, so both sides are read and written in order when the right-hand sides'
+        // dims follow the row dim (the usual layout).
         let mut rhs = vec![0.0; n * k];
-        for (j, col) in columns.iter().enumerate() {
-            for r in 0..n {
-                rhs[r * k + j] = b[base[1] + col[0] + r * b_row];
+        for r in 0..n {
+            let (from, to) = (base[1] + r * b_row, r * k);
+            for (j, col) in columns.iter().enumerate() {
+                rhs[to + j] = b[from + col[0]];
             }
         }
         if !solve(&a_rows, n, &mut rhs, k) {
             return Err("solve: the matrix is singular".into());
         }
-        for (j, col) in columns.iter().enumerate() {
-            for c in 0..n {
-                x[base[2] + col[1] + c * x_col] = rhs[c * k + j];
+        for c in 0..n {
+            let (from, to) = (c * k, base[2] + c * x_col);
+            for (j, col) in columns.iter().enumerate() {
+                x[to + col[1]] = rhs[from + j];
             }
         }
     }

@@ -178,6 +178,6 @@ test "oft's exact Cayley transform" {
 }
 
 test "oft gradients, merge and unmerge" {
-    gradcheck oft(L: 2, I: 6, O: 3, R: 2, E: 3);
+    gradcheck oft(L: 2, I: 6, O: 3, R: 2);
     gradcheck oft(L: 2, I: 6, O: 3, R: 3, E: 1, use_cayley_neumann: false);
 }

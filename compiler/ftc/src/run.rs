@@ -92,8 +92,9 @@ fn index_inputs(g: &Graph) -> (HashMap<u32, DimId>, Vec<u32>) {
     (ranges, ignore)
 }
 
-/// The value of a scalar node computed from constants and input defaults alone.
-fn scalar_default(g: &Graph, id: NodeId) -> Option<f64> {
+/// A scalar node's value from constants, scalar defaults and dim sizes (`size` gives a dim's
+/// size), or None when it reads anything else.
+fn scalar_value(g: &Graph, id: NodeId, size: &dyn Fn(DimId) -> Option<u64>) -> Option<f64> {
     let n = g.node(id);
     if !n.dims.is_empty() {
         return None;
@@ -101,14 +102,43 @@ fn scalar_default(g: &Graph, id: NodeId) -> Option<f64> {
     let v = match &n.op {
         Op::Const(v) => *v,
         Op::Input(k) => g.inputs[*k as usize].default?,
-        Op::Cast(a) => scalar_default(g, *a)?,
-        Op::Unary(op, a) => ftl_ir::scalar::unary(*op, scalar_default(g, *a)?),
+        Op::Size(ds) => {
+            checked_product(ds.iter().map(|d| size(*d)).collect::<Option<Vec<u64>>>()?)? as f64
+        }
+        Op::Cast(a) => scalar_value(g, *a, size)?,
+        Op::Unary(op, a) => ftl_ir::scalar::unary(*op, scalar_value(g, *a, size)?),
         Op::Binary(op, a, b) => {
-            ftl_ir::scalar::binary(*op, scalar_default(g, *a)?, scalar_default(g, *b)?)
+            ftl_ir::scalar::binary(*op, scalar_value(g, *a, size)?, scalar_value(g, *b, size)?)
         }
         _ => return None,
     };
     Some(n.dtype.round(v))
+}
+
+/// The size a `requires D == expr` check fixes for `d`, when expr can be evaluated from the
+/// other dims' sizes and scalar defaults and is a positive integer.
+fn required_size(g: &Graph, d: DimId, size: &dyn Fn(DimId) -> Option<u64>) -> Option<u64> {
+    let is_size_of_d = |mut id: NodeId| loop {
+        match &g.node(id).op {
+            Op::Cast(a) => id = *a,
+            Op::Size(ds) => return ds.as_slice() == [d],
+            _ => return false,
+        }
+    };
+    g.checks.iter().find_map(|c| {
+        let Op::Binary(BinOp::Eq, a, b) = g.node(c.cond).op else {
+            return None;
+        };
+        let rhs = if is_size_of_d(a) {
+            b
+        } else if is_size_of_d(b) {
+            a
+        } else {
+            return None;
+        };
+        let v = scalar_value(g, rhs, size)?;
+        (v >= 1.0 && v.fract() == 0.0 && v < 1e15).then_some(v as u64)
+    })
 }
 
 /// Random valid inputs for `g` with these dim sizes: floats standard normal (f32-rounded),
@@ -127,6 +157,7 @@ pub fn random_inputs(
         d: DimId,
         dims: &BTreeMap<String, Vec<usize>>,
         default_size: Option<usize>,
+        depth: usize,
     ) -> Result<Vec<usize>, Failure> {
         let dim = g.dim(d);
         let bare = dim.name.trim_start_matches("..");
@@ -134,9 +165,22 @@ pub fn random_inputs(
             dim.size,
             DimSize::Arg | DimSize::Pack | DimSize::Quotient(..)
         ) {
+            // A dim the inputs bind but a `requires D == expr` fixes (OFT's E = K(K−1)/2)
+            // takes expr's value when no size is given.
+            let derived = || {
+                if dim.size != DimSize::Arg || depth > 32 {
+                    return None;
+                }
+                let size = |x: DimId| {
+                    let axes = size_of(g, x, dims, default_size, depth + 1).ok()?;
+                    checked_product(axes.iter().map(|a| *a as u64))
+                };
+                required_size(g, d, &size).map(|n| vec![n as usize])
+            };
             return dims
                 .get(bare)
                 .cloned()
+                .or_else(derived)
                 .or_else(|| default_size.map(|n| vec![n]))
                 .ok_or_else(|| {
                     Failure::new(
@@ -147,7 +191,7 @@ pub fn random_inputs(
         }
         let mut known = HashMap::new();
         for x in dim.size.operand_dims() {
-            let axes = size_of(g, x, dims, default_size)?;
+            let axes = size_of(g, x, dims, default_size, depth + 1)?;
             let n = checked_product(axes.iter().map(|a| *a as u64)).ok_or_else(|| {
                 Failure::new(
                     Code::TooLarge,
@@ -157,7 +201,11 @@ pub fn random_inputs(
             known.insert(x, n);
         }
         let scalar = match dim.size {
-            DimSize::Scalar(id) => scalar_default(g, id),
+            // `requires K == floordiv(I, R)`: from the defaults and the other dims' sizes.
+            DimSize::Scalar(id) if depth <= 32 => scalar_value(g, id, &|x| {
+                let axes = size_of(g, x, dims, default_size, depth + 1).ok()?;
+                checked_product(axes.iter().map(|a| *a as u64))
+            }),
             _ => None,
         };
         let size = dim
@@ -195,7 +243,7 @@ pub fn random_inputs(
     }
     let limit = budget::limit_from_env().map_err(|m| Failure::new(Code::TooLarge, m))?;
     let mut memory = Budget::new(limit);
-    let size_of = |d: DimId| size_of(g, d, dims, default_size);
+    let size_of = |d: DimId| size_of(g, d, dims, default_size, 0);
     // Every input's shape is sized and charged before any is drawn.
     let mut shapes = Vec::new();
     for (k, inp) in g.inputs.iter().enumerate() {

@@ -1,5 +1,6 @@
 import std.core.logps
 import std.objectives.sft
+import std.objectives.dpo
 
 // CPO (Xu et al., 2024, arXiv 2401.08417) and SimPO (Meng et al., 2024, arXiv 2405.14734) as
 // TRL's CPOTrainer computes them (`trl/experimental/cpo/cpo_trainer.py` `cpo_loss`;
@@ -17,10 +18,7 @@ objective cpo(
 ) requires beta > 0.0, 0.0 <= label_smoothing <= 1.0 {
     let z = beta * (chosen_logps - rejected_logps);
     loss mean(-(1.0 - label_smoothing) * log_sigmoid(z) - label_smoothing * log_sigmoid(-z), B);
-    metric rewards_chosen = mean(beta * chosen_logps, B);
-    metric rewards_rejected = mean(beta * rejected_logps, B);
-    metric rewards_accuracies = mean(f32(beta * chosen_logps > beta * rejected_logps), B);
-    metric rewards_margins = mean(beta * (chosen_logps - rejected_logps), B);
+    metric ..dpo.rewards(beta, chosen_logps, rejected_logps);
 }
 
 /// CPO with the hinge loss, TRL `loss_type="hinge"`: `relu(1 − β(s_c − s_r))`.
@@ -30,10 +28,7 @@ objective cpo_hinge(
     beta: f32 = 0.1,
 ) requires beta > 0.0 {
     loss mean(relu(1.0 - beta * (chosen_logps - rejected_logps)), B);
-    metric rewards_chosen = mean(beta * chosen_logps, B);
-    metric rewards_rejected = mean(beta * rejected_logps, B);
-    metric rewards_accuracies = mean(f32(beta * chosen_logps > beta * rejected_logps), B);
-    metric rewards_margins = mean(beta * (chosen_logps - rejected_logps), B);
+    metric ..dpo.rewards(beta, chosen_logps, rejected_logps);
 }
 
 /// CPO with the IPO loss, TRL `loss_type="ipo"` (averaged log-probs): `((ā_c − ā_r) − 1/(2β))²`.
@@ -43,10 +38,7 @@ objective cpo_ipo(
     beta: f32 = 0.1,
 ) requires beta > 0.0 {
     loss mean(pow((chosen_logps - rejected_logps) - 1.0 / (2.0 * beta), 2.0), B);
-    metric rewards_chosen = mean(beta * chosen_logps, B);
-    metric rewards_rejected = mean(beta * rejected_logps, B);
-    metric rewards_accuracies = mean(f32(beta * chosen_logps > beta * rejected_logps), B);
-    metric rewards_margins = mean(beta * (chosen_logps - rejected_logps), B);
+    metric ..dpo.rewards(beta, chosen_logps, rejected_logps);
 }
 
 /// SimPO, TRL `loss_type="simpo"` (averaged log-probs): `z = β(ā_c − ā_r) − γ`, loss
@@ -60,10 +52,7 @@ objective simpo(
 ) requires beta > 0.0, 0.0 <= label_smoothing <= 1.0 {
     let z = beta * ((chosen_logps - rejected_logps) - simpo_gamma / beta);
     loss mean(-(1.0 - label_smoothing) * log_sigmoid(z) - label_smoothing * log_sigmoid(-z), B);
-    metric rewards_chosen = mean(beta * chosen_logps, B);
-    metric rewards_rejected = mean(beta * rejected_logps, B);
-    metric rewards_accuracies = mean(f32(beta * chosen_logps > beta * rejected_logps), B);
-    metric rewards_margins = mean(beta * (chosen_logps - rejected_logps), B);
+    metric ..dpo.rewards(beta, chosen_logps, rejected_logps);
 }
 
 /// CPO from logits, TRL's total: `cpo` on summed log-probs plus `cpo_alpha` times the chosen
@@ -86,10 +75,7 @@ objective cpo_from_logits(
     let nll = sft(logits: chosen_logits, labels: chosen_labels);
     loss pref.loss + cpo_alpha * nll.loss;
     metric nll_loss = nll.loss;
-    metric rewards_chosen = pref.metric.rewards_chosen;
-    metric rewards_rejected = pref.metric.rewards_rejected;
-    metric rewards_accuracies = pref.metric.rewards_accuracies;
-    metric rewards_margins = pref.metric.rewards_margins;
+    metric ..pref.metric;
 }
 
 /// SimPO from logits, TRL's total: `simpo` on length-averaged log-probs (`mean_logps`) plus
@@ -115,10 +101,7 @@ objective simpo_from_logits(
     let nll = sft(logits: chosen_logits, labels: chosen_labels);
     loss pref.loss + cpo_alpha * nll.loss;
     metric nll_loss = nll.loss;
-    metric rewards_chosen = pref.metric.rewards_chosen;
-    metric rewards_rejected = pref.metric.rewards_rejected;
-    metric rewards_accuracies = pref.metric.rewards_accuracies;
-    metric rewards_margins = pref.metric.rewards_margins;
+    metric ..pref.metric;
 }
 
 test "cpo, cpo_hinge and cpo_ipo match TRL on V2" {

@@ -1,5 +1,6 @@
 import std.core.logps
 import std.objectives.sft
+import std.objectives.dpo
 
 // ORPO (Hong et al., 2024, arXiv 2403.07691) as TRL's ORPOTrainer computes it
 // (`trl/experimental/orpo/orpo_trainer.py` `odds_ratio_loss`; research/objectives.md §1.5, V3).
@@ -17,10 +18,7 @@ objective odds_ratio(
     let log_odds = (chosen_logps - rejected_logps) - (log1mexp(chosen_logps) - log1mexp(rejected_logps));
     let ratio = log_sigmoid(log_odds);
     loss -beta * mean(ratio, B);
-    metric rewards_chosen = mean(beta * chosen_logps, B);
-    metric rewards_rejected = mean(beta * rejected_logps, B);
-    metric rewards_accuracies = mean(f32(beta * chosen_logps > beta * rejected_logps), B);
-    metric rewards_margins = mean(beta * (chosen_logps - rejected_logps), B);
+    metric ..dpo.rewards(beta, chosen_logps, rejected_logps);
     metric log_odds_ratio = mean(ratio, B);
     metric log_odds_chosen = mean(log_odds, B);
 }
@@ -45,12 +43,7 @@ objective orpo(
     );
     loss nll.loss + or.loss;
     metric nll_loss = nll.loss;
-    metric rewards_chosen = or.metric.rewards_chosen;
-    metric rewards_rejected = or.metric.rewards_rejected;
-    metric rewards_accuracies = or.metric.rewards_accuracies;
-    metric rewards_margins = or.metric.rewards_margins;
-    metric log_odds_ratio = or.metric.log_odds_ratio;
-    metric log_odds_chosen = or.metric.log_odds_chosen;
+    metric ..or.metric;
 }
 
 test "odds_ratio matches TRL on V3" {

@@ -273,6 +273,7 @@ fn every_example_runs() {
         ),
         ("dpo.ftl", "sigmoid", None, Some("B=4")),
         ("dpop.ftl", "dpop", None, Some("B=4")),
+        ("lora_pro.ftl", "lora_pro", None, Some("N=3,I=4,O=3,R=2")),
         ("lora.ftl", "lora", data("lora.safetensors"), None),
         ("lora.ftl", "lora.merge", data("lora.safetensors"), None),
         ("lora.ftl", "lora.unmerge", data("lora.safetensors"), None),

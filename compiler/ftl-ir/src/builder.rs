@@ -99,10 +99,16 @@ impl Builder {
 
     /// Adds a dim.
     pub fn add_dim(&mut self, name: &str, size: DimSize) -> DimId {
-        self.graph.dims.push(Dim {
-            name: name.to_string(),
-            size,
-        });
+        // Names are unique in a graph (its text names dims): a second `R''` (a callee's primed
+        // dim, inlined twice) becomes `R''#2`.
+        let taken = |n: &str| self.graph.dims.iter().any(|d| d.name == n);
+        let mut unique = name.to_string();
+        let mut k = 1;
+        while taken(&unique) {
+            k += 1;
+            unique = format!("{name}#{k}");
+        }
+        self.graph.dims.push(Dim { name: unique, size });
         DimId(self.graph.dims.len() as u32 - 1)
     }
 

@@ -34,3 +34,14 @@ test "a record accumulator: the Neumann series converges to the inverse" {
     // numpy.linalg.inv(I - S)
     expect_close(r.series, [[1.1111111111, 0.3174603175], [0.0, 1.4285714286]]);
 }
+
+/// The Neumann series against `inv`, read back as `[R, R']` by swapping the names.
+step neumann_vs_inv(s: f32[R, R']) -> (series: f32[R, R'], exact: f32[R, R']) {
+    (series: neumann(s, 30).series, exact: inv(eye(R, R') - s, R, R')[R <-> R'])
+}
+
+test "inv agrees with the converged Neumann series" {
+    let r = neumann_vs_inv(s: [[0.1, 0.2], [0.0, 0.3]]);
+    expect_close(r.exact, [[1.1111111111, 0.3174603175], [0.0, 1.4285714286]]);
+    expect_close(r.series, r.exact, 1e-6);
+}

@@ -273,3 +273,19 @@ test "topk gradient" {
     expect_close(r.grad.x, [6.0, 0.0, 5.0, 0.0], 1e-6);
     gradcheck top_two(N: 5);
 }
+
+/// `inv`, batched, and its gradient (torch.linalg.inv in f64): the inverse's rows are indexed
+/// by A's column dim, so `inv(a, R, C)` is `[N, C, R]` and `w` pairs with it as `[C, R]`.
+objective inverted(a: f64[N, R, C], w: const f64[C, R]) {
+    loss sum(inv(a, R, C) * w, N, C, R);
+}
+
+test "inv and its gradient" {
+    let a = f64([[[2.0, 1.0], [1.0, 3.0]], [[4.0, -1.0], [2.0, 1.0]]]);
+    let r = inverted(a: a, w: f64([[1.0, 2.0], [-1.0, 0.5]]));
+    expect_close(r.loss, 1.7666666666666666, 1e-12);
+    expect_close(r.grad.a, f64([[[-0.26, -0.28], [0.32, -0.04]],
+                                [[-0.11111111111111113, 0.055555555555555525],
+                                 [-0.027777777777777762, -0.611111111111111]]]), 1e-12);
+    gradcheck inverted(N: 2, R: 3, C: 3);
+}

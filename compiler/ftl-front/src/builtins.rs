@@ -48,6 +48,8 @@ pub enum DimRule {
     Decomposition,
     /// `solve(A, b, C)`: x with `contract(A, x, C) == b`.
     Solve,
+    /// `inv(A, R, C)`: A's dims with R and C swapped in place (the inverse's rows are C).
+    Inverse,
     /// `contract(a, b, K…)`: sums the listed shared dims; other shared dims are batch.
     Contract,
     /// `f(D…)` or `f()`: a fresh tensor over the named dims, or shaped by its assignment.
@@ -193,6 +195,8 @@ pub enum BuiltinId {
     Contract,
     /// `solve`
     Solve,
+    /// `inv`
+    Inv,
     /// `svd`
     Svd,
     /// `qr`
@@ -376,6 +380,8 @@ pub const BUILTINS: &[Builtin] = &[
         "sum of a * b over the listed shared dims; other shared dims are batch dims"),
     builtin!(Solve, "solve", "solve(A, b, C)", (3, 3), Float, Solve, Rule("gb = solve(Aᵀ, g); gA = -gb xᵀ"), Any,
         "x with contract(A, x, C) == b: A's last two dims are the (square) matrix, its leading dims batch dims that b shares"),
+    builtin!(Inv, "inv", "inv(A, R, C)", (3, 3), Float, Inverse, Rule("-A⁻ᵀ g A⁻ᵀ, through solve's rule"), Any,
+        "the inverse of the R × C matrices of A (batched over A's other dims): contract(A, inv(A, R, C)[R -> R'], C) == eye(R, R'); the result has A's dims, R and C swapped"),
     builtin!(Svd, "svd", "svd(W, O, I -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
         "(U[O, K], S[K], Vh[K, I]), singular values descending, K = min(O, I); each U column's largest-magnitude entry positive"),
     builtin!(Qr, "qr", "qr(A, M, N -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,

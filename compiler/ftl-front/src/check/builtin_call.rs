@@ -568,6 +568,33 @@ impl Ctx<'_, '_> {
                 let dtype = self.float_dtype(&m, b, span);
                 mk(self, Ty::Tensor(TensorTy::new(dtype, dims)), vec![], false)
             }
+            DimRule::Inverse => {
+                let (Some(m), [(r, rsp), (c, _)]) = (value(self, 0), a.dims.as_slice()) else {
+                    return self.wrong_args(b, span, "a matrix and its row and column dims");
+                };
+                if r == c || !m.has(r) || !m.has(c) || matches!(r, DimItem::Pack(_)) {
+                    let d = self
+                        .err(
+                            Code::DimMismatch,
+                            *rsp,
+                            format!("`inv` needs two different dims of A, its rows `{r}` and columns `{c}`"),
+                        )
+                        .with_label(format!("A is {m}"));
+                    self.error(d);
+                    return self.error_expr(span);
+                }
+                let dims = m
+                    .dims
+                    .iter()
+                    .map(|d| match d {
+                        d if d == r => c.clone(),
+                        d if d == c => r.clone(),
+                        d => d.clone(),
+                    })
+                    .collect();
+                let dtype = self.float_dtype(&m, b, span);
+                mk(self, Ty::Tensor(TensorTy::new(dtype, dims)), vec![], false)
+            }
             DimRule::Contract => {
                 let (Some(x), Some(y)) = (value(self, 0), value(self, 1)) else {
                     return self.error_expr(span);

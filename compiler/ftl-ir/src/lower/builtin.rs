@@ -475,6 +475,48 @@ impl<'h> Lowerer<'h, '_> {
                 let (a, b) = (self.b.cast(a, dtype), self.b.cast(b, dtype));
                 self.solve(a, b, dim)
             }
+            BuiltinId::Inv => {
+                // solve(A, I, C) with A laid out as [batch.., R, C] and I = eye(R, R₂) over the
+                // batch dims; the solution [batch.., C, R₂] is relabelled [batch.., C, R].
+                let a = self.node(frame, args[0])?;
+                let a = self.b.cast(a, dtype);
+                let rc = self.dims_args(frame, &args[1..])?;
+                let (r, c) = (rc[0], rc[1]);
+                let mut order: Vec<DimId> = self
+                    .b
+                    .dims(a)
+                    .into_iter()
+                    .filter(|d| *d != r && *d != c)
+                    .collect();
+                let batch = order.clone();
+                order.extend([r, c]);
+                let a = self.b.conform(a, &order);
+                let name = format!("{}'", self.b.graph.dim(r).name);
+                let r2 = self.b.add_dim(&name, DimSize::Product(vec![r]));
+                let iota = |lw: &mut Self, d: DimId| {
+                    lw.b.push(Node {
+                        op: Op::Iota(d),
+                        dtype: DType::I32,
+                        dims: vec![d],
+                    })
+                };
+                let (ir, ir2) = (iota(self, r), iota(self, r2));
+                let on = self.b.binary(BinOp::Eq, ir, ir2);
+                let (one, zero) = (self.b.constant(1.0, dtype), self.b.constant(0.0, dtype));
+                let eye = self.b.select(on, one, zero);
+                let mut eye_dims = batch.clone();
+                eye_dims.extend([r, r2]);
+                let eye = self.b.broadcast(eye, eye_dims);
+                let x = self.solve(a, eye, c);
+                let mut out = batch;
+                out.extend([c, r]);
+                let x = self.b.conform(x, &{
+                    let mut d = out[..out.len() - 1].to_vec();
+                    d.push(r2);
+                    d
+                });
+                self.b.relabel(x, out)
+            }
             BuiltinId::Svd | BuiltinId::Qr | BuiltinId::Eigh | BuiltinId::Lu => {
                 use ftl_runtime::host::Decomposition as D;
                 let a = self.node(frame, args[0])?;

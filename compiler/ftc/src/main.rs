@@ -418,7 +418,9 @@ fn run(cli: Cli) -> ExitCode {
         }
         Command::Cache { action } => {
             let Some(cache) = Cache::from_env() else {
-                println!("no compile cache ({CACHE_DIR_VAR} is empty)");
+                println!(
+                    "no compile cache ({CACHE_DIR_VAR} is empty, or neither it nor HOME is set)"
+                );
                 return ExitCode::SUCCESS;
             };
             match action {

@@ -23,6 +23,22 @@ struct Adjoints {
     map: HashMap<NodeId, (NodeId, bool)>,
 }
 
+impl Adjoints {
+    /// The gradient reaching `node`, with its dims and dtype (zeros when none reaches it).
+    fn gradient(&self, b: &mut Builder, node: NodeId) -> NodeId {
+        let (dims, dtype) = (b.dims(node), b.dtype(node));
+        let grad = match self.map.get(&node) {
+            Some(&(gid, _)) => gid,
+            None => {
+                let z = b.constant(0.0, dtype);
+                b.broadcast(z, dims.clone())
+            }
+        };
+        let grad = b.conform(grad, &dims);
+        b.cast(grad, dtype)
+    }
+}
+
 /// The forward graph plus gradient outputs (unchanged for steps).
 pub fn differentiate(g: &Graph) -> Graph {
     if g.kind == EntryKind::Step {
@@ -99,15 +115,7 @@ pub fn differentiate(g: &Graph) -> Graph {
             dtype: input.dtype,
             dims: input.dims.clone(),
         });
-        let grad = match adj.map.get(&node) {
-            Some(&(gid, _)) => gid,
-            None => {
-                let z = b.constant(0.0, input.dtype);
-                b.broadcast(z, input.dims.clone())
-            }
-        };
-        let grad = b.conform(grad, &input.dims);
-        let grad = b.cast(grad, input.dtype);
+        let grad = adj.gradient(&mut b, node);
         out.push((format!("grad.{}", input.name), grad));
     }
     let mut graph = b.finish();
@@ -161,20 +169,7 @@ pub fn gradients_at(b: &mut Builder, seeds: &[(NodeId, NodeId)], wrt: &[NodeId])
         map: HashMap::new(),
     };
     backprop(b, &mut adj, &needs, seeds);
-    wrt.iter()
-        .map(|&w| {
-            let (dims, dtype) = (b.dims(w), b.dtype(w));
-            let grad = match adj.map.get(&w) {
-                Some(&(gid, _)) => gid,
-                None => {
-                    let z = b.constant(0.0, dtype);
-                    b.broadcast(z, dims.clone())
-                }
-            };
-            let grad = b.conform(grad, &dims);
-            b.cast(grad, dtype)
-        })
-        .collect()
+    wrt.iter().map(|&w| adj.gradient(b, w)).collect()
 }
 
 /// Per node: whether a gradient flows to it from a leaf (`is_leaf` by index), i.e. whether it

@@ -286,17 +286,7 @@ impl<'h> Lowerer<'h, '_> {
             }
             BuiltinId::Eye => {
                 let dims = self.dims_args(frame, args)?;
-                let iota = |lw: &mut Self, d: DimId| {
-                    lw.b.push(Node {
-                        op: Op::Iota(d),
-                        dtype: DType::I32,
-                        dims: vec![d],
-                    })
-                };
-                let (r, c) = (iota(self, dims[0]), iota(self, dims[1]));
-                let on = self.b.binary(BinOp::Eq, r, c);
-                let (one, zero) = (self.b.constant(1.0, dtype), self.b.constant(0.0, dtype));
-                let e = self.b.select(on, one, zero);
+                let e = self.eye(dims[0], dims[1], dtype);
                 self.b.conform(e, &dims)
             }
             BuiltinId::Iota => {
@@ -482,40 +472,23 @@ impl<'h> Lowerer<'h, '_> {
                 let a = self.b.cast(a, dtype);
                 let rc = self.dims_args(frame, &args[1..])?;
                 let (r, c) = (rc[0], rc[1]);
-                let mut order: Vec<DimId> = self
+                let batch: Vec<DimId> = self
                     .b
                     .dims(a)
                     .into_iter()
                     .filter(|d| *d != r && *d != c)
                     .collect();
-                let batch = order.clone();
-                order.extend([r, c]);
-                let a = self.b.conform(a, &order);
+                let with = |last: [DimId; 2]| -> Vec<DimId> {
+                    batch.iter().copied().chain(last).collect()
+                };
+                let a = self.b.conform(a, &with([r, c]));
                 let name = format!("{}'", self.b.graph.dim(r).name);
                 let r2 = self.b.add_dim(&name, DimSize::Product(vec![r]));
-                let iota = |lw: &mut Self, d: DimId| {
-                    lw.b.push(Node {
-                        op: Op::Iota(d),
-                        dtype: DType::I32,
-                        dims: vec![d],
-                    })
-                };
-                let (ir, ir2) = (iota(self, r), iota(self, r2));
-                let on = self.b.binary(BinOp::Eq, ir, ir2);
-                let (one, zero) = (self.b.constant(1.0, dtype), self.b.constant(0.0, dtype));
-                let eye = self.b.select(on, one, zero);
-                let mut eye_dims = batch.clone();
-                eye_dims.extend([r, r2]);
-                let eye = self.b.broadcast(eye, eye_dims);
+                let eye = self.eye(r, r2, dtype);
+                let eye = self.b.broadcast(eye, with([r, r2]));
                 let x = self.solve(a, eye, c);
-                let mut out = batch;
-                out.extend([c, r]);
-                let x = self.b.conform(x, &{
-                    let mut d = out[..out.len() - 1].to_vec();
-                    d.push(r2);
-                    d
-                });
-                self.b.relabel(x, out)
+                let x = self.b.conform(x, &with([c, r2]));
+                self.b.relabel(x, with([c, r]))
             }
             BuiltinId::Svd | BuiltinId::Qr | BuiltinId::Eigh | BuiltinId::Lu => {
                 use ftl_runtime::host::Decomposition as D;
@@ -602,6 +575,21 @@ impl<'h> Lowerer<'h, '_> {
         let x = self.node(frame, x)?;
         let x = self.b.cast(x, dtype);
         Ok(self.b.unary(op, x))
+    }
+
+    /// `eye(r, c)`: 1 where the positions along r and c are equal, else 0 (dims [r, c]).
+    fn eye(&mut self, r: DimId, c: DimId, dtype: DType) -> NodeId {
+        let iota = |lw: &mut Self, d: DimId| {
+            lw.b.push(Node {
+                op: Op::Iota(d),
+                dtype: DType::I32,
+                dims: vec![d],
+            })
+        };
+        let (ir, ic) = (iota(self, r), iota(self, c));
+        let on = self.b.binary(BinOp::Eq, ir, ic);
+        let (one, zero) = (self.b.constant(1.0, dtype), self.b.constant(0.0, dtype));
+        self.b.select(on, one, zero)
     }
 
     fn solve(&mut self, a: NodeId, b: NodeId, dim: DimId) -> NodeId {

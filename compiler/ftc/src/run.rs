@@ -161,6 +161,11 @@ pub fn random_inputs(
     ) -> Result<Vec<usize>, Failure> {
         let dim = g.dim(d);
         let bare = dim.name.trim_start_matches("..");
+        // Another dim's size, for a size computed from it.
+        let other_size = |x: DimId| {
+            let axes = size_of(g, x, dims, default_size, depth + 1).ok()?;
+            checked_product(axes.iter().map(|a| *a as u64))
+        };
         if matches!(
             dim.size,
             DimSize::Arg | DimSize::Pack | DimSize::Quotient(..)
@@ -171,11 +176,7 @@ pub fn random_inputs(
                 if dim.size != DimSize::Arg || depth > 32 {
                     return None;
                 }
-                let size = |x: DimId| {
-                    let axes = size_of(g, x, dims, default_size, depth + 1).ok()?;
-                    checked_product(axes.iter().map(|a| *a as u64))
-                };
-                required_size(g, d, &size).map(|n| vec![n as usize])
+                required_size(g, d, &other_size).map(|n| vec![n as usize])
             };
             return dims
                 .get(bare)
@@ -202,10 +203,7 @@ pub fn random_inputs(
         }
         let scalar = match dim.size {
             // `requires K == floordiv(I, R)`: from the defaults and the other dims' sizes.
-            DimSize::Scalar(id) if depth <= 32 => scalar_value(g, id, &|x| {
-                let axes = size_of(g, x, dims, default_size, depth + 1).ok()?;
-                checked_product(axes.iter().map(|a| *a as u64))
-            }),
+            DimSize::Scalar(id) if depth <= 32 => scalar_value(g, id, &other_size),
             _ => None,
         };
         let size = dim

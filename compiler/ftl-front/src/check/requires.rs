@@ -14,51 +14,41 @@ impl Ctx<'_, '_> {
     /// Clause order does not matter: every equation's dim is declared first, and the clauses
     /// that bind a dim (no input has it) are kept in dependency order ahead of the checks.
     pub(super) fn check_requires(&mut self, requires: &[ast::Expr]) {
-        for r in requires {
-            if let ast::ExprKind::Compare(first, rest) = &r.kind {
-                if let (ast::ExprKind::Dim(d), [(ast::CmpOp::Eq, _)]) =
-                    (&first.kind, rest.as_slice())
-                {
-                    self.declare_dim(&d.name);
-                }
-            }
+        for (_, dim, _) in requires.iter().filter_map(dim_equation) {
+            self.declare_dim(dim);
         }
         let start = self.body.requires.len();
         for r in requires {
-            if let ast::ExprKind::Compare(first, rest) = &r.kind {
-                if let (ast::ExprKind::Dim(d), [(ast::CmpOp::Eq, rhs)]) =
-                    (&first.kind, rest.as_slice())
-                {
-                    let rhs_id = self.expr(rhs);
-                    let int = matches!(self.ty(rhs_id), Ty::Tensor(t) if t.is_scalar() && t.dtype.is_int())
-                        || self.ty(rhs_id) == &Ty::Error;
-                    if !int {
-                        let found = self.ty(rhs_id).clone();
-                        let diag = self
-                            .err(
-                                Code::BadDimEquation,
-                                rhs.span,
-                                format!("the size of `{}` must be an integer", d.name),
-                            )
-                            .with_label(format!("found {found}"));
-                        self.error(diag);
-                    }
-                    self.declare_dim(&d.name);
-                    let lhs = self.push(
-                        ExprKind::DimSize(vec![DimItem::Named(d.name.clone())]),
-                        Ty::Tensor(TensorTy::scalar(DType::I32)),
-                        false,
-                        first.span,
-                    );
-                    let id = self.push(
-                        ExprKind::Compare(lhs, vec![(ast::CmpOp::Eq, rhs_id)]),
-                        Ty::Tensor(TensorTy::scalar(DType::Bool)),
-                        false,
-                        r.span,
-                    );
-                    self.body.requires.push(id);
-                    continue;
+            if let Some((first, dim, rhs)) = dim_equation(r) {
+                let rhs_id = self.expr(rhs);
+                let int = matches!(self.ty(rhs_id), Ty::Tensor(t) if t.is_scalar() && t.dtype.is_int())
+                    || self.ty(rhs_id) == &Ty::Error;
+                if !int {
+                    let found = self.ty(rhs_id).clone();
+                    let diag = self
+                        .err(
+                            Code::BadDimEquation,
+                            rhs.span,
+                            format!("the size of `{dim}` must be an integer"),
+                        )
+                        .with_label(format!("found {found}"));
+                    self.error(diag);
                 }
+                self.declare_dim(dim);
+                let lhs = self.push(
+                    ExprKind::DimSize(vec![DimItem::Named(dim.to_string())]),
+                    Ty::Tensor(TensorTy::scalar(DType::I32)),
+                    false,
+                    first.span,
+                );
+                let id = self.push(
+                    ExprKind::Compare(lhs, vec![(ast::CmpOp::Eq, rhs_id)]),
+                    Ty::Tensor(TensorTy::scalar(DType::Bool)),
+                    false,
+                    r.span,
+                );
+                self.body.requires.push(id);
+                continue;
             }
             let id = self.expr(r);
             match self.ty(id) {
@@ -93,11 +83,7 @@ impl Ctx<'_, '_> {
     pub(super) fn adapter_dim_equations(&mut self, requires: &[ast::Expr]) {
         let equations: Vec<ast::Expr> = requires
             .iter()
-            .filter(|r| {
-                matches!(&r.kind, ast::ExprKind::Compare(first, rest)
-                    if matches!(first.kind, ast::ExprKind::Dim(_))
-                        && matches!(rest.as_slice(), [(ast::CmpOp::Eq, _)]))
-            })
+            .filter(|r| dim_equation(r).is_some())
             .cloned()
             .collect();
         let errors_before = self.ck.diags.len();
@@ -237,5 +223,16 @@ impl Ctx<'_, '_> {
             ExprKind::Compare(lhs, _) => matches!(&self.body.expr(*lhs).kind, ExprKind::DimSize(d) if d == &[DimItem::Named(dim.to_string())]),
             _ => false,
         })
+    }
+}
+
+/// A clause `D == expr`: its left side, the dim's name and `expr`.
+fn dim_equation(r: &ast::Expr) -> Option<(&ast::Expr, &str, &ast::Expr)> {
+    let ast::ExprKind::Compare(first, rest) = &r.kind else {
+        return None;
+    };
+    match (&first.kind, rest.as_slice()) {
+        (ast::ExprKind::Dim(d), [(ast::CmpOp::Eq, rhs)]) => Some((first, d.name.as_str(), rhs)),
+        _ => None,
     }
 }

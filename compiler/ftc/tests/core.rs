@@ -39,6 +39,18 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The graph of `entry` in `file` (with gradients when `grad`), which must check clean.
+fn graph_of(file: &Path, entry: &str, grad: bool) -> ftl_ir::Graph {
+    let analysis = ftl_front::analyze(&[file.to_path_buf()], &options());
+    assert!(
+        analysis.diagnostics.is_empty(),
+        "{}",
+        analysis.render(MessageFormat::Short)
+    );
+    let id = pipeline::find_entry(&analysis, entry).unwrap();
+    pipeline::compile(&analysis.hir, id, &Default::default(), grad).unwrap()
+}
+
 /// Every entry of the example and fixture files: its IR, its gradient graph and its kernels.
 #[test]
 fn ir_and_gradient_text_of_every_entry_is_pinned() {
@@ -586,10 +598,11 @@ fn ftc_binary_exit_codes() {
 fn dpo_from_logits_fuses_into_three_passes() {
     use ftl_plan::fuse::{self, BufRole, Kernel};
     let r = repo();
-    let file = r.join("examples").join("dpo.ftl");
-    let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
-    let id = pipeline::find_entry(&analysis, "sigmoid_from_logits").unwrap();
-    let g = pipeline::compile(&analysis.hir, id, &Default::default(), true).unwrap();
+    let g = graph_of(
+        &r.join("examples").join("dpo.ftl"),
+        "sigmoid_from_logits",
+        true,
+    );
     let plan = fuse::fuse(&g);
     let v = g.dims.iter().position(|d| d.name == "V").unwrap();
     let has_v = |node: ftl_ir::NodeId| g.node(node).dims.iter().any(|d| d.0 as usize == v);
@@ -794,14 +807,7 @@ fn compiled_transcendentals_are_accurate_to_a_few_ulp() {
           sp: softplus(x), er: erf(s), sn: sin(s), cs: cos(s))\n}\n",
     )
     .unwrap();
-    let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
-    assert!(
-        analysis.diagnostics.is_empty(),
-        "{}",
-        analysis.render(MessageFormat::Short)
-    );
-    let id = pipeline::find_entry(&analysis, "grid").unwrap();
-    let g = pipeline::compile(&analysis.hir, id, &Default::default(), false).unwrap();
+    let g = graph_of(&file, "grid", false);
     let n = 20001;
     let x: Vec<f64> = (0..n)
         .map(|i| -87.0 + 174.0 * i as f64 / (n - 1) as f64)
@@ -872,10 +878,7 @@ fn compiled_f64_transcendentals_keep_full_precision() {
          (l1: log1p(s), em: expm1(s), th: tanh(s), er: erf(s))\n}\n",
     )
     .unwrap();
-    let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
-    assert!(analysis.diagnostics.is_empty());
-    let id = pipeline::find_entry(&analysis, "grid").unwrap();
-    let g = pipeline::compile(&analysis.hir, id, &Default::default(), false).unwrap();
+    let g = graph_of(&file, "grid", false);
     // ±10^k for k in [-15, 0.5]: where the naive expansions lose their digits.
     let s: Vec<f64> = (0..2001)
         .map(|i| {
@@ -2056,12 +2059,11 @@ fn the_compile_cache_stores_loads_and_rebuilds() {
         .unwrap()
         .path();
     std::fs::write(entry.join(ftl_runtime::artifact::KERNELS), b"not a library").unwrap();
-    let g = {
-        let file = repo().join("stdlib").join("sampling").join("lcm.ftl");
-        let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
-        let id = pipeline::find_entry(&analysis, "lcm_step").unwrap();
-        pipeline::compile(&analysis.hir, id, &Default::default(), false).unwrap()
-    };
+    let g = graph_of(
+        &repo().join("stdlib").join("sampling").join("lcm.ftl"),
+        "lcm_step",
+        false,
+    );
     let (_, lookup) = cache.load_or_build(&g).unwrap();
     assert_eq!(lookup, Lookup::Stored);
     assert_eq!(cache.load_or_build(&g).unwrap().1, Lookup::Hit);

@@ -188,6 +188,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (needs torch)")
+    ap.add_argument("--only", default="", help="run only the workloads whose name contains this")
     args = ap.parse_args()
     try:
         import torch  # noqa: F401
@@ -204,6 +205,8 @@ def main():
         print("numpy not installed either: nothing to compare with")
     for label, workloads in runs:
         for name, fn in workloads.items():
+            if args.only not in name:
+                continue
             med, mn = timed(fn, args.reps)
             print(f"{label:13s} {name:36s} median_ms={med:.1f} min_ms={mn:.1f}")
 

@@ -273,6 +273,7 @@ impl Executor {
         let all: Vec<u32> = (0..m.buffers.len() as u32).collect();
         self.charge(&mut budget, &mem, &all, &sizes)?;
         self.alloc(&mut mem, &all, &sizes)?;
+        let mut factors = HashMap::new();
         for step in &m.steps {
             let start = std::time::Instant::now();
             let name = match step {
@@ -342,7 +343,7 @@ impl Executor {
                     self.store(&mut mem, *out, &sizes, values)?;
                 }
                 Step::Solve { a, b, out, dim } => {
-                    self.solve(*a, *b, *out, *dim, &mut mem, &sizes)?
+                    self.solve((*a, *b, *out, *dim), &mut mem, &sizes, &mut factors)?
                 }
             }
             timings.push((name, start.elapsed().as_secs_f64() * 1e3));
@@ -600,15 +601,15 @@ impl Executor {
         }
     }
 
-    fn tensor(
+    /// Buffer `b`'s bytes (following views), at most its size at `sizes`.
+    fn bytes<'m>(
         &self,
-        mem: &[Option<Memory<'_>>],
+        mem: &'m [Option<Memory<'_>>],
         b: u32,
         sizes: &[Option<i64>],
-    ) -> Result<Tensor, ExecError> {
+    ) -> Result<&'m [u8], ExecError> {
         let decl = &self.manifest.buffers[b as usize];
-        let shape = self.shape(b, sizes);
-        let n: usize = shape.iter().product::<usize>() * decl.dtype.size_bytes();
+        let n: usize = self.shape(b, sizes).iter().product::<usize>() * decl.dtype.size_bytes();
         let mut at = b;
         let bytes: &[u8] = loop {
             match &mem[at as usize] {
@@ -623,12 +624,49 @@ impl Executor {
                 }
             }
         };
-        Tensor::from_bytes(decl.dtype, &shape, &bytes[..n.min(bytes.len())]).ok_or_else(|| {
+        Ok(&bytes[..n.min(bytes.len())])
+    }
+
+    fn tensor(
+        &self,
+        mem: &[Option<Memory<'_>>],
+        b: u32,
+        sizes: &[Option<i64>],
+    ) -> Result<Tensor, ExecError> {
+        let decl = &self.manifest.buffers[b as usize];
+        let shape = self.shape(b, sizes);
+        Tensor::from_bytes(decl.dtype, &shape, self.bytes(mem, b, sizes)?).ok_or_else(|| {
             ExecError {
                 messages: vec!["internal error: a buffer is smaller than its dims".into()],
                 kind: ExecErrorKind::Run,
             }
         })
+    }
+
+    /// Buffer `b`'s elements as f64: f32 and f64 storage read in place, other dtypes copied.
+    fn values<'m>(
+        &self,
+        mem: &'m [Option<Memory<'_>>],
+        b: u32,
+        sizes: &[Option<i64>],
+    ) -> Result<Values<'m>, ExecError> {
+        let bytes = self.bytes(mem, b, sizes)?;
+        let len = self.len(b, sizes);
+        let view = match self.manifest.buffers[b as usize].dtype {
+            DType::F32 => bytemuck::try_cast_slice(bytes)
+                .ok()
+                .filter(|v: &&[f32]| v.len() == len)
+                .map(Values::F32),
+            DType::F64 => bytemuck::try_cast_slice(bytes)
+                .ok()
+                .filter(|v: &&[f64]| v.len() == len)
+                .map(Values::F64),
+            _ => None,
+        };
+        match view {
+            Some(v) => Ok(v),
+            None => Ok(Values::Copied(self.tensor(mem, b, sizes)?.to_f64())),
+        }
     }
 
     /// Writes `values` (one per element) into buffer `b`'s memory.
@@ -867,10 +905,10 @@ impl Executor {
             }
             off
         };
-        let parallelism = if m * n * k >= 1 << 18 {
-            gemm::Parallelism::Rayon(self.threads)
+        let par = if m * n * k >= 1 << 18 && self.threads > 1 {
+            faer::Par::rayon(self.threads)
         } else {
-            gemm::Parallelism::None
+            faer::Par::Seq
         };
         for bi in 0..nb {
             let (oa, ob, oo) = (
@@ -882,30 +920,34 @@ impl Executor {
                 ($t:ty) => {{
                     // SAFETY: the pointers are the operands' (or their copies') memory, 8-byte
                     // aligned, and the group strides come from their own row-major layouts, so
-                    // every element addressed lies inside its buffer.
-                    unsafe {
-                        gemm::gemm(
-                            m,
-                            n,
-                            k,
-                            (op as *mut $t).add(oo),
-                            group(&so, &c.n),
-                            group(&so, &c.m),
-                            false,
-                            (ap as *const $t).add(oa),
-                            group(&sa, &c.k),
-                            group(&sa, &c.m),
-                            (bp as *const $t).add(ob),
-                            group(&sb, &c.n),
-                            group(&sb, &c.k),
-                            0 as $t,
-                            1 as $t,
-                            false,
-                            false,
-                            false,
-                            parallelism,
+                    // every element addressed lies inside its buffer; the output does not
+                    // overlap the operands (routines never write their inputs).
+                    let (out, lhs, rhs) = unsafe {
+                        (
+                            faer::MatMut::<$t>::from_raw_parts_mut(
+                                (op as *mut $t).add(oo),
+                                m,
+                                n,
+                                group(&so, &c.m),
+                                group(&so, &c.n),
+                            ),
+                            faer::MatRef::<$t>::from_raw_parts(
+                                (ap as *const $t).add(oa),
+                                m,
+                                k,
+                                group(&sa, &c.m),
+                                group(&sa, &c.k),
+                            ),
+                            faer::MatRef::<$t>::from_raw_parts(
+                                (bp as *const $t).add(ob),
+                                k,
+                                n,
+                                group(&sb, &c.k),
+                                group(&sb, &c.n),
+                            ),
                         )
-                    }
+                    };
+                    faer::linalg::matmul::matmul(out, faer::Accum::Replace, lhs, rhs, 1 as $t, par)
                 }};
             }
             // The copies are f32 whatever the output's dtype: an f64 output over f32 (or 16-bit)
@@ -923,28 +965,61 @@ impl Executor {
         Ok(())
     }
 
-    /// `solve(A, b, dim)` through [`host::solve_strided`].
+    /// `solve(A, b, dim)` through [`crate::solve`], in f32 unless the result is f64. A's
+    /// factors stay in `factors` for the rest of the run (each buffer is written once per run),
+    /// so the backward pass's transposed solve against the same A does not factor again.
     fn solve(
         &self,
-        a: u32,
-        b: u32,
-        out: u32,
-        dim: u32,
+        (a, b, out, dim): (u32, u32, u32, u32),
         mem: &mut [Option<Memory<'_>>],
         sizes: &[Option<i64>],
+        factors: &mut HashMap<u32, crate::solve::Factors>,
     ) -> Result<(), ExecError> {
+        use crate::solve::{factor_strided, solve_strided, Layout, Precision};
         let m = &self.manifest;
         let dims = |x: u32| m.buffers[x as usize].dims.as_slice();
-        let av = self.tensor(mem, a, sizes)?.to_f64();
-        let bv = self.tensor(mem, b, sizes)?.to_f64();
-        let x = host::solve_strided((&av, dims(a)), (&bv, dims(b)), dims(out), dim, |d| {
-            sizes[d as usize].unwrap_or(0) as usize
-        })
-        .map_err(|e| ExecError {
+        let size = |d: u32| sizes[d as usize].unwrap_or(0) as usize;
+        let run_error = |e: String| ExecError {
             messages: vec![e],
             kind: ExecErrorKind::Run,
-        })?;
+        };
+        let precision = match m.buffers[out as usize].dtype {
+            DType::F64 => Precision::Double,
+            _ => Precision::Single,
+        };
+        if factors.get(&a).map(|f| f.precision()) != Some(precision) {
+            let av = self.values(mem, a, sizes)?;
+            let f = factor_strided(|i| av.get(i), dims(a), precision, self.threads, size)
+                .map_err(run_error)?;
+            factors.insert(a, f);
+        }
+        let bv = self.values(mem, b, sizes)?;
+        let layout = Layout {
+            a: dims(a),
+            b: dims(b),
+            x: dims(out),
+            dim,
+        };
+        let x = solve_strided(&factors[&a], |i| bv.get(i), &layout, self.threads, size)
+            .map_err(run_error)?;
         self.store(mem, out, sizes, &x)
+    }
+}
+
+/// A buffer's elements, read as f64 one at a time.
+enum Values<'m> {
+    F32(&'m [f32]),
+    F64(&'m [f64]),
+    Copied(Vec<f64>),
+}
+
+impl Values<'_> {
+    fn get(&self, i: usize) -> f64 {
+        match self {
+            Values::F32(v) => f64::from(v[i]),
+            Values::F64(v) => v[i],
+            Values::Copied(v) => v[i],
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Library routines the executor runs itself rather than through generated code: stable
-//! argsort, dense linear solves (one LU per matrix) and Philox draws. The compiler's interpreter uses the same
+//! argsort, matrix decompositions and Philox draws (solves live in [`crate::solve`]). The compiler's interpreter uses the same
 //! routines, so both paths agree exactly.
 
 use crate::philox;
@@ -19,129 +19,6 @@ pub fn argsort(values: &[f64], descending: bool) -> Vec<usize> {
         }
     });
     perm
-}
-
-/// The row dim of `solve(A, b, dim)`: A's matrix dims are its last two (as in
-/// `torch.linalg.solve`), `dim` one of them and the row the other; A's leading dims are batch
-/// dims. `dim` itself when A has fewer than two dims (which the checker and the verifier refuse).
-pub fn solve_row<D: Clone + PartialEq>(a_dims: &[D], dim: &D) -> D {
-    match a_dims {
-        [.., r, c] if c == dim => r.clone(),
-        [.., _, c] => c.clone(),
-        _ => dim.clone(),
-    }
-}
-
-/// `solve(A, b, dim)` over row-major buffers: `a` laid out as `ad`, `b` as `bd`, the result as
-/// `xd` (b's dims with the row replaced by `dim`), `size` giving each dim's size. One LU of A
-/// per batch position of A ([`solve_row`] names its matrix dims); every position of b's other
-/// dims is a right-hand side. The executor and the interpreter both call this.
-pub fn solve_strided<D: Copy + PartialEq>(
-    (a, ad): (&[f64], &[D]),
-    (b, bd): (&[f64], &[D]),
-    xd: &[D],
-    dim: D,
-    size: impl Fn(D) -> usize,
-) -> Result<Vec<f64>, String> {
-    let row = solve_row(ad, &dim);
-    let n = size(dim);
-    if size(row) != n {
-        return Err(format!(
-            "solve needs a square matrix, found {} × {n}",
-            size(row)
-        ));
-    }
-    // The stride of each dim of `space` in a buffer laid out as `dims` (0 when absent).
-    let strides = |space: &[D], dims: &[D]| -> Vec<usize> {
-        space
-            .iter()
-            .map(|d| match dims.iter().position(|x| x == d) {
-                Some(k) => dims[k + 1..].iter().map(|x| size(*x)).product(),
-                None => 0,
-            })
-            .collect()
-    };
-    // Every multi-index of `space`, as the offsets it gives in each layout.
-    let positions = |space: &[D], layouts: &[&[D]]| -> Vec<Vec<usize>> {
-        let shape: Vec<usize> = space.iter().map(|d| size(*d)).collect();
-        let st: Vec<Vec<usize>> = layouts.iter().map(|l| strides(space, l)).collect();
-        let total: usize = shape.iter().product();
-        let mut out = Vec::with_capacity(total);
-        let mut idx = vec![0usize; shape.len()];
-        for _ in 0..total {
-            out.push(
-                st.iter()
-                    .map(|s| idx.iter().zip(s).map(|(i, x)| i * x).sum())
-                    .collect(),
-            );
-            for k in (0..shape.len()).rev() {
-                idx[k] += 1;
-                if idx[k] < shape[k] {
-                    break;
-                }
-                idx[k] = 0;
-            }
-        }
-        out
-    };
-    let batch: Vec<D> = ad
-        .iter()
-        .copied()
-        .filter(|d| *d != row && *d != dim)
-        .collect();
-    let rest: Vec<D> = bd
-        .iter()
-        .copied()
-        .filter(|d| *d != row && !batch.contains(d))
-        .collect();
-    let a_st = strides(&[row, dim], ad);
-    let (b_row, x_col) = (strides(&[row], bd)[0], strides(&[dim], xd)[0]);
-    let columns = positions(&rest, &[bd, xd]);
-    let k = columns.len();
-    let mut x = vec![0.0; xd.iter().map(|d| size(*d)).product()];
-    for base in positions(&batch, &[ad, bd, xd]) {
-        let a_rows: Vec<f64> = (0..n * n)
-            .map(|e| a[base[0] + (e / n) * a_st[0] + (e % n) * a_st[1]])
-            .collect();
-        // Row by row, so both sides are read and written in order when the right-hand sides'
-        // dims follow the row dim (the usual layout).
-        let mut rhs = vec![0.0; n * k];
-        for r in 0..n {
-            let (from, to) = (base[1] + r * b_row, r * k);
-            for (j, col) in columns.iter().enumerate() {
-                rhs[to + j] = b[from + col[0]];
-            }
-        }
-        if !solve(&a_rows, n, &mut rhs, k) {
-            return Err("solve: the matrix is singular".into());
-        }
-        for c in 0..n {
-            let (from, to) = (c * k, base[2] + c * x_col);
-            for (j, col) in columns.iter().enumerate() {
-                x[to + col[1]] = rhs[from + j];
-            }
-        }
-    }
-    Ok(x)
-}
-
-/// Solves `A X = B` for the row-major `n × n` matrix `a` and the row-major `n × k` right-hand
-/// sides `b` (one system per column), factoring A once (faer's LU with partial pivoting, f64)
-/// and overwriting `b` with X. False when A is singular (a zero pivot).
-pub fn solve(a: &[f64], n: usize, b: &mut [f64], k: usize) -> bool {
-    use faer::linalg::solvers::Solve;
-    let lu = faer::Mat::<f64>::from_fn(n, n, |i, j| a[i * n + j]).partial_piv_lu();
-    let u = lu.U();
-    if (0..n).any(|i| u[(i, i)] == 0.0) {
-        return false;
-    }
-    let x = lu.solve(faer::Mat::<f64>::from_fn(n, k, |i, j| b[i * k + j]));
-    for i in 0..n {
-        for j in 0..k {
-            b[i * k + j] = x[(i, j)];
-        }
-    }
-    true
 }
 
 /// Flips each singular pair `(u_k, vh_k)` so that the entry of `u_k` largest in magnitude is
@@ -205,15 +82,6 @@ mod tests {
     fn argsort_is_stable_with_nan_largest() {
         assert_eq!(argsort(&[2.0, f64::NAN, 1.0, 2.0], false), vec![2, 0, 3, 1]);
         assert_eq!(argsort(&[2.0, f64::NAN, 1.0, 2.0], true), vec![1, 0, 3, 2]);
-    }
-
-    #[test]
-    fn solves_with_pivoting_and_several_right_hand_sides() {
-        // [[0, 1], [2, 0]] X = [[2, 1], [4, 6]]: X = [[2, 3], [2, 1]].
-        let mut b = [2.0, 1.0, 4.0, 6.0];
-        assert!(solve(&[0.0, 1.0, 2.0, 0.0], 2, &mut b, 2));
-        assert_eq!(b, [2.0, 3.0, 2.0, 1.0]);
-        assert!(!solve(&[1.0, 2.0, 2.0, 4.0], 2, &mut [1.0, 1.0], 1));
     }
 }
 

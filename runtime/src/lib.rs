@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod output;
 pub mod philox;
 pub mod safetensors_io;
+pub mod solve;
 pub mod target;
 mod tensor;
 pub mod validate;

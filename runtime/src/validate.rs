@@ -193,7 +193,7 @@ impl Checker<'_> {
                         "solve needs a matrix whose last two dims hold the solved dim".into(),
                     ));
                 }
-                let row = crate::host::solve_row(ad, dim);
+                let row = crate::solve::solve_row(ad, dim);
                 for d in ad.iter().filter(|d| *d != dim) {
                     self.has_dim(*b, *d, "solve")?;
                 }

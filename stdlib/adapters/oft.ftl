@@ -51,7 +51,15 @@ adapter oft(
         solve(a, b, K)[K -> K'][J -> K]
     };
     let xs = x[I -> (R, K)];
-    let xr = contract(xs, rot, K)[(R, K') -> I];
+    let xr = if use_cayley_neumann {
+        contract(xs, rot, K)[(R, K') -> I]
+    } else {
+        // The same product x (I − Q)(I + Q)⁻¹ as PEFT's x · Rot, without forming Rot: y = x (I − Q),
+        // then z with z (I + Q) = y. The solve has one right-hand side per row of x instead of
+        // one per column of Rot, and its backward likewise (here `rot` only serves merges).
+        let y = contract(xs, -q + eye(K, K'), K);
+        solve(q + eye(K, K'), y, K)[(R, K) -> I]
+    };
     xr @ weight + (bias ?? 0.0)
 }
 

@@ -576,7 +576,8 @@ impl<'g> Interp<'g> {
         Ok(Value { data })
     }
 
-    /// `solve(A, b, dim)` through `host::solve_strided` (f64), rounded to the node's dtype.
+    /// `solve(A, b, dim)` through [`ftl_runtime::solve`] in the precision the compiled path
+    /// uses (f32 unless the result is f64), rounded to the node's dtype.
     fn solve(
         &self,
         a: NodeId,
@@ -585,14 +586,21 @@ impl<'g> Interp<'g> {
         out_dims: &[DimId],
         sizes: &[usize],
     ) -> Result<Vec<f64>, ExecError> {
+        use ftl_runtime::solve::{factor_strided, solve_strided, Layout, Precision};
         let g = self.g;
-        let x = host::solve_strided(
-            (self.val(a), &g.node(a).dims),
-            (self.val(b), &g.node(b).dims),
-            out_dims,
+        let size = |d: DimId| sizes[d.0 as usize];
+        let precision = match g.node(b).dtype {
+            DType::F64 => Precision::Double,
+            _ => Precision::Single,
+        };
+        let layout = Layout {
+            a: &g.node(a).dims,
+            b: &g.node(b).dims,
+            x: out_dims,
             dim,
-            |d| sizes[d.0 as usize],
-        );
+        };
+        let x = factor_strided(|i| self.val(a)[i], layout.a, precision, 1, size)
+            .and_then(|f| solve_strided(&f, |i| self.val(b)[i], &layout, 1, size));
         match x {
             Ok(x) => Ok(x.into_iter().map(|v| g.node(b).dtype.round(v)).collect()),
             Err(e) => err(e),

@@ -39,7 +39,7 @@ pub struct NodeId(pub u32);
 /// (`ftl_runtime::dims`).
 pub type DimSize = ftl_runtime::dims::DimRule<DimId, NodeId>;
 
-pub use ftl_runtime::host::solve_row;
+pub use ftl_runtime::solve::solve_row;
 
 /// A dim: its name in the entry's namespace and how its size is known.
 #[derive(Clone, Debug, PartialEq)]

@@ -318,6 +318,35 @@ impl<'p> Func<'p> {
         }
     }
 
+    /// Loads `node`'s element at row-major offset `flat` of its buffer `b` (rank ≥ 1), through
+    /// a one-dim view of the (contiguous, identity-layout) memref.
+    fn load_flat(&mut self, b: BufId, node: NodeId, flat: &str) -> String {
+        let n = self.g.node(node);
+        let (dtype, rank) = (n.dtype, n.dims.len());
+        let arg = self.bufs[&b].clone();
+        let view = if rank == 1 {
+            arg
+        } else {
+            let group = (0..rank).map(|k| k.to_string()).collect::<Vec<_>>();
+            self.emit_val(&format!(
+                "memref.collapse_shape {arg} [[{}]] : {} into {}",
+                group.join(", "),
+                memref(dtype, rank),
+                memref(dtype, 1)
+            ))
+        };
+        let v = self.emit_val(&format!(
+            "memref.load {view}[{flat}] : {}",
+            memref(dtype, 1)
+        ));
+        match dtype {
+            DType::BF16 | DType::F16 => {
+                self.emit_val(&format!("arith.extf {v} : {} to f32", elem(dtype)))
+            }
+            _ => v,
+        }
+    }
+
     /// Stores a computed value into a buffer at `env`'s coordinates.
     fn store(&mut self, b: BufId, node: NodeId, env: u32, v: &str) {
         let n = self.g.node(node);
@@ -809,6 +838,15 @@ impl<'p> Func<'p> {
                         .unwrap_or_else(|| self.const_i("index", 0));
                     let scaled = self.emit_val(&format!("arith.muli {flat}, {size} : index"));
                     flat = self.emit_val(&format!("arith.addi {scaled}, {c} : index"));
+                }
+                if let Some(b) = self
+                    .plan
+                    .buffer_of(a)
+                    .filter(|_| !self.g.node(a).dims.is_empty())
+                {
+                    // A materialized operand is read at the flat offset itself, without
+                    // recovering its coordinates (a division per dim and element).
+                    return self.load_flat(b, a, &flat);
                 }
                 let mut coords = Vec::new();
                 for d in self.g.node(a).dims.clone().iter().rev() {

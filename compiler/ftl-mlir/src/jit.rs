@@ -13,7 +13,7 @@ use melior::{Context, ExecutionEngine};
 use std::sync::Once;
 
 /// The lowering from our kernels (scf, arith, math, memref) to the LLVM dialect.
-pub const PIPELINE: &str = "builtin.module(convert-scf-to-cf,expand-strided-metadata,\
+pub const PIPELINE: &str = "builtin.module(convert-scf-to-cf,expand-strided-metadata,lower-affine,\
 convert-to-llvm,reconcile-unrealized-casts)";
 
 static PASSES: Once = Once::new();

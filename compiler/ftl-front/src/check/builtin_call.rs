@@ -559,7 +559,7 @@ impl Ctx<'_, '_> {
                     self.error(d);
                     return self.error_expr(span);
                 }
-                let row = ftl_runtime::host::solve_row(&m.dims, c);
+                let row = ftl_runtime::solve::solve_row(&m.dims, c);
                 let dims = rhs
                     .dims
                     .iter()

@@ -56,7 +56,7 @@ objective simpo(
 }
 
 /// CPO from logits, TRL's total: `cpo` on summed log-probs plus `cpo_alpha` times the chosen
-/// completion's token-mean cross-entropy (ignore −100).
+/// completion's token-mean cross-entropy (`ignore_index` labels skipped, default −100).
 objective cpo_from_logits(
     chosen_logits: f32[B, T, V],
     chosen_labels: i32[B, T],
@@ -65,14 +65,15 @@ objective cpo_from_logits(
     beta: f32 = 0.1,
     label_smoothing: f32 = 0.0,
     cpo_alpha: f32 = 1.0,
+    ignore_index: i32 = -100,
 ) requires beta > 0.0 {
     let pref = cpo(
-        chosen_logps: seq_logps(chosen_logits, chosen_labels),
-        rejected_logps: seq_logps(rejected_logits, rejected_labels),
+        chosen_logps: seq_logps(chosen_logits, chosen_labels, ignore_index),
+        rejected_logps: seq_logps(rejected_logits, rejected_labels, ignore_index),
         beta: beta,
         label_smoothing: label_smoothing,
     );
-    let nll = sft(logits: chosen_logits, labels: chosen_labels);
+    let nll = sft(logits: chosen_logits, labels: chosen_labels, ignore_index: ignore_index);
     loss pref.loss + cpo_alpha * nll.loss;
     metric nll_loss = nll.loss;
     metric ..pref.metric;
@@ -90,15 +91,16 @@ objective simpo_from_logits(
     simpo_gamma: f32 = 0.5,
     label_smoothing: f32 = 0.0,
     cpo_alpha: f32 = 1.0,
+    ignore_index: i32 = -100,
 ) requires beta > 0.0 {
     let pref = simpo(
-        chosen_logps: mean_logps(chosen_logits, chosen_labels),
-        rejected_logps: mean_logps(rejected_logits, rejected_labels),
+        chosen_logps: mean_logps(chosen_logits, chosen_labels, ignore_index),
+        rejected_logps: mean_logps(rejected_logits, rejected_labels, ignore_index),
         beta: beta,
         simpo_gamma: simpo_gamma,
         label_smoothing: label_smoothing,
     );
-    let nll = sft(logits: chosen_logits, labels: chosen_labels);
+    let nll = sft(logits: chosen_logits, labels: chosen_labels, ignore_index: ignore_index);
     loss pref.loss + cpo_alpha * nll.loss;
     metric nll_loss = nll.loss;
     metric ..pref.metric;

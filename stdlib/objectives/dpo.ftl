@@ -743,15 +743,16 @@ test "sigmoid_alpha matches TRL on V1 and stays finite at margins of ±1000" {
 /// non-ignored tokens of `lp − log Σ_v p_v²` (TRL's `log_sum_sq_probs`, `LSE(2z) − 2·LSE(z)` in
 /// its chunked kernel), the length clamped at 1, with no gradient (TRL computes it under
 /// `torch.no_grad()`).
-fn wpo_weight(logits: f32[B, T, V], labels: i32[B, T]) -> f32[B] {
-    let keep = labels != -100;
+fn wpo_weight(logits: f32[B, T, V], labels: i32[B, T], ignore_index: i32) -> f32[B] {
+    let keep = labels != ignore_index;
     let log_sum_sq_probs = logsumexp(2.0 * logits, V) - 2.0 * logsumexp(logits, V);
-    let aligned = where(keep, token_logps(logits, labels) - log_sum_sq_probs, 0.0);
+    let aligned = where(keep, token_logps(logits, labels, ignore_index) - log_sum_sq_probs, 0.0);
     detach(exp(sum(aligned, T) / max(sum(f32(keep), T), 1.0)))
 }
 
 /// DPO from logits: sequence log-probabilities summed over non-ignored tokens (TRL's DPO
-/// convention; labels already shifted, −100 ignored), then `sigmoid`. `use_weighting` is TRL's
+/// convention; labels already shifted, `ignore_index` ignored: TRL's `label_pad_token_id`,
+/// default −100), then `sigmoid`. `use_weighting` is TRL's
 /// WPO option: each pair's loss is multiplied by the chosen and rejected `wpo_weight`s before the
 /// batch mean (TRL 1.16 `dpo_trainer.py`, `if self.use_weighting`).
 objective sigmoid_from_logits(
@@ -763,9 +764,10 @@ objective sigmoid_from_logits(
     ref_rejected_logps: const f32[B],
     beta: f32 = 0.1,
     use_weighting: static bool = false,
+    ignore_index: i32 = -100,
 ) requires beta > 0.0 {
-    let chosen_logps = seq_logps(chosen_logits, chosen_labels);
-    let rejected_logps = seq_logps(rejected_logits, rejected_labels);
+    let chosen_logps = seq_logps(chosen_logits, chosen_labels, ignore_index);
+    let rejected_logps = seq_logps(rejected_logits, rejected_labels, ignore_index);
     let r = sigmoid(
         chosen_logps: chosen_logps,
         rejected_logps: rejected_logps,
@@ -775,8 +777,8 @@ objective sigmoid_from_logits(
     );
     loss if use_weighting {
         let delta = (chosen_logps - ref_chosen_logps) - (rejected_logps - ref_rejected_logps);
-        let weights = wpo_weight(chosen_logits, chosen_labels)
-            * wpo_weight(rejected_logits, rejected_labels);
+        let weights = wpo_weight(chosen_logits, chosen_labels, ignore_index)
+            * wpo_weight(rejected_logits, rejected_labels, ignore_index);
         mean(-log_sigmoid(beta * delta) * weights, B)
     } else {
         r.loss

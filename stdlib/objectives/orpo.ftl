@@ -24,7 +24,7 @@ objective odds_ratio(
 }
 
 /// ORPO from logits, as TRL's ORPOTrainer: the chosen sequence's token-mean cross-entropy
-/// (`nn.CrossEntropyLoss()`, ignore −100) plus `odds_ratio` on length-averaged log-probs
+/// (`nn.CrossEntropyLoss()`, `ignore_index` skipped, default −100) plus `odds_ratio` on length-averaged log-probs
 /// (`mean_logps`). TRL computes the NLL over prompt and response; give those labels as
 /// `chosen_nll_labels` (default: `chosen_labels`, the completion).
 objective orpo(
@@ -34,11 +34,16 @@ objective orpo(
     rejected_labels: i32[B, T],
     chosen_nll_labels: i32[B, T]?,
     beta: f32 = 0.1,
+    ignore_index: i32 = -100,
 ) requires beta > 0.0 {
-    let nll = sft(logits: chosen_logits, labels: chosen_nll_labels ?? chosen_labels);
+    let nll = sft(
+        logits: chosen_logits,
+        labels: chosen_nll_labels ?? chosen_labels,
+        ignore_index: ignore_index,
+    );
     let or = odds_ratio(
-        chosen_logps: mean_logps(chosen_logits, chosen_labels),
-        rejected_logps: mean_logps(rejected_logits, rejected_labels),
+        chosen_logps: mean_logps(chosen_logits, chosen_labels, ignore_index),
+        rejected_logps: mean_logps(rejected_logits, rejected_labels, ignore_index),
         beta: beta,
     );
     loss nll.loss + or.loss;

@@ -2,11 +2,11 @@ import std.core.logps
 
 /// Supervised fine-tuning: the mean token cross-entropy over non-ignored labels, as
 /// `torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)`
-/// (TRL's SFTTrainer loss; labels are already shifted). Like PyTorch, a batch whose labels are
-/// all ignored gives NaN (0 / 0).
-objective sft(logits: f32[B, T, V], labels: i32[B, T]) {
-    let count = sum(f32(labels != -100), B, T);
-    loss -sum(token_logps(logits, labels), B, T) / count;
+/// (TRL's SFTTrainer loss; labels are already shifted); `ignore_index` is PyTorch's. Like
+/// PyTorch, a batch whose labels are all ignored gives NaN (0 / 0).
+objective sft(logits: f32[B, T, V], labels: i32[B, T], ignore_index: i32 = -100) {
+    let count = sum(f32(labels != ignore_index), B, T);
+    loss -sum(token_logps(logits, labels, ignore_index), B, T) / count;
     metric num_tokens = count;
 }
 
@@ -26,14 +26,29 @@ test "sft is PyTorch's cross-entropy with ignore_index=-100" {
     gradcheck sft(B: 2, T: 3, V: 5);
 }
 
+test "sft's ignore_index is PyTorch's" {
+    // torch.nn.functional.cross_entropy(logits, [2, 0, 1], ignore_index=0) in f64 (PyTorch 2.15):
+    // the middle token is ignored, label 1 of the last one is kept.
+    let r = sft(
+        logits: [[[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [5.0, -5.0, 0.0]]],
+        labels: [[2, 0, 1]],
+        ignore_index: 0,
+    );
+    expect_close(r.loss, 5.207183203995751, 1e-6);
+    expect_close(r.metric.num_tokens, 2.0, 0.0);
+    expect_close(r.grad.logits, [[[0.04501528658519022, 0.12236423552739882, -0.1673795221125891],
+                                  [0.0, 0.0, 0.0],
+                                  [0.4966311784210872, -0.49997745297938184, 0.0033462745582946425]]], 1e-6);
+}
+
 /// Dynamic Fine-Tuning (DFT, arXiv 2508.05629), TRL's `SFTConfig(loss_type="dft")`: each
 /// token's negative log-probability scaled by its probability with no gradient through the
 /// scale, `-(lp · exp(lp).detach())`, summed over non-ignored labels and divided by their
 /// count clamped at 1 (TRL 1.16's `SFTTrainer.compute_loss`: a batch with no trainable token
 /// gives 0, not NaN).
-objective dft(logits: f32[B, T, V], labels: i32[B, T]) {
-    let count = sum(f32(labels != -100), B, T);
-    let lp = token_logps(logits, labels);
+objective dft(logits: f32[B, T, V], labels: i32[B, T], ignore_index: i32 = -100) {
+    let count = sum(f32(labels != ignore_index), B, T);
+    let lp = token_logps(logits, labels, ignore_index);
     loss -sum(lp * detach(exp(lp)), B, T) / max(count, 1.0);
     metric num_tokens = count;
 }

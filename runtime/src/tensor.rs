@@ -55,17 +55,22 @@ impl Tensor {
         let mut t = Tensor::zeros(dtype, shape);
         let size = dtype.size_bytes();
         let bytes = t.bytes_mut();
-        for (i, out) in bytes.chunks_exact_mut(size).enumerate() {
-            let v = f(i);
-            match dtype {
-                DType::F64 => out.copy_from_slice(&v.to_le_bytes()),
-                DType::F32 => out.copy_from_slice(&(v as f32).to_le_bytes()),
-                DType::BF16 => out.copy_from_slice(&bf16::from_f64(v).to_le_bytes()),
-                DType::F16 => out.copy_from_slice(&f16::from_f64(v).to_le_bytes()),
-                DType::I64 => out.copy_from_slice(&(DType::I64.round(v) as i64).to_le_bytes()),
-                DType::I32 => out.copy_from_slice(&(DType::I32.round(v) as i32).to_le_bytes()),
-                DType::Bool => out[0] = u8::from(v != 0.0),
-            }
+        // One loop per dtype (the match outside the loop), so each loop is a plain conversion.
+        macro_rules! fill {
+            ($convert:expr) => {
+                for (i, out) in bytes.chunks_exact_mut(size).enumerate() {
+                    out.copy_from_slice(&$convert(f(i)).to_le_bytes());
+                }
+            };
+        }
+        match dtype {
+            DType::F64 => fill!(|v: f64| v),
+            DType::F32 => fill!(|v: f64| v as f32),
+            DType::BF16 => fill!(bf16::from_f64),
+            DType::F16 => fill!(f16::from_f64),
+            DType::I64 => fill!(|v: f64| DType::I64.round(v) as i64),
+            DType::I32 => fill!(|v: f64| DType::I32.round(v) as i32),
+            DType::Bool => fill!(|v: f64| u8::from(v != 0.0)),
         }
         t
     }

@@ -983,10 +983,7 @@ impl Executor {
             messages: vec![e],
             kind: ExecErrorKind::Run,
         };
-        let precision = match m.buffers[out as usize].dtype {
-            DType::F64 => Precision::Double,
-            _ => Precision::Single,
-        };
+        let precision = Precision::of_result(m.buffers[out as usize].dtype);
         if factors.get(&a).map(|f| f.precision()) != Some(precision) {
             let av = self.values(mem, a, sizes)?;
             let f = factor_strided(|i| av.get(i), dims(a), precision, self.threads, size)

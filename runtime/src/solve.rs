@@ -18,6 +18,16 @@ pub enum Precision {
     Double,
 }
 
+impl Precision {
+    /// The precision of a solve whose result is stored as `dtype`.
+    pub fn of_result(dtype: crate::DType) -> Precision {
+        match dtype {
+            crate::DType::F64 => Precision::Double,
+            _ => Precision::Single,
+        }
+    }
+}
+
 /// The row dim of `solve(A, b, dim)`: A's matrix dims are its last two (as in
 /// `torch.linalg.solve`), `dim` one of them and the row the other; A's leading dims are batch
 /// dims. `dim` itself when A has fewer than two dims (which the checker and the verifier refuse).
@@ -39,6 +49,14 @@ enum Stored {
 }
 
 impl Factors {
+    /// The number of matrices factored.
+    fn len(&self) -> usize {
+        match &self.0 {
+            Stored::Single(l) => l.len(),
+            Stored::Double(l) => l.len(),
+        }
+    }
+
     /// The arithmetic the factors were computed in.
     pub fn precision(&self) -> Precision {
         match self.0 {
@@ -274,19 +292,17 @@ impl<B: Fn(usize) -> f64 + Sync> Walk<'_, B> {
                         })
                     })
                     .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            })
+                let mut all = Vec::with_capacity(jobs.len());
+                for h in handles {
+                    all.extend(h.join().map_err(|_| "solve: a solving thread failed")?);
+                }
+                Ok::<_, String>(all)
+            })?
         } else {
             jobs.iter()
                 .map(|(lu, base)| one(lu, base, parallelism(self.threads, n)))
                 .collect()
         };
-        if results.len() != jobs.len() {
-            return Err("solve: a solving thread failed".into());
-        }
         for (rhs, base) in results.iter().zip(self.bases) {
             for (j, x_at) in x_cols.iter().enumerate() {
                 let (col, to) = (rhs.col(j), base[1] + x_at);
@@ -331,11 +347,7 @@ pub fn solve_strided<D: Copy + PartialEq>(
         .unzip();
     let mut x = vec![0.0; layout.x.iter().map(|d| size(*d)).product()];
     let bases = positions(&batch, &[layout.b, layout.x], &size);
-    let count = match &factors.0 {
-        Stored::Single(l) => l.len(),
-        Stored::Double(l) => l.len(),
-    };
-    if count != bases.len() || size(row) != n {
+    if factors.len() != bases.len() || size(row) != n {
         return Err("solve: the factors do not fit the operands".into());
     }
     let walk = Walk {

@@ -589,18 +589,16 @@ impl<'g> Interp<'g> {
         use ftl_runtime::solve::{factor_strided, solve_strided, Layout, Precision};
         let g = self.g;
         let size = |d: DimId| sizes[d.0 as usize];
-        let precision = match g.node(b).dtype {
-            DType::F64 => Precision::Double,
-            _ => Precision::Single,
-        };
+        let precision = Precision::of_result(g.node(b).dtype);
         let layout = Layout {
             a: &g.node(a).dims,
             b: &g.node(b).dims,
             x: out_dims,
             dim,
         };
-        let x = factor_strided(|i| self.val(a)[i], layout.a, precision, 1, size)
-            .and_then(|f| solve_strided(&f, |i| self.val(b)[i], &layout, 1, size));
+        let (av, bv) = (self.val(a), self.val(b));
+        let x = factor_strided(|i| av[i], layout.a, precision, 1, size)
+            .and_then(|f| solve_strided(&f, |i| bv[i], &layout, 1, size));
         match x {
             Ok(x) => Ok(x.into_iter().map(|v| g.node(b).dtype.round(v)).collect()),
             Err(e) => err(e),

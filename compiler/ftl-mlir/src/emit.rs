@@ -304,18 +304,37 @@ impl<'p> Func<'p> {
                 .unwrap_or_else(|| self.const_i("index", 0));
             idx.push(c);
         }
+        let (dtype, rank) = (n.dtype, n.dims.len());
         let arg = self.bufs[&b].clone();
+        self.load_widened(&arg, dtype, rank, &idx.join(", "))
+    }
+
+    /// `memref.load` of the `rank`-dim memref `view` at `idx`, 16-bit floats widened to f32.
+    fn load_widened(&mut self, view: &str, dtype: DType, rank: usize, idx: &str) -> String {
         let v = self.emit_val(&format!(
-            "memref.load {arg}[{}] : {}",
-            idx.join(", "),
-            memref(n.dtype, n.dims.len())
+            "memref.load {view}[{idx}] : {}",
+            memref(dtype, rank)
         ));
-        match n.dtype {
+        match dtype {
             DType::BF16 | DType::F16 => {
-                self.emit_val(&format!("arith.extf {v} : {} to f32", elem(n.dtype)))
+                self.emit_val(&format!("arith.extf {v} : {} to f32", elem(dtype)))
             }
             _ => v,
         }
+    }
+
+    /// The row-major offset, in `dims`, of `env`'s coordinates (0 for a dim `env` lacks).
+    fn flat_index(&mut self, dims: &[DimId], env: u32) -> String {
+        let mut flat = self.idx(0);
+        for d in dims {
+            let size = self.dim_sizes[d.0 as usize].clone();
+            let c = self
+                .env_coord(env, *d)
+                .unwrap_or_else(|| self.const_i("index", 0));
+            let scaled = self.emit_val(&format!("arith.muli {flat}, {size} : index"));
+            flat = self.emit_val(&format!("arith.addi {scaled}, {c} : index"));
+        }
+        flat
     }
 
     /// Loads `node`'s element at row-major offset `flat` of its buffer `b` (rank ≥ 1), through
@@ -335,16 +354,7 @@ impl<'p> Func<'p> {
                 memref(dtype, 1)
             ))
         };
-        let v = self.emit_val(&format!(
-            "memref.load {view}[{flat}] : {}",
-            memref(dtype, 1)
-        ));
-        match dtype {
-            DType::BF16 | DType::F16 => {
-                self.emit_val(&format!("arith.extf {v} : {} to f32", elem(dtype)))
-            }
-            _ => v,
-        }
+        self.load_widened(&view, dtype, 1, flat)
     }
 
     /// Stores a computed value into a buffer at `env`'s coordinates.
@@ -806,15 +816,7 @@ impl<'p> Func<'p> {
                 offset,
             } => {
                 // The element's row-major index in the node's own dims.
-                let mut flat = self.idx(0);
-                for d in &n.dims {
-                    let size = self.dim_sizes[d.0 as usize].clone();
-                    let c = self
-                        .env_coord(env, *d)
-                        .unwrap_or_else(|| self.const_i("index", 0));
-                    let scaled = self.emit_val(&format!("arith.muli {flat}, {size} : index"));
-                    flat = self.emit_val(&format!("arith.addi {scaled}, {c} : index"));
-                }
+                let flat = self.flat_index(&n.dims, env);
                 let idx = self.emit_val(&format!("arith.index_cast {flat} : index to i64"));
                 let (s, o) = (self.value(*seed, env), self.value(*offset, env));
                 let words = scalar_math::philox(self, &idx, *site, &s, &o);
@@ -830,15 +832,7 @@ impl<'p> Func<'p> {
                 // An output that relabels another buffer: same row-major data, so element
                 // (coords) is the operand's element at the same flat offset.
                 let a = *a;
-                let mut flat = self.idx(0);
-                for d in &n.dims {
-                    let size = self.dim_sizes[d.0 as usize].clone();
-                    let c = self
-                        .env_coord(env, *d)
-                        .unwrap_or_else(|| self.const_i("index", 0));
-                    let scaled = self.emit_val(&format!("arith.muli {flat}, {size} : index"));
-                    flat = self.emit_val(&format!("arith.addi {scaled}, {c} : index"));
-                }
+                let mut flat = self.flat_index(&n.dims, env);
                 if let Some(b) = self
                     .plan
                     .buffer_of(a)

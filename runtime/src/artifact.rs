@@ -58,6 +58,11 @@ pub struct Artifact {
     target: Target,
     // Declared after the executor so the code outlives every use of its entry points.
     _lib: libloading::Library,
+    /// The sealed copy the library was loaded from (Linux), open while the library is loaded:
+    /// the loader knows a library by its path `/proc/self/fd/N`, so a second artifact loaded
+    /// through a reused descriptor number would be taken for the first one.
+    #[cfg(target_os = "linux")]
+    _copy: std::fs::File,
 }
 
 fn err(message: String) -> ExecError {
@@ -243,6 +248,8 @@ impl Artifact {
             executor,
             target: header.target,
             _lib: lib,
+            #[cfg(target_os = "linux")]
+            _copy,
         })
     }
 

@@ -3,7 +3,7 @@
 //! and what was found.
 
 use crate::tensor::type_text;
-use crate::{DType, Tensor};
+use crate::{DType, Tensor, TensorRef};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -86,7 +86,7 @@ struct Origin {
 /// one per offending input, in signature order.
 pub fn bind<'t>(
     args: &[ArgSpec],
-    lookup: impl Fn(&str) -> Option<&'t Tensor>,
+    lookup: impl Fn(&str) -> Option<TensorRef<'t>>,
 ) -> Result<Binding, Vec<BindError>> {
     let mut binding = Binding::default();
     let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
@@ -178,7 +178,7 @@ pub fn coerce_scalars(
 
 fn bind_one(
     arg: &ArgSpec,
-    t: &Tensor,
+    t: TensorRef<'_>,
     binding: &mut Binding,
     origins: &mut BTreeMap<String, Origin>,
 ) -> Result<(), String> {
@@ -303,13 +303,13 @@ mod tests {
         inputs.insert("x", Tensor::zeros(DType::F32, &[2, 3, 4]));
         inputs.insert("w", Tensor::zeros(DType::F32, &[5, 4]));
         inputs.insert("labels", Tensor::zeros(DType::I32, &[2, 3]));
-        let b = bind(&args, |n| inputs.get(n)).unwrap();
+        let b = bind(&args, |n| inputs.get(n).map(Tensor::as_ref)).unwrap();
         assert_eq!(b.dims["I"], 4);
         assert_eq!(b.packs["L"], vec![2, 3]);
 
         inputs.insert("w", Tensor::zeros(DType::F32, &[5, 6]));
         inputs.insert("labels", Tensor::zeros(DType::F32, &[2, 3]));
-        let errs = bind(&args, |n| inputs.get(n)).unwrap_err();
+        let errs = bind(&args, |n| inputs.get(n).map(Tensor::as_ref)).unwrap_err();
         assert_eq!(errs.len(), 2);
         assert!(errs[0]
             .message
@@ -317,7 +317,7 @@ mod tests {
         assert!(errs[1].message.contains("dtype f32 instead of i32"));
 
         inputs.remove("x");
-        let errs = bind(&args, |n| inputs.get(n)).unwrap_err();
+        let errs = bind(&args, |n| inputs.get(n).map(Tensor::as_ref)).unwrap_err();
         assert_eq!(errs[0].message, "missing input `x`: expected f32[..L, I]");
     }
 }

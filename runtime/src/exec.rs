@@ -16,7 +16,7 @@ use crate::budget::Budget;
 use crate::dims::{checked_product, DimError};
 use crate::host;
 use crate::manifest::{BufferRole, ContractDecl, DimRule, KernelDecl, Manifest, Step};
-use crate::{DType, Tensor};
+use crate::{DType, Tensor, TensorRef};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::fmt;
@@ -72,7 +72,7 @@ fn fail<T>(kind: ExecErrorKind, m: impl Into<String>) -> Result<T, ExecError> {
 
 /// Host memory for one buffer: 8-byte aligned words.
 enum Memory<'a> {
-    Borrowed(&'a Tensor),
+    Borrowed(TensorRef<'a>),
     Owned(Vec<u64>),
     View(u32),
 }
@@ -96,7 +96,8 @@ impl Shared {
 pub struct Executor {
     manifest: Manifest,
     kernels: HashMap<String, PackedFn>,
-    threads: usize,
+    /// How many threads a run may use (changed between runs by [`Executor::set_threads`]).
+    threads: std::sync::atomic::AtomicUsize,
     /// The most bytes one run may allocate.
     memory_limit: u64,
     /// Buffers of earlier runs (temporaries, recycled outputs), reused by size: repeated runs
@@ -164,7 +165,7 @@ impl Executor {
         Ok(Executor {
             manifest,
             kernels,
-            threads,
+            threads: threads.into(),
             memory_limit: crate::budget::limit_from_env().map_err(|m| ExecError {
                 messages: vec![m],
                 kind: ExecErrorKind::TooLarge,
@@ -174,9 +175,20 @@ impl Executor {
     }
 
     /// Uses at most `n` threads (1: everything on the calling thread).
-    pub fn with_threads(mut self, n: usize) -> Executor {
-        self.threads = n.max(1);
+    pub fn with_threads(self, n: usize) -> Executor {
+        self.set_threads(n);
         self
+    }
+
+    /// Uses at most `n` threads from the next run on (a caller that shares the machine with
+    /// another thread pool, such as PyTorch's, sets it before each run).
+    pub fn set_threads(&self, n: usize) {
+        self.threads
+            .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn threads(&self) -> usize {
+        self.threads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Allocates at most `bytes` per run (buffers, temporaries and outputs together).
@@ -216,19 +228,34 @@ impl Executor {
         &self,
         inputs: &HashMap<String, Tensor>,
     ) -> Result<(Outputs, Timings), ExecError> {
+        let views: HashMap<String, TensorRef<'_>> = inputs
+            .iter()
+            .map(|(name, t)| (name.clone(), t.as_ref()))
+            .collect();
+        self.run_views_timed(&views)
+    }
+
+    /// [`Executor::run_timed`] on borrowed inputs (caller-owned memory: no copy is made; the
+    /// kernels never write an input).
+    pub fn run_views_timed(
+        &self,
+        inputs: &HashMap<String, TensorRef<'_>>,
+    ) -> Result<(Outputs, Timings), ExecError> {
         let m = &self.manifest;
         let mut timings = Vec::new();
         let binding =
-            bind::bind(&self.arg_specs(), |n| inputs.get(n)).map_err(|errs| ExecError {
-                messages: errs.into_iter().map(|e| e.message).collect(),
-                kind: ExecErrorKind::Inputs,
+            bind::bind(&self.arg_specs(), |n| inputs.get(n).copied()).map_err(|errs| {
+                ExecError {
+                    messages: errs.into_iter().map(|e| e.message).collect(),
+                    kind: ExecErrorKind::Inputs,
+                }
             })?;
         // Arguments: given tensors are borrowed; defaults become owned scalars; an absent
         // optional argument gets zeroed storage of its full size when it is allocated.
         let mut mem: Vec<Option<Memory<'_>>> = (0..m.buffers.len()).map(|_| None).collect();
         for a in &m.args {
             mem[a.buffer as usize] = match (inputs.get(&a.name), a.default) {
-                (Some(t), _) => Some(Memory::Borrowed(t)),
+                (Some(t), _) => Some(Memory::Borrowed(*t)),
                 (None, Some(v)) => Some(Memory::Owned(words(&Tensor::scalar(a.dtype, v)))),
                 (None, None) => None,
             };
@@ -474,7 +501,7 @@ impl Executor {
         Ok(())
     }
 
-    fn scalar_args(&self, inputs: &HashMap<String, Tensor>) -> String {
+    fn scalar_args(&self, inputs: &HashMap<String, TensorRef<'_>>) -> String {
         let parts: Vec<String> = self
             .manifest
             .args
@@ -774,7 +801,7 @@ impl Executor {
             .collect();
         let total = k.split.map_or(1, |d| dims[d as usize]);
         let threads = if k.split.is_some() && total >= 2 {
-            self.threads.min(total as usize)
+            self.threads().min(total as usize)
         } else {
             1
         };
@@ -905,8 +932,8 @@ impl Executor {
             }
             off
         };
-        let par = if m * n * k >= 1 << 18 && self.threads > 1 {
-            faer::Par::rayon(self.threads)
+        let par = if m * n * k >= 1 << 18 && self.threads() > 1 {
+            faer::Par::rayon(self.threads())
         } else {
             faer::Par::Seq
         };
@@ -986,7 +1013,7 @@ impl Executor {
         let precision = Precision::of_result(m.buffers[out as usize].dtype);
         if factors.get(&a).map(|f| f.precision()) != Some(precision) {
             let av = self.values(mem, a, sizes)?;
-            let f = factor_strided(|i| av.get(i), dims(a), precision, self.threads, size)
+            let f = factor_strided(|i| av.get(i), dims(a), precision, self.threads(), size)
                 .map_err(run_error)?;
             factors.insert(a, f);
         }
@@ -997,7 +1024,7 @@ impl Executor {
             x: dims(out),
             dim,
         };
-        let x = solve_strided(&factors[&a], |i| bv.get(i), &layout, self.threads, size)
+        let x = solve_strided(&factors[&a], |i| bv.get(i), &layout, self.threads(), size)
             .map_err(run_error)?;
         self.store(mem, out, sizes, &x)
     }

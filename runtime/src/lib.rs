@@ -19,4 +19,4 @@ mod tensor;
 pub mod validate;
 
 pub use dtype::DType;
-pub use tensor::{type_text, Tensor};
+pub use tensor::{type_text, Tensor, TensorRef};

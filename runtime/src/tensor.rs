@@ -127,21 +127,18 @@ impl Tensor {
         &mut bytemuck::cast_slice_mut(&mut self.words)[..self.len_bytes]
     }
 
+    /// The tensor as a borrowed view (what the executor and the binder read).
+    pub fn as_ref(&self) -> TensorRef<'_> {
+        TensorRef {
+            dtype: self.dtype,
+            shape: &self.shape,
+            bytes: self.bytes(),
+        }
+    }
+
     /// Every element widened to f64 (exact for every dtype but i64 beyond 2^53).
     pub fn to_f64(&self) -> Vec<f64> {
-        let size = self.dtype.size_bytes();
-        self.bytes()
-            .chunks_exact(size)
-            .map(|c| match self.dtype {
-                DType::F64 => f64::from_le_bytes(c.try_into().unwrap_or_default()),
-                DType::F32 => f64::from(f32::from_le_bytes(c.try_into().unwrap_or_default())),
-                DType::BF16 => bf16::from_le_bytes([c[0], c[1]]).to_f64(),
-                DType::F16 => f16::from_le_bytes([c[0], c[1]]).to_f64(),
-                DType::I64 => i64::from_le_bytes(c.try_into().unwrap_or_default()) as f64,
-                DType::I32 => f64::from(i32::from_le_bytes(c.try_into().unwrap_or_default())),
-                DType::Bool => f64::from(u8::from(c[0] != 0)),
-            })
-            .collect()
+        self.as_ref().to_f64()
     }
 
     /// The same elements converted to another dtype.
@@ -156,6 +153,76 @@ impl Tensor {
         }
         self.shape = shape.to_vec();
         Some(self)
+    }
+}
+
+/// A borrowed dense row-major tensor: what the executor and the binder read an input from,
+/// whether its memory belongs to a [`Tensor`] or to a caller (a PyTorch tensor, a C buffer).
+/// Its bytes are aligned to the element size, so kernels and in-place reads may view them
+/// as typed slices.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TensorRef<'a> {
+    dtype: DType,
+    shape: &'a [usize],
+    bytes: &'a [u8],
+}
+
+impl<'a> TensorRef<'a> {
+    /// A view of `bytes` as a `dtype` tensor of `shape`; `None` when the length is not the
+    /// shape's element count times the element size (or overflows), or when the bytes are not
+    /// aligned to the element size.
+    pub fn new(dtype: DType, shape: &'a [usize], bytes: &'a [u8]) -> Option<TensorRef<'a>> {
+        let size = dtype.size_bytes();
+        let len = shape.iter().try_fold(size, |acc, s| acc.checked_mul(*s))?;
+        (bytes.len() == len && (bytes.as_ptr() as usize).is_multiple_of(size)).then_some(
+            TensorRef {
+                dtype,
+                shape,
+                bytes,
+            },
+        )
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The shape (empty for a scalar).
+    pub fn shape(&self) -> &'a [usize] {
+        self.shape
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The element bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Every element widened to f64 (exact for every dtype but i64 beyond 2^53).
+    pub fn to_f64(&self) -> Vec<f64> {
+        let size = self.dtype.size_bytes();
+        self.bytes
+            .chunks_exact(size)
+            .map(|c| match self.dtype {
+                DType::F64 => f64::from_le_bytes(c.try_into().unwrap_or_default()),
+                DType::F32 => f64::from(f32::from_le_bytes(c.try_into().unwrap_or_default())),
+                DType::BF16 => bf16::from_le_bytes([c[0], c[1]]).to_f64(),
+                DType::F16 => f16::from_le_bytes([c[0], c[1]]).to_f64(),
+                DType::I64 => i64::from_le_bytes(c.try_into().unwrap_or_default()) as f64,
+                DType::I32 => f64::from(i32::from_le_bytes(c.try_into().unwrap_or_default())),
+                DType::Bool => f64::from(u8::from(c[0] != 0)),
+            })
+            .collect()
     }
 }
 
@@ -193,6 +260,27 @@ mod tests {
             assert_eq!(t.to_f64(), expect, "{dtype}");
             assert_eq!(t.bytes().len(), 4 * dtype.size_bytes());
         }
+    }
+
+    #[test]
+    fn views_check_length_and_alignment() {
+        let t = Tensor::from_f64(DType::F32, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let v = TensorRef::new(DType::F32, &[2, 3], t.bytes()).expect("a dense view");
+        assert_eq!(v, t.as_ref());
+        assert_eq!(v.to_f64(), t.to_f64());
+        assert!(
+            TensorRef::new(DType::F32, &[2, 2], t.bytes()).is_none(),
+            "length"
+        );
+        assert!(
+            TensorRef::new(DType::F32, &[5], &t.bytes()[1..21]).is_none(),
+            "alignment"
+        );
+        assert!(
+            TensorRef::new(DType::F32, &[usize::MAX, 2], t.bytes()).is_none(),
+            "overflow"
+        );
+        assert!(TensorRef::new(DType::BF16, &[3], &t.bytes()[2..8]).is_some());
     }
 
     #[test]

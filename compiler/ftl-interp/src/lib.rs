@@ -92,10 +92,13 @@ impl<'g> Interp<'g> {
     /// Binds `inputs` to `g`, resolves every dim and evaluates the `requires` checks.
     pub fn new(g: &'g Graph, inputs: &HashMap<String, Tensor>) -> Result<Interp<'g>, ExecError> {
         let specs = ftl_ir::arg_specs(g);
-        let binding = bind::bind(&specs, |n| inputs.get(n)).map_err(|errs| ExecError {
-            kind: ExecErrorKind::Inputs,
-            messages: errs.into_iter().map(|e| e.message).collect(),
-        })?;
+        let binding =
+            bind::bind(&specs, |n| inputs.get(n).map(Tensor::as_ref)).map_err(|errs| {
+                ExecError {
+                    kind: ExecErrorKind::Inputs,
+                    messages: errs.into_iter().map(|e| e.message).collect(),
+                }
+            })?;
         let mut it = Interp {
             g,
             binding,

@@ -115,7 +115,10 @@ pub fn differentiate(g: &Graph) -> Graph {
             dtype: input.dtype,
             dims: input.dims.clone(),
         });
+        // An input stored in a narrower dtype than it computes in gets its gradient in its
+        // own dtype (PyTorch's rule: a gradient has its tensor's dtype).
         let grad = adj.gradient(&mut b, node);
+        let grad = b.cast(grad, input.dtype);
         out.push((format!("grad.{}", input.name), grad));
     }
     let mut graph = b.finish();

@@ -14,7 +14,7 @@ use ftl_front::codes::Code;
 use ftl_front::hir::{DeclId, DeclKind, Hir};
 use ftl_front::Analysis;
 use ftl_runtime::exec::{ExecError, ExecErrorKind};
-use ftl_runtime::Tensor;
+use ftl_runtime::{DType, Tensor};
 use std::collections::HashMap;
 
 /// Why a command failed after the front end accepted its files.
@@ -178,7 +178,8 @@ pub fn compile_entry(
     let hir = &analysis.hir;
     let mut options = EntryOptions::default();
     settings::apply_sets(hir, id, request.sets, &mut options, inputs)?;
-    settings::options_for(hir, id, inputs, &mut options);
+    settings::options_for(hir, id, |n| inputs.contains_key(n), &mut options);
+    options.input_dtypes = inputs.iter().map(|(n, t)| (n.clone(), t.dtype())).collect();
     let kind = hir.decl(id).map(|d| d.kind);
     let grad = match request.grad {
         GradPolicy::Forward => false,
@@ -189,6 +190,40 @@ pub fn compile_entry(
             _ => false,
         },
     };
+    compile(hir, id, &options, grad)
+}
+
+/// What a caller that binds inputs itself asks of the pipeline (the Python package, which
+/// compiles one variant per set of optional inputs it is given, before it has the tensors).
+#[derive(Clone, Debug)]
+pub struct VariantRequest<'a> {
+    /// The entry's name.
+    pub entry: &'a str,
+    /// Settings as `name=value`, in order.
+    pub sets: &'a [String],
+    /// The optional inputs the caller will pass.
+    pub present: &'a [String],
+    /// The dtypes of the tensors the caller will pass (see [`crate::lower::binds_as`]).
+    pub dtypes: &'a [(String, DType)],
+    /// Whether gradients are computed (objectives and adapters only).
+    pub grad: bool,
+}
+
+/// Compiles one variant of an entry; scalar settings land in `scalars` (to be passed with
+/// every run).
+pub fn compile_variant(
+    analysis: &Analysis,
+    request: &VariantRequest,
+    scalars: &mut HashMap<String, Tensor>,
+) -> Result<Graph, Failure> {
+    let id = find_entry(analysis, request.entry)?;
+    let hir = &analysis.hir;
+    let mut options = EntryOptions::default();
+    settings::apply_sets(hir, id, request.sets, &mut options, scalars)?;
+    let present = |n: &str| request.present.iter().any(|p| p == n) || scalars.contains_key(n);
+    settings::options_for(hir, id, present, &mut options);
+    options.input_dtypes = request.dtypes.iter().cloned().collect();
+    let grad = request.grad && hir.decl(id).is_some_and(|d| d.kind.differentiable());
     compile(hir, id, &options, grad)
 }
 

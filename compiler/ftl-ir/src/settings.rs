@@ -95,16 +95,16 @@ pub fn apply_sets(
     Ok(())
 }
 
-/// Fills the statics left at their defaults and the presence of optional inputs from `inputs`.
+/// Fills the statics left at their defaults and the presence of optional inputs (`is_given`).
 pub fn options_for(
     hir: &Hir,
     id: DeclId,
-    inputs: &HashMap<String, Tensor>,
+    is_given: impl Fn(&str) -> bool,
     opts: &mut EntryOptions,
 ) {
     if let Some(decl) = hir.decl(id) {
         for p in &decl.params {
-            if p.optional && inputs.contains_key(&p.name) {
+            if p.optional && is_given(&p.name) {
                 opts.present.insert(p.name.clone());
             }
         }

@@ -39,6 +39,21 @@ pub struct EntryOptions {
     pub present: HashSet<String>,
     /// Compute every float in f64 (gradient checks).
     pub promote_f64: bool,
+    /// The dtypes of the inputs the caller gives, by name. An input whose dtype
+    /// [`binds_as`] its parameter's is stored in the given dtype and converted where it is
+    /// read (the binder's dtype rule, docs/language.md); others are left to the binder.
+    pub input_dtypes: HashMap<String, DType>,
+}
+
+/// Whether an input of dtype `given` may be bound to a parameter declared `declared`: 16-bit
+/// floats to f32 (read widened, computed in f32, their gradient rounded back), i64 to i32
+/// (labels and indices: PyTorch's integer dtype; a value outside i32 wraps and fails the
+/// gather's range check).
+pub fn binds_as(given: DType, declared: DType) -> bool {
+    matches!(
+        (given, declared),
+        (DType::BF16 | DType::F16, DType::F32) | (DType::I64, DType::I32)
+    )
 }
 
 /// Why an entry cannot be lowered.
@@ -282,7 +297,11 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             _ if dims.is_empty() && (default.is_some() || !t.dtype.is_float()) => Role::Scalar,
             _ => Role::Input,
         };
-        let dtype = self.float(t.dtype);
+        let declared = self.float(t.dtype);
+        let dtype = match self.opts.input_dtypes.get(&p.name) {
+            Some(&given) if binds_as(given, declared) => given,
+            _ => declared,
+        };
         let input = Input {
             name: p.name.clone(),
             role,
@@ -293,11 +312,12 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         };
         self.b.graph.inputs.push(input);
         let n = self.b.graph.inputs.len() as u32 - 1;
-        Ok(Val::Node(self.b.push(Node {
+        let stored = self.b.push(Node {
             op: Op::Input(n),
             dtype,
             dims,
-        })))
+        });
+        Ok(Val::Node(self.b.cast(stored, declared)))
     }
 
     /// Lowers `requires`: a dim equation binds an unbound dim or becomes a check; then the

@@ -20,3 +20,8 @@ echo "ftc check: ${#files[@]} files clean"
 # Every test block (reference values, gradchecks) must pass; entry calls run on the default
 # (MLIR) backend. The core tests also run every block on the interpreter.
 cargo run --quiet --bin ftc -- test examples stdlib tests/run
+
+# The Python package: built into the project venv (created, with PyTorch from PyPI, when
+# missing) and tested end to end against PyTorch eager.
+venv="$(bash scripts/python-env.sh)"
+"$venv/bin/python" -m pytest -q compiler/python/tests

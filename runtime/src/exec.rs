@@ -105,32 +105,45 @@ pub struct Executor {
     pool: std::sync::Mutex<Vec<Vec<u64>>>,
 }
 
+/// The most memory (in 8-byte words: 2 GiB) the pool of reused buffers holds between runs.
+const POOL_WORDS: usize = 1 << 28;
+
 /// Buffers at least this large are backed by transparent huge pages where the kernel allows.
 const HUGE_BYTES: usize = 4 << 20;
 
 /// Zeroed word storage; large allocations are advised to use huge pages before first touch.
-/// An allocation the system refuses is an error, not an abort.
+/// An allocation the system refuses is an error, not an abort. The memory comes from the
+/// allocator's zeroed allocation, which for large sizes maps fresh zero pages instead of
+/// writing zeros, so a kernel's first write is the only touch (the outputs of a run from
+/// Python, handed over and never recycled, are fresh every call).
 fn fresh_words(n: usize) -> Result<Vec<u64>, ExecError> {
-    let mut v: Vec<u64> = Vec::new();
-    if v.try_reserve_exact(n).is_err() {
-        return fail(
-            ExecErrorKind::TooLarge,
-            format!(
-                "the system refused to allocate {} bytes",
-                n.saturating_mul(8)
-            ),
-        );
+    let refused = || ExecError {
+        messages: vec![format!(
+            "the system refused to allocate {} bytes",
+            n.saturating_mul(8)
+        )],
+        kind: ExecErrorKind::TooLarge,
+    };
+    if n == 0 {
+        return Ok(Vec::new());
     }
-    v.resize(n, 0);
+    let layout = std::alloc::Layout::array::<u64>(n).map_err(|_| refused())?;
+    // SAFETY: the layout has a non-zero size; a null result is handled below.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) } as *mut u64;
+    if p.is_null() {
+        return Err(refused());
+    }
     #[cfg(target_os = "linux")]
     if n * 8 >= HUGE_BYTES {
-        // SAFETY: the range is exactly the vector's allocation; MADV_HUGEPAGE only changes how
-        // the kernel backs it (the contents stay zero).
+        // SAFETY: the range is exactly the allocation; MADV_HUGEPAGE only changes how the
+        // kernel backs it (the contents stay zero).
         unsafe {
-            libc::madvise(v.as_mut_ptr() as *mut c_void, n * 8, libc::MADV_HUGEPAGE);
+            libc::madvise(p as *mut c_void, n * 8, libc::MADV_HUGEPAGE);
         }
     }
-    Ok(v)
+    // SAFETY: `p` was allocated by the global allocator with the layout of `n` u64s, all of
+    // them initialised (zero); the Vec takes ownership with length and capacity `n`.
+    Ok(unsafe { Vec::from_raw_parts(p, n, n) })
 }
 
 impl Executor {
@@ -609,10 +622,16 @@ impl Executor {
     }
 
     fn give_back(&self, w: Vec<u64>) {
+        if w.len() > POOL_WORDS {
+            return;
+        }
         if let Ok(mut pool) = self.pool.lock() {
-            if pool.len() < 64 {
-                pool.push(w);
+            // Oldest first out, so a loop whose shapes change does not hoard every size.
+            let mut held: usize = pool.iter().map(Vec::len).sum();
+            while !pool.is_empty() && (pool.len() >= 64 || held + w.len() > POOL_WORDS) {
+                held -= pool.remove(0).len();
             }
+            pool.push(w);
         }
     }
 

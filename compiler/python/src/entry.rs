@@ -223,6 +223,13 @@ fn dtype_named(name: &str) -> Option<DType> {
 /// shape.
 type RawTensor = (String, usize, usize, String, Vec<usize>);
 
+impl Entry {
+    /// Takes back an output's memory for the next run (see [`Buffer`]).
+    pub fn recycle(&self, t: Tensor) {
+        self.artifact.executor().recycle(t);
+    }
+}
+
 #[pymethods]
 impl Entry {
     /// The entry's qualified name (`dpo::sigmoid_from_logits`).
@@ -310,15 +317,17 @@ impl Entry {
     /// Runs the kernels with the GIL released. `tensors` describe caller-owned memory that
     /// must stay alive and unchanged during the call (the Python side holds the objects);
     /// `scalars` are 0-d arguments given as numbers; `threads` bounds the kernels' threads.
-    /// Inputs are checked (names, dtypes, shapes) before any kernel runs.
+    /// Inputs are checked (names, dtypes, shapes) before any kernel runs. Returns the outputs
+    /// in order and the milliseconds the executor's steps took (kernels and library routines).
     fn run(
-        &self,
+        slf: &Bound<'_, Self>,
         py: Python<'_>,
         tensors: Vec<RawTensor>,
         scalars: Vec<(String, f64)>,
         threads: usize,
-    ) -> PyResult<Vec<(String, Buffer)>> {
-        let specs: Vec<ArgSpec> = self.args.iter().map(|a| a.spec.clone()).collect();
+    ) -> PyResult<(Vec<(String, Buffer)>, f64)> {
+        let this = slf.get();
+        let specs: Vec<ArgSpec> = this.args.iter().map(|a| a.spec.clone()).collect();
         let names = tensors
             .iter()
             .map(|t| t.0.as_str())
@@ -327,7 +336,7 @@ impl Entry {
             .into_iter()
             .map(|e| e.message)
             .collect();
-        let mut owned: HashMap<String, Tensor> = self
+        let mut owned: HashMap<String, Tensor> = this
             .settings
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -372,16 +381,17 @@ impl Entry {
         if !errors.is_empty() {
             return Err(bad_inputs(errors).into());
         }
-        let executor = self.artifact.executor();
+        let executor = this.artifact.executor();
         executor.set_threads(threads);
-        let outputs = py
+        let (outputs, timings) = py
             .detach(|| executor.run_views_timed(&views))
             .map_err(|e| Error::from(Failure::from(e)))?;
-        Ok(outputs
-            .0
+        let steps_ms = timings.iter().map(|(_, ms)| ms).sum();
+        let outputs = outputs
             .into_iter()
-            .map(|(name, t)| (name, Buffer::new(t)))
-            .collect())
+            .map(|(name, t)| (name, Buffer::new(t, slf.clone().unbind())))
+            .collect();
+        Ok((outputs, steps_ms))
     }
 }
 

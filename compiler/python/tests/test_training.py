@@ -51,3 +51,28 @@ def test_lora_with_ftl_matches_peft():
                 torch.testing.assert_close(getattr(module, which).detach(), ref, rtol=1e-4, atol=1e-6)
                 checked += 1
     assert checked == 8  # q_proj and v_proj of two layers, A and B each
+
+
+def test_ddp_over_two_processes_matches_one_process(tmp_path):
+    import socket
+    import subprocess
+
+    import ddp_dpo
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp.pt"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port),
+         "ddp_dpo.py", "--out", str(out)],
+        cwd=Path(run.__file__).parent, check=True, timeout=600,
+    )
+    ddp = torch.load(out)
+    assert ddp["world"] == 2
+    losses, weights = ddp_dpo.train(0, 1)
+    assert run.max_relative(ddp["losses"], losses) <= 1e-5
+    assert losses[-1] < losses[0]
+    for name, w in weights.items():
+        torch.testing.assert_close(ddp["weights"][name], w, rtol=1e-5, atol=1e-7, msg=name)

@@ -21,6 +21,9 @@ echo "ftc check: ${#files[@]} files clean"
 # (MLIR) backend. The core tests also run every block on the interpreter.
 cargo run --quiet --bin ftc -- test examples stdlib tests/run
 
+# The C ABI: runtime/include/ftl.h and the runtime's shared library, from a C program.
+bash tests/capi/run.sh
+
 # The Python package: built into the project venv (created, with PyTorch from PyPI, when
 # missing) and tested end to end against PyTorch eager.
 venv="$(bash scripts/python-env.sh)"

@@ -5,6 +5,7 @@
 pub mod artifact;
 pub mod bind;
 pub mod budget;
+pub mod capi;
 pub mod dims;
 mod dtype;
 pub mod exec;

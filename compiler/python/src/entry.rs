@@ -70,7 +70,8 @@ pub struct Entry {
     name: String,
     kind: String,
     args: Vec<Arg>,
-    outputs: Vec<(String, DType)>,
+    /// Outputs in order: name, dtype, dim names (`..name` for a pack).
+    outputs: Vec<(String, DType, Vec<String>)>,
     /// Every parameter the declaration has: name, declared tensor dtype (none for a static
     /// option), whether it is optional. A variant's `args` omit the optional inputs it was not
     /// compiled for.
@@ -160,7 +161,15 @@ fn build(path: &PathBuf, request: &VariantRequest, opts: &LoadOptions) -> Result
     let outputs = manifest
         .outputs
         .iter()
-        .map(|(name, b)| (name.clone(), manifest.buffers[*b as usize].dtype))
+        .map(|(name, b)| {
+            let buffer = &manifest.buffers[*b as usize];
+            let dims = buffer
+                .dims
+                .iter()
+                .map(|d| manifest.dims[*d as usize].name.clone())
+                .collect();
+            (name.clone(), buffer.dtype, dims)
+        })
         .collect();
     let args = ftl_ir::arg_specs(&g)
         .into_iter()
@@ -305,12 +314,14 @@ impl Entry {
             .collect()
     }
 
-    /// The outputs in order: `(name, dtype)`.
+    /// The outputs in order: `(name, dtype, dims)`, dims by name (`..name` for a pack), so a
+    /// caller can tell an output's shape from its inputs' without running (PyTorch's fake
+    /// tensors under `torch.compile`).
     #[getter]
-    fn outputs(&self) -> Vec<(String, &'static str)> {
+    fn outputs(&self) -> Vec<(String, &'static str, Vec<String>)> {
         self.outputs
             .iter()
-            .map(|(n, d)| (n.clone(), d.name()))
+            .map(|(n, d, dims)| (n.clone(), d.name(), dims.clone()))
             .collect()
     }
 

@@ -278,3 +278,20 @@ def test_thread_count_can_be_set(dpo):
         ftl.set_num_threads(None)
     loss2, _ = dpo(**_dpo_inputs())
     torch.testing.assert_close(loss1, loss2)
+
+
+def test_torch_compile_traces_through_the_objective_without_a_graph_break(dpo):
+    def step(x):
+        loss, metrics = dpo(**x)
+        return 2.0 * loss, metrics["rewards_margins"]
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    x, y = _dpo_inputs(), _dpo_inputs()
+    loss, margin = compiled(x)
+    loss.backward()
+    ref_loss, ref_margin = step(y)
+    ref_loss.backward()
+    torch.testing.assert_close(loss, ref_loss)
+    torch.testing.assert_close(margin, ref_margin)
+    torch.testing.assert_close(x["chosen_logits"].grad, y["chosen_logits"].grad)
+    torch.testing.assert_close(x["rejected_logits"].grad, y["rejected_logits"].grad)

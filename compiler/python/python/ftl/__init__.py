@@ -184,6 +184,11 @@ class Entry:
             if optional and name not in self._by_name:
                 self._by_name[name] = _Arg(name, dtype, ["?"], False, "input", None)
         self._optional = {name for name, _, optional in first.params if optional}
+        self._metric_names = [n[len("metric.") :] for n, _, _ in first.outputs if n.startswith("metric.")]
+        if self.kind == "objective" and "torch" in sys.modules:
+            from . import _compile
+
+            _compile.OBJECTIVES[id(self)] = self
 
     def _variant(self, key: tuple, grad: bool):
         present, dtypes = key
@@ -311,17 +316,22 @@ class Step(Entry):
 class Objective(Entry):
     """An ``objective``: ``loss, metrics = obj(**inputs)``. With PyTorch inputs that require
     gradients, ``loss.backward()`` fills their ``.grad`` (scaled by the incoming gradient);
-    the forward and backward kernels run together in the call."""
+    the forward and backward kernels run together in the call. Under ``torch.compile`` the call
+    is a ``torch.library`` custom op (``ftl._compile``), so the graph does not break at it."""
 
     def __call__(self, **inputs):
         torch = sys.modules.get("torch")
+        if torch is not None and torch.compiler.is_compiling():
+            from . import _compile
+
+            return _compile.call(self, inputs)
         differentiable = [
             n for n, v in inputs.items() if _is_torch(v) and v.requires_grad and self._by_name.get(n, None) is not None
         ]
         if torch is not None and differentiable and torch.is_grad_enabled():
             names = list(inputs)
             loss, *metrics = _ObjectiveFunction.apply(self, names, *inputs.values())
-            return loss, dict(zip(self._last_metrics, metrics))
+            return loss, dict(zip(self._metric_names, metrics))
         out = self._run(inputs, grad=False, as_torch=self._wants_torch(inputs))
         return out["loss"], {k[len("metric.") :]: v for k, v in out.items() if k.startswith("metric.")}
 
@@ -333,10 +343,8 @@ def _function_classes():
         @staticmethod
         def forward(ctx, objective, names, *values):
             out = objective._run(dict(zip(names, values)), grad=True, as_torch=True)
-            metric_names = [k for k in out if k.startswith("metric.")]
-            objective._last_metrics = [k[len("metric.") :] for k in metric_names]
             ctx.grads = [out.get(f"grad.{n}") for n in names]
-            metrics = [out[k] for k in metric_names]
+            metrics = [out[f"metric.{m}"] for m in objective._metric_names]
             ctx.mark_non_differentiable(*metrics)
             return (out["loss"], *metrics)
 

@@ -289,3 +289,20 @@ test "inv and its gradient" {
                                  [-0.027777777777777762, -0.611111111111111]]]), 1e-12);
     gradcheck inverted(N: 2, R: 3, C: 3);
 }
+
+objective bf16_square(x: bf16[N]) {
+    loss sum(f32(x) * f32(x), N);
+}
+
+test "bf16 results round to nearest, ties to even, as PyTorch 2.15 (portable: no __truncsfbf2)" {
+    // torch.tensor([...], dtype=float32).bfloat16(): ties at 1.00390625 and 1.01171875 go to
+    // the even neighbour; large and subnormal values keep bf16's range.
+    expect_close(
+        f32(bf16(f32([1.00390625, 1.01171875, 3.0e38, -1.0e-40, 3.3895314e38]))),
+        f32([1.0, 1.015625, 3.00405527047391e38, -9.183549615799121e-41, 3.3895313892515355e38]),
+        0.0,
+    );
+    // A bf16 gradient is stored through the same rounding.
+    let r = bf16_square(x: bf16([1.0, 3.0, -0.5]));
+    expect_close(f32(r.grad.x), [2.0, 6.0, -1.0], 0.0);
+}

@@ -211,12 +211,53 @@ impl<'p> Func<'p> {
     /// Rounds an f32-computed 16-bit float result to its dtype.
     fn round(&mut self, d: DType, v: String) -> String {
         match d {
-            DType::BF16 | DType::F16 => {
+            DType::BF16 => {
+                let bits = self.bf16_bits(&v);
+                self.emit_val(&format!("arith.bitcast {bits} : i32 to f32"))
+            }
+            DType::F16 => {
                 let t = self.emit_val(&format!("arith.truncf {v} : f32 to {}", elem(d)));
                 self.emit_val(&format!("arith.extf {t} : {} to f32", elem(d)))
             }
             _ => v,
         }
+    }
+
+    /// An f32-computed value in its 16-bit storage type.
+    fn narrow(&mut self, d: DType, v: &str) -> String {
+        match d {
+            DType::BF16 => {
+                let bits = self.bf16_bits(v);
+                let c16 = self.const_i("i32", 16);
+                let high = self.emit_val(&format!("arith.shrui {bits}, {c16} : i32"));
+                let half = self.emit_val(&format!("arith.trunci {high} : i32 to i16"));
+                self.emit_val(&format!("arith.bitcast {half} : i16 to bf16"))
+            }
+            _ => self.emit_val(&format!("arith.truncf {v} : f32 to {}", elem(d))),
+        }
+    }
+
+    /// The f32 `v` rounded to bf16 as PyTorch rounds (to nearest, ties to even; a NaN stays a
+    /// quiet NaN), as the bits of the f32 that holds it (low half zero). Integer arithmetic:
+    /// LLVM's own f32 → bf16 truncation is a call of `__truncsfbf2` on CPUs without AVX-512
+    /// BF16, which neither vectorizes nor resolves in the JIT.
+    fn bf16_bits(&mut self, v: &str) -> String {
+        let bits = self.emit_val(&format!("arith.bitcast {v} : f32 to i32"));
+        let c16 = self.const_i("i32", 16);
+        let one = self.const_i("i32", 1);
+        let bias = self.const_i("i32", 0x7FFF);
+        let quiet = self.const_i("i32", 0x0040_0000);
+        let high_half = self.const_i("i32", -65536);
+        let shifted = self.emit_val(&format!("arith.shrui {bits}, {c16} : i32"));
+        let lsb = self.emit_val(&format!("arith.andi {shifted}, {one} : i32"));
+        let biased = self.emit_val(&format!("arith.addi {bits}, {bias} : i32"));
+        let rounded = self.emit_val(&format!("arith.addi {biased}, {lsb} : i32"));
+        let nan_bits = self.emit_val(&format!("arith.ori {bits}, {quiet} : i32"));
+        let is_nan = self.emit_val(&format!("arith.cmpf uno, {v}, {v} : f32"));
+        let chosen = self.emit_val(&format!(
+            "arith.select {is_nan}, {nan_bits}, {rounded} : i32"
+        ));
+        self.emit_val(&format!("arith.andi {chosen}, {high_half} : i32"))
     }
 
     fn env_coord(&self, env: u32, d: DimId) -> Option<String> {
@@ -368,9 +409,7 @@ impl<'p> Func<'p> {
             idx.push(c);
         }
         let v = match n.dtype {
-            DType::BF16 | DType::F16 => {
-                self.emit_val(&format!("arith.truncf {v} : f32 to {}", elem(n.dtype)))
-            }
+            DType::BF16 | DType::F16 => self.narrow(n.dtype, v),
             _ => v.to_string(),
         };
         let arg = self.bufs[&b].clone();

@@ -269,6 +269,98 @@ fn dpo_from_logits_run_matches_an_independent_computation() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The binder's dtype rule: bf16 logits and i64 labels bind to `f32`/`i32` parameters; both
+/// backends read them in place, compute in f32 and write bf16 gradients equal to the f32
+/// gradients of the same (bf16-valued) logits rounded once; an i64 label outside i32 fails.
+#[test]
+fn bf16_logits_and_i64_labels_bind_on_both_backends() {
+    let r = repo();
+    let shipped = r
+        .join("examples")
+        .join("data")
+        .join("dpo_logits.safetensors");
+    let dir = scratch("dpo-bf16");
+    let mut narrow = Vec::new();
+    let mut wide = Vec::new();
+    for (name, t) in safetensors_io::read(&shipped).unwrap() {
+        let (n, w) = match t.dtype() {
+            DType::F32 if name.ends_with("_logits") => {
+                let b = t.cast(DType::BF16);
+                let back = b.cast(DType::F32);
+                (b, back)
+            }
+            DType::I32 => (t.cast(DType::I64), t.clone()),
+            _ => (t.clone(), t.clone()),
+        };
+        narrow.push((name.clone(), n));
+        wide.push((name, w));
+    }
+    let (narrow_in, wide_in) = (dir.join("bf16.safetensors"), dir.join("f32.safetensors"));
+    safetensors_io::write_atomic(&narrow_in, &narrow).unwrap();
+    safetensors_io::write_atomic(&wide_in, &wide).unwrap();
+    let run_on = |inputs: &Path, backend: run::Backend, tag: &str| -> HashMap<String, Tensor> {
+        let out = dir.join(format!("{tag}.safetensors"));
+        let args = RunArgs {
+            file: r.join("examples").join("dpo.ftl"),
+            entry: "sigmoid_from_logits".into(),
+            inputs: Some(inputs.to_path_buf()),
+            out: Some(out.clone()),
+            backend,
+            ..RunArgs::default()
+        };
+        let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+        assert!(o.success(), "{tag}: {}", o.stderr);
+        safetensors_io::read(&out).unwrap().into_iter().collect()
+    };
+    let reference = run_on(&wide_in, run::Backend::Interp, "f32");
+    for backend in [run::Backend::Mlir, run::Backend::Interp] {
+        let got = run_on(&narrow_in, backend, &format!("{backend:?}"));
+        let (l, want) = (got["loss"].to_f64()[0], reference["loss"].to_f64()[0]);
+        assert!(
+            (l - want).abs() <= 1e-6 * want.abs(),
+            "{backend:?}: loss {l} vs {want}"
+        );
+        for name in ["grad.chosen_logits", "grad.rejected_logits"] {
+            assert_eq!(got[name].dtype(), DType::BF16, "{backend:?} {name}");
+            let rounded = reference[name].cast(DType::BF16).to_f64();
+            for (k, (a, b)) in got[name].to_f64().iter().zip(&rounded).enumerate() {
+                // One bf16 ulp: the backends sum in different orders before the one rounding.
+                assert!(
+                    (a - b).abs() <= b.abs() / 128.0 + 1e-12,
+                    "{backend:?} {name}[{k}]: {a} vs {b}"
+                );
+            }
+        }
+    }
+    // A label beyond i32 saturates and fails the gather's range check instead of wrapping.
+    let mut bad = narrow.clone();
+    for (name, t) in &mut bad {
+        if name == "chosen_labels" {
+            let mut v = t.to_f64();
+            v[0] = 4294967299.0; // 2^32 + 3 would wrap onto label 3
+            *t = Tensor::from_f64(DType::I64, t.shape(), &v);
+        }
+    }
+    let bad_in = dir.join("bad.safetensors");
+    safetensors_io::write_atomic(&bad_in, &bad).unwrap();
+    for backend in [run::Backend::Mlir, run::Backend::Interp] {
+        let args = RunArgs {
+            file: r.join("examples").join("dpo.ftl"),
+            entry: "sigmoid_from_logits".into(),
+            inputs: Some(bad_in.clone()),
+            backend,
+            ..RunArgs::default()
+        };
+        let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+        assert!(
+            !o.success() && o.stderr.contains("E0094"),
+            "{backend:?}: {}",
+            o.stderr
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Each example (and the stdlib LCM step, whose inputs ship with them) runs on its shipped
 /// inputs and on random ones.
 #[test]

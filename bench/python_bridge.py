@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 import ftl
+from eager_reference import timed
 
 try:
     from trl.trainer.utils import selective_log_softmax
@@ -51,16 +52,6 @@ def eager_dpo(cl, rl, clab, rlab, rc, rr, beta=0.1):
     chosen = beta * (seq_logps(cl, clab) - rc)
     rejected = beta * (seq_logps(rl, rlab) - rr)
     return -F.logsigmoid(chosen - rejected).mean()
-
-
-def timed(fn, reps):
-    fn()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(ts), min(ts)
 
 
 def inputs(B, T, V, dtype):

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 import ftl
-from train_with_ftl import PAIRS, next_token_labels, synthetic_batches, tiny_gpt2
+from train_with_ftl import PAIRS, next_token_labels, reference_logps, synthetic_batches, tiny_gpt2
 
 
 def train(rank: int, world: int, beta: float = 0.1, lr: float = 0.1):
@@ -40,11 +40,7 @@ def train(rank: int, world: int, beta: float = 0.1, lr: float = 0.1):
         rows = torch.cat([torch.arange(lo, hi), PAIRS + torch.arange(lo, hi)])
         local = {k: v[rows] for k, v in batch.items()}
         labels = next_token_labels(local)
-        with torch.no_grad():
-            ref_logits = ref(input_ids=local["input_ids"], attention_mask=local["attention_mask"]).logits
-            mask = labels != -100
-            ref_lp = torch.log_softmax(ref_logits, -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-            ref_logps = (ref_lp * mask).sum(-1)
+        ref_logps = reference_logps(ref, local, labels)
         opt.zero_grad()
         logits = model(input_ids=local["input_ids"], attention_mask=local["attention_mask"]).logits
         loss, _ = dpo(

@@ -90,6 +90,14 @@ def next_token_labels(batch):
     return labels
 
 
+@torch.no_grad()
+def reference_logps(ref_model, batch, labels):
+    """The reference model's per-sequence log-probs of the labelled tokens (PyTorch)."""
+    logits = ref_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    per_token = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (per_token * (labels != -100)).sum(-1)
+
+
 class _Accelerator:
     device = torch.device("cpu")
 
@@ -163,11 +171,7 @@ def run_dpo(beta: float = 0.1):
 
         opt_b.zero_grad()
         labels = next_token_labels(batch)
-        with torch.no_grad():
-            ref_logits = ref_b(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            mask = labels != -100
-            ref_lp = torch.log_softmax(ref_logits, -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-            ref_logps = (ref_lp * mask).sum(-1)
+        ref_logps = reference_logps(ref_b, batch, labels)
         logits = model_b(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         loss_b, _ = dpo(
             chosen_logits=logits[:PAIRS], chosen_labels=labels[:PAIRS],

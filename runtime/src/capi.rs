@@ -100,7 +100,7 @@ fn render(e: &ExecError) -> (i32, String) {
 /// `ftl_load`.
 ///
 /// # Safety
-/// `path` is NULL or a NUL-terminated string; `err` as in [`report`].
+/// `path` is NULL or a NUL-terminated string; `err` NULL or `err_len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn ftl_load(
     path: *const c_char,
@@ -209,7 +209,7 @@ unsafe fn views(
 ///
 /// # Safety
 /// Pointers follow `ftl.h`'s contract: `artifact` from `ftl_load`, `inputs` to `n_inputs`
-/// descriptors of live buffers, `result` writable, `err` as in [`report`].
+/// descriptors of live buffers, `result` writable, `err` NULL or `err_len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn ftl_run(
     artifact: *mut FtlArtifact,

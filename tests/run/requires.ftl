@@ -55,6 +55,42 @@ test "a call's requires-bound dims meet literals" {
     expect_close(z.u + [[1.0, 1.0], [1.0, 1.0]], [[2.0, 3.0], [5.0, 6.0]], 0.0);
 }
 
+/// Two equal calls (same dim binding, same scalar arguments) give results with the same
+/// dims, so they combine (issue 13, defect 7: each call got its own `two.K#n`, E0045).
+objective two_calls(w: f32[O, I], k: i32 = 2) {
+    let a = two(w, k);
+    let b = two(w, k);
+    let c = two(w, 2);
+    loss sum(a.u @ b.v, O, I) + sum(c.u @ two(w, 2).v, O, I);
+}
+
+test "equal calls share their requires-bound dims" {
+    let r = two_calls(w: [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+    expect_close(r.loss, 270.0, 0.0);
+    gradcheck two_calls(O: 3, I: 4);
+    let a = two(w: [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], k: 2);
+    let b = two(w: [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], k: 2);
+    expect_close(a.v, b.v, 0.0);
+}
+
+/// A call in a static loop gets its dims anew each iteration: K is 1, 2, 3 in turn (before,
+/// the second iteration relabelled its K onto the first one's and the run failed).
+objective looped(w: f32[O, I]) {
+    let t = for k in 1..4, acc = 0.0 {
+        let z = two(w, k);
+        acc + sum(z.u @ z.v, O, I)
+    };
+    loss t;
+}
+
+test "calls in a static loop bind their dims per iteration" {
+    // Σ_k Σ (w[:, :k] @ w[:k, :]) for w = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]: term j of the
+    // contraction sums to (column sum j) · (row sum j) = 12·6, 15·15, 18·24.
+    let r = looped(w: [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]);
+    expect_close(r.loss, 72.0 + (72.0 + 15.0 * 15.0) + (72.0 + 225.0 + 18.0 * 24.0), 0.0);
+    gradcheck looped(O: 3, I: 4);
+}
+
 /// A primed dim needs no rename to exist: R' has R's size from its first use (issue 13).
 objective diagonal(x: f32[R]) {
     let e = where(iota(R) == iota(R'), 1.0, 0.0);

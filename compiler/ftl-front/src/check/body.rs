@@ -36,6 +36,9 @@ pub(super) struct Ctx<'c, 'p> {
     pub narrowed: HashSet<String>,
     /// Counter for fresh dims created by calls.
     pub fresh: u32,
+    /// Fresh dims of calls by what determines them (see `Ctx::call_key`), so equal calls
+    /// give results with the same dims.
+    pub call_dims: HashMap<String, DimItem>,
     /// Adapter `let`s that a merge/unmerge cannot see (they depend on data inputs).
     pub tainted_lets: HashSet<String>,
 }
@@ -53,6 +56,7 @@ impl<'c, 'p> Ctx<'c, 'p> {
             packs: Vec::new(),
             narrowed: HashSet::new(),
             fresh: 0,
+            call_dims: HashMap::new(),
             tainted_lets: HashSet::new(),
         }
     }
@@ -108,6 +112,21 @@ impl<'c, 'p> Ctx<'c, 'p> {
         let name = format!("{callee}.{dim}#{}", self.fresh);
         self.declare_dim(&name);
         DimItem::Named(name)
+    }
+
+    /// The fresh dim `dim` of a call of `callee`: calls with the same `key` share it (their
+    /// results combine), a call without one gets a new dim.
+    pub fn call_dim(&mut self, key: Option<&str>, callee: &str, dim: &str) -> DimItem {
+        let Some(key) = key else {
+            return self.fresh_dim(callee, dim);
+        };
+        let full = format!("{key}/{dim}");
+        if let Some(d) = self.call_dims.get(&full) {
+            return d.clone();
+        }
+        let d = self.fresh_dim(callee, dim);
+        self.call_dims.insert(full, d.clone());
+        d
     }
 
     /// Binds a new local name; reports a duplicate.

@@ -1262,11 +1262,16 @@ impl Ctx<'_, '_> {
         let in_test = matches!(self.kind, DeclKind::Test | DeclKind::Step);
         let callee_name = name.rsplit('.').next().unwrap_or(name).to_string();
         // One fresh dim per callee dim for the whole call: `z.u: [O, K]` and `z.v: [K, I]` of
-        // one call share their K.
+        // one call share their K; so do equal calls (`two(w, 2).u @ two(w, 2).v`).
+        let key = if ok {
+            self.call_key(decl, &sig.params, &slots, &binding)
+        } else {
+            None
+        };
         let mut made: HashMap<String, DimItem> = HashMap::new();
         let mut fresh = |cx: &mut Self, dim: &str| {
             made.entry(dim.to_string())
-                .or_insert_with(|| cx.fresh_dim(&callee_name, dim))
+                .or_insert_with(|| cx.call_dim(key.as_deref(), &callee_name, dim))
                 .clone()
         };
         let result_ty = if !ok {
@@ -1287,6 +1292,56 @@ impl Ctx<'_, '_> {
             args: slots.iter().map(|s| s.map(|(id, _)| id)).collect(),
         };
         self.push(kind, result_ty, false, span)
+    }
+
+    /// What determines the dims a call of `decl` creates: how the callee's dims bind to the
+    /// caller's and the values of its scalar arguments, when each is a literal, a parameter or
+    /// a local (values that cannot change within a body; a static loop's variable is one value
+    /// per unrolled iteration, and lowering forgets call dims between iterations). `None`, so
+    /// no sharing, when a scalar argument is anything else.
+    fn call_key(
+        &self,
+        decl: DeclId,
+        params: &[crate::hir::Param],
+        slots: &[Option<(ExprId, Span)>],
+        binding: &DimBinding,
+    ) -> Option<String> {
+        let mut key = format!("{}", decl.0);
+        for (p, slot) in params.iter().zip(slots) {
+            if matches!(&p.ty, Ty::Tensor(t) if !t.dims.is_empty()) {
+                continue;
+            }
+            key.push(';');
+            match slot {
+                None => key.push('-'),
+                Some((id, _)) => key.push_str(&self.value_key(*id)?),
+            }
+        }
+        let mut dims: Vec<String> = binding
+            .dims
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .chain(binding.packs.iter().map(|(k, v)| format!("..{k}={v:?}")))
+            .collect();
+        dims.sort();
+        key.push('|');
+        key.push_str(&dims.join(","));
+        Some(key)
+    }
+
+    /// A text that is equal for two scalar expressions only when their values are.
+    fn value_key(&self, id: ExprId) -> Option<String> {
+        match &self.body.expr(id).kind {
+            ExprKind::Int(v) => Some(format!("i{v}")),
+            ExprKind::Float(v) => Some(format!("f{:x}", v.to_bits())),
+            ExprKind::Bool(b) => Some(format!("b{b}")),
+            ExprKind::Variant(v) => Some(format!("v{v}")),
+            ExprKind::Param(p) => Some(format!("p{p}")),
+            ExprKind::Local(l) => Some(format!("l{}", l.0)),
+            ExprKind::Unary(op, a) => Some(format!("({op:?} {})", self.value_key(*a)?)),
+            ExprKind::Cast(d, a) => Some(format!("({d} {})", self.value_key(*a)?)),
+            _ => None,
+        }
     }
 
     /// An argument value; an enum parameter accepts a bare variant name.

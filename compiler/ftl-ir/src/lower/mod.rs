@@ -489,6 +489,27 @@ impl<'h, 'c> Lowerer<'h, 'c> {
         Some(out)
     }
 
+    /// The dims made since dim `first` whose size depends on a scalar computed there (a
+    /// static loop's iteration): sized by a scalar, or from such a dim.
+    fn varying_dims(&self, first: usize) -> HashSet<DimId> {
+        let dims = &self.b.graph.dims;
+        let mut varying: HashSet<DimId> = HashSet::new();
+        for (k, dim) in dims.iter().enumerate().skip(first) {
+            let from = |d: &DimId| varying.contains(d);
+            let depends = match &dim.size {
+                DimSize::Scalar(_) => true,
+                DimSize::Product(ds) => ds.iter().any(from),
+                DimSize::Quotient(a, ds) => from(a) || ds.iter().any(from),
+                DimSize::Min(a, b) => from(a) || from(b),
+                DimSize::Arg | DimSize::Pack | DimSize::Const(_) => false,
+            };
+            if depends {
+                varying.insert(DimId(k as u32));
+            }
+        }
+        varying
+    }
+
     /// Gives node `id` the dims of HIR type `ty`, binding names the frame does not know yet
     /// (a callee's fresh dims) to the node's dims by position.
     fn conform(
@@ -745,7 +766,17 @@ impl<'h, 'c> Lowerer<'h, 'c> {
                     )));
                 }
                 let mut v = self.expr(frame, *init)?;
+                // A dim the body sizes from a scalar belongs to one iteration: `two(w, k)`
+                // gives a `K` of size k each time round, so its name (and any dim sized from
+                // it) is forgotten before the next; a rename of an outer dim keeps its dim,
+                // so loop-invariant work stays shared. (The accumulator's type has none.)
+                let outer_dims: HashSet<String> = frame.dims.keys().cloned().collect();
+                let first_new = self.b.graph.dims.len();
                 for k in lo..hi {
+                    let varying = self.varying_dims(first_new);
+                    frame.dims.retain(|name, ids| {
+                        outer_dims.contains(name) || !ids.iter().any(|d| varying.contains(d))
+                    });
                     frame.locals[var.0 as usize] =
                         Some(Val::Node(self.b.constant(k as f64, DType::I32)));
                     frame.locals[acc.0 as usize] = Some(v);

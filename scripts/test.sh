@@ -28,3 +28,10 @@ bash tests/capi/run.sh
 # missing) and tested end to end against PyTorch eager.
 venv="$(bash scripts/python-env.sh)"
 "$venv/bin/python" -m pytest -q compiler/python/tests
+
+# The CUDA path without a GPU: the PTX of every entry for sm_80 and sm_90, assembled by ptxas
+# (ptxas and libdevice from PyPI's nvidia-cuda-nvcc-cu12 in the venv).
+site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+FTL_LIBDEVICE="$site/nvidia/cuda_nvcc/nvvm/libdevice/libdevice.10.bc" \
+FTL_PTXAS="$site/nvidia/cuda_nvcc/bin/ptxas" \
+    cargo test -q -p ftc --test core every_entry_compiles_to_ptx -- --nocapture

@@ -229,9 +229,44 @@ pub enum EntryStage {
     Mlir,
     /// The kernels lowered to the LLVM dialect.
     Llvm,
+    /// The kernels as `gpu.func`s (the CUDA path).
+    Gpu,
+    /// The kernels as PTX for a GPU architecture (`sm_80`, `sm_90`).
+    Ptx(&'static str),
 }
 
-/// `ftc build --emit ir|grad|kernels|mlir|llvm`: a stage of one entry.
+/// The GPU architecture `--target cuda[:sm_XX]` names (default sm_90); E0092 otherwise.
+pub fn cuda_chip(target: Option<&str>) -> Result<&'static str, Failure> {
+    use ftl_front::codes::Code;
+    let chip = match target {
+        None | Some("cuda") => "sm_90",
+        Some(t) => t.strip_prefix("cuda:").unwrap_or(""),
+    };
+    ftl_mlir::cuda::CHIPS
+        .into_iter()
+        .find(|c| *c == chip)
+        .ok_or_else(|| {
+            Failure::new(
+                Code::BadSetting,
+                format!(
+                    "`--target {}`: PTX is made for `cuda`, `cuda:sm_80` or `cuda:sm_90`",
+                    target.unwrap_or_default()
+                ),
+            )
+        })
+}
+
+fn cuda_failure(e: ftl_mlir::cuda::CudaError) -> Failure {
+    use ftl_front::codes::Code;
+    use ftl_mlir::cuda::CudaError;
+    match e {
+        CudaError::UnknownChip(c) => Failure::new(Code::BadSetting, format!("unknown GPU `{c}`")),
+        CudaError::NoLibdevice(m) => Failure::new(Code::Unsupported, m),
+        CudaError::Internal(m) => Failure::Internal(m),
+    }
+}
+
+/// `ftc build --emit ir|grad|kernels|mlir|llvm|gpu|ptx`: a stage of one entry.
 pub fn emit_graph(
     file: &Path,
     entry: &str,
@@ -257,6 +292,11 @@ pub fn emit_graph(
             EntryStage::Llvm => {
                 ftl_mlir::jit::lower_to_llvm_text(&ftl_mlir::module_text(&fuse::fuse(&g))?)
                     .map_err(Failure::Internal)?
+            }
+            EntryStage::Gpu => ftl_mlir::cuda::gpu_text(&fuse::fuse(&g)).map_err(cuda_failure)?,
+            EntryStage::Ptx(chip) => {
+                let libdevice = ftl_mlir::cuda::libdevice().map_err(cuda_failure)?;
+                ftl_mlir::cuda::ptx(&fuse::fuse(&g), chip, &libdevice).map_err(cuda_failure)?
             }
         })
     })

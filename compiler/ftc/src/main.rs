@@ -70,11 +70,16 @@ enum Stage {
     Mlir,
     /// The kernels lowered to the LLVM dialect.
     Llvm,
+    /// The kernels as `gpu.func`s for the CUDA path (one thread per index of the split dim).
+    Gpu,
+    /// The kernels as PTX (`--target cuda[:sm_80|sm_90]`; needs libdevice: `FTL_LIBDEVICE`).
+    Ptx,
 }
 
 impl Stage {
-    /// The stage of one entry, `None` for the whole-file stages (ast, hir).
-    fn entry_stage(self) -> Option<driver::EntryStage> {
+    /// The stage of one entry, `None` for the whole-file stages (ast, hir); `chip` is the GPU
+    /// `--target` names (for ptx).
+    fn entry_stage(self, chip: &'static str) -> Option<driver::EntryStage> {
         match self {
             Stage::Ast | Stage::Hir => None,
             Stage::Ir => Some(driver::EntryStage::Ir),
@@ -82,6 +87,8 @@ impl Stage {
             Stage::Kernels => Some(driver::EntryStage::Kernels),
             Stage::Mlir => Some(driver::EntryStage::Mlir),
             Stage::Llvm => Some(driver::EntryStage::Llvm),
+            Stage::Gpu => Some(driver::EntryStage::Gpu),
+            Stage::Ptx => Some(driver::EntryStage::Ptx(chip)),
         }
     }
 }
@@ -126,6 +133,9 @@ enum Command {
         /// `ftl-run` refuses a machine that lacks the level's features.
         #[arg(long, value_name = "CPU", requires = "output")]
         target_cpu: Option<String>,
+        /// The GPU for `--emit ptx`: `cuda` (sm_90), `cuda:sm_80` or `cuda:sm_90`.
+        #[arg(long, value_name = "cuda[:sm_XX]")]
+        target: Option<String>,
         #[command(flatten)]
         source: SourceArgs,
     },
@@ -360,10 +370,18 @@ fn run(cli: Cli) -> ExitCode {
             emit,
             entry,
             sets,
+            target,
             source,
             ..
         } => {
-            let Some(stage) = emit.and_then(Stage::entry_stage) else {
+            let chip = match driver::cuda_chip(target.as_deref()) {
+                Ok(chip) => chip,
+                Err(f) => {
+                    eprint!("{}", f.render());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let Some(stage) = emit.and_then(|e| e.entry_stage(chip)) else {
                 let analysis = ftl_front::analyze(&[file], &source.options());
                 if !report(&analysis, source.format()) {
                     return ExitCode::FAILURE;
@@ -376,7 +394,7 @@ fn run(cli: Cli) -> ExitCode {
                 return ExitCode::SUCCESS;
             };
             let Some(entry) = entry else {
-                eprintln!("error: `--emit ir|grad|kernels|mlir|llvm` needs `--entry NAME`");
+                eprintln!("error: `--emit ir|grad|kernels|mlir|llvm|gpu|ptx` needs `--entry NAME`");
                 return ExitCode::FAILURE;
             };
             finish(driver::emit_graph(

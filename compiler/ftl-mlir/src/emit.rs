@@ -44,6 +44,19 @@ pub fn memref(d: DType, rank: usize) -> String {
     s
 }
 
+/// Where the kernels run: the flavor of the functions [`module_text`] and [`gpu_module_text`]
+/// write around the same loop nests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// `func.func @k(dims, status, lo, hi, buffers…)`: the executor calls it on a range of the
+    /// split dim per thread.
+    Cpu,
+    /// `gpu.func @k(dims, status, buffers…) kernel`: one thread per index of the split dim
+    /// (`block_id · block_dim + thread_id`, guarded by the dim's size); a kernel without a split
+    /// dim runs on thread 0. f64 transcendentals are `math` ops (libdevice's `__nv_log1p`, …).
+    Gpu,
+}
+
 /// An open region: its text so far, the line that opens it, and the values computed in it
 /// (keyed by node and the coordinates it depends on).
 #[derive(Default)]
@@ -74,14 +87,17 @@ pub struct Func<'p> {
     root: Option<NodeId>,
     /// The C library's f64 functions the kernel calls (declared once in the module).
     libm: BTreeSet<&'static str>,
+    /// CPU or GPU function.
+    flavor: Flavor,
     /// The first plan this emitter could not translate (a compiler bug); emission goes on with
     /// placeholder values and the kernel is refused at the end.
     error: Option<BackendError>,
 }
 
 impl<'p> Func<'p> {
-    fn new(plan: &'p Plan) -> Self {
+    fn new(plan: &'p Plan, flavor: Flavor) -> Self {
         Func {
+            flavor,
             plan,
             g: &plan.graph,
             prologue: String::new(),
@@ -494,8 +510,12 @@ impl<'p> Func<'p> {
         }
     }
 
-    /// `name(x)` of the C library (f64 → f64).
+    /// `name(x)` of the C library (f64 → f64). On the GPU the `math` op of that name, which
+    /// the NVVM lowering maps to libdevice's `__nv_name`.
     fn libm_f64(&mut self, name: &'static str, x: &str) -> String {
+        if self.flavor == Flavor::Gpu {
+            return self.emit_val(&format!("math.{name} {x} : f64"));
+        }
         self.libm.insert(name);
         self.emit_val(&format!("func.call @{name}({x}) : (f64) -> f64"))
     }
@@ -1318,6 +1338,7 @@ impl<'p> Func<'p> {
 fn kernel_function(
     plan: &Plan,
     k: &Kernel,
+    flavor: Flavor,
 ) -> Result<Option<(String, BTreeSet<&'static str>)>, BackendError> {
     let Kernel::Loops { name, nests, .. } = k else {
         return Ok(None);
@@ -1325,14 +1346,16 @@ fn kernel_function(
     let Some(first) = nests.first() else {
         return Err(BackendError(format!("kernel `{name}` has no loop nest")));
     };
-    let mut f = Func::new(plan);
+    let mut f = Func::new(plan, flavor);
     let bufs = ftl_plan::manifest::kernel_buffers(plan, k);
     let mut params = vec![
         "%dims: memref<?xi64>".to_string(),
         "%status: memref<?xi64>".to_string(),
-        "%lo: index".to_string(),
-        "%hi: index".to_string(),
     ];
+    if flavor == Flavor::Cpu {
+        params.push("%lo: index".to_string());
+        params.push("%hi: index".to_string());
+    }
     for b in &bufs {
         let node = plan.graph.node(plan.buffer(*b).node);
         let arg = format!("%b{}", b.0);
@@ -1398,14 +1421,35 @@ fn kernel_function(
             f.domain(&dims, None, vec![], &mut |s, env| s.nest_body(n, env));
         }
     }
-    let mut text = format!("  func.func @{name}({}) {{\n", params.join(", "));
+    let mut text = match flavor {
+        Flavor::Cpu => format!("  func.func @{name}({}) {{\n", params.join(", ")),
+        Flavor::Gpu => format!("    gpu.func @{name}({}) kernel {{\n", params.join(", ")),
+    };
     text.push_str(&f.prologue);
+    if flavor == Flavor::Gpu {
+        // This thread's index of the split dim (or thread 0 alone), as the CPU's [lo, hi).
+        let active = match split {
+            Some(d) => format!("arith.cmpi ult, %lo, {} : index", f.dim_sizes[d.0 as usize]),
+            None => "arith.cmpi eq, %lo, %gpu_zero : index".to_string(),
+        };
+        let _ = write!(
+            text,
+            "    %gpu_block = gpu.block_id x\n    %gpu_threads = gpu.block_dim x\n    \
+             %gpu_thread = gpu.thread_id x\n    %gpu_first = arith.muli %gpu_block, %gpu_threads : index\n    \
+             %lo = arith.addi %gpu_first, %gpu_thread : index\n    \
+             %gpu_zero = arith.constant 0 : index\n    %gpu_one = arith.constant 1 : index\n    \
+             %hi = arith.addi %lo, %gpu_one : index\n    %gpu_active = {active}\n    scf.if %gpu_active {{\n"
+        );
+    }
     for l in &f.scopes[0].text {
         text.push_str("    ");
         text.push_str(l);
         text.push('\n');
     }
-    text.push_str("    func.return\n  }\n");
+    match flavor {
+        Flavor::Cpu => text.push_str("    func.return\n  }\n"),
+        Flavor::Gpu => text.push_str("    }\n    gpu.return\n    }\n"),
+    }
     match f.error {
         Some(e) => Err(BackendError(format!("kernel `{name}`: {}", e.0))),
         None => Ok(Some((text, f.libm))),
@@ -1415,16 +1459,38 @@ fn kernel_function(
 /// The whole module: one function per generated kernel (and the prelude, if any).
 pub fn module_text(plan: &Plan, prelude: Option<&Kernel>) -> Result<String, BackendError> {
     let mut out = String::from("module {\n");
+    out.push_str(&functions(plan, prelude, Flavor::Cpu, "  ")?);
+    out.push_str("}\n");
+    Ok(out)
+}
+
+/// The GPU module: the same kernels as `gpu.func`s in one `gpu.module @ftl_kernels`
+/// ([`Flavor::Gpu`]), for the NVVM pipeline (`crate::cuda`).
+pub fn gpu_module_text(plan: &Plan, prelude: Option<&Kernel>) -> Result<String, BackendError> {
+    let mut out =
+        String::from("module attributes {gpu.container_module} {\n  gpu.module @ftl_kernels {\n");
+    out.push_str(&functions(plan, prelude, Flavor::Gpu, "    ")?);
+    out.push_str("  }\n}\n");
+    Ok(out)
+}
+
+/// Every kernel's function, then the declarations of the f64 library functions they call.
+fn functions(
+    plan: &Plan,
+    prelude: Option<&Kernel>,
+    flavor: Flavor,
+    indent: &str,
+) -> Result<String, BackendError> {
+    let mut out = String::new();
     let mut libm = BTreeSet::new();
     for k in prelude.into_iter().chain(&plan.kernels) {
-        if let Some((f, called)) = kernel_function(plan, k)? {
+        if let Some((f, called)) = kernel_function(plan, k, flavor)? {
             out.push_str(&f);
             libm.extend(called);
         }
     }
     for name in libm {
-        let _ = writeln!(out, "  func.func private @{name}(f64) -> f64");
+        let _ = writeln!(out, "{indent}func.func private @{name}(f64) -> f64");
     }
-    out.push_str("}\n");
     Ok(out)
 }

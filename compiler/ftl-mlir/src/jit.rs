@@ -37,6 +37,23 @@ pub fn lower_to_llvm_text(text: &str) -> Result<String, String> {
     Ok(module.as_operation().to_string())
 }
 
+/// Parses and verifies `text`, runs `pipeline` on it and returns the result as text (the
+/// CUDA path's NVVM pipeline, `crate::cuda`).
+pub fn run_pipeline(text: &str, pipeline: &str) -> Result<String, String> {
+    let ctx = context();
+    let mut module = Module::parse(&ctx, text)
+        .ok_or_else(|| "internal error: the generated MLIR does not parse".to_string())?;
+    if !module.as_operation().verify() {
+        return Err("internal error: the generated MLIR does not verify".into());
+    }
+    let pm = PassManager::new(&ctx);
+    parse_pass_pipeline(pm.as_operation_pass_manager(), pipeline)
+        .map_err(|e| format!("internal error: pass pipeline: {e}"))?;
+    pm.run(&mut module)
+        .map_err(|e| format!("internal error: the pipeline failed: {e}"))?;
+    Ok(module.as_operation().to_string())
+}
+
 fn lowered<'c>(ctx: &'c Context, text: &str) -> Result<Module<'c>, String> {
     let mut module = Module::parse(ctx, text)
         .ok_or_else(|| "internal error: the generated MLIR does not parse".to_string())?;

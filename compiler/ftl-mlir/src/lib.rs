@@ -2,6 +2,7 @@
 //! of `math`), lowered to LLVM and compiled by melior (`jit`). It implements [`Backend`]; the
 //! manifest that runs its kernels comes from [`ftl_plan::manifest`].
 
+pub mod cuda;
 pub mod emit;
 pub mod jit;
 mod math;

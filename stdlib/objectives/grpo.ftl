@@ -1,0 +1,421 @@
+// GRPO and the clipped policy losses that followed it, as TRL 1.16's
+// `GRPOTrainer._compute_loss` computes them for one gradient-accumulation step on one process
+// (`current_gradient_accumulation_steps = steps_per_generation = 1`), with TRL's names: the
+// policy's `per_token_logps` (gradients for it), `old_per_token_logps` (absent: the policy's own,
+// detached, as TRL when `num_iterations == 1`), `ref_per_token_logps` (for the k3 KL term),
+// `advantages` per completion and the 0/1 `completion_mask`. One entry per TRL `loss_type`;
+// they differ only in how the per-token loss is averaged. Test values: TRL 1.16's own
+// `_compute_loss` run on these inputs (the trainer's state stubbed), f64, loss and gradient.
+
+/// Σ x over the mask's tokens / their number (at least 1): TRL's `global_masked_mean`.
+fn masked_mean(x: f32[B, T], mask: f32[B, T]) -> f32 {
+    sum(x * mask, B, T) / max(sum(mask, B, T), 1.0)
+}
+
+/// The clipped surrogate `−min(r·A, clip(r, 1 − ε, 1 + ε_high)·A)` with `r` the importance
+/// ratio (per token, or per sequence as GSPO's `importance_sampling_level = sequence`), plus
+/// `β · k3-KL` to the reference (times `r` with `use_bias_correction_kl`, TRL's default), averaged
+/// as `aggregation` says: `grpo` per sequence then over the batch, `bnpo` over all tokens,
+/// `dr_grpo` over B · `max_completion_length`, `dapo` over `num_items_in_batch` (default: the
+/// mask's tokens). `delta` (two-sided clipping) caps `r` before the min; TRL then computes its
+/// clip metrics from the capped ratio, reproduced. Metrics as TRL logs them, with identifier
+/// names (`clip_ratio/low_mean` → `clip_ratio_low_mean`); `kl` is 0 without a reference and
+/// `entropy` 0 without `entropies` (TRL always has both; its `kl` only when β ≠ 0). The per-row
+/// min/max clip metrics skip rows without tokens (TRL's nanmin/nanmax; all rows empty gives 1/0
+/// here, NaN there).
+objective clipped(
+    per_token_logps: f32[B, T],
+    advantages: const f32[B],
+    completion_mask: const i32[B, T],
+    old_per_token_logps: const f32[B, T]?,
+    ref_per_token_logps: const f32[B, T]?,
+    entropies: const f32[B, T]?,
+    num_items_in_batch: f32?,
+    epsilon_high: f32?,
+    delta: f32?,
+    beta: f32 = 0.0,
+    epsilon: f32 = 0.2,
+    max_completion_length: i32 = 256,
+    importance_sampling_level: enum { token, sequence } = token,
+    use_bias_correction_kl: static bool = true,
+    aggregation: enum { grpo, bnpo, dr_grpo, dapo } = grpo,
+) requires epsilon >= 0.0, beta >= 0.0, max_completion_length > 0 {
+    let mask = f32(completion_mask);
+    let log_ratio = per_token_logps - (old_per_token_logps ?? detach(per_token_logps));
+    let tokens = sum(mask, T);
+    // TRL's log_importance_weights: per token, or the masked sequence mean (broadcast over T).
+    let weights = match importance_sampling_level {
+        token => log_ratio,
+        sequence => sum(log_ratio * mask, T) / max(tokens, 1.0) + zeros(B, T),
+    };
+    let coef_1 = exp(weights);
+    let high_eps = epsilon_high ?? epsilon;
+    let coef_2 = clamp(coef_1, 1.0 - epsilon, 1.0 + high_eps);
+    let capped = if present(delta) { clamp(coef_1, max: delta) } else { coef_1 };
+    let kl = if present(ref_per_token_logps) {
+        let d = ref_per_token_logps - per_token_logps;
+        let k3 = exp(d) - d - 1.0;
+        if use_bias_correction_kl { k3 * coef_1 } else { k3 }
+    } else {
+        zeros(B, T)
+    };
+    let per_token = -min(capped * advantages, coef_2 * advantages)
+        + where(beta != 0.0, beta * kl, 0.0);
+    let total = sum(per_token * mask, B, T);
+    loss match aggregation {
+        grpo => mean(sum(per_token * mask, T) / max(tokens, 1.0), B),
+        bnpo => total / max(sum(mask, B, T), 1.0),
+        dr_grpo => total / (f32(B) * f32(max_completion_length)),
+        dapo => total / max(num_items_in_batch ?? sum(mask, B, T), 1.0),
+    };
+    let low = f32(capped < 1.0 - epsilon) * f32(advantages < 0.0);
+    let high = f32(capped > 1.0 + high_eps) * f32(advantages > 0.0);
+    let region = max(low, high);
+    metric kl = masked_mean(kl, mask);
+    metric entropy = masked_mean(entropies ?? zeros(B, T), mask);
+    // Per sequence (constant over T) TRL averages the indicators unmasked.
+    metric clip_ratio_low_mean = match importance_sampling_level {
+        token => masked_mean(low, mask),
+        sequence => mean(max(low, T), B),
+    };
+    metric clip_ratio_high_mean = match importance_sampling_level {
+        token => masked_mean(high, mask),
+        sequence => mean(max(high, T), B),
+    };
+    metric clip_ratio_region_mean = match importance_sampling_level {
+        token => masked_mean(region, mask),
+        sequence => mean(max(region, T), B),
+    };
+    metric clip_ratio_low_min = match importance_sampling_level {
+        token => min(where(tokens > 0.0, sum(low * mask, T) / max(tokens, 1.0), 1.0), B),
+        sequence => min(max(low, T), B),
+    };
+    metric clip_ratio_high_max = match importance_sampling_level {
+        token => max(where(tokens > 0.0, sum(high * mask, T) / max(tokens, 1.0), 0.0), B),
+        sequence => max(max(high, T), B),
+    };
+}
+
+/// TRL `loss_type="grpo"`: each completion's token mean, averaged over the batch (the
+/// original GRPO normalization, which favours short completions' tokens).
+objective grpo(
+    per_token_logps: f32[B, T],
+    advantages: const f32[B],
+    completion_mask: const i32[B, T],
+    old_per_token_logps: const f32[B, T]?,
+    ref_per_token_logps: const f32[B, T]?,
+    entropies: const f32[B, T]?,
+    epsilon_high: f32?,
+    delta: f32?,
+    beta: f32 = 0.0,
+    epsilon: f32 = 0.2,
+    importance_sampling_level: enum { token, sequence } = token,
+    use_bias_correction_kl: static bool = true,
+) {
+    let r = clipped(
+        per_token_logps: per_token_logps,
+        advantages: advantages,
+        completion_mask: completion_mask,
+        old_per_token_logps: old_per_token_logps,
+        ref_per_token_logps: ref_per_token_logps,
+        entropies: entropies,
+        epsilon_high: epsilon_high,
+        delta: delta,
+        beta: beta,
+        epsilon: epsilon,
+        importance_sampling_level: importance_sampling_level,
+        use_bias_correction_kl: use_bias_correction_kl,
+        aggregation: grpo,
+    );
+    loss r.loss;
+    metric ..r.metric;
+}
+
+/// TRL `loss_type="bnpo"`: the mean over every completion token of the batch.
+objective bnpo(
+    per_token_logps: f32[B, T],
+    advantages: const f32[B],
+    completion_mask: const i32[B, T],
+    old_per_token_logps: const f32[B, T]?,
+    ref_per_token_logps: const f32[B, T]?,
+    entropies: const f32[B, T]?,
+    epsilon_high: f32?,
+    delta: f32?,
+    beta: f32 = 0.0,
+    epsilon: f32 = 0.2,
+    importance_sampling_level: enum { token, sequence } = token,
+    use_bias_correction_kl: static bool = true,
+) {
+    let r = clipped(
+        per_token_logps: per_token_logps,
+        advantages: advantages,
+        completion_mask: completion_mask,
+        old_per_token_logps: old_per_token_logps,
+        ref_per_token_logps: ref_per_token_logps,
+        entropies: entropies,
+        epsilon_high: epsilon_high,
+        delta: delta,
+        beta: beta,
+        epsilon: epsilon,
+        importance_sampling_level: importance_sampling_level,
+        use_bias_correction_kl: use_bias_correction_kl,
+        aggregation: bnpo,
+    );
+    loss r.loss;
+    metric ..r.metric;
+}
+
+/// TRL `loss_type="dr_grpo"` (Dr. GRPO): the token sum over B · `max_completion_length`, a
+/// constant, so no length bias.
+objective dr_grpo(
+    per_token_logps: f32[B, T],
+    advantages: const f32[B],
+    completion_mask: const i32[B, T],
+    old_per_token_logps: const f32[B, T]?,
+    ref_per_token_logps: const f32[B, T]?,
+    entropies: const f32[B, T]?,
+    max_completion_length: i32 = 256,
+    epsilon_high: f32?,
+    delta: f32?,
+    beta: f32 = 0.0,
+    epsilon: f32 = 0.2,
+    importance_sampling_level: enum { token, sequence } = token,
+    use_bias_correction_kl: static bool = true,
+) {
+    let r = clipped(
+        per_token_logps: per_token_logps,
+        advantages: advantages,
+        completion_mask: completion_mask,
+        old_per_token_logps: old_per_token_logps,
+        ref_per_token_logps: ref_per_token_logps,
+        entropies: entropies,
+        max_completion_length: max_completion_length,
+        epsilon_high: epsilon_high,
+        delta: delta,
+        beta: beta,
+        epsilon: epsilon,
+        importance_sampling_level: importance_sampling_level,
+        use_bias_correction_kl: use_bias_correction_kl,
+        aggregation: dr_grpo,
+    );
+    loss r.loss;
+    metric ..r.metric;
+}
+
+/// TRL `loss_type="dapo"` (DAPO, TRL's default since 0.2x): the token sum over
+/// `num_items_in_batch` (the generation batch's completion tokens; default: this batch's), usually
+/// with a larger `epsilon_high` (clip-higher).
+objective dapo(
+    per_token_logps: f32[B, T],
+    advantages: const f32[B],
+    completion_mask: const i32[B, T],
+    old_per_token_logps: const f32[B, T]?,
+    ref_per_token_logps: const f32[B, T]?,
+    entropies: const f32[B, T]?,
+    num_items_in_batch: f32?,
+    epsilon_high: f32?,
+    delta: f32?,
+    beta: f32 = 0.0,
+    epsilon: f32 = 0.2,
+    importance_sampling_level: enum { token, sequence } = token,
+    use_bias_correction_kl: static bool = true,
+) {
+    let r = clipped(
+        per_token_logps: per_token_logps,
+        advantages: advantages,
+        completion_mask: completion_mask,
+        old_per_token_logps: old_per_token_logps,
+        ref_per_token_logps: ref_per_token_logps,
+        entropies: entropies,
+        num_items_in_batch: num_items_in_batch,
+        epsilon_high: epsilon_high,
+        delta: delta,
+        beta: beta,
+        epsilon: epsilon,
+        importance_sampling_level: importance_sampling_level,
+        use_bias_correction_kl: use_bias_correction_kl,
+        aggregation: dapo,
+    );
+    loss r.loss;
+    metric ..r.metric;
+}
+
+test "grpo: the clipped surrogate, per-sequence means (TRL 1.16 _compute_loss)" {
+    let r = grpo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+    );
+    expect_close(r.loss, -0.20433376383712518, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.12279676867507196, -0.08231313563130198, -0.1111111111111111, 0.0], [0.041666666666666664, 0.062159362401719605, 0.0, 0.041666666666666664], [-0.025272110821359724, -0.041666666666666664, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_region_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "grpo with beta: k3 KL times the ratio (use_bias_correction_kl) (TRL 1.16 _compute_loss)" {
+    let r = grpo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        ref_per_token_logps: [[-0.9, -0.6, -1.8, -0.2], [-0.4, -1.0, -0.8, -0.1], [-2.2, -0.9, -0.3, -1.0]], beta: 0.04,
+    );
+    expect_close(r.loss, -0.2037441832550284, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.12328795574977225, -0.08198388308877677, -0.11199999999999999, 0.0], [0.041999999999999996, 0.06116481260329208, 0.0, 0.041833333333333333], [-0.02648517214078499, -0.040333333333333325, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.kl, 0.013074312016268809, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_region_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "grpo with beta, without the ratio on the KL (TRL 1.16 _compute_loss)" {
+    let r = grpo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        ref_per_token_logps: [[-0.9, -0.6, -1.8, -0.2], [-0.4, -1.0, -0.8, -0.1], [-2.2, -0.9, -0.3, -1.0]], beta: 0.04, use_bias_correction_kl: false,
+    );
+    expect_close(r.loss, -0.2036453299003457, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.12326419497763039, -0.08189019082257291, -0.11209512336960074, 0.0], [0.04198387527321347, 0.06142135320785237, 0.0, 0.041829235251664286], [-0.02760450287186641, -0.040458205020519875, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.kl, 0.01416336173584508, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_region_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "grpo with GSPO's sequence-level ratio (TRL 1.16 _compute_loss)" {
+    let r = grpo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        importance_sampling_level: sequence,
+    );
+    expect_close(r.loss, -0.21006906026648967, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.10394522055906863, -0.10394522055906863, -0.10394522055906863, 0.0], [0.041666666666666664, 0.041666666666666664, 0.041666666666666664, 0.041666666666666664], [-0.0324500326279752, -0.0324500326279752, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_region_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "grpo with epsilon_high and two-sided clipping (delta) (TRL 1.16 _compute_loss)" {
+    let r = grpo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        epsilon_high: 0.28, delta: 1.2,
+    );
+    expect_close(r.loss, -0.21315979290551143, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.12279676867507196, -0.08231313563130198, -0.1111111111111111, 0.0], [0.041666666666666664, 0.0, 0.0, 0.041666666666666664], [-0.025272110821359724, -0.041666666666666664, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_region_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "bnpo: the mean over all tokens, with the KL term (TRL 1.16 _compute_loss)" {
+    let r = bnpo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        ref_per_token_logps: [[-0.9, -0.6, -1.8, -0.2], [-0.4, -1.0, -0.8, -0.1], [-2.2, -0.9, -0.3, -1.0]], beta: 0.04,
+    );
+    expect_close(r.loss, -0.12188918917100354, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.12328795574977225, -0.08198388308877677, -0.11199999999999999, 0.0], [0.056, 0.08155308347105611, 0.0, 0.05577777777777778], [-0.017656781427189995, -0.02688888888888889, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.kl, 0.013074312016268809, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_region_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "dr_grpo: over B times max_completion_length (TRL 1.16 _compute_loss)" {
+    let r = dr_grpo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        max_completion_length: 8,
+    );
+    expect_close(r.loss, -0.04590456061937035, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.046048788253151986, -0.030867425861738244, -0.041666666666666664, 0.0], [0.020833333333333332, 0.031079681200859802, 0.0, 0.020833333333333332], [-0.006318027705339931, -0.010416666666666666, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_region_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "dapo: over the mask's tokens (num_items_in_batch by default) (TRL 1.16 _compute_loss)" {
+    let r = dapo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        epsilon_high: 0.28,
+    );
+    expect_close(r.loss, -0.12241216165165428, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.12279676867507196, -0.08231313563130198, -0.1111111111111111, 0.0], [0.05555555555555555, 0.08287914986895947, 0.0, 0.05555555555555555], [-0.016848073880906485, -0.027777777777777776, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_region_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "dapo over a given num_items_in_batch (TRL 1.16 _compute_loss)" {
+    let r = dapo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        num_items_in_batch: 20.0,
+    );
+    expect_close(r.loss, -0.05508547274324442, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.05525854590378239, -0.0370409110340859, -0.05, 0.0], [0.025, 0.03729561744103176, 0.0, 0.025], [-0.007581633246407918, -0.0125, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_region_mean, 0.1111111119389534, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "gradients of every GRPO loss type by finite differences" {
+    gradcheck grpo(B: 3, T: 5);
+    gradcheck bnpo(B: 3, T: 5);
+    gradcheck dr_grpo(B: 3, T: 5);
+    gradcheck dapo(B: 3, T: 5);
+}

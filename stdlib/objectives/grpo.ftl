@@ -12,12 +12,46 @@ fn masked_mean(x: f32[B, T], mask: f32[B, T]) -> f32 {
     sum(x * mask, B, T) / max(sum(mask, B, T), 1.0)
 }
 
+/// TRL's `log_importance_weights` over [B, T]: the per-token log-ratio, or (GSPO's
+/// `sequence` level) each completion's masked mean log-ratio, broadcast over its tokens.
+fn log_weights(
+    log_ratio: f32[B, T],
+    mask: f32[B, T],
+    level: enum { token, sequence } = token,
+) -> f32[B, T] {
+    match level {
+        token => log_ratio,
+        sequence => sum(log_ratio * mask, T) / max(sum(mask, T), 1.0) + zeros(B, T),
+    }
+}
+
+/// The k3 KL estimator `e^{ref − lp} − (ref − lp) − 1`, times the importance ratio `coef` when
+/// `bias_correction` (TRL's `use_bias_correction_kl`, default True).
+fn k3_kl(
+    per_token_logps: f32[B, T],
+    ref_per_token_logps: f32[B, T],
+    coef: f32[B, T],
+    bias_correction: bool,
+) -> f32[B, T] {
+    let d = ref_per_token_logps - per_token_logps;
+    (exp(d) - d - 1.0) * where(bias_correction, coef, 1.0)
+}
+
+/// A per-sequence metric TRL logs with `global_masked_mean`: over the mask's tokens, or, at the
+/// sequence level, over the completions (one value each, constant over T here).
+fn level_mean(x: f32[B, T], mask: f32[B, T], level: enum { token, sequence } = token) -> f32 {
+    match level {
+        token => masked_mean(x, mask),
+        sequence => mean(max(x, T), B),
+    }
+}
+
 /// The clipped surrogate `−min(r·A, clip(r, 1 − ε, 1 + ε_high)·A)` with `r` the importance
 /// ratio (per token, or per sequence as GSPO's `importance_sampling_level = sequence`), plus
 /// `β · k3-KL` to the reference (times `r` with `use_bias_correction_kl`, TRL's default), averaged
 /// as `aggregation` says: `grpo` per sequence then over the batch, `bnpo` over all tokens,
 /// `dr_grpo` over B · `max_completion_length`, `dapo` over `num_items_in_batch` (default: the
-/// mask's tokens). `delta` (two-sided clipping) caps `r` before the min; TRL then computes its
+/// mask's tokens), `luspo` each completion's token sum averaged over the batch. `delta` (two-sided clipping) caps `r` before the min; TRL then computes its
 /// clip metrics from the capped ratio, reproduced. Metrics as TRL logs them, with identifier
 /// names (`clip_ratio/low_mean` → `clip_ratio_low_mean`); `kl` is 0 without a reference and
 /// `entropy` 0 without `entropies` (TRL always has both; its `kl` only when β ≠ 0). The per-row
@@ -38,24 +72,18 @@ objective clipped(
     max_completion_length: i32 = 256,
     importance_sampling_level: enum { token, sequence } = token,
     use_bias_correction_kl: static bool = true,
-    aggregation: enum { grpo, bnpo, dr_grpo, dapo } = grpo,
+    aggregation: enum { grpo, bnpo, dr_grpo, dapo, luspo } = grpo,
 ) requires epsilon >= 0.0, beta >= 0.0, max_completion_length > 0 {
     let mask = f32(completion_mask);
     let log_ratio = per_token_logps - (old_per_token_logps ?? detach(per_token_logps));
     let tokens = sum(mask, T);
-    // TRL's log_importance_weights: per token, or the masked sequence mean (broadcast over T).
-    let weights = match importance_sampling_level {
-        token => log_ratio,
-        sequence => sum(log_ratio * mask, T) / max(tokens, 1.0) + zeros(B, T),
-    };
+    let weights = log_weights(log_ratio, mask, importance_sampling_level);
     let coef_1 = exp(weights);
     let high_eps = epsilon_high ?? epsilon;
     let coef_2 = clamp(coef_1, 1.0 - epsilon, 1.0 + high_eps);
     let capped = if present(delta) { clamp(coef_1, max: delta) } else { coef_1 };
     let kl = if present(ref_per_token_logps) {
-        let d = ref_per_token_logps - per_token_logps;
-        let k3 = exp(d) - d - 1.0;
-        if use_bias_correction_kl { k3 * coef_1 } else { k3 }
+        k3_kl(per_token_logps, ref_per_token_logps, coef_1, use_bias_correction_kl)
     } else {
         zeros(B, T)
     };
@@ -67,25 +95,16 @@ objective clipped(
         bnpo => total / max(sum(mask, B, T), 1.0),
         dr_grpo => total / (f32(B) * f32(max_completion_length)),
         dapo => total / max(num_items_in_batch ?? sum(mask, B, T), 1.0),
+        luspo => mean(sum(per_token * mask, T), B),
     };
     let low = f32(capped < 1.0 - epsilon) * f32(advantages < 0.0);
     let high = f32(capped > 1.0 + high_eps) * f32(advantages > 0.0);
     let region = max(low, high);
     metric kl = masked_mean(kl, mask);
     metric entropy = masked_mean(entropies ?? zeros(B, T), mask);
-    // Per sequence (constant over T) TRL averages the indicators unmasked.
-    metric clip_ratio_low_mean = match importance_sampling_level {
-        token => masked_mean(low, mask),
-        sequence => mean(max(low, T), B),
-    };
-    metric clip_ratio_high_mean = match importance_sampling_level {
-        token => masked_mean(high, mask),
-        sequence => mean(max(high, T), B),
-    };
-    metric clip_ratio_region_mean = match importance_sampling_level {
-        token => masked_mean(region, mask),
-        sequence => mean(max(region, T), B),
-    };
+    metric clip_ratio_low_mean = level_mean(low, mask, importance_sampling_level);
+    metric clip_ratio_high_mean = level_mean(high, mask, importance_sampling_level);
+    metric clip_ratio_region_mean = level_mean(region, mask, importance_sampling_level);
     metric clip_ratio_low_min = match importance_sampling_level {
         token => min(where(tokens > 0.0, sum(low * mask, T) / max(tokens, 1.0), 1.0), B),
         sequence => min(max(low, T), B),
@@ -238,6 +257,109 @@ objective dapo(
     );
     loss r.loss;
     metric ..r.metric;
+}
+
+/// TRL `loss_type="luspo"`: the clipped surrogate, each completion's token sum averaged over the
+/// batch (meant for the `sequence` level, where the sum is length · the sequence's loss).
+objective luspo(
+    per_token_logps: f32[B, T],
+    advantages: const f32[B],
+    completion_mask: const i32[B, T],
+    old_per_token_logps: const f32[B, T]?,
+    ref_per_token_logps: const f32[B, T]?,
+    entropies: const f32[B, T]?,
+    epsilon_high: f32?,
+    delta: f32?,
+    beta: f32 = 0.0,
+    epsilon: f32 = 0.2,
+    importance_sampling_level: enum { token, sequence } = token,
+    use_bias_correction_kl: static bool = true,
+) {
+    let r = clipped(
+        per_token_logps: per_token_logps,
+        advantages: advantages,
+        completion_mask: completion_mask,
+        old_per_token_logps: old_per_token_logps,
+        ref_per_token_logps: ref_per_token_logps,
+        entropies: entropies,
+        epsilon_high: epsilon_high,
+        delta: delta,
+        beta: beta,
+        epsilon: epsilon,
+        importance_sampling_level: importance_sampling_level,
+        use_bias_correction_kl: use_bias_correction_kl,
+        aggregation: luspo,
+    );
+    loss r.loss;
+    metric ..r.metric;
+}
+
+/// TRL `loss_type="cispo"` (MiniMax-M1's CISPO): `−sg(min(r, ε_high))·A·log π` per token (the
+/// clipped ratio is a detached weight, so every token keeps a gradient), plus β·KL, summed over
+/// `num_items_in_batch` (default: the mask's tokens). `epsilon_high` defaults to `epsilon`, as in
+/// TRL. Metric `cispo_clip_ratio`: tokens with `r > ε_high` and a positive advantage.
+objective cispo(
+    per_token_logps: f32[B, T],
+    advantages: const f32[B],
+    completion_mask: const i32[B, T],
+    old_per_token_logps: const f32[B, T]?,
+    ref_per_token_logps: const f32[B, T]?,
+    entropies: const f32[B, T]?,
+    num_items_in_batch: f32?,
+    epsilon_high: f32?,
+    beta: f32 = 0.0,
+    epsilon: f32 = 0.2,
+    importance_sampling_level: enum { token, sequence } = token,
+    use_bias_correction_kl: static bool = true,
+) requires beta >= 0.0 {
+    let mask = f32(completion_mask);
+    let log_ratio = per_token_logps - (old_per_token_logps ?? detach(per_token_logps));
+    let coef_1 = exp(log_weights(log_ratio, mask, importance_sampling_level));
+    let high_eps = epsilon_high ?? epsilon;
+    let kl = if present(ref_per_token_logps) {
+        k3_kl(per_token_logps, ref_per_token_logps, coef_1, use_bias_correction_kl)
+    } else {
+        zeros(B, T)
+    };
+    let per_token = -detach(clamp(coef_1, max: high_eps)) * advantages * per_token_logps
+        + where(beta != 0.0, beta * kl, 0.0);
+    loss sum(per_token * mask, B, T) / max(num_items_in_batch ?? sum(mask, B, T), 1.0);
+    metric kl = masked_mean(kl, mask);
+    metric entropy = masked_mean(entropies ?? zeros(B, T), mask);
+    let clipped_up = f32(coef_1 > high_eps) * f32(advantages > 0.0);
+    metric cispo_clip_ratio = level_mean(clipped_up, mask, importance_sampling_level);
+}
+
+/// TRL `loss_type="sapo"` (soft adaptive policy optimization): the hard clip replaced by a soft
+/// gate `σ(τ(r − 1))·4/τ`, τ = `sapo_temperature_pos` for positive advantages, else
+/// `sapo_temperature_neg`; per-sequence token means averaged over the batch, as `grpo`.
+objective sapo(
+    per_token_logps: f32[B, T],
+    advantages: const f32[B],
+    completion_mask: const i32[B, T],
+    old_per_token_logps: const f32[B, T]?,
+    ref_per_token_logps: const f32[B, T]?,
+    entropies: const f32[B, T]?,
+    beta: f32 = 0.0,
+    sapo_temperature_pos: f32 = 1.0,
+    sapo_temperature_neg: f32 = 1.05,
+    importance_sampling_level: enum { token, sequence } = token,
+    use_bias_correction_kl: static bool = true,
+) requires beta >= 0.0, sapo_temperature_pos > 0.0, sapo_temperature_neg > 0.0 {
+    let mask = f32(completion_mask);
+    let log_ratio = per_token_logps - (old_per_token_logps ?? detach(per_token_logps));
+    let coef_1 = exp(log_weights(log_ratio, mask, importance_sampling_level));
+    let kl = if present(ref_per_token_logps) {
+        k3_kl(per_token_logps, ref_per_token_logps, coef_1, use_bias_correction_kl)
+    } else {
+        zeros(B, T)
+    };
+    let tau = where(advantages > 0.0, sapo_temperature_pos, sapo_temperature_neg);
+    let per_token = -(sigmoid(tau * (coef_1 - 1.0)) * 4.0 / tau) * advantages
+        + where(beta != 0.0, beta * kl, 0.0);
+    loss mean(sum(per_token * mask, T) / max(sum(mask, T), 1.0), B);
+    metric kl = masked_mean(kl, mask);
+    metric entropy = masked_mean(entropies ?? zeros(B, T), mask);
 }
 
 test "grpo: the clipped surrogate, per-sequence means (TRL 1.16 _compute_loss)" {
@@ -413,9 +535,90 @@ test "dapo over a given num_items_in_batch (TRL 1.16 _compute_loss)" {
     expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
 }
 
+test "cispo: the detached clipped ratio weighting log-probs, with the KL term (TRL 1.16 _compute_loss)" {
+    let r = cispo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        ref_per_token_logps: [[-0.9, -0.6, -1.8, -0.2], [-0.4, -1.0, -0.8, -0.1], [-2.2, -0.9, -0.3, -1.0]], beta: 0.04, epsilon_high: 1.2,
+    );
+    expect_close(r.loss, 0.3190267138498337, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.12328795574977225, -0.08198388308877677, -0.11199999999999999, 0.0], [0.056, 0.06534060026876333, 0.03724000255753552, 0.05577777777777778], [-0.017656781427189995, -0.02688888888888889, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.kl, 0.013074312016268809, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.cispo_clip_ratio, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "cispo at the sequence level (TRL 1.16 _compute_loss)" {
+    let r = cispo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        epsilon_high: 1.1, importance_sampling_level: sequence,
+    );
+    expect_close(r.loss, 0.30247945267419846, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.10394522055906863, -0.10394522055906863, -0.10394522055906863, 0.0], [0.05555555555555555, 0.05555555555555555, 0.05555555555555555, 0.05555555555555555], [-0.021633355085316802, -0.021633355085316802, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.cispo_clip_ratio, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "sapo: the soft gate with TRL's default temperatures (TRL 1.16 _compute_loss)" {
+    let r = sapo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+    );
+    expect_close(r.loss, -0.47627582721744893, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.12245783230225803, -0.08094611600533558, -0.1111111111111111, 0.0], [0.041666666666666664, 0.05819259012225159, 0.027109723605275655, 0.041666666666666664], [-0.02431866213321388, -0.041666666666666664, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+}
+
+test "sapo at the sequence level with the KL term (TRL 1.16 _compute_loss)" {
+    let r = sapo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        ref_per_token_logps: [[-0.9, -0.6, -1.8, -0.2], [-0.4, -1.0, -0.8, -0.1], [-2.2, -0.9, -0.3, -1.0]], beta: 0.04, importance_sampling_level: sequence,
+    );
+    expect_close(r.loss, -0.47544603470159413, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.10423095612721861, -0.10339800773333879, -0.1047142258973615, 0.0], [0.0420067666071275, 0.04095154880671347, 0.041689558000580704, 0.041852126585578325], [-0.03369471970559195, -0.030937100073896946, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.kl, 0.012252500260380543, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+}
+
+test "luspo: sequence sums averaged over the batch (TRL 1.16 _compute_loss)" {
+    let r = luspo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        importance_sampling_level: sequence,
+    );
+    expect_close(r.loss, -0.39864044887685196, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.31183566167720594, -0.31183566167720594, -0.31183566167720594, 0.0], [0.16666666666666666, 0.16666666666666666, 0.16666666666666666, 0.16666666666666666], [-0.0649000652559504, -0.0649000652559504, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_region_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
 test "gradients of every GRPO loss type by finite differences" {
     gradcheck grpo(B: 3, T: 5);
     gradcheck bnpo(B: 3, T: 5);
     gradcheck dr_grpo(B: 3, T: 5);
     gradcheck dapo(B: 3, T: 5);
+    gradcheck luspo(B: 3, T: 5);
+    gradcheck cispo(B: 3, T: 5);
+    gradcheck sapo(B: 3, T: 5);
 }

@@ -4,7 +4,7 @@
 // policy's `per_token_logps` (gradients for it), `old_per_token_logps` (absent: the policy's own,
 // detached, as TRL when `num_iterations == 1`), `ref_per_token_logps` (for the k3 KL term),
 // `advantages` per completion and the 0/1 `completion_mask`. One entry per TRL `loss_type`;
-// they differ only in how the per-token loss is averaged. Test values: TRL 1.16's own
+// they differ only in how the per-token loss is averaged; `grpo_from_logits` starts from logits. Test values: TRL 1.16's own
 // `_compute_loss` run on these inputs (the trainer's state stubbed), f64, loss and gradient.
 
 /// Σ x over the mask's tokens / their number (at least 1): TRL's `global_masked_mean`.
@@ -362,6 +362,55 @@ objective sapo(
     metric entropy = masked_mean(entropies ?? zeros(B, T), mask);
 }
 
+/// GRPO from the policy's logits (`f32[B, T, V]` at the completion positions, `completion_ids`
+/// aligned with them), as TRL's trainer gets its inputs: per-token log-probs and entropies of
+/// `logits / temperature` (TRL's `selective_log_softmax` and `entropy_from_logits`; the entropies
+/// only feed the metric), then the `loss_type`'s loss (TRL's default `dapo`). Fused: the log-prob
+/// and entropy reductions over V are row passes, so no `[B, T, V]` temporary is made besides the
+/// logits' gradient.
+objective grpo_from_logits(
+    logits: f32[B, T, V],
+    completion_ids: const i32[B, T],
+    advantages: const f32[B],
+    completion_mask: const i32[B, T],
+    old_per_token_logps: const f32[B, T]?,
+    ref_per_token_logps: const f32[B, T]?,
+    num_items_in_batch: f32?,
+    epsilon_high: f32?,
+    delta: f32?,
+    beta: f32 = 0.0,
+    epsilon: f32 = 0.2,
+    temperature: f32 = 1.0,
+    max_completion_length: i32 = 256,
+    importance_sampling_level: enum { token, sequence } = token,
+    use_bias_correction_kl: static bool = true,
+    loss_type: enum { grpo, bnpo, dr_grpo, dapo, luspo } = dapo,
+) requires temperature > 0.0 {
+    let scaled = logits / temperature;
+    // log p = z[id] − lse(z) and H = lse(z) − Σ softmax(z)·z: two row reductions over V, so
+    // neither log_softmax nor softmax is materialized.
+    let lse = logsumexp(scaled, V);
+    let r = clipped(
+        per_token_logps: scaled[V: completion_ids] - lse,
+        advantages: advantages,
+        completion_mask: completion_mask,
+        old_per_token_logps: old_per_token_logps,
+        ref_per_token_logps: ref_per_token_logps,
+        entropies: detach(lse - sum(exp(scaled - lse) * scaled, V)),
+        num_items_in_batch: num_items_in_batch,
+        epsilon_high: epsilon_high,
+        delta: delta,
+        beta: beta,
+        epsilon: epsilon,
+        max_completion_length: max_completion_length,
+        importance_sampling_level: importance_sampling_level,
+        use_bias_correction_kl: use_bias_correction_kl,
+        aggregation: loss_type,
+    );
+    loss r.loss;
+    metric ..r.metric;
+}
+
 test "grpo: the clipped surrogate, per-sequence means (TRL 1.16 _compute_loss)" {
     let r = grpo(
         per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
@@ -613,6 +662,45 @@ test "luspo: sequence sums averaged over the batch (TRL 1.16 _compute_loss)" {
     expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
 }
 
+test "grpo_from_logits (dapo, temperature 0.7, KL) matches TRL's log-probs, entropies and loss" {
+    let r = grpo_from_logits(
+        logits: [[[1.65, -1.48, -1.19, -0.8, 0.5], [0.77, 2.02, -1.52, -2.35, 0.45], [1.47, 1.55, -1.49, 3.83, 1.69], [2.81, 1.11, 0.02, 1.53, 1.63]], [[-2.81, 1.41, 0.1, 1.67, -1.5], [1.93, 3.0, 1.73, -0.8, -1.44], [-0.54, -0.79, -1.1, -2.17, -0.02], [0.17, -1.85, -3.04, 1.61, 2.48]], [[-1.19, -0.19, -5.22, -0.64, 1.28], [-3.46, -0.23, -0.54, -1.38, -1.62], [-1.12, 2.7, -0.49, -0.01, -3.86], [0.44, 0.01, 4.28, 1.79, 1.72]]],
+        completion_ids: [[3, 4, 4, 4], [3, 0, 0, 1], [1, 1, 2, 3]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        ref_per_token_logps: [[-0.9, -0.6, -1.8, -0.2], [-0.4, -1.0, -0.8, -0.1], [-2.2, -0.9, -0.3, -1.0]], beta: 0.04, epsilon_high: 0.28, temperature: 0.7,
+    );
+    expect_close(r.loss, 0.08969210287559688, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.logits, [[[0.01021867264680474, 0.00011680938356292248, 0.00017676640588326712, -0.012488811589845277, 0.001976563153594347], [0.002258053842642855, 0.013466668015201763, 8.569804543438933e-05, 2.618314105749575e-05, -0.015836603044336504], [0.0015915580454102872, 0.0017842517746717158, 2.3194085008271498e-05, 0.04634632545422405, -0.04974532935931432], [0.0, 0.0, 0.0, 0.0, 0.0]], [[8.379244503187199e-07, 0.00034784051735096147, 5.353392257707348e-05, -0.0004076568388399488, 5.444474461595058e-06], [-0.003548485025758726, 0.0030352204639751, 0.0004946021129363823, 1.3322680888992575e-05, 5.3397679582526845e-06], [-0.0011234750516789943, 0.0002347604715939925, 0.00015076292677247577, 3.269222078421202e-05, 0.0007052594325283141], [1.8306985377207833e-06, -6.580705877242862e-05, 1.866665173000127e-08, 1.4322625157177825e-05, 4.963506842580001e-05]], [[0.0007232168838158192, -0.02695601995903801, 2.2854576703201233e-06, 0.0015867186815412486, 0.024643798936010614], [0.00019446613565021262, -0.019287485484279273, 0.012602955255940556, 0.003795937176077762, 0.0026941269166107502], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.kl, 0.3633286108803296, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.8081040486716748, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_mean, 0.4444444477558136, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_region_mean, 0.4444444477558136, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "grpo_from_logits with loss_type grpo matches TRL" {
+    let r = grpo_from_logits(
+        logits: [[[1.65, -1.48, -1.19, -0.8, 0.5], [0.77, 2.02, -1.52, -2.35, 0.45], [1.47, 1.55, -1.49, 3.83, 1.69], [2.81, 1.11, 0.02, 1.53, 1.63]], [[-2.81, 1.41, 0.1, 1.67, -1.5], [1.93, 3.0, 1.73, -0.8, -1.44], [-0.54, -0.79, -1.1, -2.17, -0.02], [0.17, -1.85, -3.04, 1.61, 2.48]], [[-1.19, -0.19, -5.22, -0.64, 1.28], [-3.46, -0.23, -0.54, -1.38, -1.62], [-1.12, 2.7, -0.49, -0.01, -3.86], [0.44, 0.01, 4.28, 1.79, 1.72]]],
+        completion_ids: [[3, 4, 4, 4], [3, 0, 0, 1], [1, 1, 2, 3]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        loss_type: grpo,
+    );
+    expect_close(r.loss, -0.05231763663963681, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.logits, [[[0.012715819003466113, 0.0005559075970962091, 0.0007429301935615629, -0.018040952643390173, 0.004026295849266282], [0.0034276952405833372, 0.011963831943295524, 0.00034711056932727025, 0.00015135731602981814, -0.015889995069235944], [0.00524041578045429, 0.0056768746442059075, 0.00027155267127800626, 0.05550098912135928, -0.06668983221729748], [0.0, 0.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 0.0, 0.0], [0.033862373444786834, -0.02575088699109737, -0.007231663355941657, -0.000576067217971742, -0.00030375587977605513], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]], [[0.0027989426843495796, -0.04079031899615666, 4.97493307930107e-05, 0.004851275854486776, 0.0330903511265273], [0.0006068321042687809, -0.020536590866683527, 0.011251448485050549, 0.004857368714816499, 0.0038209415625476955], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.entropy, 1.049477754819826, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_mean, 0.3333333432674408, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_mean, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_region_mean, 0.3333333432674408, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
 test "gradients of every GRPO loss type by finite differences" {
     gradcheck grpo(B: 3, T: 5);
     gradcheck bnpo(B: 3, T: 5);
@@ -621,4 +709,5 @@ test "gradients of every GRPO loss type by finite differences" {
     gradcheck luspo(B: 3, T: 5);
     gradcheck cispo(B: 3, T: 5);
     gradcheck sapo(B: 3, T: 5);
+    gradcheck grpo_from_logits(B: 2, T: 3, V: 5);
 }

@@ -10,7 +10,8 @@
 //! - an inlined value that is not cheap and is used inside a loop over more dims than it has
 //!   (a small coefficient broadcast over a big pass) is materialized, so it is computed once;
 //! - an inlined value with a transcendental used by two loop nests is materialized (never
-//!   duplicate expensive producers);
+//!   duplicate expensive producers), unless it is as large as each of those nests: then it is
+//!   recomputed, so no pass-sized temporary exists (softmax over `[B, T, V]`);
 //! - consecutive small nests (whose iteration space is a strict subset of another non-host
 //!   nest's) run as one tail kernel.
 //!
@@ -340,7 +341,14 @@ impl Fuser<'_> {
                     .operands()
                     .iter()
                     .any(|o| !self.mat[o.0 as usize] && trans[o.0 as usize]);
-            if !self.mat[i] && users[i].len() >= 2 && trans[i] {
+            // A value as large as every nest that uses it is recomputed instead: storing it
+            // would make a temporary of the pass's full size (softmax over [B, T, V] read by
+            // an entropy sum and by the gradient pass), and reading it back costs about as
+            // much as recomputing it.
+            let full_size_everywhere = users[i]
+                .iter()
+                .all(|r| self.space(*r).len() <= n.dims.len());
+            if !self.mat[i] && users[i].len() >= 2 && trans[i] && !full_size_everywhere {
                 self.mat[i] = true;
                 changed = true;
             }

@@ -269,6 +269,34 @@ fn dpo_from_logits_run_matches_an_independent_computation() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Every entry of `examples/`, `stdlib/` and `tests/run/`, compiled (with gradients where it
+/// has them) as `ftc run --random` compiles it.
+fn every_entry_graph() -> Vec<(String, ftl_ir::Graph)> {
+    let r = repo();
+    let files = driver::ftl_files(&[
+        r.join("examples"),
+        r.join("stdlib"),
+        r.join("tests").join("run"),
+    ]);
+    let mut out = Vec::new();
+    for file in files {
+        let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
+        assert!(analysis.diagnostics.is_empty(), "{}", file.display());
+        for (entry, id) in pipeline::entries(&analysis) {
+            let kind = analysis.hir.decl(id).unwrap().kind;
+            let g = pipeline::compile(
+                &analysis.hir,
+                id,
+                &Default::default(),
+                kind.differentiable(),
+            )
+            .unwrap();
+            out.push((entry, g));
+        }
+    }
+    out
+}
+
 /// Every entry of the repository compiles to PTX for sm_80 and sm_90 that `ptxas` accepts,
 /// with no spills in the DPO, SFT and LCM kernels (issue 15). Needs libdevice and ptxas
 /// (`FTL_LIBDEVICE`, `FTL_PTXAS`: PyPI's nvidia-cuda-nvcc-cu12, which `scripts/test.sh` installs
@@ -283,57 +311,40 @@ fn every_entry_compiles_to_ptx_that_ptxas_accepts() {
         return;
     };
     let (libdevice, ptxas) = (PathBuf::from(libdevice), PathBuf::from(ptxas));
-    let r = repo();
     let dir = scratch("ptx");
-    let files = driver::ftl_files(&[
-        r.join("examples"),
-        r.join("stdlib"),
-        r.join("tests").join("run"),
-    ]);
     let mut failures = Vec::new();
     let mut checked = 0;
-    for file in files {
-        let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
-        for (entry, id) in pipeline::entries(&analysis) {
-            let kind = analysis.hir.decl(id).unwrap().kind;
-            let g = pipeline::compile(
-                &analysis.hir,
-                id,
-                &Default::default(),
-                kind.differentiable(),
-            )
-            .unwrap();
-            let plan = ftl_plan::fuse::fuse(&g);
-            for chip in ftl_mlir::cuda::CHIPS {
-                let ptx = match ftl_mlir::cuda::ptx(&plan, chip, &libdevice) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        failures.push(format!("{entry} ({chip}): {e:?}"));
-                        continue;
-                    }
-                };
-                let path = dir.join(format!("{}_{chip}.ptx", entry.replace('.', "_")));
-                std::fs::write(&path, &ptx).unwrap();
-                let out = Command::new(&ptxas)
-                    .args(["--gpu-name", chip, "-v", "-o"])
-                    .arg(path.with_extension("cubin"))
-                    .arg(&path)
-                    .output()
-                    .unwrap();
-                let report = String::from_utf8_lossy(&out.stderr).to_string();
-                if !out.status.success() {
-                    failures.push(format!("{entry} ({chip}): ptxas: {report}"));
-                } else if ["sigmoid_from_logits", "sft", "lcm_step"].contains(&entry.as_str())
-                    && report.contains("bytes spill")
-                    && !report
-                        .lines()
-                        .filter(|l| l.contains("spill"))
-                        .all(|l| l.contains(" 0 bytes spill stores, 0 bytes spill loads"))
-                {
-                    failures.push(format!("{entry} ({chip}) spills: {report}"));
+    for (entry, g) in every_entry_graph() {
+        let plan = ftl_plan::fuse::fuse(&g);
+        for chip in ftl_mlir::cuda::CHIPS {
+            let ptx = match ftl_mlir::cuda::ptx(&plan, chip, &libdevice) {
+                Ok(p) => p,
+                Err(e) => {
+                    failures.push(format!("{entry} ({chip}): {e:?}"));
+                    continue;
                 }
-                checked += 1;
+            };
+            let path = dir.join(format!("{}_{chip}.ptx", entry.replace('.', "_")));
+            std::fs::write(&path, &ptx).unwrap();
+            let out = Command::new(&ptxas)
+                .args(["--gpu-name", chip, "-v", "-o"])
+                .arg(path.with_extension("cubin"))
+                .arg(&path)
+                .output()
+                .unwrap();
+            let report = String::from_utf8_lossy(&out.stderr).to_string();
+            if !out.status.success() {
+                failures.push(format!("{entry} ({chip}): ptxas: {report}"));
+            } else if ["sigmoid_from_logits", "sft", "lcm_step"].contains(&entry.as_str())
+                && report.contains("bytes spill")
+                && !report
+                    .lines()
+                    .filter(|l| l.contains("spill"))
+                    .all(|l| l.contains(" 0 bytes spill stores, 0 bytes spill loads"))
+            {
+                failures.push(format!("{entry} ({chip}) spills: {report}"));
             }
+            checked += 1;
         }
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -851,59 +862,41 @@ fn rel_err(a: &[f64], b: &[f64]) -> f64 {
 /// to an equal graph.
 #[test]
 fn mlir_backend_matches_the_interpreter_on_every_entry() {
-    let r = repo();
-    let files = driver::ftl_files(&[
-        r.join("examples"),
-        r.join("stdlib"),
-        r.join("tests").join("run"),
-    ]);
     let mut failures = Vec::new();
     let mut checked = 0;
-    for file in files {
-        let analysis = ftl_front::analyze(std::slice::from_ref(&file), &options());
-        assert!(analysis.diagnostics.is_empty(), "{}", file.display());
-        for (entry, id) in pipeline::entries(&analysis) {
-            let kind = analysis.hir.decl(id).unwrap().kind;
-            let g = pipeline::compile(
-                &analysis.hir,
-                id,
-                &Default::default(),
-                kind.differentiable(),
-            )
-            .unwrap();
-            // Its text reads back to the same graph.
-            let text = ftl_ir::print::print_graph(&g);
-            match ftl_ir::parse::parse_graph(&text) {
-                Ok(parsed) if parsed == g => {}
-                other => failures.push(format!("{entry}: text does not read back: {other:?}")),
-            }
-            let dims = std::collections::BTreeMap::new();
-            let inputs = run::random_inputs(&g, &dims, Some(3), 11).unwrap();
-            let want = run::run_graph(&g, &inputs);
-            let got = run::run_on(run::Backend::Mlir, &g, &inputs);
-            let (want, got) = match (want, got) {
-                (Ok(w), Ok(g)) => (w, g),
-                (Err(w), Err(g)) if w.code() == g.code() => continue,
-                (w, g) => {
-                    failures.push(format!(
-                        "{entry}: interp {:?} vs mlir {:?}",
-                        w.err(),
-                        g.err()
-                    ));
-                    continue;
-                }
-            };
-            for ((name, w), (_, g)) in want.iter().zip(&got) {
-                let e = rel_err(&g.to_f64(), &w.to_f64());
-                if e.is_nan() || e > 1e-5 || w.shape() != g.shape() {
-                    failures.push(format!(
-                        "{}: {entry}: {name}: relative error {e:.2e}",
-                        file.display()
-                    ));
-                }
-            }
-            checked += 1;
+    for (entry, g) in every_entry_graph() {
+        let qualified = g.name.clone();
+        // Its text reads back to the same graph.
+        let text = ftl_ir::print::print_graph(&g);
+        match ftl_ir::parse::parse_graph(&text) {
+            Ok(parsed) if parsed == g => {}
+            other => failures.push(format!("{entry}: text does not read back: {other:?}")),
         }
+        let dims = std::collections::BTreeMap::new();
+        let inputs = run::random_inputs(&g, &dims, Some(3), 11).unwrap();
+        let want = run::run_graph(&g, &inputs);
+        let got = run::run_on(run::Backend::Mlir, &g, &inputs);
+        let (want, got) = match (want, got) {
+            (Ok(w), Ok(g)) => (w, g),
+            (Err(w), Err(g)) if w.code() == g.code() => continue,
+            (w, g) => {
+                failures.push(format!(
+                    "{entry}: interp {:?} vs mlir {:?}",
+                    w.err(),
+                    g.err()
+                ));
+                continue;
+            }
+        };
+        for ((name, w), (_, g)) in want.iter().zip(&got) {
+            let e = rel_err(&g.to_f64(), &w.to_f64());
+            if e.is_nan() || e > 1e-5 || w.shape() != g.shape() {
+                failures.push(format!(
+                    "{qualified}: {entry}: {name}: relative error {e:.2e}"
+                ));
+            }
+        }
+        checked += 1;
     }
     assert!(
         failures.is_empty(),

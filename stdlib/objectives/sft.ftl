@@ -3,11 +3,46 @@ import std.core.logps
 /// Supervised fine-tuning: the mean token cross-entropy over non-ignored labels, as
 /// `torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)`
 /// (TRL's SFTTrainer loss; labels are already shifted); `ignore_index` is PyTorch's. Like
-/// PyTorch, a batch whose labels are all ignored gives NaN (0 / 0).
-objective sft(logits: f32[B, T, V], labels: i32[B, T], ignore_index: i32 = -100) {
-    let count = sum(f32(labels != ignore_index), B, T);
-    loss -sum(token_logps(logits, labels, ignore_index), B, T) / count;
+/// PyTorch, a batch whose labels are all ignored gives NaN (0 / 0). With
+/// `label_smoothing_factor` ε > 0 (TRL's `SFTConfig` → transformers' `LabelSmoother`):
+/// `(1 − ε)·nll + ε·Σ_tokens Σ_V −log p / (tokens · V)`. Metrics as SFTTrainer logs them:
+/// `entropy` (mean next-token entropy over the kept tokens) and `mean_token_accuracy` (the
+/// label is the argmax, the first one on ties as TRL's fused head), 0 without kept tokens; they
+/// cost one more read of the logits, which `log_metrics: false` saves (both are then 0).
+objective sft(
+    logits: f32[B, T, V],
+    labels: i32[B, T],
+    ignore_index: i32 = -100,
+    label_smoothing_factor: f32 = 0.0,
+    log_metrics: static bool = true,
+) requires 0.0 <= label_smoothing_factor < 1.0 {
+    let keep = labels != ignore_index;
+    let count = sum(f32(keep), B, T);
+    let nll = -sum(token_logps(logits, labels, ignore_index), B, T) / count;
+    // Every reduction below reads lse, so it runs in one pass after the logsumexp pass (which
+    // stays a vectorized online logsumexp) and nothing [B, T, V] is stored.
+    let lse = logsumexp(logits, V);
+    let lsm = logits - lse;
+    let smoothed = sum(where(keep, -sum(lsm, V), 0.0), B, T) / (count * f32(V));
+    let eps = label_smoothing_factor;
+    loss where(eps == 0.0, nll, (1.0 - eps) * nll + eps * smoothed);
     metric num_tokens = count;
+    let entropy = detach(-sum(exp(lsm) * lsm, V));
+    metric entropy = if log_metrics {
+        where(count > 0.0, sum(where(keep, entropy, 0.0), B, T) / max(count, 1.0), 0.0)
+    } else {
+        0.0
+    };
+    // The label is the argmax, the first on ties, when no log-prob beats it and none before
+    // it equals it (a sum in the same pass as the entropy's).
+    let label_lp = logits[V: where(keep, labels, 0)] - lse;
+    let beaten = sum(f32(lsm > label_lp) + f32(lsm == label_lp) * f32(iota(V) < labels), V);
+    let top1 = f32(keep) * f32(beaten == 0.0);
+    metric mean_token_accuracy = if log_metrics {
+        where(count > 0.0, sum(top1, B, T) / max(count, 1.0), 0.0)
+    } else {
+        0.0
+    };
 }
 
 test "sft is PyTorch's cross-entropy with ignore_index=-100" {
@@ -24,6 +59,28 @@ test "sft is PyTorch's cross-entropy with ignore_index=-100" {
                                   [-0.3333333333, 0.1666666667, 0.1666666667],
                                   [0.0, 0.0, 0.0]]], 1e-6);
     gradcheck sft(B: 2, T: 3, V: 5);
+}
+
+test "sft's label smoothing and metrics are TRL 1.16's (LabelSmoother, entropy, accuracy)" {
+    // transformers' LabelSmoother(epsilon=0.1) on aligned labels, TRL's entropy_from_logits and
+    // argmax accuracy (the tie in row 2, token 1 picks index 0, not the label 1), f64.
+    let r = sft(
+        logits: [[[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [5.0, -5.0, 0.0]],
+                 [[0.5, 0.5, -1.0], [2.0, 1.0, 0.0], [-1.0, 3.0, 1.0]]],
+        labels: [[2, 0, -100], [1, 0, 2]],
+        label_smoothing_factor: 0.1,
+    );
+    expect_close(r.loss, 1.021134407982689, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.logits,
+        [[[0.011339447849580877, 0.04227902750138261, -0.053618475350963514],
+          [-0.12, 0.05999999999999999, 0.05999999999999999], [0.0, 0.0, 0.0]],
+         [[0.0832965769213994, -0.0967034230786006, 0.013406846157201203],
+          [-0.053618475350963514, 0.04227902750138261, 0.011339447849580877],
+          [-0.003491418825113893, 0.1666960000311581, -0.16320458120604422]]],
+        rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.8307856856546108, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.mean_token_accuracy, 0.6, rtol: 1e-6, atol: 1e-7);
+    gradcheck sft(B: 2, T: 3, V: 4, label_smoothing_factor: 0.2);
 }
 
 test "sft's ignore_index is PyTorch's" {

@@ -116,3 +116,17 @@ test "a call's result is reduced and renamed by the callee's dim names" {
     expect_close(sum(r.alphas_cumprod, Tt), 9.80438232421875, 1e-6);
     expect_close(r.alphas_cumprod[Tt -> T2][T2: 3], 0.9923784732818604, 1e-7);
 }
+
+/// A constant output beside a `requires` over the same constant: the prelude computes both, and
+/// once read the constant from its output buffer before storing it — with a reused buffer the
+/// condition failed every second run (the core test runs it repeatedly, recycling outputs).
+objective constant_metric(x: f32[B], floor: f32 = 0.0) requires 0.0 <= floor {
+    loss sum(x, B) + floor;
+    metric zero = 0.0;
+}
+
+test "a constant metric beside a requires over the same constant" {
+    let r = constant_metric(x: [1.0, 2.0]);
+    expect_close(r.loss, 3.0, 0.0);
+    expect_close(r.metric.zero, 0.0, 0.0);
+}

@@ -906,6 +906,32 @@ fn mlir_backend_matches_the_interpreter_on_every_entry() {
     assert!(checked >= 20, "{checked}");
 }
 
+/// Repeated runs that hand their outputs back (a training loop, `ftc bench`, Python dropping
+/// them) get reused, unzeroed buffers; nothing may read one before writing it. Regression: a
+/// constant output and a `requires` over the same constant failed every second run.
+#[test]
+fn repeated_runs_with_recycled_outputs_give_the_same_result() {
+    let g = graph_of(
+        &repo().join("tests").join("run").join("requires.ftl"),
+        "constant_metric",
+        true,
+    );
+    let compiled = run::CompiledEntry::new(&g).unwrap();
+    let inputs = HashMap::from([(
+        "x".to_string(),
+        Tensor::from_f64(DType::F32, &[2], &[1.0, 2.0]),
+    )]);
+    for k in 0..4 {
+        let outs = compiled
+            .run(&inputs)
+            .unwrap_or_else(|e| panic!("run {k}: {}", e.render()));
+        assert_eq!(outs[0].1.to_f64(), vec![3.0], "run {k}");
+        for (_, t) in outs {
+            compiled.recycle(t);
+        }
+    }
+}
+
 /// Conditions over dims bound by `requires` from other such dims see their values on every
 /// backend (issue 13: the compiled path saw 0 and refused `I == R * K` though it held, or
 /// accepted `K >= 1` though it failed, blaming the inputs).

@@ -462,8 +462,12 @@ impl<'p> Func<'p> {
         }
         let saved = self.at;
         self.at = level;
+        // A constant is an immediate even when it is also stored (a constant output): loading
+        // it could read its buffer before the nest that stores it has run in this kernel (and
+        // a reused buffer holds an earlier run's value).
+        let constant = matches!(self.g.node(id).op, Op::Const(_));
         let v = match self.plan.buffer_of(id) {
-            Some(b) if Some(id) != self.root => self.load(b, id, env),
+            Some(b) if Some(id) != self.root && !constant => self.load(b, id, env),
             _ => self.compute(id, env),
         };
         self.at = saved;

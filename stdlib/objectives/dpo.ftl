@@ -750,11 +750,30 @@ fn wpo_weight(logits: f32[B, T, V], labels: i32[B, T], ignore_index: i32) -> f32
     detach(exp(sum(aligned, T) / max(sum(f32(keep), T), 1.0)))
 }
 
+/// LD-DPO's sequence log-probability of one side of each pair (TRL 1.16's `ld_alpha` lines):
+/// the token log-probs of the first `min(own, other)` completion tokens count fully, the rest
+/// `ld_alpha` times; `other_labels` are the pair's other completion's.
+fn ld_logps(
+    logits: f32[B, T, V],
+    labels: i32[B, T],
+    other_labels: i32[B, T],
+    ignore_index: i32,
+    ld_alpha: f32,
+) -> f32[B] {
+    let keep = f32(labels != ignore_index);
+    let shared = min(sum(keep, T), sum(f32(other_labels != ignore_index), T));
+    let position = cumsum(keep, T);
+    sum(token_logps(logits, labels, ignore_index) * where(position > shared, ld_alpha, 1.0), T)
+}
+
 /// DPO from logits: sequence log-probabilities summed over non-ignored tokens (TRL's DPO
 /// convention; labels already shifted, `ignore_index` ignored: TRL's `label_pad_token_id`,
 /// default −100), then `sigmoid`. `use_weighting` is TRL's
 /// WPO option: each pair's loss is multiplied by the chosen and rejected `wpo_weight`s before the
-/// batch mean (TRL 1.16 `dpo_trainer.py`, `if self.use_weighting`).
+/// batch mean (TRL 1.16 `dpo_trainer.py`, `if self.use_weighting`). `ld_alpha` is TRL's LD-DPO
+/// option (length desensitization, arXiv 2409.06411): each pair's completion tokens beyond the
+/// shorter completion's length count `ld_alpha` times in both log-probabilities (TRL's
+/// `shared_logps + ld_alpha · tail_logps`); give the reference log-probs computed the same way.
 objective sigmoid_from_logits(
     chosen_logits: f32[B, T, V],
     chosen_labels: i32[B, T],
@@ -762,12 +781,21 @@ objective sigmoid_from_logits(
     rejected_labels: i32[B, T],
     ref_chosen_logps: const f32[B],
     ref_rejected_logps: const f32[B],
+    ld_alpha: f32?,
     beta: f32 = 0.1,
     use_weighting: static bool = false,
     ignore_index: i32 = -100,
 ) requires beta > 0.0 {
-    let chosen_logps = seq_logps(chosen_logits, chosen_labels, ignore_index);
-    let rejected_logps = seq_logps(rejected_logits, rejected_labels, ignore_index);
+    let chosen_logps = if present(ld_alpha) {
+        ld_logps(chosen_logits, chosen_labels, rejected_labels, ignore_index, ld_alpha)
+    } else {
+        seq_logps(chosen_logits, chosen_labels, ignore_index)
+    };
+    let rejected_logps = if present(ld_alpha) {
+        ld_logps(rejected_logits, rejected_labels, chosen_labels, ignore_index, ld_alpha)
+    } else {
+        seq_logps(rejected_logits, rejected_labels, ignore_index)
+    };
     let r = sigmoid(
         chosen_logps: chosen_logps,
         rejected_logps: rejected_logps,
@@ -800,6 +828,38 @@ test "sigmoid_from_logits sums research V0's token log-probs" {
     expect_close(r.loss, 0.6931471805599453, 1e-6);
     expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
     gradcheck sigmoid_from_logits(B: 2, T: 3, V: 5);
+}
+
+test "sigmoid_from_logits with ld_alpha is TRL's LD-DPO" {
+    // TRL 1.16's ld_alpha lines transcribed in torch (f64) on the WPO test's pairs: completions
+    // of lengths 2/3 and 2/2, ld_alpha = 0.5.
+    let r = sigmoid_from_logits(
+        chosen_logits: [[[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]],
+                        [[0.5, -0.5, 1.5, 0.0], [2.0, 0.0, -1.0, 0.3], [0.1, 0.9, -0.4, 0.6]]],
+        chosen_labels: [[-100, 1, 3], [0, 2, -100]],
+        rejected_logits: [[[1.0, 0.0, -1.0, 0.5], [0.3, 0.3, 1.2, -0.2], [0.0, 2.0, 1.0, 0.0]],
+                          [[-0.5, 0.5, 0.0, 1.0], [1.0, 1.0, 0.0, -2.0], [0.4, -0.3, 0.8, 0.1]]],
+        rejected_labels: [[2, 0, 1], [-100, 3, 0]],
+        ref_chosen_logps: [-3.0, -2.5],
+        ref_rejected_logps: [-4.0, -3.5],
+        ld_alpha: 0.5,
+    );
+    expect_close(r.loss, 0.6564481153374302, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.chosen_logits, [
+        [[0.0, 0.0, 0.0, 0.0],
+         [0.004972467657278242, -0.008661372064629592, 0.003015954088568705, 0.0006729503187826468],
+         [0.004244142538255372, 0.004244142538255372, 0.004244142538255372, -0.012732427614766118]],
+        [[-0.020321733067089152, 0.002024525183092066, 0.014959330151565123, 0.003337877732431961],
+         [0.01888057621563989, 0.0025552081298140777, -0.024884954544673307, 0.003449170199219339],
+         [0.0, 0.0, 0.0, 0.0]]], rtol: 1e-5, atol: 1e-8);
+    expect_close(r.grad.rejected_logits, [
+        [[-0.01051214080473166, -0.0038672004847601993, 0.020755276986777843, -0.006375935697285987],
+         [0.017800255002463315, -0.004377685537546041, -0.010767368967815024, -0.0026552004971022542],
+         [-0.0009158883923540924, 0.004321419558540884, -0.0024896427738326974, -0.0009158883923540924]],
+        [[0.0, 0.0, 0.0, 0.0],
+         [-0.01068177227158888, -0.01068177227158888, -0.003929604413992725, 0.02529314895717049],
+         [0.018899947625815806, -0.0034388609048371746, -0.010330909091389527, -0.005130177629589102]]],
+        rtol: 1e-5, atol: 1e-8);
 }
 
 test "sigmoid_from_logits with use_weighting is TRL's WPO" {

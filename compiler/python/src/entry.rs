@@ -73,9 +73,9 @@ pub struct Entry {
     /// Outputs in order: name, dtype, dim names (`..name` for a pack).
     outputs: Vec<(String, DType, Vec<String>)>,
     /// Every parameter the declaration has: name, declared tensor dtype (none for a static
-    /// option), whether it is optional. A variant's `args` omit the optional inputs it was not
-    /// compiled for.
-    params: Vec<(String, Option<DType>, bool)>,
+    /// option), whether it is optional, whether it is a scalar. A variant's `args` omit the
+    /// optional inputs it was not compiled for.
+    params: Vec<(String, Option<DType>, bool, bool)>,
     /// Scalar settings given at compile time, passed with every run unless the call gives them.
     settings: HashMap<String, Tensor>,
     cached: bool,
@@ -152,7 +152,11 @@ fn build(path: &PathBuf, request: &VariantRequest, opts: &LoadOptions) -> Result
         .map(|d| {
             d.params
                 .iter()
-                .map(|p| (p.name.clone(), p.ty.tensor().map(|t| t.dtype), p.optional))
+                .map(|p| {
+                    let tensor = p.ty.tensor();
+                    let scalar = tensor.is_none_or(|t| t.dims.is_empty());
+                    (p.name.clone(), tensor.map(|t| t.dtype), p.optional, scalar)
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -305,12 +309,12 @@ impl Entry {
             .collect()
     }
 
-    /// Every declared parameter: `(name, dtype or None, optional)`.
+    /// Every declared parameter: `(name, dtype or None, optional, scalar)`.
     #[getter]
-    fn params(&self) -> Vec<(String, Option<&'static str>, bool)> {
+    fn params(&self) -> Vec<(String, Option<&'static str>, bool, bool)> {
         self.params
             .iter()
-            .map(|(n, d, o)| (n.clone(), d.map(DType::name), *o))
+            .map(|(n, d, o, s)| (n.clone(), d.map(DType::name), *o, *s))
             .collect()
     }
 

@@ -120,6 +120,19 @@ def test_no_grad_calls_run_the_forward_only(dpo):
     assert x["chosen_logits"].grad is None
 
 
+def test_an_optional_scalar_given_at_call_time_picks_its_variant(dpo):
+    def inputs():
+        x = _dpo_inputs()
+        x["rejected_labels"][1, 3:] = -100  # a shorter rejected completion: a tail to weigh
+        return x
+
+    loss, _ = dpo(**inputs(), ld_alpha=1.0)  # LD-DPO with alpha 1 is plain DPO
+    ref, _ = dpo(**inputs())
+    torch.testing.assert_close(loss, ref)
+    half, _ = dpo(**inputs(), ld_alpha=0.5)
+    assert abs(half.item() - ref.item()) > 1e-4
+
+
 def test_scalar_settings_at_call_time(dpo):
     x = _dpo_inputs()
     loss, _ = dpo(**x, beta=0.5)

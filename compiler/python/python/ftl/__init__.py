@@ -180,10 +180,11 @@ class Entry:
         self._args = [_Arg(*a) for a in first.args]
         self._by_name = {a.name: a for a in self._args}
         # Optional inputs the load-time variant was not compiled for.
-        for name, dtype, optional in first.params:
+        for name, dtype, optional, scalar in first.params:
             if optional and name not in self._by_name:
-                self._by_name[name] = _Arg(name, dtype, ["?"], False, "input", None)
-        self._optional = {name for name, _, optional in first.params if optional}
+                dims = [] if scalar else ["?"]
+                self._by_name[name] = _Arg(name, dtype, dims, False, "scalar" if scalar else "input", None)
+        self._optional = {name for name, _, optional, _ in first.params if optional}
         self._metric_names = [n[len("metric.") :] for n, _, _ in first.outputs if n.startswith("metric.")]
         if self.kind == "objective" and "torch" in sys.modules:
             from . import _compile

@@ -814,6 +814,46 @@ objective sigmoid_from_logits(
     metric ..r.metric;
 }
 
+/// TRL 1.16's several DPO `loss_type`s at once with `loss_weights`, from logits: the weighted sum
+/// of the `sigmoid` loss, the `bco_pair` loss and the `sft` loss (the mean negative log-prob of
+/// the chosen completions' tokens, over all of them), each averaged over the batch. MPO (Mixed
+/// Preference Optimization) is `sigmoid_weight = 0.8, bco_pair_weight = 0.2, sft_weight = 1.0`;
+/// the defaults are plain DPO. Metrics are `sigmoid`'s.
+objective weighted_from_logits(
+    chosen_logits: f32[B, T, V],
+    chosen_labels: i32[B, T],
+    rejected_logits: f32[B, T, V],
+    rejected_labels: i32[B, T],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    beta: f32 = 0.1,
+    sigmoid_weight: f32 = 1.0,
+    bco_pair_weight: f32 = 0.0,
+    sft_weight: f32 = 0.0,
+    ignore_index: i32 = -100,
+) requires beta > 0.0 {
+    let chosen_logps = seq_logps(chosen_logits, chosen_labels, ignore_index);
+    let rejected_logps = seq_logps(rejected_logits, rejected_labels, ignore_index);
+    let r = sigmoid(
+        chosen_logps: chosen_logps,
+        rejected_logps: rejected_logps,
+        ref_chosen_logps: ref_chosen_logps,
+        ref_rejected_logps: ref_rejected_logps,
+        beta: beta,
+    );
+    let b = bco_pair(
+        chosen_logps: chosen_logps,
+        rejected_logps: rejected_logps,
+        ref_chosen_logps: ref_chosen_logps,
+        ref_rejected_logps: ref_rejected_logps,
+        beta: beta,
+    );
+    let tokens = sum(f32(chosen_labels != ignore_index), B, T);
+    let nll = -sum(chosen_logps, B) / tokens;
+    loss sigmoid_weight * r.loss + bco_pair_weight * b.loss + sft_weight * nll;
+    metric ..r.metric;
+}
+
 test "sigmoid_from_logits sums research V0's token log-probs" {
     // V0: shifted targets [2, 1, 3], the first position masked: s = -1.3487402176. With the
     // reference equal to s and an empty rejected completion, both log-ratios are 0: loss log 2.
@@ -828,6 +868,32 @@ test "sigmoid_from_logits sums research V0's token log-probs" {
     expect_close(r.loss, 0.6931471805599453, 1e-6);
     expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
     gradcheck sigmoid_from_logits(B: 2, T: 3, V: 5);
+}
+
+test "weighted_from_logits with MPO's weights is TRL 1.16's sigmoid + bco_pair + sft" {
+    // TRL 1.16's loss loop for loss_type=["sigmoid", "bco_pair", "sft"], loss_weights=[0.8,
+    // 0.2, 1.0], transcribed in torch (f64) on the WPO test's pairs.
+    let r = weighted_from_logits(
+        chosen_logits: [[[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]],
+                        [[0.5, -0.5, 1.5, 0.0], [2.0, 0.0, -1.0, 0.3], [0.1, 0.9, -0.4, 0.6]]],
+        chosen_labels: [[-100, 1, 3], [0, 2, -100]],
+        rejected_logits: [[[1.0, 0.0, -1.0, 0.5], [0.3, 0.3, 1.2, -0.2], [0.0, 2.0, 1.0, 0.0]],
+                          [[-0.5, 0.5, 0.0, 1.0], [1.0, 1.0, 0.0, -2.0], [0.4, -0.3, 0.8, 0.1]]],
+        rejected_labels: [[2, 0, 1], [-100, 3, 0]],
+        ref_chosen_logps: [-3.0, -2.5],
+        ref_rejected_logps: [-4.0, -3.5],
+        sigmoid_weight: 0.8,
+        bco_pair_weight: 0.2,
+        sft_weight: 1.0,
+    );
+    expect_close(r.loss, 2.3422733599489955, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.chosen_logits, [
+        [[0.0, 0.0, 0.0, 0.0], [0.061004047126369705, -0.10626087207149422, 0.0370008249486976, 0.008255999996426913], [0.05206868888041787, 0.05206868888041787, 0.05206868888041787, -0.1562060666412536]],
+        [[-0.21737955110444948, 0.02165614389517441, 0.16001846212795826, 0.03570494508131678], [0.2019636400497721, 0.027332806429633205, -0.26619187597421573, 0.03689542949481038], [0.0, 0.0, 0.0, 0.0]]], rtol: 1e-5, atol: 1e-8);
+    expect_close(r.grad.rejected_logits, [
+        [[-0.0105620986526037, -0.0038855789499174934, 0.02085391426623483, -0.006406236663713639], [0.017884848849522166, -0.004398490029435829, -0.010818539760793187, -0.002667819059293154], [-0.0018404821119717611, 0.00868391330452029, -0.005002949080576764, -0.0018404821119717611]],
+        [[0.0, 0.0, 0.0, 0.0], [-0.010438262737804849, -0.010438262737804849, -0.003840022262784337, 0.024716547738394035], [0.018469090524775918, -0.003360466103450861, -0.010095398092610735, -0.005013226328714318]]], rtol: 1e-5, atol: 1e-8);
+    gradcheck weighted_from_logits(B: 2, T: 3, V: 4, bco_pair_weight: 0.5, sft_weight: 0.5);
 }
 
 test "sigmoid_from_logits with ld_alpha is TRL's LD-DPO" {

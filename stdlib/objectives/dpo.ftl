@@ -23,6 +23,27 @@ fn rewards(beta: f32, chosen: f32[B], rejected: f32[B]) -> (
     )
 }
 
+/// TRL's f-divergence score of a log-ratio (`DPOConfig.f_divergence_type`, the `f'(t)` of
+/// Wang et al. 2023): `reverse_kl` the log-ratio itself (standard DPO), `forward_kl`
+/// `1 − e^{−ρ}`, `js_divergence` `log 2 + log σ(ρ)`, `alpha_divergence`
+/// `(e^{min((α−1)ρ, 80)} − 1)/(α − 1)` (ρ within 1e-6 of α = 1), as TRL 1.16's `_compute_loss`.
+fn f_score(
+    logratio: f32[B],
+    f_divergence_type: enum { reverse_kl, forward_kl, js_divergence, alpha_divergence } = reverse_kl,
+    coef: f32 = 0.5,
+) -> f32[B] {
+    match f_divergence_type {
+        reverse_kl => logratio,
+        forward_kl => 1.0 - exp(-logratio),
+        js_divergence => log(2.0) + log_sigmoid(logratio),
+        alpha_divergence => where(
+            abs(coef - 1.0) < 1e-6,
+            logratio,
+            (exp(min((coef - 1.0) * logratio, 80.0)) - 1.0) / (coef - 1.0),
+        ),
+    }
+}
+
 /// Direct Preference Optimization (Rafailov et al., 2023, arXiv 2305.18290); TRL
 /// `loss_type="sigmoid"` at HEAD: `−logσ(βΔ)`, no label smoothing (TRL dropped cDPO from `sigmoid`
 /// in v0.29; `robust` keeps the smoothed form).
@@ -32,11 +53,98 @@ objective sigmoid(
     ref_chosen_logps: const f32[B],
     ref_rejected_logps: const f32[B],
     beta: f32 = 0.1,
+    f_divergence_type: enum { reverse_kl, forward_kl, js_divergence, alpha_divergence } = reverse_kl,
+    f_alpha_divergence_coef: f32 = 0.5,
 ) requires beta > 0.0 {
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
-    loss mean(-log_sigmoid(beta * (chosen - rejected)), B);
+    let cs = f_score(chosen, f_divergence_type, f_alpha_divergence_coef);
+    let rs = f_score(rejected, f_divergence_type, f_alpha_divergence_coef);
+    loss mean(-log_sigmoid(beta * (cs - rs)), B);
     metric ..rewards(beta, chosen, rejected);
+}
+
+test "every DPO loss takes TRL's f_divergence_type (TRL 1.16 _compute_loss lines, V1)" {
+    // TRL's f-divergence scores and each loss type's formula transcribed in torch (f64; the
+    // alpha divergence's exponent in f32, as TRL computes it), on research vector V1.
+    let sigmoid_js_divergence = sigmoid(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        f_divergence_type: js_divergence,
+    );
+    expect_close(sigmoid_js_divergence.loss, 0.7074371153576822, rtol: 1e-6, atol: 1e-7);
+    expect_close(sigmoid_js_divergence.grad.chosen_logps, [-0.006501465582608662, -0.019359294060224668], rtol: 1e-5, atol: 1e-8);
+    let sigmoid_alpha_divergence = sigmoid(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        f_divergence_type: alpha_divergence,
+    );
+    expect_close(sigmoid_alpha_divergence.loss, 0.7285513755018087, rtol: 1e-6, atol: 1e-7);
+    expect_close(sigmoid_alpha_divergence.grad.chosen_logps, [-0.014137531630694866, -0.04646872729063034], rtol: 1e-5, atol: 1e-8);
+    let hinge_forward_kl = hinge(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        f_divergence_type: forward_kl,
+    );
+    expect_close(hinge_forward_kl.loss, 1.0651052357846873, rtol: 1e-6, atol: 1e-7);
+    expect_close(hinge_forward_kl.grad.chosen_logps, [-0.018393972058572117, -0.13591409142295227], rtol: 1e-5, atol: 1e-8);
+    let ipo_js_divergence = ipo(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        chosen_lengths: [5.0, 8.0],
+        rejected_lengths: [4.0, 9.0],
+        f_divergence_type: js_divergence,
+    );
+    expect_close(ipo_js_divergence.loss, 24.991638589774865, rtol: 1e-6, atol: 1e-7);
+    expect_close(ipo_js_divergence.grad.chosen_logps, [-0.2610770605571958, -0.46974420768625996], rtol: 1e-5, atol: 1e-8);
+    let exo_pair_forward_kl = exo_pair(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        label_smoothing: 0.1,
+        f_divergence_type: forward_kl,
+    );
+    expect_close(exo_pair_forward_kl.loss, 0.5514030359677728, rtol: 1e-6, atol: 1e-7);
+    expect_close(exo_pair_forward_kl.grad.chosen_logps, [-0.009476009681161855, -0.0820586315472997], rtol: 1e-5, atol: 1e-8);
+    let robust_js_divergence = robust(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        label_smoothing: 0.1,
+        f_divergence_type: js_divergence,
+    );
+    expect_close(robust_js_divergence.loss, 0.7107216052315156, rtol: 1e-6, atol: 1e-7);
+    expect_close(robust_js_divergence.grad.chosen_logps, [-0.008182349466171131, -0.0239284101766622], rtol: 1e-5, atol: 1e-8);
+    let discopop_alpha_divergence = discopop(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        f_divergence_type: alpha_divergence,
+    );
+    expect_close(discopop_alpha_divergence.loss, 0.8450544753535878, rtol: 1e-6, atol: 1e-7);
+    expect_close(discopop_alpha_divergence.grad.chosen_logps, [-0.017000075429677963, -0.0423356331884861], rtol: 1e-5, atol: 1e-8);
+    let sigmoid_norm_forward_kl = sigmoid_norm(
+        chosen_logps: [-10.0, -25.0],
+        rejected_logps: [-12.0, -24.0],
+        ref_chosen_logps: [-11.0, -24.0],
+        ref_rejected_logps: [-11.5, -26.0],
+        chosen_lengths: [5.0, 8.0],
+        rejected_lengths: [4.0, 9.0],
+        f_divergence_type: forward_kl,
+    );
+    expect_close(sigmoid_norm_forward_kl.loss, 0.6938159964151376, rtol: 1e-6, atol: 1e-7);
+    expect_close(sigmoid_norm_forward_kl.grad.chosen_logps, [-0.001812856139002951, -0.008626651739713399], rtol: 1e-5, atol: 1e-8);
 }
 
 test "sigmoid matches TRL on V1 and stays finite at margins of ±1000" {
@@ -71,10 +179,14 @@ objective hinge(
     ref_chosen_logps: const f32[B],
     ref_rejected_logps: const f32[B],
     beta: f32 = 0.1,
+    f_divergence_type: enum { reverse_kl, forward_kl, js_divergence, alpha_divergence } = reverse_kl,
+    f_alpha_divergence_coef: f32 = 0.5,
 ) requires beta > 0.0 {
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
-    loss mean(relu(1.0 - beta * (chosen - rejected)), B);
+    let cs = f_score(chosen, f_divergence_type, f_alpha_divergence_coef);
+    let rs = f_score(rejected, f_divergence_type, f_alpha_divergence_coef);
+    loss mean(relu(1.0 - beta * (cs - rs)), B);
     metric ..rewards(beta, chosen, rejected);
 }
 
@@ -113,10 +225,14 @@ objective ipo(
     chosen_lengths: const f32[B],
     rejected_lengths: const f32[B],
     beta: f32 = 0.1,
+    f_divergence_type: enum { reverse_kl, forward_kl, js_divergence, alpha_divergence } = reverse_kl,
+    f_alpha_divergence_coef: f32 = 0.5,
 ) requires beta > 0.0 {
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
-    let delta = chosen / max(chosen_lengths, 1.0) - rejected / max(rejected_lengths, 1.0);
+    let cs = f_score(chosen, f_divergence_type, f_alpha_divergence_coef);
+    let rs = f_score(rejected, f_divergence_type, f_alpha_divergence_coef);
+    let delta = cs / max(chosen_lengths, 1.0) - rs / max(rejected_lengths, 1.0);
     loss mean(pow(delta - 1.0 / (2.0 * beta), 2.0), B);
     metric ..rewards(beta, chosen, rejected);
 }
@@ -159,10 +275,14 @@ objective exo_pair(
     ref_rejected_logps: const f32[B],
     beta: f32 = 0.1,
     label_smoothing: f32 = 0.0,
+    f_divergence_type: enum { reverse_kl, forward_kl, js_divergence, alpha_divergence } = reverse_kl,
+    f_alpha_divergence_coef: f32 = 0.5,
 ) requires beta > 0.0, 0.0 < label_smoothing < 1.0 {
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
-    let z = beta * (chosen - rejected);
+    let cs = f_score(chosen, f_divergence_type, f_alpha_divergence_coef);
+    let rs = f_score(rejected, f_divergence_type, f_alpha_divergence_coef);
+    let z = beta * (cs - rs);
     let pos = exp(log_sigmoid(z)) * (log_sigmoid(z) - log1p(-label_smoothing));
     let neg = exp(log_sigmoid(-z)) * (log_sigmoid(-z) - log(label_smoothing));
     loss mean(pos + neg, B);
@@ -244,10 +364,14 @@ objective robust(
     ref_rejected_logps: const f32[B],
     beta: f32 = 0.1,
     label_smoothing: f32 = 0.0,
+    f_divergence_type: enum { reverse_kl, forward_kl, js_divergence, alpha_divergence } = reverse_kl,
+    f_alpha_divergence_coef: f32 = 0.5,
 ) requires beta > 0.0, 0.0 <= label_smoothing < 0.5 {
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
-    let z = beta * (chosen - rejected);
+    let cs = f_score(chosen, f_divergence_type, f_alpha_divergence_coef);
+    let rs = f_score(rejected, f_divergence_type, f_alpha_divergence_coef);
+    let z = beta * (cs - rs);
     let per_pair = -(1.0 - label_smoothing) * log_sigmoid(z) + label_smoothing * log_sigmoid(-z);
     loss mean(per_pair / (1.0 - 2.0 * label_smoothing), B);
     metric ..rewards(beta, chosen, rejected);
@@ -535,10 +659,14 @@ objective discopop(
     ref_rejected_logps: const f32[B],
     beta: f32 = 0.1,
     discopop_tau: f32 = 0.05,
+    f_divergence_type: enum { reverse_kl, forward_kl, js_divergence, alpha_divergence } = reverse_kl,
+    f_alpha_divergence_coef: f32 = 0.5,
 ) requires beta > 0.0, discopop_tau > 0.0 {
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
-    let z = beta * (chosen - rejected);
+    let cs = f_score(chosen, f_divergence_type, f_alpha_divergence_coef);
+    let rs = f_score(rejected, f_divergence_type, f_alpha_divergence_coef);
+    let z = beta * (cs - rs);
     let m = exp(log_sigmoid(z / discopop_tau));
     loss mean((1.0 - m) * -log_sigmoid(z) + exp(log_sigmoid(z / discopop_tau) - z), B);
     metric ..rewards(beta, chosen, rejected);
@@ -578,10 +706,14 @@ objective sigmoid_norm(
     chosen_lengths: const f32[B],
     rejected_lengths: const f32[B],
     beta: f32 = 0.1,
+    f_divergence_type: enum { reverse_kl, forward_kl, js_divergence, alpha_divergence } = reverse_kl,
+    f_alpha_divergence_coef: f32 = 0.5,
 ) requires beta > 0.0 {
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
-    let delta = chosen / max(chosen_lengths, 1.0) - rejected / max(rejected_lengths, 1.0);
+    let cs = f_score(chosen, f_divergence_type, f_alpha_divergence_coef);
+    let rs = f_score(rejected, f_divergence_type, f_alpha_divergence_coef);
+    let delta = cs / max(chosen_lengths, 1.0) - rs / max(rejected_lengths, 1.0);
     loss mean(-log_sigmoid(beta * delta), B);
     metric ..rewards(beta, chosen, rejected);
 }

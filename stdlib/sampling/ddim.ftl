@@ -47,16 +47,22 @@ requires Tt == num_train_timesteps,
 /// `DDIMScheduler.set_timesteps(num_inference_steps)` with its `timestep_spacing`: `leading`
 /// (DDIM's default) `j·(T // n)` reversed, plus `steps_offset`; `trailing` `round(T − j·Δ) − 1`
 /// (numpy's `arange(T, 0, −T/n)`, whose fill uses `Δ = (T − T/n) − T`; for the few n where
-/// numpy's arange has n + 1 elements, e.g. 61, diffusers gets an extra timestep that is not
-/// reproduced); `linspace` `round(np.linspace(0, T − 1, n))` reversed. Rounding is half to even
-/// as numpy's. The matching `prev_timestep` of `ddim_step` is `t − T // n`.
+/// numpy's arange has n + 1 elements, e.g. 61, there are n + 1 timesteps, the last −1, as
+/// diffusers gets them); `linspace` `round(np.linspace(0, T − 1, n))` reversed (`[0]` for
+/// n = 1). Rounding is half to even as numpy's. The matching `prev_timestep` of `ddim_step` is `t − T // n`.
 step ddim_timesteps(
     num_inference_steps: i32,
     timestep_spacing: enum { leading, trailing, linspace } = leading,
     steps_offset: i32 = 0,
     num_train_timesteps: i32 = 1000,
 ) -> (timesteps: i32[N])
-requires N == num_inference_steps, 0 < num_inference_steps <= num_train_timesteps {
+requires N == match timestep_spacing {
+        // numpy's arange(T, 0, −T/n) has ceil(T / (T/n)) elements: n + 1 for some n (61, 103…).
+        trailing => i32(ceil(f64(num_train_timesteps) / (f64(num_train_timesteps) / f64(num_inference_steps)))),
+        leading => num_inference_steps,
+        linspace => num_inference_steps,
+    },
+    0 < num_inference_steps <= num_train_timesteps {
     let j = f64(iota(N));
     let t = f64(num_train_timesteps);
     let n = f64(num_inference_steps);
@@ -66,7 +72,8 @@ requires N == num_inference_steps, 0 < num_inference_steps <= num_train_timestep
     let spaced = match timestep_spacing {
         leading => reversed * f64(floordiv(num_train_timesteps, num_inference_steps)) + f64(steps_offset),
         trailing => round(t + j * delta) - 1.0,
-        linspace => round(where(reversed == n - 1.0, last, reversed * (last / (n - 1.0)))),
+        // np.linspace(0, T − 1, n): its last element is exactly T − 1, and n = 1 gives [0].
+        linspace => round(where(n == 1.0, 0.0, where(reversed == n - 1.0, last, reversed * (last / (n - 1.0))))),
     };
     (timesteps: i32(spaced))
 }
@@ -120,4 +127,12 @@ test "ddim_timesteps match DDIMScheduler.set_timesteps" {
     expect_close(ddim_timesteps(num_inference_steps: 3, timestep_spacing: trailing).timesteps, [999, 666, 332], 0.0);
     expect_close(ddim_timesteps(num_inference_steps: 4, timestep_spacing: linspace).timesteps, [999, 666, 333, 0], 0.0);
     expect_close(ddim_timesteps(num_inference_steps: 3, timestep_spacing: linspace).timesteps, [999, 500, 0], 0.0);
+    // diffusers 0.42: set_timesteps(1) with linspace gives [0]; trailing at n = 61 gives 62
+    // timesteps (numpy's arange), starting 999, 983, 966 and ending 48, 32, 15, −1.
+    expect_close(ddim_timesteps(num_inference_steps: 1, timestep_spacing: linspace).timesteps, [0], 0.0);
+    let t61 = ddim_timesteps(num_inference_steps: 61, timestep_spacing: trailing).timesteps;
+    expect_close(t61[N: 0], 999, 0.0);
+    expect_close(t61[N: 2], 966, 0.0);
+    expect_close(t61[N: 58], 48, 0.0);
+    expect_close(t61[N: 61], -1, 0.0);
 }

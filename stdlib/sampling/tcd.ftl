@@ -1,4 +1,5 @@
 import std.sampling.schedules
+import std.sampling.lcm
 
 // Trajectory Consistency Distillation (Zheng et al., 2024, arXiv 2402.19159): diffusers'
 // `TCDScheduler.step` (`scheduling_tcd.py`; research/consistency.md §2.2).
@@ -94,4 +95,37 @@ test "tcd_step matches TCDScheduler.step (research vector 9.4, float32 as diffus
     );
     expect_close(q.pred_noised_sample, [5.70202017, -11.4040403, -0.624342442, 33.9292068], 1e-7);
     expect_close(q.prev_sample, [5.78877497, -11.3041983, -0.613887846, 33.4066238], 1e-7);
+}
+
+/// `TCDScheduler.set_timesteps(num_inference_steps, strength=…)` without custom timesteps: the
+/// grid LCM uses (`lcm_timesteps`): `(l − ⌊j·l/n⌋)·k − 1` with `k = T // original_inference_steps`,
+/// `l = ⌊original_inference_steps · strength⌋` (diffusers 0.42 builds it the same way for both
+/// schedulers and refuses n > l likewise).
+step tcd_timesteps(
+    num_inference_steps: i32,
+    original_inference_steps: i32 = 50,
+    strength: f64 = 1.0,
+    num_train_timesteps: i32 = 1000,
+) -> (timesteps: i32[N])
+requires N == num_inference_steps,
+    0 < num_inference_steps <= original_inference_steps,
+    original_inference_steps <= num_train_timesteps,
+    0.0 < strength <= 1.0,
+    f64(original_inference_steps) * strength >= f64(num_inference_steps) {
+    let r = lcm.lcm_timesteps(
+        num_inference_steps: num_inference_steps,
+        original_inference_steps: original_inference_steps,
+        strength: strength,
+        num_train_timesteps: num_train_timesteps,
+    );
+    (timesteps: r.timesteps[N -> N],)
+}
+
+test "tcd_timesteps are TCDScheduler.set_timesteps' (diffusers 0.42)" {
+    expect_close(tcd_timesteps(num_inference_steps: 4).timesteps, [999, 759, 499, 259], 0.0);
+    expect_close(
+        tcd_timesteps(num_inference_steps: 8, strength: 0.5).timesteps,
+        [499, 439, 379, 319, 259, 199, 139, 79],
+        0.0,
+    );
 }

@@ -46,12 +46,32 @@ fn level_mean(x: f32[B, T], mask: f32[B, T], level: enum { token, sequence } = t
     }
 }
 
+/// TRL's `get_high_entropy_mask` for `top_entropy_quantile` < 1: the tokens (of the mask) whose
+/// entropy is at least the `1 − top_entropy_quantile` quantile of the masked tokens' entropies
+/// (`torch.quantile`: linear interpolation between the sorted values); all tokens when
+/// `top_entropy_quantile` is 1, as TRL skips the mask.
+fn high_entropy_mask(entropies: f32[B, T], mask: f32[B, T], top_entropy_quantile: f32) -> f32[B, T] {
+    let valid = sum(mask, B, T);
+    // The valid entropies sort first; padding goes last (entropies are never negative).
+    let keyed = where(mask > 0.0, entropies, 3.4e38)[(B, T) -> BT];
+    let sorted = sort(keyed, BT);
+    let position = f64(1.0 - top_entropy_quantile) * f64(max(valid, 1.0) - 1.0);
+    let low = i32(floor(position));
+    let high = min(low + 1, i32(max(valid, 1.0)) - 1);
+    let below = sorted[BT: low];
+    let threshold = below + f32(position - f64(low)) * (sorted[BT: high] - below);
+    let selected = f32(entropies * mask >= threshold) * mask;
+    where(top_entropy_quantile < 1.0 && valid > 0.0, selected, where(valid > 0.0, mask, 0.0))
+}
+
 /// The clipped surrogate `−min(r·A, clip(r, 1 − ε, 1 + ε_high)·A)` with `r` the importance
 /// ratio (per token, or per sequence as GSPO's `importance_sampling_level = sequence`), plus
 /// `β · k3-KL` to the reference (times `r` with `use_bias_correction_kl`, TRL's default), averaged
 /// as `aggregation` says: `grpo` per sequence then over the batch, `bnpo` over all tokens,
 /// `dr_grpo` over B · `max_completion_length`, `dapo` over `num_items_in_batch` (default: the
-/// mask's tokens), `luspo` each completion's token sum averaged over the batch. `delta` (two-sided clipping) caps `r` before the min; TRL then computes its
+/// mask's tokens), `luspo` each completion's token sum averaged over the batch.
+/// `top_entropy_quantile` < 1 keeps the policy term on the tokens whose entropy reaches the
+/// `1 − top_entropy_quantile` quantile of the masked entropies (TRL's `get_high_entropy_mask`). `delta` (two-sided clipping) caps `r` before the min; TRL then computes its
 /// clip metrics from the capped ratio, reproduced. Metrics as TRL logs them, with identifier
 /// names (`clip_ratio/low_mean` → `clip_ratio_low_mean`); `kl` is 0 without a reference and
 /// `entropy` 0 without `entropies` (TRL always has both; its `kl` only when β ≠ 0). The per-row
@@ -73,7 +93,9 @@ objective clipped(
     importance_sampling_level: enum { token, sequence } = token,
     use_bias_correction_kl: static bool = true,
     aggregation: enum { grpo, bnpo, dr_grpo, dapo, luspo } = grpo,
-) requires epsilon >= 0.0, beta >= 0.0, max_completion_length > 0 {
+    top_entropy_quantile: f32 = 1.0,
+) requires epsilon >= 0.0, beta >= 0.0, max_completion_length > 0,
+    0.0 <= top_entropy_quantile <= 1.0 {
     let mask = f32(completion_mask);
     let log_ratio = per_token_logps - (old_per_token_logps ?? detach(per_token_logps));
     let tokens = sum(mask, T);
@@ -87,7 +109,10 @@ objective clipped(
     } else {
         zeros(B, T)
     };
-    let per_token = -min(capped * advantages, coef_2 * advantages)
+    // TRL masks the policy term (not the KL) to the high-entropy tokens.
+    let entropy_mask = high_entropy_mask(entropies ?? zeros(B, T), mask, top_entropy_quantile);
+    let policy = -min(capped * advantages, coef_2 * advantages);
+    let per_token = where(top_entropy_quantile < 1.0, policy * entropy_mask, policy)
         + where(beta != 0.0, beta * kl, 0.0);
     let total = sum(per_token * mask, B, T);
     loss match aggregation {
@@ -129,6 +154,7 @@ objective grpo(
     beta: f32 = 0.0,
     epsilon: f32 = 0.2,
     importance_sampling_level: enum { token, sequence } = token,
+    top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
     let r = clipped(
@@ -144,6 +170,7 @@ objective grpo(
         epsilon: epsilon,
         importance_sampling_level: importance_sampling_level,
         use_bias_correction_kl: use_bias_correction_kl,
+        top_entropy_quantile: top_entropy_quantile,
         aggregation: grpo,
     );
     loss r.loss;
@@ -163,6 +190,7 @@ objective bnpo(
     beta: f32 = 0.0,
     epsilon: f32 = 0.2,
     importance_sampling_level: enum { token, sequence } = token,
+    top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
     let r = clipped(
@@ -178,6 +206,7 @@ objective bnpo(
         epsilon: epsilon,
         importance_sampling_level: importance_sampling_level,
         use_bias_correction_kl: use_bias_correction_kl,
+        top_entropy_quantile: top_entropy_quantile,
         aggregation: bnpo,
     );
     loss r.loss;
@@ -199,6 +228,7 @@ objective dr_grpo(
     beta: f32 = 0.0,
     epsilon: f32 = 0.2,
     importance_sampling_level: enum { token, sequence } = token,
+    top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
     let r = clipped(
@@ -215,6 +245,7 @@ objective dr_grpo(
         epsilon: epsilon,
         importance_sampling_level: importance_sampling_level,
         use_bias_correction_kl: use_bias_correction_kl,
+        top_entropy_quantile: top_entropy_quantile,
         aggregation: dr_grpo,
     );
     loss r.loss;
@@ -237,6 +268,7 @@ objective dapo(
     beta: f32 = 0.0,
     epsilon: f32 = 0.2,
     importance_sampling_level: enum { token, sequence } = token,
+    top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
     let r = clipped(
@@ -253,6 +285,7 @@ objective dapo(
         epsilon: epsilon,
         importance_sampling_level: importance_sampling_level,
         use_bias_correction_kl: use_bias_correction_kl,
+        top_entropy_quantile: top_entropy_quantile,
         aggregation: dapo,
     );
     loss r.loss;
@@ -273,6 +306,7 @@ objective luspo(
     beta: f32 = 0.0,
     epsilon: f32 = 0.2,
     importance_sampling_level: enum { token, sequence } = token,
+    top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
     let r = clipped(
@@ -288,6 +322,7 @@ objective luspo(
         epsilon: epsilon,
         importance_sampling_level: importance_sampling_level,
         use_bias_correction_kl: use_bias_correction_kl,
+        top_entropy_quantile: top_entropy_quantile,
         aggregation: luspo,
     );
     loss r.loss;
@@ -383,6 +418,7 @@ objective grpo_from_logits(
     temperature: f32 = 1.0,
     max_completion_length: i32 = 256,
     importance_sampling_level: enum { token, sequence } = token,
+    top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
     loss_type: enum { grpo, bnpo, dr_grpo, dapo, luspo } = dapo,
 ) requires temperature > 0.0 {
@@ -405,6 +441,7 @@ objective grpo_from_logits(
         max_completion_length: max_completion_length,
         importance_sampling_level: importance_sampling_level,
         use_bias_correction_kl: use_bias_correction_kl,
+        top_entropy_quantile: top_entropy_quantile,
         aggregation: loss_type,
     );
     loss r.loss;
@@ -699,6 +736,32 @@ test "grpo_from_logits with loss_type grpo matches TRL" {
     expect_close(r.metric.clip_ratio_region_mean, 0.3333333432674408, rtol: 1e-6, atol: 1e-7);
     expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
     expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "grpo with top_entropy_quantile trains on the high-entropy tokens only (TRL 1.16)" {
+    let r = grpo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        ref_per_token_logps: [[-0.9, -0.6, -1.8, -0.2], [-0.4, -1.0, -0.8, -0.1], [-2.2, -0.9, -0.3, -1.0]], beta: 0.04, top_entropy_quantile: 0.5,
+    );
+    expect_close(r.loss, -0.14645910121230357, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.12328795574977225, -0.08198388308877677, -0.0008888888888888889, 0.0], [0.041999999999999996, -0.0009945497984275133, 0.0, 0.041833333333333333], [-0.02648517214078499, 0.001333333333333334, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+}
+
+test "dapo with top_entropy_quantile trains on the high-entropy tokens only (TRL 1.16)" {
+    let r = dapo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        top_entropy_quantile: 0.3,
+    );
+    expect_close(r.loss, -0.04360565395665292, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[0.0, -0.08231313563130198, 0.0, 0.0], [0.05555555555555555, 0.0, 0.0, 0.0], [-0.016848073880906485, 0.0, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
 }
 
 test "gradients of every GRPO loss type by finite differences" {

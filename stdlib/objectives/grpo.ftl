@@ -448,6 +448,56 @@ objective grpo_from_logits(
     metric ..r.metric;
 }
 
+/// TRL `loss_type="vespo"` (VESPO): `−φ(w)·A·log π` per token, with `w` the sequence's
+/// importance ratio `exp(clamp(Σ_t clamp(lr, ±20)·mask, log 1e-8, 20))` (times the optional
+/// vLLM `importance_sampling_ratio`, as TRL) and the detached Gamma weight
+/// `φ(w) = exp(λ + k·log w − λ·w)` (`k`, `λ` by the advantage's sign; `λ ≥ 1e-4`; non-finite → 0),
+/// plus β·KL, summed over `num_items_in_batch` (default: the mask's tokens). Metric
+/// `vespo_phi_seq_mean` (TRL's `vespo/phi_seq_mean`, over completions).
+objective vespo(
+    per_token_logps: f32[B, T],
+    advantages: const f32[B],
+    completion_mask: const i32[B, T],
+    old_per_token_logps: const f32[B, T]?,
+    ref_per_token_logps: const f32[B, T]?,
+    entropies: const f32[B, T]?,
+    importance_sampling_ratio: const f32[B, T]?,
+    num_items_in_batch: f32?,
+    beta: f32 = 0.0,
+    vespo_k_pos: f32 = 2.0,
+    vespo_lambda_pos: f32 = 3.0,
+    vespo_k_neg: f32 = 3.0,
+    vespo_lambda_neg: f32 = 2.0,
+    use_bias_correction_kl: static bool = true,
+) requires beta >= 0.0 {
+    let mask = f32(completion_mask);
+    let log_ratio = per_token_logps - (old_per_token_logps ?? detach(per_token_logps));
+    let floor_log = -18.420680743952367;
+    let is_log = if present(importance_sampling_ratio) {
+        sum(clamp(log(importance_sampling_ratio), floor_log, 20.0), T)
+    } else {
+        zeros(B)
+    };
+    let log_w = detach(clamp(sum(clamp(log_ratio, -20.0, 20.0) * mask, T) + is_log, floor_log, 20.0));
+    let nonneg = advantages >= 0.0;
+    let k = where(nonneg, vespo_k_pos, vespo_k_neg);
+    let lambda = max(where(nonneg, vespo_lambda_pos, vespo_lambda_neg), 1e-4);
+    let log_phi = lambda + k * log_w - lambda * exp(log_w);
+    let phi = exp(log_phi);
+    let phi_seq = detach(where(phi == phi && abs(phi) < 3.4e38, phi, 0.0));
+    // The KL's ratio is the per-token one (TRL's coef_1 at the default token level).
+    let kl = if present(ref_per_token_logps) {
+        k3_kl(per_token_logps, ref_per_token_logps, exp(log_ratio), use_bias_correction_kl)
+    } else {
+        zeros(B, T)
+    };
+    let per_token = -phi_seq * advantages * per_token_logps + where(beta != 0.0, beta * kl, 0.0);
+    loss sum(per_token * mask, B, T) / max(num_items_in_batch ?? sum(mask, B, T), 1.0);
+    metric kl = masked_mean(kl, mask);
+    metric entropy = masked_mean(entropies ?? zeros(B, T), mask);
+    metric vespo_phi_seq_mean = mean(phi_seq, B);
+}
+
 test "grpo: the clipped surrogate, per-sequence means (TRL 1.16 _compute_loss)" {
     let r = grpo(
         per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
@@ -764,6 +814,36 @@ test "dapo with top_entropy_quantile trains on the high-entropy tokens only (TRL
     expect_close(r.grad.per_token_logps, [[0.0, -0.08231313563130198, 0.0, 0.0], [0.05555555555555555, 0.0, 0.0, 0.0], [-0.016848073880906485, 0.0, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
 }
 
+test "vespo: the Gamma-weighted log-prob loss with TRL's defaults (TRL 1.16 _compute_loss)" {
+    let r = vespo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+    );
+    expect_close(r.loss, 0.42494245405899894, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.12829578808154324, -0.12829578808154324, -0.12829578808154324, 0.0], [0.05555555555555558, 0.05555555555555558, 0.05555555555555558, 0.05555555555555558], [-0.03326960979036038, -0.03326960979036038, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.vespo_phi_seq_mean, 1.1174560150622879, rtol: 1e-6, atol: 1e-7);
+}
+
+test "vespo with the KL term and other Gamma parameters (TRL 1.16 _compute_loss)" {
+    let r = vespo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        entropies: [[0.5, 0.7, 0.2, 0.9], [1.0, 0.3, 0.4, 0.6], [0.8, 0.1, 0.5, 0.5]],
+        ref_per_token_logps: [[-0.9, -0.6, -1.8, -0.2], [-0.4, -1.0, -0.8, -0.1], [-2.2, -0.9, -0.3, -1.0]], beta: 0.04, vespo_k_pos: 1.5, vespo_lambda_pos: 2.0, vespo_k_neg: 2.5, vespo_lambda_neg: 1.0,
+    );
+    expect_close(r.loss, 0.37618714362568073, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.11877290220694692, -0.11795246258972142, -0.11917060402113551, 0.0], [0.056000000000000015, 0.05422948915765221, 0.055555555555555566, 0.055777777777777794], [-0.029631746214321738, -0.027934149779149337, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+    expect_close(r.metric.kl, 0.013074312016268809, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.metric.vespo_phi_seq_mean, 1.034054942746532, rtol: 1e-6, atol: 1e-7);
+}
+
 test "gradients of every GRPO loss type by finite differences" {
     gradcheck grpo(B: 3, T: 5);
     gradcheck bnpo(B: 3, T: 5);
@@ -772,5 +852,6 @@ test "gradients of every GRPO loss type by finite differences" {
     gradcheck luspo(B: 3, T: 5);
     gradcheck cispo(B: 3, T: 5);
     gradcheck sapo(B: 3, T: 5);
+    gradcheck vespo(B: 3, T: 5);
     gradcheck grpo_from_logits(B: 2, T: 3, V: 5);
 }

@@ -64,6 +64,21 @@ fn high_entropy_mask(entropies: f32[B, T], mask: f32[B, T], top_entropy_quantile
     where(top_entropy_quantile < 1.0 && valid > 0.0, selected, where(valid > 0.0, mask, 0.0))
 }
 
+/// TRL's off-policy sequence mask (OPSM, DeepSeek-V3.2; `off_policy_mask_threshold`): a
+/// completion is kept when its advantage is non-negative or its mean `sampling − policy`
+/// log-prob gap (NaN counted 0) over its tokens is at most the threshold.
+fn off_policy_mask(
+    advantages: f32[B],
+    per_token_logps: f32[B, T],
+    sampling_per_token_logps: f32[B, T],
+    mask: f32[B, T],
+    threshold: f32,
+) -> f32[B] {
+    let gap = sampling_per_token_logps - detach(per_token_logps);
+    let mean_gap = sum(where(gap == gap, gap, 0.0) * mask, T) / max(sum(mask, T), 1.0);
+    f32(advantages >= 0.0 || mean_gap <= threshold)
+}
+
 /// The clipped surrogate `−min(r·A, clip(r, 1 − ε, 1 + ε_high)·A)` with `r` the importance
 /// ratio (per token, or per sequence as GSPO's `importance_sampling_level = sequence`), plus
 /// `β · k3-KL` to the reference (times `r` with `use_bias_correction_kl`, TRL's default), averaged
@@ -71,7 +86,9 @@ fn high_entropy_mask(entropies: f32[B, T], mask: f32[B, T], top_entropy_quantile
 /// `dr_grpo` over B · `max_completion_length`, `dapo` over `num_items_in_batch` (default: the
 /// mask's tokens), `luspo` each completion's token sum averaged over the batch.
 /// `top_entropy_quantile` < 1 keeps the policy term on the tokens whose entropy reaches the
-/// `1 − top_entropy_quantile` quantile of the masked entropies (TRL's `get_high_entropy_mask`). `delta` (two-sided clipping) caps `r` before the min; TRL then computes its
+/// `1 − top_entropy_quantile` quantile of the masked entropies (TRL's `get_high_entropy_mask`);
+/// `off_policy_mask_threshold` drops the policy term of completions with a negative advantage
+/// whose mean log-prob gap to `sampling_per_token_logps` (default: the old ones) exceeds it. `delta` (two-sided clipping) caps `r` before the min; TRL then computes its
 /// clip metrics from the capped ratio, reproduced. Metrics as TRL logs them, with identifier
 /// names (`clip_ratio/low_mean` → `clip_ratio_low_mean`); `kl` is 0 without a reference and
 /// `entropy` 0 without `entropies` (TRL always has both; its `kl` only when β ≠ 0). The per-row
@@ -93,6 +110,8 @@ objective clipped(
     importance_sampling_level: enum { token, sequence } = token,
     use_bias_correction_kl: static bool = true,
     aggregation: enum { grpo, bnpo, dr_grpo, dapo, luspo } = grpo,
+    off_policy_mask_threshold: f32?,
+    sampling_per_token_logps: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
 ) requires epsilon >= 0.0, beta >= 0.0, max_completion_length > 0,
     0.0 <= top_entropy_quantile <= 1.0 {
@@ -112,7 +131,19 @@ objective clipped(
     // TRL masks the policy term (not the KL) to the high-entropy tokens.
     let entropy_mask = high_entropy_mask(entropies ?? zeros(B, T), mask, top_entropy_quantile);
     let policy = -min(capped * advantages, coef_2 * advantages);
-    let per_token = where(top_entropy_quantile < 1.0, policy * entropy_mask, policy)
+    let kept = if present(off_policy_mask_threshold) {
+        let old = old_per_token_logps ?? detach(per_token_logps);
+        policy * off_policy_mask(
+            advantages,
+            per_token_logps,
+            sampling_per_token_logps ?? old,
+            mask,
+            off_policy_mask_threshold,
+        )
+    } else {
+        policy
+    };
+    let per_token = where(top_entropy_quantile < 1.0, kept * entropy_mask, kept)
         + where(beta != 0.0, beta * kl, 0.0);
     let total = sum(per_token * mask, B, T);
     loss match aggregation {
@@ -154,6 +185,8 @@ objective grpo(
     beta: f32 = 0.0,
     epsilon: f32 = 0.2,
     importance_sampling_level: enum { token, sequence } = token,
+    off_policy_mask_threshold: f32?,
+    sampling_per_token_logps: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
@@ -171,6 +204,8 @@ objective grpo(
         importance_sampling_level: importance_sampling_level,
         use_bias_correction_kl: use_bias_correction_kl,
         top_entropy_quantile: top_entropy_quantile,
+        off_policy_mask_threshold: off_policy_mask_threshold,
+        sampling_per_token_logps: sampling_per_token_logps,
         aggregation: grpo,
     );
     loss r.loss;
@@ -190,6 +225,8 @@ objective bnpo(
     beta: f32 = 0.0,
     epsilon: f32 = 0.2,
     importance_sampling_level: enum { token, sequence } = token,
+    off_policy_mask_threshold: f32?,
+    sampling_per_token_logps: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
@@ -207,6 +244,8 @@ objective bnpo(
         importance_sampling_level: importance_sampling_level,
         use_bias_correction_kl: use_bias_correction_kl,
         top_entropy_quantile: top_entropy_quantile,
+        off_policy_mask_threshold: off_policy_mask_threshold,
+        sampling_per_token_logps: sampling_per_token_logps,
         aggregation: bnpo,
     );
     loss r.loss;
@@ -228,6 +267,8 @@ objective dr_grpo(
     beta: f32 = 0.0,
     epsilon: f32 = 0.2,
     importance_sampling_level: enum { token, sequence } = token,
+    off_policy_mask_threshold: f32?,
+    sampling_per_token_logps: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
@@ -246,6 +287,8 @@ objective dr_grpo(
         importance_sampling_level: importance_sampling_level,
         use_bias_correction_kl: use_bias_correction_kl,
         top_entropy_quantile: top_entropy_quantile,
+        off_policy_mask_threshold: off_policy_mask_threshold,
+        sampling_per_token_logps: sampling_per_token_logps,
         aggregation: dr_grpo,
     );
     loss r.loss;
@@ -268,6 +311,8 @@ objective dapo(
     beta: f32 = 0.0,
     epsilon: f32 = 0.2,
     importance_sampling_level: enum { token, sequence } = token,
+    off_policy_mask_threshold: f32?,
+    sampling_per_token_logps: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
@@ -286,6 +331,8 @@ objective dapo(
         importance_sampling_level: importance_sampling_level,
         use_bias_correction_kl: use_bias_correction_kl,
         top_entropy_quantile: top_entropy_quantile,
+        off_policy_mask_threshold: off_policy_mask_threshold,
+        sampling_per_token_logps: sampling_per_token_logps,
         aggregation: dapo,
     );
     loss r.loss;
@@ -306,6 +353,8 @@ objective luspo(
     beta: f32 = 0.0,
     epsilon: f32 = 0.2,
     importance_sampling_level: enum { token, sequence } = token,
+    off_policy_mask_threshold: f32?,
+    sampling_per_token_logps: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
@@ -323,6 +372,8 @@ objective luspo(
         importance_sampling_level: importance_sampling_level,
         use_bias_correction_kl: use_bias_correction_kl,
         top_entropy_quantile: top_entropy_quantile,
+        off_policy_mask_threshold: off_policy_mask_threshold,
+        sampling_per_token_logps: sampling_per_token_logps,
         aggregation: luspo,
     );
     loss r.loss;
@@ -418,6 +469,8 @@ objective grpo_from_logits(
     temperature: f32 = 1.0,
     max_completion_length: i32 = 256,
     importance_sampling_level: enum { token, sequence } = token,
+    off_policy_mask_threshold: f32?,
+    sampling_per_token_logps: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
     loss_type: enum { grpo, bnpo, dr_grpo, dapo, luspo } = dapo,
@@ -442,6 +495,8 @@ objective grpo_from_logits(
         importance_sampling_level: importance_sampling_level,
         use_bias_correction_kl: use_bias_correction_kl,
         top_entropy_quantile: top_entropy_quantile,
+        off_policy_mask_threshold: off_policy_mask_threshold,
+        sampling_per_token_logps: sampling_per_token_logps,
         aggregation: loss_type,
     );
     loss r.loss;
@@ -842,6 +897,30 @@ test "vespo with the KL term and other Gamma parameters (TRL 1.16 _compute_loss)
     expect_close(r.metric.kl, 0.013074312016268809, rtol: 1e-6, atol: 1e-7);
     expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
     expect_close(r.metric.vespo_phi_seq_mean, 1.034054942746532, rtol: 1e-6, atol: 1e-7);
+}
+
+test "grpo with off_policy_mask_threshold drops off-policy negative completions (TRL 1.16)" {
+    let r = grpo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        off_policy_mask_threshold: 0.05, sampling_per_token_logps: [[-1.0, -0.4, -2.4, -0.2], [-0.1, -1.0, -0.9, 0.0], [-2.9, -0.9, -0.2, -1.0]],
+    );
+    expect_close(r.loss, -0.38315979290551144, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.12279676867507196, -0.08231313563130198, -0.1111111111111111, 0.0], [0.0, 0.0, 0.0, 0.0], [-0.025272110821359724, -0.041666666666666664, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+}
+
+test "dapo with off_policy_mask_threshold drops off-policy negative completions (TRL 1.16)" {
+    let r = dapo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        off_policy_mask_threshold: -0.1,
+    );
+    expect_close(r.loss, -0.3608468670761693, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.12279676867507196, -0.08231313563130198, -0.1111111111111111, 0.0], [0.0, 0.0, 0.0, 0.0], [-0.016848073880906485, -0.027777777777777776, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
 }
 
 test "gradients of every GRPO loss type by finite differences" {

@@ -451,7 +451,8 @@ objective sapo(
 /// GRPO from the policy's logits (`f32[B, T, V]` at the completion positions, `completion_ids`
 /// aligned with them), as TRL's trainer gets its inputs: per-token log-probs and entropies of
 /// `logits / temperature` (TRL's `selective_log_softmax` and `entropy_from_logits`; the entropies
-/// only feed the metric), then the `loss_type`'s loss (TRL's default `dapo`). Fused: the log-prob
+/// feed the metric and, with `entropy_coef`, TRL's entropy bonus), then the `loss_type`'s loss
+/// (TRL's default `dapo`). Fused: the log-prob
 /// and entropy reductions over V are row passes, so no `[B, T, V]` temporary is made besides the
 /// logits' gradient.
 objective grpo_from_logits(
@@ -467,6 +468,8 @@ objective grpo_from_logits(
     beta: f32 = 0.0,
     epsilon: f32 = 0.2,
     temperature: f32 = 1.0,
+    entropy_coef: f32 = 0.0,
+    use_entropy_bonus: static bool = false,
     max_completion_length: i32 = 256,
     importance_sampling_level: enum { token, sequence } = token,
     off_policy_mask_threshold: f32?,
@@ -479,13 +482,14 @@ objective grpo_from_logits(
     // log p = z[id] − lse(z) and H = lse(z) − Σ softmax(z)·z: two row reductions over V, so
     // neither log_softmax nor softmax is materialized.
     let lse = logsumexp(scaled, V);
+    let entropy = lse - sum(exp(scaled - lse) * scaled, V);
     let r = clipped(
         per_token_logps: scaled[V: completion_ids] - lse,
         advantages: advantages,
         completion_mask: completion_mask,
         old_per_token_logps: old_per_token_logps,
         ref_per_token_logps: ref_per_token_logps,
-        entropies: detach(lse - sum(exp(scaled - lse) * scaled, V)),
+        entropies: detach(entropy),
         num_items_in_batch: num_items_in_batch,
         epsilon_high: epsilon_high,
         delta: delta,
@@ -499,7 +503,17 @@ objective grpo_from_logits(
         sampling_per_token_logps: sampling_per_token_logps,
         aggregation: loss_type,
     );
-    loss r.loss;
+    // TRL's entropy bonus (a fixed `entropy_coef`; `use_entropy_bonus` compiles it in, since its
+    // gradient costs one more pass over the logits): minus the coefficient times the mean
+    // entropy over the tokens the policy term uses, differentiated.
+    let mask = f32(completion_mask);
+    let used = where(
+        top_entropy_quantile < 1.0,
+        mask * high_entropy_mask(detach(entropy), mask, top_entropy_quantile),
+        mask,
+    );
+    let bonus = sum(entropy * used, B, T) / max(sum(used, B, T), 1.0);
+    loss if use_entropy_bonus { r.loss - entropy_coef * bonus } else { r.loss };
     metric ..r.metric;
 }
 
@@ -921,6 +935,40 @@ test "dapo with off_policy_mask_threshold drops off-policy negative completions 
     );
     expect_close(r.loss, -0.3608468670761693, rtol: 1e-6, atol: 1e-7);
     expect_close(r.grad.per_token_logps, [[-0.12279676867507196, -0.08231313563130198, -0.1111111111111111, 0.0], [0.0, 0.0, 0.0, 0.0], [-0.016848073880906485, -0.027777777777777776, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+}
+
+test "grpo_from_logits with TRL's entropy bonus (entropy_coef: 0.1)" {
+    // TRL 1.16's _compute_loss with _entropy_bonus_enabled (static coefficient), loss_type
+    // grpo, entropies from entropy_from_logits with their gradient (f64).
+    let r = grpo_from_logits(
+        logits: [[[1.65, -1.48, -1.19, -0.8, 0.5], [0.77, 2.02, -1.52, -2.35, 0.45], [1.47, 1.55, -1.49, 3.83, 1.69], [2.81, 1.11, 0.02, 1.53, 1.63]], [[-2.81, 1.41, 0.1, 1.67, -1.5], [1.93, 3.0, 1.73, -0.8, -1.44], [-0.54, -0.79, -1.1, -2.17, -0.02], [0.17, -1.85, -3.04, 1.61, 2.48]], [[-1.19, -0.19, -5.22, -0.64, 1.28], [-3.46, -0.23, -0.54, -1.38, -1.62], [-1.12, 2.7, -0.49, -0.01, -3.86], [0.44, 0.01, 4.28, 1.79, 1.72]]],
+        completion_ids: [[3, 4, 4, 4], [3, 0, 0, 1], [1, 1, 2, 3]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        loss_type: grpo,
+        use_entropy_bonus: true,
+        entropy_coef: 0.1,
+    );
+    expect_close(r.loss, -0.1572654121216194, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.logits, [[[0.017023993248398834, -0.00026593673175056057, -0.00023032127424110164, -0.01922997418668357, 0.002702238944276389], [0.0019742180475674502, 0.01593168059424272, -0.0002806279810653029, -0.00019831571516314283, -0.01742695494558172], [0.003806023104112855, 0.004191932913385937, 7.52478834815425e-05, 0.06018598878334538, -0.0682591926843257], [0.0, 0.0, 0.0, 0.0, 0.0]], [[-0.0002558989701869112, 0.0003787049235355815, -0.001387762158191617, 0.0019125476664730461, -0.0006475914616300995], [0.03259657404084564, -0.022270581687516992, -0.00864441013964764, -0.0010678963496146233, -0.0006136858640663799], [-2.5305543807926945e-05, -0.0005313807203642651, -0.0008550927437362646, -0.0008442508963443857, 0.002256029904252843], [-0.0013445083483080164, -0.00037084103904975134, -0.00014731472580340222, -0.001308937489026308, 0.003171601602187478]], [[0.0015800331829405147, -0.04235698045230738, -1.794339347081741e-05, 0.003351149400489397, 0.03744374126234829], [8.542131384115794e-05, -0.01837212787702934, 0.011758752012312829, 0.003812745213069732, 0.0027152093378056174], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]], rtol: 1e-5, atol: 1e-7);
+}
+
+test "grpo_from_logits with TRL's entropy bonus (entropy_coef: 0.05, top_entropy_quantile: 0.5)" {
+    // TRL 1.16's _compute_loss with _entropy_bonus_enabled (static coefficient), loss_type
+    // grpo, entropies from entropy_from_logits with their gradient (f64).
+    let r = grpo_from_logits(
+        logits: [[[1.65, -1.48, -1.19, -0.8, 0.5], [0.77, 2.02, -1.52, -2.35, 0.45], [1.47, 1.55, -1.49, 3.83, 1.69], [2.81, 1.11, 0.02, 1.53, 1.63]], [[-2.81, 1.41, 0.1, 1.67, -1.5], [1.93, 3.0, 1.73, -0.8, -1.44], [-0.54, -0.79, -1.1, -2.17, -0.02], [0.17, -1.85, -3.04, 1.61, 2.48]], [[-1.19, -0.19, -5.22, -0.64, 1.28], [-3.46, -0.23, -0.54, -1.38, -1.62], [-1.12, 2.7, -0.49, -0.01, -3.86], [0.44, 0.01, 4.28, 1.79, 1.72]]],
+        completion_ids: [[3, 4, 4, 4], [3, 0, 0, 1], [1, 1, 2, 3]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        loss_type: grpo,
+        use_entropy_bonus: true,
+        entropy_coef: 0.05, top_entropy_quantile: 0.5,
+    );
+    expect_close(r.loss, -0.0037907097370138074, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.logits, [[[0.016593175823905564, -0.00018375229886588356, -0.0001329961274608351, -0.019111072032354227, 0.0028346446347753784], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]], [[-0.00023030907316821996, 0.0003408344311820236, -0.0012489859423724554, 0.0017212928998257414, -0.0005828323154670896], [0.03272315398123976, -0.02261861221787503, -0.008503135461277041, -0.0010187134364503354, -0.0005826928656373474], [-2.2774989427134207e-05, -0.00047824264832783833, -0.0007695834693626384, -0.0007598258067099469, 0.0020304269138275584], [0.0, 0.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 0.0, 0.0], [0.0001375623928839202, -0.018588574175994757, 0.011708021659586601, 0.003917207563244408, 0.002825782560279825], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]], rtol: 1e-5, atol: 1e-7);
 }
 
 test "gradients of every GRPO loss type by finite differences" {

@@ -112,6 +112,7 @@ objective clipped(
     aggregation: enum { grpo, bnpo, dr_grpo, dapo, luspo } = grpo,
     off_policy_mask_threshold: f32?,
     sampling_per_token_logps: const f32[B, T]?,
+    importance_sampling_ratio: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
 ) requires epsilon >= 0.0, beta >= 0.0, max_completion_length > 0,
     0.0 <= top_entropy_quantile <= 1.0 {
@@ -143,7 +144,9 @@ objective clipped(
     } else {
         policy
     };
-    let per_token = where(top_entropy_quantile < 1.0, kept * entropy_mask, kept)
+    let masked = where(top_entropy_quantile < 1.0, kept * entropy_mask, kept);
+    // vLLM's importance-sampling correction (TRL multiplies the policy term by the given ratio).
+    let per_token = masked * (importance_sampling_ratio ?? 1.0 + zeros(B, T))
         + where(beta != 0.0, beta * kl, 0.0);
     let total = sum(per_token * mask, B, T);
     loss match aggregation {
@@ -187,6 +190,7 @@ objective grpo(
     importance_sampling_level: enum { token, sequence } = token,
     off_policy_mask_threshold: f32?,
     sampling_per_token_logps: const f32[B, T]?,
+    importance_sampling_ratio: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
@@ -206,6 +210,7 @@ objective grpo(
         top_entropy_quantile: top_entropy_quantile,
         off_policy_mask_threshold: off_policy_mask_threshold,
         sampling_per_token_logps: sampling_per_token_logps,
+        importance_sampling_ratio: importance_sampling_ratio,
         aggregation: grpo,
     );
     loss r.loss;
@@ -227,6 +232,7 @@ objective bnpo(
     importance_sampling_level: enum { token, sequence } = token,
     off_policy_mask_threshold: f32?,
     sampling_per_token_logps: const f32[B, T]?,
+    importance_sampling_ratio: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
@@ -246,6 +252,7 @@ objective bnpo(
         top_entropy_quantile: top_entropy_quantile,
         off_policy_mask_threshold: off_policy_mask_threshold,
         sampling_per_token_logps: sampling_per_token_logps,
+        importance_sampling_ratio: importance_sampling_ratio,
         aggregation: bnpo,
     );
     loss r.loss;
@@ -269,6 +276,7 @@ objective dr_grpo(
     importance_sampling_level: enum { token, sequence } = token,
     off_policy_mask_threshold: f32?,
     sampling_per_token_logps: const f32[B, T]?,
+    importance_sampling_ratio: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
@@ -289,6 +297,7 @@ objective dr_grpo(
         top_entropy_quantile: top_entropy_quantile,
         off_policy_mask_threshold: off_policy_mask_threshold,
         sampling_per_token_logps: sampling_per_token_logps,
+        importance_sampling_ratio: importance_sampling_ratio,
         aggregation: dr_grpo,
     );
     loss r.loss;
@@ -313,6 +322,7 @@ objective dapo(
     importance_sampling_level: enum { token, sequence } = token,
     off_policy_mask_threshold: f32?,
     sampling_per_token_logps: const f32[B, T]?,
+    importance_sampling_ratio: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
@@ -333,6 +343,7 @@ objective dapo(
         top_entropy_quantile: top_entropy_quantile,
         off_policy_mask_threshold: off_policy_mask_threshold,
         sampling_per_token_logps: sampling_per_token_logps,
+        importance_sampling_ratio: importance_sampling_ratio,
         aggregation: dapo,
     );
     loss r.loss;
@@ -355,6 +366,7 @@ objective luspo(
     importance_sampling_level: enum { token, sequence } = token,
     off_policy_mask_threshold: f32?,
     sampling_per_token_logps: const f32[B, T]?,
+    importance_sampling_ratio: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
 ) {
@@ -374,6 +386,7 @@ objective luspo(
         top_entropy_quantile: top_entropy_quantile,
         off_policy_mask_threshold: off_policy_mask_threshold,
         sampling_per_token_logps: sampling_per_token_logps,
+        importance_sampling_ratio: importance_sampling_ratio,
         aggregation: luspo,
     );
     loss r.loss;
@@ -391,6 +404,7 @@ objective cispo(
     old_per_token_logps: const f32[B, T]?,
     ref_per_token_logps: const f32[B, T]?,
     entropies: const f32[B, T]?,
+    importance_sampling_ratio: const f32[B, T]?,
     num_items_in_batch: f32?,
     epsilon_high: f32?,
     beta: f32 = 0.0,
@@ -408,6 +422,7 @@ objective cispo(
         zeros(B, T)
     };
     let per_token = -detach(clamp(coef_1, max: high_eps)) * advantages * per_token_logps
+        * (importance_sampling_ratio ?? 1.0 + zeros(B, T))
         + where(beta != 0.0, beta * kl, 0.0);
     loss sum(per_token * mask, B, T) / max(num_items_in_batch ?? sum(mask, B, T), 1.0);
     metric kl = masked_mean(kl, mask);
@@ -426,6 +441,7 @@ objective sapo(
     old_per_token_logps: const f32[B, T]?,
     ref_per_token_logps: const f32[B, T]?,
     entropies: const f32[B, T]?,
+    importance_sampling_ratio: const f32[B, T]?,
     beta: f32 = 0.0,
     sapo_temperature_pos: f32 = 1.0,
     sapo_temperature_neg: f32 = 1.05,
@@ -442,6 +458,7 @@ objective sapo(
     };
     let tau = where(advantages > 0.0, sapo_temperature_pos, sapo_temperature_neg);
     let per_token = -(sigmoid(tau * (coef_1 - 1.0)) * 4.0 / tau) * advantages
+        * (importance_sampling_ratio ?? 1.0 + zeros(B, T))
         + where(beta != 0.0, beta * kl, 0.0);
     loss mean(sum(per_token * mask, T) / max(sum(mask, T), 1.0), B);
     metric kl = masked_mean(kl, mask);
@@ -474,6 +491,7 @@ objective grpo_from_logits(
     importance_sampling_level: enum { token, sequence } = token,
     off_policy_mask_threshold: f32?,
     sampling_per_token_logps: const f32[B, T]?,
+    importance_sampling_ratio: const f32[B, T]?,
     top_entropy_quantile: f32 = 1.0,
     use_bias_correction_kl: static bool = true,
     loss_type: enum { grpo, bnpo, dr_grpo, dapo, luspo } = dapo,
@@ -501,6 +519,7 @@ objective grpo_from_logits(
         top_entropy_quantile: top_entropy_quantile,
         off_policy_mask_threshold: off_policy_mask_threshold,
         sampling_per_token_logps: sampling_per_token_logps,
+        importance_sampling_ratio: importance_sampling_ratio,
         aggregation: loss_type,
     );
     // TRL's entropy bonus (a fixed `entropy_coef`; `use_entropy_bonus` compiles it in, since its
@@ -969,6 +988,30 @@ test "grpo_from_logits with TRL's entropy bonus (entropy_coef: 0.05, top_entropy
     );
     expect_close(r.loss, -0.0037907097370138074, rtol: 1e-6, atol: 1e-7);
     expect_close(r.grad.logits, [[[0.016593175823905564, -0.00018375229886588356, -0.0001329961274608351, -0.019111072032354227, 0.0028346446347753784], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]], [[-0.00023030907316821996, 0.0003408344311820236, -0.0012489859423724554, 0.0017212928998257414, -0.0005828323154670896], [0.03272315398123976, -0.02261861221787503, -0.008503135461277041, -0.0010187134364503354, -0.0005826928656373474], [-2.2774989427134207e-05, -0.00047824264832783833, -0.0007695834693626384, -0.0007598258067099469, 0.0020304269138275584], [0.0, 0.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 0.0, 0.0], [0.0001375623928839202, -0.018588574175994757, 0.011708021659586601, 0.003917207563244408, 0.002825782560279825], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]], rtol: 1e-5, atol: 1e-7);
+}
+
+test "grpo with vLLM's importance_sampling_ratio (TRL 1.16)" {
+    let r = grpo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        ref_per_token_logps: [[-0.9, -0.6, -1.8, -0.2], [-0.4, -1.0, -0.8, -0.1], [-2.2, -0.9, -0.3, -1.0]], beta: 0.04, importance_sampling_ratio: [[0.9, 1.1, 1.0, 1.0], [1.2, 0.8, 1.0, 0.7], [1.0, 1.3, 1.0, 1.0]],
+    );
+    expect_close(r.loss, -0.22879435909766202, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.11100827888226505, -0.09021519665190698, -0.11199999999999999, 0.0], [0.05033333333333333, 0.04873294012294817, 0.0, 0.02933333333333333], [-0.02648517214078499, -0.05283333333333333, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
+}
+
+test "sapo with vLLM's importance_sampling_ratio (TRL 1.16)" {
+    let r = sapo(
+        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        importance_sampling_ratio: [[0.9, 1.1, 1.0, 1.0], [1.2, 0.8, 1.0, 0.7], [1.0, 1.3, 1.0, 1.0]],
+    );
+    expect_close(r.loss, -0.5250638963762223, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.per_token_logps, [[-0.11021204907203222, -0.08904072760586913, -0.1111111111111111, 0.0], [0.05, 0.04655407209780127, 0.027109723605275655, 0.029166666666666664], [-0.02431866213321388, -0.05416666666666667, 0.0, 0.0]], rtol: 1e-5, atol: 1e-7);
 }
 
 test "gradients of every GRPO loss type by finite differences" {

@@ -130,3 +130,18 @@ test "a constant metric beside a requires over the same constant" {
     expect_close(r.loss, 3.0, 0.0);
     expect_close(r.metric.zero, 0.0, 0.0);
 }
+
+/// A parameter named like the random-stream `offset`: `--set offset=1` gives an i64, which the
+/// binder converts to the declared i32 (it once bound it as an i64 input and the dim sized from
+/// it came out 0 on the compiled path; the core test runs it through `ftc run --set`).
+step offset_named(size: i32, offset: i32 = 0) -> (x: i32[N])
+requires K == size, N == floordiv(max(size - offset, 0) * (max(size - offset, 0) + 1), 2) {
+    let m = max(size - offset, 0);
+    let r = iota(K);
+    let start = r * m - floordiv(r * (r - 1), 2);
+    (x: i32(sum(f32(r >= 1 && r < m && start <= iota(N)), K)),)
+}
+
+test "a dim sized from a parameter named offset" {
+    expect_close(offset_named(size: 4, offset: 1).x, [0, 0, 0, 1, 1, 2], 0.0);
+}

@@ -906,6 +906,24 @@ fn mlir_backend_matches_the_interpreter_on_every_entry() {
     assert!(checked >= 20, "{checked}");
 }
 
+/// `ftc run --set offset=1` on a parameter named `offset` (an i64 setting, like the random
+/// stream's) binds the declared i32 on both backends: the dim sized from it is 15, not 0.
+#[test]
+fn a_scalar_set_in_another_dtype_sizes_dims_alike_on_both_backends() {
+    for backend in [run::Backend::Mlir, run::Backend::Interp] {
+        let args = RunArgs {
+            file: repo().join("tests").join("run").join("requires.ftl"),
+            entry: "offset_named".into(),
+            sets: vec!["size=6".into(), "offset=1".into()],
+            backend,
+            ..RunArgs::default()
+        };
+        let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+        assert!(o.success(), "{backend:?}: {}", o.stderr);
+        assert!(o.stdout.contains("i32[15]"), "{backend:?}: {}", o.stdout);
+    }
+}
+
 /// Repeated runs that hand their outputs back (a training loop, `ftc bench`, Python dropping
 /// them) get reused, unzeroed buffers; nothing may read one before writing it. Regression: a
 /// constant output and a `requires` over the same constant failed every second run.

@@ -298,8 +298,10 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             _ => Role::Input,
         };
         let declared = self.float(t.dtype);
+        // Only tensors: a scalar given in another dtype is converted to its own by the binder
+        // (a `--set offset=1` is an i64 like the random-stream offset).
         let dtype = match self.opts.input_dtypes.get(&p.name) {
-            Some(&given) if binds_as(given, declared) => given,
+            Some(&given) if !dims.is_empty() && binds_as(given, declared) => given,
             _ => declared,
         };
         let input = Input {

@@ -95,6 +95,8 @@ impl Shared {
 /// Runs manifests with resolved kernels.
 pub struct Executor {
     manifest: Manifest,
+    /// The binder's view of the manifest's arguments, made once.
+    specs: Vec<ArgSpec>,
     kernels: HashMap<String, PackedFn>,
     /// How many threads a run may use (changed between runs by [`Executor::set_threads`]).
     threads: std::sync::atomic::AtomicUsize,
@@ -175,8 +177,19 @@ impl Executor {
             kernels.insert(k.symbol.clone(), f);
         }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let specs = manifest
+            .args
+            .iter()
+            .map(|a| ArgSpec {
+                name: a.name.clone(),
+                dtype: a.dtype,
+                dims: a.dims.clone(),
+                required: a.required,
+            })
+            .collect();
         Ok(Executor {
             manifest,
+            specs,
             kernels,
             threads: threads.into(),
             memory_limit: crate::budget::limit_from_env().map_err(|m| ExecError {
@@ -216,17 +229,8 @@ impl Executor {
     }
 
     /// The binder's view of the arguments.
-    pub fn arg_specs(&self) -> Vec<ArgSpec> {
-        self.manifest
-            .args
-            .iter()
-            .map(|a| ArgSpec {
-                name: a.name.clone(),
-                dtype: a.dtype,
-                dims: a.dims.clone(),
-                required: a.required,
-            })
-            .collect()
+    pub fn arg_specs(&self) -> &[ArgSpec] {
+        &self.specs
     }
 
     /// Runs the entry on `inputs`; returns the outputs in manifest order. `only`, when given,
@@ -257,11 +261,9 @@ impl Executor {
         let m = &self.manifest;
         let mut timings = Vec::new();
         let binding =
-            bind::bind(&self.arg_specs(), |n| inputs.get(n).copied()).map_err(|errs| {
-                ExecError {
-                    messages: errs.into_iter().map(|e| e.message).collect(),
-                    kind: ExecErrorKind::Inputs,
-                }
+            bind::bind(&self.specs, |n| inputs.get(n).copied()).map_err(|errs| ExecError {
+                messages: errs.into_iter().map(|e| e.message).collect(),
+                kind: ExecErrorKind::Inputs,
             })?;
         // Arguments: given tensors are borrowed; defaults become owned scalars; an absent
         // optional argument gets zeroed storage of its full size when it is allocated.

@@ -386,17 +386,21 @@ fn bf16_logits_and_i64_labels_bind_on_both_backends() {
     let (narrow_in, wide_in) = (dir.join("bf16.safetensors"), dir.join("f32.safetensors"));
     safetensors_io::write_atomic(&narrow_in, &narrow).unwrap();
     safetensors_io::write_atomic(&wide_in, &wide).unwrap();
-    let run_on = |inputs: &Path, backend: run::Backend, tag: &str| -> HashMap<String, Tensor> {
-        let out = dir.join(format!("{tag}.safetensors"));
+    // `ftc run` of DPO from logits on an inputs file, writing `out` when given.
+    let dpo_run = |inputs: &Path, backend: run::Backend, out: Option<PathBuf>| {
         let args = RunArgs {
             file: r.join("examples").join("dpo.ftl"),
             entry: "sigmoid_from_logits".into(),
             inputs: Some(inputs.to_path_buf()),
-            out: Some(out.clone()),
+            out,
             backend,
             ..RunArgs::default()
         };
-        let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+        driver::run_entry(&args, &options(), MessageFormat::Short)
+    };
+    let run_on = |inputs: &Path, backend: run::Backend, tag: &str| -> HashMap<String, Tensor> {
+        let out = dir.join(format!("{tag}.safetensors"));
+        let o = dpo_run(inputs, backend, Some(out.clone()));
         assert!(o.success(), "{tag}: {}", o.stderr);
         safetensors_io::read(&out).unwrap().into_iter().collect()
     };
@@ -432,14 +436,7 @@ fn bf16_logits_and_i64_labels_bind_on_both_backends() {
     let bad_in = dir.join("bad.safetensors");
     safetensors_io::write_atomic(&bad_in, &bad).unwrap();
     for backend in [run::Backend::Mlir, run::Backend::Interp] {
-        let args = RunArgs {
-            file: r.join("examples").join("dpo.ftl"),
-            entry: "sigmoid_from_logits".into(),
-            inputs: Some(bad_in.clone()),
-            backend,
-            ..RunArgs::default()
-        };
-        let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+        let o = dpo_run(&bad_in, backend, None);
         assert!(
             !o.success() && o.stderr.contains("E0094"),
             "{backend:?}: {}",

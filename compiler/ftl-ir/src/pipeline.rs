@@ -168,7 +168,8 @@ pub struct EntryRequest<'a> {
 }
 
 /// Finds the entry, applies its settings (scalar settings land in `inputs`), and compiles it
-/// to a verified, simplified graph (with gradients when the policy asks for them).
+/// to a verified, simplified graph (with gradients when the policy asks for them): the variant
+/// for the inputs given.
 pub fn compile_entry(
     analysis: &Analysis,
     request: &EntryRequest,
@@ -176,21 +177,25 @@ pub fn compile_entry(
 ) -> Result<Graph, Failure> {
     let id = find_entry(analysis, request.entry)?;
     let hir = &analysis.hir;
-    let mut options = EntryOptions::default();
-    settings::apply_sets(hir, id, request.sets, &mut options, inputs)?;
-    settings::options_for(hir, id, |n| inputs.contains_key(n), &mut options);
-    options.input_dtypes = inputs.iter().map(|(n, t)| (n.clone(), t.dtype())).collect();
-    let kind = hir.decl(id).map(|d| d.kind);
     let grad = match request.grad {
         GradPolicy::Forward => false,
-        GradPolicy::Differentiable => kind.is_some_and(DeclKind::differentiable),
-        GradPolicy::WhenUpstreamGiven => match kind {
+        GradPolicy::Differentiable => true,
+        GradPolicy::WhenUpstreamGiven => match hir.decl(id).map(|d| d.kind) {
             Some(DeclKind::Objective) => true,
             Some(DeclKind::Adapter) => settings::has_upstream(hir, id, inputs),
             _ => false,
         },
     };
-    compile(hir, id, &options, grad)
+    let present: Vec<String> = inputs.keys().cloned().collect();
+    let dtypes: Vec<(String, DType)> = inputs.iter().map(|(n, t)| (n.clone(), t.dtype())).collect();
+    let variant = VariantRequest {
+        entry: request.entry,
+        sets: request.sets,
+        present: &present,
+        dtypes: &dtypes,
+        grad,
+    };
+    compile_found(hir, id, &variant, inputs)
 }
 
 /// What a caller that binds inputs itself asks of the pipeline (the Python package, which
@@ -210,14 +215,23 @@ pub struct VariantRequest<'a> {
 }
 
 /// Compiles one variant of an entry; scalar settings land in `scalars` (to be passed with
-/// every run).
+/// every run). `grad` is honoured for objectives and adapters only.
 pub fn compile_variant(
     analysis: &Analysis,
     request: &VariantRequest,
     scalars: &mut HashMap<String, Tensor>,
 ) -> Result<Graph, Failure> {
     let id = find_entry(analysis, request.entry)?;
-    let hir = &analysis.hir;
+    compile_found(&analysis.hir, id, request, scalars)
+}
+
+/// [`compile_variant`] of the declaration `id` (its name already looked up).
+fn compile_found(
+    hir: &Hir,
+    id: DeclId,
+    request: &VariantRequest,
+    scalars: &mut HashMap<String, Tensor>,
+) -> Result<Graph, Failure> {
     let mut options = EntryOptions::default();
     settings::apply_sets(hir, id, request.sets, &mut options, scalars)?;
     let present = |n: &str| request.present.iter().any(|p| p == n) || scalars.contains_key(n);

@@ -15,7 +15,7 @@ use ftl_front::{analyze, MessageFormat};
 use ftl_ir::pipeline::{self, Failure, VariantRequest};
 use ftl_ir::{Graph, Role};
 use ftl_runtime::artifact::Artifact;
-use ftl_runtime::bind::{self, ArgSpec, DimSpec};
+use ftl_runtime::bind::{self, DimSpec};
 use ftl_runtime::target::Target;
 use ftl_runtime::{DType, Tensor, TensorRef};
 use pyo3::prelude::*;
@@ -57,19 +57,14 @@ fn bad_inputs(messages: Vec<String>) -> Error {
     .into()
 }
 
-/// One argument as Python sees it.
-struct Arg {
-    spec: ArgSpec,
-    role: Role,
-    default: Option<f64>,
-}
-
 /// A compiled variant of an entry, ready to run.
 #[pyclass(frozen, module = "ftl._native")]
 pub struct Entry {
     name: String,
     kind: String,
-    args: Vec<Arg>,
+    /// Each argument's role, in the order of the manifest's arguments (one per graph input),
+    /// whose binder specs and defaults the executor holds.
+    roles: Vec<Role>,
     /// Outputs in order: name, dtype, dim names (`..name` for a pack).
     outputs: Vec<(String, DType, Vec<String>)>,
     /// Every parameter the declaration has: name, declared tensor dtype (none for a static
@@ -175,19 +170,11 @@ fn build(path: &PathBuf, request: &VariantRequest, opts: &LoadOptions) -> Result
             (name.clone(), buffer.dtype, dims)
         })
         .collect();
-    let args = ftl_ir::arg_specs(&g)
-        .into_iter()
-        .zip(&g.inputs)
-        .map(|(spec, input)| Arg {
-            spec,
-            role: input.role,
-            default: input.default,
-        })
-        .collect();
+    let roles = g.inputs.iter().map(|i| i.role).collect();
     Ok(Entry {
         name: g.name.clone(),
         kind: format!("{:?}", g.kind).to_lowercase(),
-        args,
+        roles,
         outputs,
         params,
         settings,
@@ -283,11 +270,14 @@ impl Entry {
         &'static str,
         Option<f64>,
     )> {
-        self.args
+        let executor = self.artifact.executor();
+        executor
+            .arg_specs()
             .iter()
-            .map(|a| {
-                let dims = a
-                    .spec
+            .zip(&executor.manifest().args)
+            .zip(&self.roles)
+            .map(|((spec, decl), role)| {
+                let dims = spec
                     .dims
                     .iter()
                     .map(|d| match d {
@@ -296,14 +286,14 @@ impl Entry {
                         DimSpec::Pack(n) => format!("..{n}"),
                     })
                     .collect();
-                let required = a.spec.required && !self.settings.contains_key(&a.spec.name);
+                let required = spec.required && !self.settings.contains_key(&spec.name);
                 (
-                    a.spec.name.clone(),
-                    a.spec.dtype.name(),
+                    spec.name.clone(),
+                    spec.dtype.name(),
                     dims,
                     required,
-                    role_name(a.role),
-                    a.default,
+                    role_name(*role),
+                    decl.default,
                 )
             })
             .collect()
@@ -342,20 +332,19 @@ impl Entry {
         threads: usize,
     ) -> PyResult<(Vec<(String, Buffer)>, f64)> {
         let this = slf.get();
-        let specs: Vec<ArgSpec> = this.args.iter().map(|a| a.spec.clone()).collect();
+        let executor = this.artifact.executor();
+        let specs = executor.arg_specs();
         let names = tensors
             .iter()
             .map(|t| t.0.as_str())
             .chain(scalars.iter().map(|s| s.0.as_str()));
-        let mut errors: Vec<String> = bind::unknown_inputs(&specs, names)
+        let mut errors: Vec<String> = bind::unknown_inputs(specs, names)
             .into_iter()
             .map(|e| e.message)
             .collect();
-        let mut owned: HashMap<String, Tensor> = this
-            .settings
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        // Numbers become 0-d tensors of their argument's dtype (bools as 0/1, which the
+        // binder's own scalar coercion leaves alone).
+        let mut owned: HashMap<String, Tensor> = this.settings.clone();
         for (name, value) in &scalars {
             let Some(spec) = specs.iter().find(|s| &s.name == name) else {
                 continue;
@@ -396,7 +385,6 @@ impl Entry {
         if !errors.is_empty() {
             return Err(bad_inputs(errors).into());
         }
-        let executor = this.artifact.executor();
         executor.set_threads(threads);
         let (outputs, timings) = py
             .detach(|| executor.run_views_timed(&views))

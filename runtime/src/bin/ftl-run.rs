@@ -113,11 +113,11 @@ fn run(args: &Args) -> Result<String, Vec<String>> {
     let mut errors = Vec::new();
     if !args.allow_extra_inputs {
         errors.extend(bind::unknown_inputs(
-            &specs,
+            specs,
             tensors.keys().map(String::as_str),
         ));
     }
-    errors.extend(bind::coerce_scalars(&specs, &mut tensors));
+    errors.extend(bind::coerce_scalars(specs, &mut tensors));
     if !errors.is_empty() {
         return Err(errors.into_iter().map(|e| e.message).collect());
     }

@@ -375,10 +375,8 @@ def _function_classes():
             saved = ctx.saved_tensors
             inputs = {n: v for n, v in zip(ctx.names, saved) if v is not None}
             inputs.update(ctx.scalars)
-            shapes = {}
             for name, g in zip(ctx.outputs, upstream):
                 inputs[f"grad.{name}"] = g.contiguous()
-                shapes[name] = g.shape
             out = ctx.adapter._run(inputs, grad=True, as_torch=True)
             return (
                 None,

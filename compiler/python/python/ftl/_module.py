@@ -23,7 +23,7 @@ class AdapterModule(nn.Module):
         given = {k: v for k, v in params.items() if k in names}
         if len(given) < len(names):
             init = adapter._companion("init")
-            produced = init(weight=base.weight.detach(), **_init_settings(init, self.hyper))
+            produced = init(weight=base.weight.detach(), **_settings_for(init, self.hyper))
             produced = produced if isinstance(produced, dict) else {names[0]: produced}
             given = {**produced, **given}
         for name in names:
@@ -41,12 +41,12 @@ class AdapterModule(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.adapter(x=x, **self._base(), **self._params(), **_init_settings(self.adapter, self.hyper))
+        return self.adapter(x=x, **self._base(), **self._params(), **_settings_for(self.adapter, self.hyper))
 
     @torch.no_grad()
     def _rewrite(self, which: str) -> None:
         step = self.adapter._companion(which)
-        weight = step(**self._base(), **self._params(), **_init_settings(step, self.hyper))
+        weight = step(**self._base(), **self._params(), **_settings_for(step, self.hyper))
         weight = weight["weight"] if isinstance(weight, dict) else weight
         self.base.weight.copy_(weight)
 
@@ -59,7 +59,7 @@ class AdapterModule(nn.Module):
         self._rewrite("unmerge")
 
 
-def _init_settings(step, hyper: dict) -> dict:
-    """The hyperparameters a companion step reads."""
-    names = {a[0] for a in step.args}
+def _settings_for(entry, hyper: dict) -> dict:
+    """The hyperparameters `entry` (the adapter or a companion step) reads."""
+    names = {a[0] for a in entry.args}
     return {k: v for k, v in hyper.items() if k in names}

@@ -63,6 +63,22 @@ impl fmt::Display for ExecError {
 
 impl std::error::Error for ExecError {}
 
+/// A sliced region's buffers: what holds one slice and what is combined over slices.
+struct Region<'m> {
+    dim: u32,
+    local: &'m [u32],
+    start: &'m [(u32, crate::manifest::Identity)],
+}
+
+/// The slice a kernel or GEMM of a sliced region runs on.
+struct Slice<'m> {
+    region: &'m Region<'m>,
+    /// The slice's first column.
+    offset: usize,
+    /// The whole dim's size.
+    whole: usize,
+}
+
 fn fail<T>(kind: ExecErrorKind, m: impl Into<String>) -> Result<T, ExecError> {
     Err(ExecError {
         messages: vec![m.into()],
@@ -162,9 +178,18 @@ impl Executor {
         let decls = manifest
             .prelude
             .iter()
-            .chain(manifest.steps.iter().filter_map(|s| match s {
-                Step::Kernel(k) => Some(k),
-                _ => None,
+            .chain(manifest.steps.iter().flat_map(|s| {
+                match s {
+                    Step::Kernel(k) => vec![k],
+                    Step::Sliced { steps, .. } => steps
+                        .iter()
+                        .filter_map(|s| match s {
+                            Step::Kernel(k) => Some(k),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                }
             }));
         for k in decls {
             let f = resolve(&k.symbol).ok_or_else(|| ExecError {
@@ -284,7 +309,7 @@ impl Executor {
         if let Some(p) = &m.prelude {
             self.charge(&mut budget, &mem, &p.buffers, &sizes)?;
             self.alloc(&mut mem, &p.buffers, &sizes)?;
-            self.kernel(p, &mut mem, &sizes, &mut status)?;
+            self.kernel(p, &mut mem, &sizes, None, &mut status)?;
             let mut scalars = HashMap::new();
             for d in &m.dims {
                 if let DimRule::Scalar(b) = d.size {
@@ -312,11 +337,45 @@ impl Executor {
             );
         }
         self.check_prefilled(&mem, &sizes)?;
+        // A sliced region's local buffers hold one slice: sized at the widest slice of the
+        // regions they belong to.
+        let mut widths = HashMap::new();
+        let mut local_width: HashMap<u32, (u32, usize)> = HashMap::new();
+        for (k, step) in m.steps.iter().enumerate() {
+            if let Step::Sliced { dim, local, .. } = step {
+                let per_column: usize = local
+                    .iter()
+                    .map(|b| {
+                        let decl = &m.buffers[*b as usize];
+                        let column: usize = decl
+                            .dims
+                            .iter()
+                            .filter(|d| *d != dim)
+                            .map(|d| sizes[*d as usize].unwrap_or(0).max(0) as usize)
+                            .fold(1usize, |a, s| a.saturating_mul(s));
+                        column.saturating_mul(decl.dtype.size_bytes())
+                    })
+                    .fold(0usize, |a, c| a.saturating_add(c));
+                let extent = sizes[*dim as usize].unwrap_or(0).max(0) as usize;
+                let width = crate::slices::width(per_column, extent);
+                for b in local {
+                    let w = local_width.entry(*b).or_insert((*dim, 0));
+                    w.1 = w.1.max(width);
+                }
+                widths.insert(k, width);
+            }
+        }
+        for (b, (dim, width)) in &local_width {
+            let mut at_width = sizes.clone();
+            at_width[*dim as usize] = Some(*width as i64);
+            self.charge(&mut budget, &mem, &[*b], &at_width)?;
+            self.alloc(&mut mem, &[*b], &at_width)?;
+        }
         let all: Vec<u32> = (0..m.buffers.len() as u32).collect();
         self.charge(&mut budget, &mem, &all, &sizes)?;
         self.alloc(&mut mem, &all, &sizes)?;
         let mut factors = HashMap::new();
-        for step in &m.steps {
+        for (k, step) in m.steps.iter().enumerate() {
             let start = std::time::Instant::now();
             let name = match step {
                 Step::Kernel(k) => k.symbol.clone(),
@@ -324,10 +383,25 @@ impl Executor {
                 Step::ArgSort { .. } => "argsort".to_string(),
                 Step::Solve { .. } => "solve".to_string(),
                 Step::Decompose { .. } => "decompose".to_string(),
+                Step::Sliced { .. } => format!("slices{k}"),
             };
             match step {
-                Step::Kernel(k) => self.kernel(k, &mut mem, &sizes, &mut status)?,
-                Step::Contract(c) => self.contract(c, &mut mem, &sizes)?,
+                Step::Kernel(k) => self.kernel(k, &mut mem, &sizes, None, &mut status)?,
+                Step::Contract(c) => self.contract(c, &mut mem, &sizes, None)?,
+                Step::Sliced {
+                    dim,
+                    local,
+                    start,
+                    steps,
+                } => {
+                    let width = widths.get(&k).copied().unwrap_or(1);
+                    let region = Region {
+                        dim: *dim,
+                        local,
+                        start,
+                    };
+                    self.sliced(&region, steps, width, &mut mem, &sizes, &mut status)?
+                }
                 Step::ArgSort {
                     x,
                     out,
@@ -658,6 +732,12 @@ impl Executor {
     ) -> Result<&'m [u8], ExecError> {
         let decl = &self.manifest.buffers[b as usize];
         let n: usize = self.shape(b, sizes).iter().product::<usize>() * decl.dtype.size_bytes();
+        let bytes = self.all_bytes(mem, b)?;
+        Ok(&bytes[..n.min(bytes.len())])
+    }
+
+    /// All the bytes behind buffer `b` (following views).
+    fn all_bytes<'m>(&self, mem: &'m [Option<Memory<'_>>], b: u32) -> Result<&'m [u8], ExecError> {
         let mut at = b;
         let bytes: &[u8] = loop {
             match &mem[at as usize] {
@@ -672,7 +752,7 @@ impl Executor {
                 }
             }
         };
-        Ok(&bytes[..n.min(bytes.len())])
+        Ok(bytes)
     }
 
     fn tensor(
@@ -808,16 +888,24 @@ impl Executor {
         k: &KernelDecl,
         mem: &mut [Option<Memory<'_>>],
         sizes: &[Option<i64>],
+        slice: Option<&Slice<'_>>,
         status: &mut [i64],
     ) -> Result<(), ExecError> {
         let f = self.kernels[&k.symbol];
-        let dims: Vec<i64> = sizes.iter().map(|s| s.unwrap_or(0)).collect();
+        // Every dim's size (a sliced dim's at the slice's width), then the slice's offset and
+        // the sliced dim's whole size (0, 0 outside a sliced region): a kernel compiled for a
+        // region reads them for iota, gather bounds and `size`.
+        let mut dims: Vec<i64> = sizes.iter().map(|s| s.unwrap_or(0)).collect();
+        dims.extend(slice.map_or([0, 0], |s| [s.offset as i64, s.whole as i64]));
         let bufs: Vec<(Shared, Vec<i64>)> = k
             .buffers
             .iter()
             .map(|b| {
                 let shape: Vec<i64> = self.shape(*b, sizes).iter().map(|s| *s as i64).collect();
-                (Shared(self.ptr(mem, *b)), shape)
+                let at = slice.map_or(0, |s| self.slice_offset(*b, s, sizes));
+                // SAFETY (of the offset): `slice_offset` is nonzero only for a buffer whose
+                // outermost dim is the sliced one; its rows [offset, offset + width) exist.
+                (Shared(self.ptr(mem, *b).wrapping_add(at)), shape)
             })
             .collect();
         let total = k.split.map_or(1, |d| dims[d as usize]);
@@ -894,6 +982,7 @@ impl Executor {
         c: &ContractDecl,
         mem: &mut [Option<Memory<'_>>],
         sizes: &[Option<i64>],
+        slice: Option<&Slice<'_>>,
     ) -> Result<(), ExecError> {
         let prod = |ds: &[u32]| {
             ds.iter()
@@ -901,7 +990,9 @@ impl Executor {
                 .product::<usize>()
         };
         let (nb, m, n, k) = (prod(&c.batch), prod(&c.m), prod(&c.n), prod(&c.k));
-        // Each operand's group strides from its layout (groups are contiguous runs).
+        // Each operand's group strides from its layout (groups are contiguous runs). In a
+        // sliced region only the sliced dim differs from the whole, and a buffer that is not
+        // a slice has it outermost, so its strides are the same at either size.
         let strides = |b: u32| -> HashMap<u32, usize> {
             let dims = &self.manifest.buffers[b as usize].dims;
             let mut st = HashMap::new();
@@ -912,6 +1003,15 @@ impl Executor {
             }
             st
         };
+        // Element offsets of the slice's rows in the operands that are not slices.
+        let elems = |b: u32| {
+            slice.map_or(0, |s| {
+                self.slice_offset(b, s, sizes)
+                    / self.manifest.buffers[b as usize].dtype.size_bytes()
+            })
+        };
+        let (ea, eb, eo) = (elems(c.a), elems(c.b), elems(c.out));
+        let accumulate = slice.is_some_and(|s| s.region.start.iter().any(|(b, _)| *b == c.out));
         let group = |st: &HashMap<u32, usize>, ds: &[u32]| -> isize {
             ds.last()
                 .map_or(0, |d| st.get(d).copied().unwrap_or(0) as isize)
@@ -927,11 +1027,13 @@ impl Executor {
             (None, None, None)
         } else {
             (
-                Some(self.tensor(mem, c.a, sizes)?.cast(DType::F32)),
-                Some(self.tensor(mem, c.b, sizes)?.cast(DType::F32)),
+                Some(self.tensor_at(mem, c.a, sizes, ea)?.cast(DType::F32)),
+                Some(self.tensor_at(mem, c.b, sizes, eb)?.cast(DType::F32)),
                 Some(Tensor::zeros(DType::F32, &[nb * m * n])),
             )
         };
+        // Operands read in place start at the slice's rows; copies start there already.
+        let (ea, eb, eo) = if direct { (ea, eb, eo) } else { (0, 0, 0) };
         let ap = match &a_copy {
             Some(t) => t.bytes().as_ptr(),
             None => self.ptr(mem, c.a) as *const u8,
@@ -960,9 +1062,9 @@ impl Executor {
         };
         for bi in 0..nb {
             let (oa, ob, oo) = (
-                batch_offset(&sa, bi),
-                batch_offset(&sb, bi),
-                batch_offset(&so, bi),
+                ea + batch_offset(&sa, bi),
+                eb + batch_offset(&sb, bi),
+                eo + batch_offset(&so, bi),
             );
             macro_rules! run_gemm {
                 ($t:ty) => {{
@@ -995,7 +1097,12 @@ impl Executor {
                             ),
                         )
                     };
-                    faer::linalg::matmul::matmul(out, faer::Accum::Replace, lhs, rhs, 1 as $t, par)
+                    let accum = if accumulate && direct {
+                        faer::Accum::Add
+                    } else {
+                        faer::Accum::Replace
+                    };
+                    faer::linalg::matmul::matmul(out, accum, lhs, rhs, 1 as $t, par)
                 }};
             }
             // The copies are f32 whatever the output's dtype: an f64 output over f32 (or 16-bit)
@@ -1007,9 +1114,124 @@ impl Executor {
             }
         }
         if let Some(out) = out_copy {
-            let values = out.to_f64();
-            self.store(mem, c.out, sizes, &values)?;
+            let mut values = out.to_f64();
+            match slice {
+                None => self.store(mem, c.out, sizes, &values)?,
+                Some(_) => {
+                    let at = elems(c.out);
+                    if accumulate {
+                        let old = self.tensor_at(mem, c.out, sizes, at)?.to_f64();
+                        for (v, o) in values.iter_mut().zip(old) {
+                            *v += o;
+                        }
+                    }
+                    self.store_at(mem, c.out, sizes, at, &values)?;
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Runs a sliced region: its combined buffers start at their identity, then its steps
+    /// run on each slice of `width` columns of the dim (the last one narrower).
+    fn sliced(
+        &self,
+        region: &Region<'_>,
+        steps: &[Step],
+        width: usize,
+        mem: &mut [Option<Memory<'_>>],
+        sizes: &[Option<i64>],
+        status: &mut [i64],
+    ) -> Result<(), ExecError> {
+        for (b, identity) in region.start {
+            let n = self.len(*b, sizes);
+            self.store(mem, *b, sizes, &vec![identity.value(); n])?;
+        }
+        let whole = sizes[region.dim as usize].unwrap_or(0).max(0) as usize;
+        let mut offset = 0;
+        while offset < whole {
+            let w = width.max(1).min(whole - offset);
+            let mut at_slice = sizes.to_vec();
+            at_slice[region.dim as usize] = Some(w as i64);
+            let slice = Slice {
+                region,
+                offset,
+                whole,
+            };
+            for step in steps {
+                match step {
+                    Step::Kernel(k) => self.kernel(k, mem, &at_slice, Some(&slice), status)?,
+                    Step::Contract(c) => self.contract(c, mem, &at_slice, Some(&slice))?,
+                    _ => {
+                        return fail(
+                            ExecErrorKind::InvalidManifest,
+                            "a sliced region holds a step other than a kernel or a GEMM",
+                        )
+                    }
+                }
+            }
+            offset += w;
+        }
+        Ok(())
+    }
+
+    /// The byte offset of the slice's first row in buffer `b`: 0 for a local buffer (it holds
+    /// just the slice) and for one without the sliced dim; else (the dim is outermost, as the
+    /// verifier checked) the slice's offset times the bytes of one row.
+    fn slice_offset(&self, b: u32, slice: &Slice<'_>, sizes: &[Option<i64>]) -> usize {
+        let decl = &self.manifest.buffers[b as usize];
+        if slice.region.local.contains(&b) || decl.dims.first() != Some(&slice.region.dim) {
+            return 0;
+        }
+        let row: usize = decl.dims[1..]
+            .iter()
+            .map(|d| sizes[*d as usize].unwrap_or(0) as usize)
+            .product();
+        slice.offset * row * decl.dtype.size_bytes()
+    }
+
+    /// Buffer `b`'s elements from element `at` on, under `sizes` (a slice's rows).
+    fn tensor_at(
+        &self,
+        mem: &[Option<Memory<'_>>],
+        b: u32,
+        sizes: &[Option<i64>],
+        at: usize,
+    ) -> Result<Tensor, ExecError> {
+        let decl = &self.manifest.buffers[b as usize];
+        let shape = self.shape(b, sizes);
+        let size = decl.dtype.size_bytes();
+        let n = shape.iter().product::<usize>() * size;
+        let all = self.all_bytes(mem, b)?;
+        all.get(at * size..at * size + n)
+            .and_then(|bytes| Tensor::from_bytes(decl.dtype, &shape, bytes))
+            .ok_or_else(|| ExecError {
+                messages: vec!["internal error: a slice reaches past its buffer".into()],
+                kind: ExecErrorKind::Run,
+            })
+    }
+
+    /// Writes `values` into buffer `b` from element `at` on.
+    fn store_at(
+        &self,
+        mem: &mut [Option<Memory<'_>>],
+        b: u32,
+        sizes: &[Option<i64>],
+        at: usize,
+        values: &[f64],
+    ) -> Result<(), ExecError> {
+        let decl = &self.manifest.buffers[b as usize];
+        let t = Tensor::from_f64(decl.dtype, &self.shape(b, sizes), values);
+        let start = at * decl.dtype.size_bytes();
+        if start + t.bytes().len() > self.capacity(mem, b) {
+            return fail(
+                ExecErrorKind::InvalidManifest,
+                "a slice reaches past its output buffer",
+            );
+        }
+        let p = self.ptr(mem, b);
+        // SAFETY: `p` is the buffer's memory, which holds at least `start + len` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(t.bytes().as_ptr(), p.add(start), t.bytes().len()) };
         Ok(())
     }
 

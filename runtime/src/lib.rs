@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod output;
 pub mod philox;
 pub mod safetensors_io;
+pub mod slices;
 pub mod solve;
 pub mod target;
 mod tensor;

@@ -124,6 +124,21 @@ pub enum Step {
         /// Column dim.
         col: u32,
     },
+    /// `steps` once per slice of `dim` (a sliced region: a contraction's result over the dim
+    /// is made and consumed a slice at a time). `local` buffers hold one slice (the dim at the
+    /// slice's width); the other buffers with the dim have it outermost and are read or written
+    /// at the slice's rows; `start` buffers are combined over the slices (by the kernels, or
+    /// GEMMs summing over the dim) and hold the combination's identity before the first.
+    Sliced {
+        /// The sliced dim.
+        dim: u32,
+        /// Buffers that hold one slice.
+        local: Vec<u32>,
+        /// Buffers combined over the slices, with the value each starts at.
+        start: Vec<(u32, Identity)>,
+        /// Kernels and GEMMs, run in order on each slice.
+        steps: Vec<Step>,
+    },
     /// Solve `contract(a, out, dim) == b`.
     Solve {
         /// Square matrix.
@@ -135,6 +150,31 @@ pub enum Step {
         /// The dim of `a` contracted with the solution.
         dim: u32,
     },
+}
+
+/// The value a buffer combined over slices starts at (the identity of its combination).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Identity {
+    /// Sums (and `any`).
+    Zero,
+    /// `all`.
+    One,
+    /// Maxima and logsumexps.
+    NegInfinity,
+    /// Minima.
+    Infinity,
+}
+
+impl Identity {
+    /// The value.
+    pub fn value(self) -> f64 {
+        match self {
+            Identity::Zero => 0.0,
+            Identity::One => 1.0,
+            Identity::NegInfinity => f64::NEG_INFINITY,
+            Identity::Infinity => f64::INFINITY,
+        }
+    }
 }
 
 /// A `requires` condition: a bool scalar the prelude computes.

@@ -181,6 +181,12 @@ impl Checker<'_> {
                 }
                 Ok(())
             }
+            Step::Sliced {
+                dim,
+                local,
+                start,
+                steps,
+            } => self.sliced(*dim, local, start, steps),
             Step::Solve { a, b, out, dim } => {
                 for x in [a, b] {
                     self.buffer(*x, "solve")?;
@@ -211,6 +217,92 @@ impl Checker<'_> {
                 Ok(())
             }
         }
+    }
+}
+
+impl Checker<'_> {
+    /// A sliced region: its kernels and GEMMs read each buffer with the dim either as a local
+    /// slice or at the slice's rows (the dim outermost), so no slice reaches past its buffer;
+    /// what it combines is written only by combining.
+    fn sliced(
+        &self,
+        dim: u32,
+        local: &[u32],
+        start: &[(u32, crate::manifest::Identity)],
+        steps: &[Step],
+    ) -> Result<(), InvalidManifest> {
+        let what = "a sliced region";
+        self.dim(dim, what)?;
+        for b in local {
+            self.buffer(*b, what)?;
+            self.has_dim(*b, dim, what)?;
+            if self.m.buffers[*b as usize].role != BufferRole::Temp
+                || self
+                    .m
+                    .buffers
+                    .iter()
+                    .any(|x| x.role == BufferRole::View(*b))
+            {
+                return Err(InvalidManifest(format!(
+                    "{what}: local buffer {b} is not a plain temporary"
+                )));
+            }
+        }
+        for (b, _) in start {
+            self.writable(*b, what)?;
+            if local.contains(b) {
+                return Err(InvalidManifest(format!(
+                    "{what}: buffer {b} is both local and combined"
+                )));
+            }
+        }
+        let at_rows = |b: u32| -> Result<(), InvalidManifest> {
+            let dims = self.dims_of(b);
+            if local.contains(&b) || !dims.contains(&dim) || dims.first() == Some(&dim) {
+                Ok(())
+            } else {
+                Err(InvalidManifest(format!(
+                    "{what}: buffer {b} has the sliced dim inside"
+                )))
+            }
+        };
+        for s in steps {
+            match s {
+                Step::Kernel(k) => {
+                    self.kernel(k)?;
+                    for b in &k.buffers {
+                        at_rows(*b)?;
+                    }
+                }
+                Step::Contract(c) => {
+                    self.contract(c)?;
+                    if c.batch.contains(&dim)
+                        || [&c.m, &c.n, &c.k]
+                            .iter()
+                            .any(|g| g.contains(&dim) && g.len() != 1)
+                    {
+                        return Err(InvalidManifest(format!(
+                            "{what}: a GEMM has the sliced dim in a group with others"
+                        )));
+                    }
+                    for b in [c.a, c.b, c.out] {
+                        at_rows(b)?;
+                    }
+                    let summed = c.k.contains(&dim);
+                    if summed != start.iter().any(|(b, _)| *b == c.out) {
+                        return Err(InvalidManifest(format!(
+                            "{what}: a GEMM summing over the sliced dim must combine its output"
+                        )));
+                    }
+                }
+                _ => {
+                    return Err(InvalidManifest(format!(
+                        "{what} holds a step other than a kernel or a GEMM"
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -321,6 +413,73 @@ pub fn validate(m: &Manifest) -> Result<(), InvalidManifest> {
     }
     for (name, b) in &m.outputs {
         c.buffer(*b, &format!("output `{name}`"))?;
+    }
+    slices_stay_in_their_region(m)
+}
+
+/// A local buffer of a sliced region holds one slice: no step outside the regions it is local
+/// to (nor the prelude, a check or an output) may name it, and those regions slice one dim.
+fn slices_stay_in_their_region(m: &Manifest) -> Result<(), InvalidManifest> {
+    let mut owners: std::collections::HashMap<u32, Vec<usize>> = std::collections::HashMap::new();
+    let mut sliced_dim: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    for (k, s) in m.steps.iter().enumerate() {
+        if let Step::Sliced { local, dim, .. } = s {
+            for b in local {
+                owners.entry(*b).or_default().push(k);
+                if *sliced_dim.entry(*b).or_insert(*dim) != *dim {
+                    return Err(InvalidManifest(format!(
+                        "buffer {b} is local to regions slicing different dims"
+                    )));
+                }
+            }
+        }
+    }
+    let named = |s: &Step| -> Vec<u32> {
+        match s {
+            Step::Kernel(k) => k.buffers.clone(),
+            Step::Contract(c) => vec![c.a, c.b, c.out],
+            Step::ArgSort { x, out, .. } => vec![*x, *out],
+            Step::Decompose { a, out, .. } => vec![*a, *out],
+            Step::Solve { a, b, out, .. } => vec![*a, *b, *out],
+            Step::Sliced { steps, start, .. } => steps
+                .iter()
+                .flat_map(|s| match s {
+                    Step::Kernel(k) => k.buffers.clone(),
+                    Step::Contract(c) => vec![c.a, c.b, c.out],
+                    _ => Vec::new(),
+                })
+                .chain(start.iter().map(|(b, _)| *b))
+                .collect(),
+        }
+    };
+    let outside = |b: u32, k: Option<usize>| -> Result<(), InvalidManifest> {
+        match owners.get(&b) {
+            Some(o) if !k.is_some_and(|k| o.contains(&k)) => Err(InvalidManifest(format!(
+                "buffer {b} holds one slice but is used outside its sliced region"
+            ))),
+            _ => Ok(()),
+        }
+    };
+    for (k, s) in m.steps.iter().enumerate() {
+        for b in named(s) {
+            outside(b, Some(k))?;
+        }
+    }
+    let elsewhere = m
+        .prelude
+        .iter()
+        .flat_map(|p| p.buffers.iter().copied())
+        .chain(m.checks.iter().map(|c| c.buffer))
+        .chain(m.outputs.iter().map(|(_, b)| *b))
+        .chain(m.args.iter().map(|a| a.buffer));
+    for b in elsewhere {
+        outside(b, None)?;
+    }
+    for (k, b) in m.buffers.iter().enumerate() {
+        if let BufferRole::View(of) = b.role {
+            outside(of, None)?;
+            outside(k as u32, None)?;
+        }
     }
     Ok(())
 }

@@ -214,6 +214,15 @@ impl Builder {
             }
             Op::Detach(a) if matches!(self.node(a).op, Op::Const(_) | Op::Literal(_)) => Some(a),
             Op::ScatterAdd { value, dim, index } => self.one_hot(value, dim, index, dims),
+            Op::Gather {
+                base,
+                dim,
+                index,
+                default: None,
+            } if self.computed_by_contraction(base, dim, 4) => {
+                let picked = self.pick_through(base, dim, index);
+                Some(self.conform(picked, dims))
+            }
             Op::Reduce(r, a) => self.reduce_rewrite(r, a, dims),
             _ => None,
         }
@@ -245,6 +254,103 @@ impl Builder {
         let zero = self.constant(0.0, self.dtype(value));
         let sel = self.select(hit, value, zero);
         Some(self.conform(sel, dims))
+    }
+
+    /// Whether `dim` of `id` comes from a contraction's free dim (`hidden @ lm_head` over the
+    /// vocabulary), possibly through elementwise ops (a bias, a temperature), looking `depth`
+    /// levels down.
+    fn computed_by_contraction(&self, id: NodeId, dim: DimId, depth: u32) -> bool {
+        let n = self.node(id);
+        if depth == 0 || !n.dims.contains(&dim) {
+            return false;
+        }
+        match n.op {
+            Op::Contract(a, b) => self.dims(a).contains(&dim) != self.dims(b).contains(&dim),
+            Op::Unary(_, a) | Op::Cast(a) => self.computed_by_contraction(a, dim, depth - 1),
+            Op::Binary(_, a, b) | Op::Select(_, a, b) => [a, b]
+                .iter()
+                .any(|x| self.computed_by_contraction(*x, dim, depth - 1)),
+            _ => false,
+        }
+    }
+
+    /// `base[dim: index]` of a value computed by a contraction: a gather distributes over
+    /// elementwise ops (`(x - lse)[V: i]` is `x[V: i] - lse`), so the pick reaches the
+    /// contraction itself, which [`Builder::masked_pick`] reads.
+    fn pick_through(&mut self, base: NodeId, dim: DimId, index: NodeId) -> NodeId {
+        let node = self.node(base).clone();
+        let pick = |b: &mut Builder, x: NodeId| -> NodeId {
+            if !b.dims(x).contains(&dim) {
+                return x;
+            }
+            let dims = b.union(&b.dims(index), &b.dims(x));
+            let dims: Vec<DimId> = dims.into_iter().filter(|d| *d != dim).collect();
+            b.push(Node {
+                op: Op::Gather {
+                    base: x,
+                    dim,
+                    index,
+                    default: None,
+                },
+                dtype: b.dtype(x),
+                dims,
+            })
+        };
+        match node.op {
+            Op::Contract(..) => self.masked_pick(base, dim, index),
+            Op::Unary(op, a) => {
+                let a = pick(self, a);
+                let dims = self.dims(a);
+                self.push(Node {
+                    op: Op::Unary(op, a),
+                    dtype: node.dtype,
+                    dims,
+                })
+            }
+            Op::Cast(a) => {
+                let a = pick(self, a);
+                self.cast(a, node.dtype)
+            }
+            Op::Binary(op, a, b) => {
+                let (a, b) = (pick(self, a), pick(self, b));
+                self.binary(op, a, b)
+            }
+            Op::Select(c, a, b) => {
+                let (c, a, b) = (pick(self, c), pick(self, a), pick(self, b));
+                self.select(c, a, b)
+            }
+            _ => pick(self, base),
+        }
+    }
+
+    /// `base[dim: index]` as `sum over dim of where(iota(dim) == index, base, 0)` when `base`
+    /// is computed by a contraction over `dim`: the pick is then a reduction over `dim` like the
+    /// logsumexp beside it, so the contraction's `[rows, dim]` result need never exist whole
+    /// (the plan computes it in slices, see `ftl_plan::slicing`). It costs one compare per element
+    /// of a pass the contraction already makes `contraction depth` times more expensive. The
+    /// index is still checked: it is compared through `iota(dim)[dim: index]`, a gather that
+    /// reports an index out of range as any gather does.
+    fn masked_pick(&mut self, base: NodeId, dim: DimId, index: NodeId) -> NodeId {
+        let iota = self.push(Node {
+            op: Op::Iota(dim),
+            dtype: DType::I32,
+            dims: vec![dim],
+        });
+        let index_dims = self.dims(index);
+        let checked = self.push(Node {
+            op: Op::Gather {
+                base: iota,
+                dim,
+                index,
+                default: None,
+            },
+            dtype: DType::I32,
+            dims: index_dims,
+        });
+        let hit = self.binary(BinOp::Eq, checked, iota);
+        let zero = self.constant(0.0, self.dtype(base));
+        let picked = self.select(hit, base, zero);
+        self.reduce(Reduction::Sum, picked, &[dim])
     }
 
     /// Reductions see through transposes (order does not matter to them), sums through
@@ -300,6 +406,11 @@ impl Builder {
             .into_iter()
             .filter(|x| !dims.contains(x))
             .collect();
+        // A value broadcast over D is the same value at every position of D.
+        let v = match self.node(v).op {
+            Op::Broadcast(w) if !self.dims(w).contains(&d) => w,
+            _ => v,
+        };
         if reduced != [d] || self.dims(v).contains(&d) || self.dims(idx).contains(&d) {
             return None;
         }

@@ -89,6 +89,9 @@ pub struct Func<'p> {
     libm: BTreeSet<&'static str>,
     /// CPU or GPU function.
     flavor: Flavor,
+    /// In a sliced region: the sliced dim, the slice's offset and the dim's whole size (index
+    /// values; the loops run over the slice's width, `dim_sizes`).
+    slice: Option<(DimId, String, String)>,
     /// The first plan this emitter could not translate (a compiler bug); emission goes on with
     /// placeholder values and the kernel is refused at the end.
     error: Option<BackendError>,
@@ -111,6 +114,7 @@ impl<'p> Func<'p> {
             deps: HashMap::new(),
             root: None,
             libm: BTreeSet::new(),
+            slice: None,
             error: None,
         }
     }
@@ -778,7 +782,7 @@ impl<'p> Func<'p> {
             Op::Size(dims) => {
                 let mut acc = self.idx(1);
                 for d in dims {
-                    let s = self.dim_sizes[d.0 as usize].clone();
+                    let s = self.whole_size(*d);
                     acc = self.emit_val(&format!("arith.muli {acc}, {s} : index"));
                 }
                 let i = self.emit_val(&format!("arith.index_cast {acc} : index to i64"));
@@ -788,6 +792,12 @@ impl<'p> Func<'p> {
                 let c = self
                     .env_coord(env, *d)
                     .unwrap_or_else(|| self.const_i("index", 0));
+                let c = match self.slice.clone() {
+                    Some((sd, offset, _)) if sd == *d => {
+                        self.emit_val(&format!("arith.addi {c}, {offset} : index"))
+                    }
+                    _ => c,
+                };
                 let i = self.emit_val(&format!("arith.index_cast {c} : index to i64"));
                 self.convert(&i, DType::I64, dt)
             }
@@ -836,11 +846,19 @@ impl<'p> Func<'p> {
                 let it = compute(self.g.node(*index).dtype);
                 let iv = self.emit_val(&format!("arith.index_cast {i} : {it} to index"));
                 let zero = self.idx(0);
-                let size = self.dim_sizes[dim.0 as usize].clone();
+                let size = self.whole_size(*dim);
                 let ge = self.emit_val(&format!("arith.cmpi sge, {iv}, {zero} : index"));
                 let lt = self.emit_val(&format!("arith.cmpi slt, {iv}, {size} : index"));
                 let inside = self.emit_val(&format!("arith.andi {ge}, {lt} : i1"));
                 let safe = self.emit_val(&format!("arith.select {inside}, {iv}, {zero} : index"));
+                // Along a sliced dim the base is index arithmetic (the plan admits no other),
+                // evaluated at the slice's coordinate of the index.
+                let safe = match self.slice.clone() {
+                    Some((sd, offset, _)) if sd == *dim => {
+                        self.emit_val(&format!("arith.subi {safe}, {offset} : index"))
+                    }
+                    _ => safe,
+                };
                 let mut coords = self.envs[env as usize].clone();
                 coords.push((*dim, safe, self.at));
                 let genv = self.push_env(coords);
@@ -980,12 +998,58 @@ impl<'p> Func<'p> {
                     _ => root, // a contraction: the product at each point is computed inline
                 };
                 let v = self.reduce(*op, operand, inner, env, node.dtype, root);
+                let v = match &self.slice {
+                    Some((d, _, _)) if inner.contains(d) => {
+                        let old = self.load(nest.out, root, env);
+                        self.combine(*op, &old, &v, node.dtype)
+                    }
+                    _ => v,
+                };
                 self.store(nest.out, root, env, &v);
             }
             NestKind::Scan => self.scan(nest, env),
             NestKind::Scatter => {}
         }
         self.root = None;
+    }
+
+    /// A dim's whole size: in a sliced region the sliced dim's loops cover one slice, while
+    /// `size`, iota positions and gather bounds mean the whole dim.
+    fn whole_size(&self, d: DimId) -> String {
+        match &self.slice {
+            Some((sd, _, whole)) if *sd == d => whole.clone(),
+            _ => self.dim_sizes[d.0 as usize].clone(),
+        }
+    }
+
+    /// A reduction's value so far (`old`, over earlier slices) combined with this slice's.
+    fn combine(&mut self, op: Reduction, old: &str, part: &str, dt: DType) -> String {
+        let ty = compute(dt);
+        let float = dt.is_float();
+        let instr = match op {
+            Reduction::Sum if float => "addf",
+            Reduction::Sum => "addi",
+            Reduction::Max if float => "maximumf",
+            Reduction::Max => "maxsi",
+            Reduction::Min if float => "minimumf",
+            Reduction::Min => "minsi",
+            Reduction::Any => "ori",
+            Reduction::All => "andi",
+            Reduction::LogSumExp => {
+                // log(e^a + e^b) = m + log(e^(a-m) + e^(b-m)), m = max(a, b); an infinite m
+                // (both -inf, or an inf) is the result itself.
+                let m = self.emit_val(&format!("arith.maximumf {old}, {part} : {ty}"));
+                let da = self.emit_val(&format!("arith.subf {old}, {m} : {ty}"));
+                let db = self.emit_val(&format!("arith.subf {part}, {m} : {ty}"));
+                let ea = self.unary_float(UnOp::Exp, &da, ty);
+                let eb = self.unary_float(UnOp::Exp, &db, ty);
+                let s = self.emit_val(&format!("arith.addf {ea}, {eb} : {ty}"));
+                return self.lse_finish(&m, &s, ty);
+            }
+            Reduction::ArgMax => return self.fail("an argmax over a sliced dim".into()),
+        };
+        let v = self.emit_val(&format!("arith.{instr} {old}, {part} : {ty}"));
+        self.round(dt, v)
     }
 
     /// A reduction over `inner` at `env`; returns the result in the node's compute type.
@@ -1343,6 +1407,7 @@ fn kernel_function(
     plan: &Plan,
     k: &Kernel,
     flavor: Flavor,
+    slice: Option<DimId>,
 ) -> Result<Option<(String, BTreeSet<&'static str>)>, BackendError> {
     let Kernel::Loops { name, nests, .. } = k else {
         return Ok(None);
@@ -1377,6 +1442,20 @@ fn kernel_function(
         let s = f.fresh();
         let _ = writeln!(f.prologue, "    {s} = arith.index_cast {v} : i64 to index");
         f.dim_sizes.push(s);
+    }
+    // After the sizes: the slice's offset and the sliced dim's whole size.
+    if let Some(d) = slice {
+        let mut extra = Vec::new();
+        for k in 0..2 {
+            let c = f.idx((plan.graph.dims.len() + k) as i64);
+            let (v, s) = (f.fresh(), f.fresh());
+            let _ = writeln!(
+                f.prologue,
+                "    {v} = memref.load %dims[{c}] : memref<?xi64>\n    {s} = arith.index_cast {v} : i64 to index"
+            );
+            extra.push(s);
+        }
+        f.slice = Some((d, extra[0].clone(), extra[1].clone()));
     }
     let split = ftl_plan::manifest::split_dim(plan, k);
     // Nests of a non-tail kernel share their domain loops.
@@ -1487,8 +1566,17 @@ fn functions(
 ) -> Result<String, BackendError> {
     let mut out = String::new();
     let mut libm = BTreeSet::new();
+    let mut kernels: Vec<(&Kernel, Option<DimId>)> = Vec::new();
     for k in prelude.into_iter().chain(&plan.kernels) {
-        if let Some((f, called)) = kernel_function(plan, k, flavor)? {
+        match k {
+            Kernel::Sliced { dim, body, .. } => {
+                kernels.extend(body.iter().map(|b| (b, Some(*dim))))
+            }
+            _ => kernels.push((k, None)),
+        }
+    }
+    for (k, slice) in kernels {
+        if let Some((f, called)) = kernel_function(plan, k, flavor, slice)? {
             out.push_str(&f);
             libm.extend(called);
         }

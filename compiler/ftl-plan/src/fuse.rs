@@ -104,6 +104,22 @@ pub enum Kernel {
         /// A tail kernel (small tensors only; runs on one thread).
         tail: bool,
     },
+    /// Kernels run once per slice of `dim` (see [`crate::slicing`]): a contraction's result over
+    /// `dim` (the logits over the vocabulary) is computed a slice at a time into `local`
+    /// buffers and consumed there; reductions over `dim` and contractions summing over it
+    /// combine their slices into `accumulate` outputs, which start at the reduction's identity.
+    Sliced {
+        /// `<contraction>_slices<n>`.
+        name: String,
+        /// The sliced dim.
+        dim: DimId,
+        /// Buffers that hold one slice.
+        local: Vec<BufId>,
+        /// Buffers combined over the slices, and how.
+        accumulate: Vec<(BufId, Reduction)>,
+        /// The kernels run on each slice, in order (the contraction first).
+        body: Vec<Kernel>,
+    },
     /// A library routine on materialized operands.
     Host {
         /// `k<n>_<what>`.
@@ -121,13 +137,21 @@ impl Kernel {
     /// The kernel's name.
     pub fn name(&self) -> &str {
         match self {
-            Kernel::Loops { name, .. } | Kernel::Host { name, .. } => name,
+            Kernel::Loops { name, .. }
+            | Kernel::Host { name, .. }
+            | Kernel::Sliced { name, .. } => name,
         }
     }
-    /// Puts `prefix` before the kernel's name.
+    /// Puts `prefix` before the kernel's name (and its body's).
     pub fn prefix_name(&mut self, prefix: &str) {
         match self {
             Kernel::Loops { name, .. } | Kernel::Host { name, .. } => name.insert_str(0, prefix),
+            Kernel::Sliced { name, body, .. } => {
+                name.insert_str(0, prefix);
+                for k in body {
+                    k.prefix_name(prefix);
+                }
+            }
         }
     }
 }
@@ -511,13 +535,15 @@ pub fn fuse(g: &Graph) -> Plan {
         nests: prelude_nests,
         tail: true,
     });
-    Plan {
+    let mut plan = Plan {
         graph: g.clone(),
         buffers,
         storage,
         prelude,
         kernels,
-    }
+    };
+    crate::slicing::slice_contractions(&mut plan);
+    plan
 }
 
 /// The nest computing `root` into `out`.
@@ -800,8 +826,17 @@ pub fn nest_reads(plan: &Plan, nest: &Nest) -> Vec<BufId> {
     reads.into_iter().collect()
 }
 
-/// `ftc build --emit kernels`: one line per kernel.
+/// `ftc build --emit kernels`: one line per kernel; a sliced region's kernels indented under
+/// its line.
 pub fn print_plan(plan: &Plan) -> String {
+    let mut out = String::new();
+    for k in &plan.kernels {
+        print_kernel(plan, k, "", &mut out);
+    }
+    out
+}
+
+fn print_kernel(plan: &Plan, k: &Kernel, indent: &str, out: &mut String) {
     let g = &plan.graph;
     // `()` stands for no dims (a scalar), so a space is never blank.
     let dims = |ds: &[DimId]| {
@@ -813,73 +848,93 @@ pub fn print_plan(plan: &Plan) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut out = String::new();
-    for k in &plan.kernels {
-        match k {
-            Kernel::Loops { name, nests, .. } => {
-                let mut reads = BTreeSet::new();
-                let mut writes = Vec::new();
-                for n in nests {
-                    let node = g.node(n.root);
-                    let space = match &n.kind {
-                        NestKind::Reduce { inner, .. } => {
-                            format!("{} | {}", dims(&node.dims), dims(inner))
-                        }
-                        _ => dims(&node.dims),
-                    };
-                    reads.extend(nest_reads(plan, n));
-                    writes.push((n.out, space));
-                }
-                let written: BTreeSet<BufId> = writes.iter().map(|(b, _)| *b).collect();
-                let reads: Vec<String> = reads
-                    .into_iter()
-                    .filter(|b| !written.contains(b))
-                    .map(|b| buf_name(plan, b))
-                    .collect();
-                // One loop space for the kernel when its nests share it (a fused pass), else
-                // the space of each written buffer (a tail kernel of small, unrelated nests).
-                let shared = writes.iter().all(|(_, s)| *s == writes[0].1);
-                let (space, writes): (String, Vec<String>) = if shared {
-                    (
-                        format!(" [{}]", writes.first().map_or("()", |(_, s)| s.as_str())),
-                        writes.iter().map(|(b, _)| buf_name(plan, *b)).collect(),
-                    )
-                } else {
-                    (
-                        String::new(),
-                        writes
-                            .iter()
-                            .map(|(b, s)| format!("{}[{s}]", buf_name(plan, *b)))
-                            .collect(),
-                    )
-                };
-                let _ = writeln!(
+    match k {
+        Kernel::Sliced {
+            name,
+            dim,
+            local,
+            accumulate,
+            body,
+        } => {
+            let names = |bs: &mut dyn Iterator<Item = String>| bs.collect::<Vec<_>>().join(", ");
+            let _ =
+                writeln!(
                     out,
-                    "kernel {name}{space} reads({}) writes({})",
-                    reads.join(", "),
-                    writes.join(", ")
+                    "{indent}slices {name} over {} ({}) local({}) accumulate({})",
+                    g.dim(*dim).name,
+                    ftl_runtime::slices::RULE,
+                    names(&mut local.iter().map(|b| buf_name(plan, *b))),
+                    names(&mut accumulate.iter().map(|(b, op)| {
+                        format!("{}: {op:?}", buf_name(plan, *b)).to_lowercase()
+                    })),
                 );
-            }
-            Kernel::Host {
-                name, root, out: b, ..
-            } => {
-                let node = g.node(*root);
-                let reads: Vec<String> = node
-                    .op
-                    .operands()
-                    .into_iter()
-                    .filter_map(|o| plan.buffer_of(o))
-                    .map(|x| buf_name(plan, x))
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "kernel {name} [{}] reads({}) writes({})",
-                    dims(&node.dims),
-                    reads.join(", "),
-                    buf_name(plan, *b)
-                );
+            let inner = format!("{indent}  ");
+            for k in body {
+                print_kernel(plan, k, &inner, out);
             }
         }
+        Kernel::Loops { name, nests, .. } => {
+            let mut reads = BTreeSet::new();
+            let mut writes = Vec::new();
+            for n in nests {
+                let node = g.node(n.root);
+                let space = match &n.kind {
+                    NestKind::Reduce { inner, .. } => {
+                        format!("{} | {}", dims(&node.dims), dims(inner))
+                    }
+                    _ => dims(&node.dims),
+                };
+                reads.extend(nest_reads(plan, n));
+                writes.push((n.out, space));
+            }
+            let written: BTreeSet<BufId> = writes.iter().map(|(b, _)| *b).collect();
+            let reads: Vec<String> = reads
+                .into_iter()
+                .filter(|b| !written.contains(b))
+                .map(|b| buf_name(plan, b))
+                .collect();
+            // One loop space for the kernel when its nests share it (a fused pass), else
+            // the space of each written buffer (a tail kernel of small, unrelated nests).
+            let shared = writes.iter().all(|(_, s)| *s == writes[0].1);
+            let (space, writes): (String, Vec<String>) = if shared {
+                (
+                    format!(" [{}]", writes.first().map_or("()", |(_, s)| s.as_str())),
+                    writes.iter().map(|(b, _)| buf_name(plan, *b)).collect(),
+                )
+            } else {
+                (
+                    String::new(),
+                    writes
+                        .iter()
+                        .map(|(b, s)| format!("{}[{s}]", buf_name(plan, *b)))
+                        .collect(),
+                )
+            };
+            let _ = writeln!(
+                out,
+                "{indent}kernel {name}{space} reads({}) writes({})",
+                reads.join(", "),
+                writes.join(", ")
+            );
+        }
+        Kernel::Host {
+            name, root, out: b, ..
+        } => {
+            let node = g.node(*root);
+            let reads: Vec<String> = node
+                .op
+                .operands()
+                .into_iter()
+                .filter_map(|o| plan.buffer_of(o))
+                .map(|x| buf_name(plan, x))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{indent}kernel {name} [{}] reads({}) writes({})",
+                dims(&node.dims),
+                reads.join(", "),
+                buf_name(plan, *b)
+            );
+        }
     }
-    out
 }

@@ -1,5 +1,7 @@
 //! `ftl-plan`: the kernel plan, backend neutral. [`fuse`] groups a verified graph's nodes into
 //! kernels and host steps (a [`fuse::Plan`], with its text form for `--emit kernels`),
+//! [`slicing`] slices a contraction whose result only reductions and maps consume (the logits of
+//! a loss from hidden states) so it never exists whole,
 //! [`manifest`] turns a plan into the runtime's manifest, and [`backend::Backend`] is the
 //! contract a code generator implements: `compile(&Plan)` to kernels the executor calls.
 //! [`scalar_math`] is the f32 math and Philox every backend shares, as scalar instructions.
@@ -8,3 +10,4 @@ pub mod backend;
 pub mod fuse;
 pub mod manifest;
 pub mod scalar_math;
+pub mod slicing;

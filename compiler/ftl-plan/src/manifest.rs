@@ -92,64 +92,11 @@ pub fn build(plan: &Plan) -> Result<Manifest, String> {
             size,
         });
     }
-    let mut steps = Vec::new();
-    for k in &plan.kernels {
-        match k {
-            Kernel::Loops { .. } => steps.push(Step::Kernel(kernel_decl(plan, k))),
-            Kernel::Host {
-                kind, root, out, ..
-            } => {
-                let node = g.node(*root);
-                let step = match (kind, &node.op) {
-                    (HostKind::Contract, Op::Contract(a, b)) => {
-                        let [batch, m, n, kk] = fuse::gemm_groups(g, *root)
-                            .ok_or("a host contraction without GEMM groups")?;
-                        let ids = |v: Vec<ftl_ir::DimId>| v.into_iter().map(|d| d.0).collect();
-                        Step::Contract(ContractDecl {
-                            a: buf_of(*a)?,
-                            b: buf_of(*b)?,
-                            out: out.0,
-                            batch: ids(batch),
-                            m: ids(m),
-                            n: ids(n),
-                            k: ids(kk),
-                        })
-                    }
-                    (HostKind::ArgSort, Op::ArgSort { x, dim, descending }) => Step::ArgSort {
-                        x: buf_of(*x)?,
-                        out: out.0,
-                        dim: dim.0,
-                        descending: *descending,
-                    },
-                    (
-                        HostKind::Decompose,
-                        Op::Decompose {
-                            kind,
-                            part,
-                            a,
-                            row,
-                            col,
-                        },
-                    ) => Step::Decompose {
-                        kind: *kind,
-                        part: *part,
-                        a: buf_of(*a)?,
-                        out: out.0,
-                        row: row.0,
-                        col: col.0,
-                    },
-                    (HostKind::Solve, Op::Solve { a, b, dim }) => Step::Solve {
-                        a: buf_of(*a)?,
-                        b: buf_of(*b)?,
-                        out: out.0,
-                        dim: dim.0,
-                    },
-                    _ => return Err("a host step of the wrong kind".into()),
-                };
-                steps.push(step);
-            }
-        }
-    }
+    let steps = plan
+        .kernels
+        .iter()
+        .map(|k| step_of(plan, k))
+        .collect::<Result<Vec<_>, String>>()?;
     let checks = g
         .checks
         .iter()
@@ -236,5 +183,88 @@ pub fn split_dim(plan: &Plan, k: &Kernel) -> Option<DimId> {
             outer
         }
         _ => None,
+    }
+}
+
+/// The runtime step of one plan kernel.
+fn step_of(plan: &Plan, k: &Kernel) -> Result<Step, String> {
+    let g = &plan.graph;
+    let buf_of = |id: ftl_ir::NodeId| -> Result<u32, String> {
+        plan.buffer_of(id)
+            .map(|b| b.0)
+            .ok_or_else(|| format!("%{} has no buffer", id.0))
+    };
+    match k {
+        Kernel::Loops { .. } => Ok(Step::Kernel(kernel_decl(plan, k))),
+        Kernel::Host {
+            kind, root, out, ..
+        } => {
+            let node = g.node(*root);
+            let step = match (kind, &node.op) {
+                (HostKind::Contract, Op::Contract(a, b)) => {
+                    let [batch, m, n, kk] = fuse::gemm_groups(g, *root)
+                        .ok_or("a host contraction without GEMM groups")?;
+                    let ids = |v: Vec<ftl_ir::DimId>| v.into_iter().map(|d| d.0).collect();
+                    Step::Contract(ContractDecl {
+                        a: buf_of(*a)?,
+                        b: buf_of(*b)?,
+                        out: out.0,
+                        batch: ids(batch),
+                        m: ids(m),
+                        n: ids(n),
+                        k: ids(kk),
+                    })
+                }
+                (HostKind::ArgSort, Op::ArgSort { x, dim, descending }) => Step::ArgSort {
+                    x: buf_of(*x)?,
+                    out: out.0,
+                    dim: dim.0,
+                    descending: *descending,
+                },
+                (
+                    HostKind::Decompose,
+                    Op::Decompose {
+                        kind,
+                        part,
+                        a,
+                        row,
+                        col,
+                    },
+                ) => Step::Decompose {
+                    kind: *kind,
+                    part: *part,
+                    a: buf_of(*a)?,
+                    out: out.0,
+                    row: row.0,
+                    col: col.0,
+                },
+                (HostKind::Solve, Op::Solve { a, b, dim }) => Step::Solve {
+                    a: buf_of(*a)?,
+                    b: buf_of(*b)?,
+                    out: out.0,
+                    dim: dim.0,
+                },
+                _ => return Err("a host step of the wrong kind".into()),
+            };
+            Ok(step)
+        }
+        Kernel::Sliced {
+            dim,
+            local,
+            accumulate,
+            body,
+            ..
+        } => Ok(Step::Sliced {
+            dim: dim.0,
+            local: local.iter().map(|b| b.0).collect(),
+            start: accumulate
+                .iter()
+                .map(|(b, op)| (b.0, crate::slicing::identity(*op)))
+                .collect(),
+            steps: body
+                .iter()
+                .map(|k| step_of(plan, k))
+                .collect::<Result<Vec<_>, String>>()?,
+        }),
     }
 }

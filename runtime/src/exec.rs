@@ -70,6 +70,13 @@ struct Region<'m> {
     start: &'m [(u32, crate::manifest::Identity)],
 }
 
+/// A run's memory, dim sizes and kernel status, as the steps use them.
+struct Run<'r, 'm, 't> {
+    mem: &'r mut [Option<Memory<'t>>],
+    sizes: &'m [Option<i64>],
+    status: &'r mut [i64],
+}
+
 /// The slice a kernel or GEMM of a sliced region runs on.
 struct Slice<'m> {
     region: &'m Region<'m>,
@@ -375,6 +382,8 @@ impl Executor {
         self.charge(&mut budget, &mem, &all, &sizes)?;
         self.alloc(&mut mem, &all, &sizes)?;
         let mut factors = HashMap::new();
+        // Local buffers that hold their whole contraction (a region of one slice computed it).
+        let mut whole = std::collections::HashSet::new();
         for (k, step) in m.steps.iter().enumerate() {
             let start = std::time::Instant::now();
             let name = match step {
@@ -400,7 +409,12 @@ impl Executor {
                         local,
                         start,
                     };
-                    self.sliced(&region, steps, width, &mut mem, &sizes, &mut status)?
+                    let run = Run {
+                        mem: &mut mem,
+                        sizes: &sizes,
+                        status: &mut status,
+                    };
+                    self.sliced(&region, steps, width, run, &mut whole)?
                 }
                 Step::ArgSort {
                     x,
@@ -1134,20 +1148,36 @@ impl Executor {
 
     /// Runs a sliced region: its combined buffers start at their identity, then its steps
     /// run on each slice of `width` columns of the dim (the last one narrower).
+    ///
+    /// When one slice covers the dim, the region's first step (the contraction) computed its
+    /// local buffer whole; a later such region skips recomputing it (`whole` tracks those
+    /// buffers), so a plan sliced for large inputs costs nothing extra on small ones.
     fn sliced(
         &self,
         region: &Region<'_>,
         steps: &[Step],
         width: usize,
-        mem: &mut [Option<Memory<'_>>],
-        sizes: &[Option<i64>],
-        status: &mut [i64],
+        run: Run<'_, '_, '_>,
+        whole_buffers: &mut std::collections::HashSet<u32>,
     ) -> Result<(), ExecError> {
+        let Run { mem, sizes, status } = run;
         for (b, identity) in region.start {
             let n = self.len(*b, sizes);
             self.store(mem, *b, sizes, &vec![identity.value(); n])?;
         }
         let whole = sizes[region.dim as usize].unwrap_or(0).max(0) as usize;
+        let single = width >= whole;
+        let source = match steps.first() {
+            Some(Step::Contract(c)) if region.local.contains(&c.out) => Some(c.out),
+            _ => None,
+        };
+        let skip_source = single && source.is_some_and(|b| whole_buffers.contains(&b));
+        for b in region.local {
+            whole_buffers.remove(b);
+        }
+        if single {
+            whole_buffers.extend(source);
+        }
         let mut offset = 0;
         while offset < whole {
             let w = width.max(1).min(whole - offset);
@@ -1158,7 +1188,7 @@ impl Executor {
                 offset,
                 whole,
             };
-            for step in steps {
+            for step in &steps[usize::from(skip_source)..] {
                 match step {
                     Step::Kernel(k) => self.kernel(k, mem, &at_slice, Some(&slice), status)?,
                     Step::Contract(c) => self.contract(c, mem, &at_slice, Some(&slice))?,

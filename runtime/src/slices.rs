@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 /// The rule, as `ftc build --emit kernels` shows it.
-pub const RULE: &str = "slices of ⌊budget / bytes per column⌋ columns, a multiple of 16; \
+pub const RULE: &str = "slice width ⌊budget / bytes per column⌋ columns, a multiple of 16; \
 budget = last-level cache / 4 within [4, 32] MiB; FTL_SLICE_COLUMNS sets the width";
 
 /// The slice width for a region whose local buffers take `bytes_per_column` bytes per column

@@ -219,7 +219,7 @@ impl Builder {
                 dim,
                 index,
                 default: None,
-            } if self.computed_by_contraction(base, dim, 4) => {
+            } if !self.dims(index).is_empty() && self.computed_by_contraction(base, dim, 4) => {
                 let picked = self.pick_through(base, dim, index);
                 Some(self.conform(picked, dims))
             }
@@ -274,7 +274,8 @@ impl Builder {
         }
     }
 
-    /// `base[dim: index]` of a value computed by a contraction: a gather distributes over
+    /// `base[dim: index]` of a value computed by a contraction, at an index per row (labels; a
+    /// single position stays a gather): a gather distributes over
     /// elementwise ops (`(x - lse)[V: i]` is `x[V: i] - lse`), so the pick reaches the
     /// contraction itself, which [`Builder::masked_pick`] reads.
     fn pick_through(&mut self, base: NodeId, dim: DimId, index: NodeId) -> NodeId {

@@ -833,6 +833,13 @@ pub fn print_plan(plan: &Plan) -> String {
     for k in &plan.kernels {
         print_kernel(plan, k, "", &mut out);
     }
+    if plan
+        .kernels
+        .iter()
+        .any(|k| matches!(k, Kernel::Sliced { .. }))
+    {
+        let _ = writeln!(out, "# {}", ftl_runtime::slices::RULE);
+    }
     out
 }
 
@@ -860,9 +867,8 @@ fn print_kernel(plan: &Plan, k: &Kernel, indent: &str, out: &mut String) {
             let _ =
                 writeln!(
                     out,
-                    "{indent}slices {name} over {} ({}) local({}) accumulate({})",
+                    "{indent}slices {name} over {} local({}) accumulate({})",
                     g.dim(*dim).name,
-                    ftl_runtime::slices::RULE,
                     names(&mut local.iter().map(|b| buf_name(plan, *b))),
                     names(&mut accumulate.iter().map(|(b, op)| {
                         format!("{}: {op:?}", buf_name(plan, *b)).to_lowercase()

@@ -87,6 +87,15 @@ fn reads(plan: &Plan, k: &Kernel) -> BTreeSet<BufId> {
     }
 }
 
+/// The buffers a kernel writes.
+fn writes(plan: &Plan, k: &Kernel) -> BTreeSet<BufId> {
+    match k {
+        Kernel::Loops { nests, .. } => nests.iter().map(|n| n.out).collect(),
+        Kernel::Host { out, .. } => BTreeSet::from([*out]),
+        Kernel::Sliced { body, .. } => body.iter().flat_map(|k| writes(plan, k)).collect(),
+    }
+}
+
 /// A phase being built.
 struct Phase {
     body: Vec<Kernel>,
@@ -110,12 +119,36 @@ fn sliced(plan: &Plan, p: usize, dim: DimId) -> Option<Vec<Kernel>> {
         return None;
     };
     let x = *x;
+    let Kernel::Host { root, .. } = &source else {
+        return None;
+    };
+    let g = &plan.graph;
+    // The operand that has the dim is read a slice of rows at a time.
+    let rows_outermost = g.node(*root).op.operands().into_iter().all(|o| {
+        let dims = &g.node(o).dims;
+        !dims.contains(&dim) || dims.first() == Some(&dim)
+    });
+    if !rows_outermost || matches!(g.dim(dim).size, ftl_ir::DimSize::Pack) {
+        return None;
+    }
     if plan.buffer(x).role != BufRole::Temp
         || plan.buffers.iter().any(|b| b.role == BufRole::View(x))
     {
         return None;
     }
+    // Kernels after the contraction that need nothing computed from it on run before it (the
+    // tail that checks the labels), so that what reads them can share the first phase.
     let mut out: Vec<Kernel> = plan.kernels[..p].to_vec();
+    let mut after: Vec<&Kernel> = Vec::new();
+    let mut pending: BTreeSet<BufId> = writes(plan, &source);
+    for k in &plan.kernels[p + 1..] {
+        if reads(plan, k).is_disjoint(&pending) {
+            out.push(k.clone());
+        } else {
+            pending.extend(writes(plan, k));
+            after.push(k);
+        }
+    }
     let mut phase: Option<Phase> = None;
     let mut closed_local: BTreeSet<BufId> = BTreeSet::new();
     let mut phases = 0usize;
@@ -134,7 +167,7 @@ fn sliced(plan: &Plan, p: usize, dim: DimId) -> Option<Vec<Kernel>> {
             phases += 1;
         }
     };
-    for k in &plan.kernels[p + 1..] {
+    for k in after {
         let r = reads(plan, k);
         if !r.is_disjoint(&closed_local) {
             return None;
@@ -190,8 +223,17 @@ fn admit(plan: &Plan, k: &Kernel, dim: DimId, local: &BTreeSet<BufId>) -> Option
             for n in nests {
                 let role = &plan.buffer(n.out).role;
                 match &n.kind {
-                    NestKind::Map if has_dim(n.out) && *role == BufRole::Temp => {
-                        admitted.local.push(n.out);
+                    _ if has_dim(n.out) && !reduces_over(&n.kind, dim) => {
+                        if matches!(n.kind, NestKind::Scan | NestKind::Scatter) {
+                            return None;
+                        }
+                        match role {
+                            // Over the dim and outermost (a bias gradient): written a slice of
+                            // rows at a time, whole for what runs after the region.
+                            BufRole::Temp | BufRole::Output(_) if outermost(n.out) => {}
+                            BufRole::Temp => admitted.local.push(n.out),
+                            _ => return None,
+                        }
                     }
                     NestKind::Reduce { op, inner } if inner.contains(&dim) => {
                         let associative = matches!(
@@ -208,9 +250,6 @@ fn admit(plan: &Plan, k: &Kernel, dim: DimId, local: &BTreeSet<BufId>) -> Option
                         }
                         admitted.accumulate.push((n.out, *op));
                         admitted.reduces = true;
-                    }
-                    NestKind::Reduce { .. } if has_dim(n.out) && *role == BufRole::Temp => {
-                        admitted.local.push(n.out);
                     }
                     _ => return None,
                 }
@@ -245,6 +284,16 @@ fn admit(plan: &Plan, k: &Kernel, dim: DimId, local: &BTreeSet<BufId>) -> Option
             if matches!(plan.buffer(*out).role, BufRole::View(_)) || local.contains(out) {
                 return None;
             }
+            // Operands and output that are not slices are read or written at the slice's rows.
+            let node = g.node(*root);
+            let operands = node.op.operands();
+            let bufs = operands.iter().filter_map(|o| plan.buffer_of(*o));
+            if bufs
+                .chain([*out])
+                .any(|b| !local.contains(&b) && has_dim(b) && !outermost(b))
+            {
+                return None;
+            }
             if !has_dim(*out) {
                 if !alone(&kk) {
                     return None;
@@ -255,6 +304,11 @@ fn admit(plan: &Plan, k: &Kernel, dim: DimId, local: &BTreeSet<BufId>) -> Option
         }
         _ => None,
     }
+}
+
+/// Whether a nest reduces over `dim`.
+fn reduces_over(kind: &NestKind, dim: DimId) -> bool {
+    matches!(kind, NestKind::Reduce { inner, .. } if inner.contains(&dim))
 }
 
 /// Whether the inline tree under `root` computes the same on a slice as on the whole: no random

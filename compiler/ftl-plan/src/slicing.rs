@@ -88,11 +88,11 @@ fn reads(plan: &Plan, k: &Kernel) -> BTreeSet<BufId> {
 }
 
 /// The buffers a kernel writes.
-fn writes(plan: &Plan, k: &Kernel) -> BTreeSet<BufId> {
+fn writes(k: &Kernel) -> BTreeSet<BufId> {
     match k {
         Kernel::Loops { nests, .. } => nests.iter().map(|n| n.out).collect(),
         Kernel::Host { out, .. } => BTreeSet::from([*out]),
-        Kernel::Sliced { body, .. } => body.iter().flat_map(|k| writes(plan, k)).collect(),
+        Kernel::Sliced { body, .. } => body.iter().flat_map(writes).collect(),
     }
 }
 
@@ -140,12 +140,12 @@ fn sliced(plan: &Plan, p: usize, dim: DimId) -> Option<Vec<Kernel>> {
     // tail that checks the labels), so that what reads them can share the first phase.
     let mut out: Vec<Kernel> = plan.kernels[..p].to_vec();
     let mut after: Vec<&Kernel> = Vec::new();
-    let mut pending: BTreeSet<BufId> = writes(plan, &source);
+    let mut pending: BTreeSet<BufId> = writes(&source);
     for k in &plan.kernels[p + 1..] {
         if reads(plan, k).is_disjoint(&pending) {
             out.push(k.clone());
         } else {
-            pending.extend(writes(plan, k));
+            pending.extend(writes(k));
             after.push(k);
         }
     }

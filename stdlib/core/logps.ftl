@@ -19,6 +19,22 @@ fn mean_logps(logits: f32[B, T, V], labels: i32[B, T], ignore: i32 = -100) -> f3
     seq_logps(logits, labels, ignore) / max(count, 1.0)
 }
 
+/// The logits of an LM head: `hidden @ lm_head` (+ `bias`), `lm_head` laid out as
+/// `nn.Linear(H, V).weight`. An objective on these logits never holds them whole: the plan
+/// computes them a slice of the vocabulary at a time wherever only reductions over V, the label
+/// pick and the gradient read them (docs/language.md, "Losses from hidden states").
+fn head_logits(hidden: f32[..S, H], lm_head: f32[V, H], bias: f32[V]?) -> f32[..S, V] {
+    if present(bias) { hidden @ lm_head + bias } else { hidden @ lm_head }
+}
+
+/// PyTorch's mean cross-entropy (`ignore` skipped, NaN when nothing is kept) over the first half
+/// of the rows: the chosen completions of a batch concatenated as TRL's `concatenated_forward`
+/// builds it (chosen rows, then rejected rows).
+fn chosen_nll(logits: f32[N, T, V], labels: i32[N, T], ignore: i32 = -100) -> f32 {
+    let keep = f32(labels != ignore) * f32(2 * iota(N) < size(N));
+    -sum(keep * token_logps(logits, labels, ignore), N, T) / sum(keep, N, T)
+}
+
 test "token, sequence and mean log-probabilities skip ignored labels" {
     // log_softmax by hand (f64); label −100 contributes 0 and is not counted by mean_logps.
     let logits = [[[1.0, 2.0, 3.0], [0.5, -0.5, 0.0]], [[2.0, 2.0, 2.0], [-1.0, 0.0, 4.0]]];

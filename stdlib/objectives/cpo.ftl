@@ -106,6 +106,62 @@ objective simpo_from_logits(
     metric ..pref.metric;
 }
 
+/// CPO from the last hidden states of a concatenated batch (chosen rows, then rejected rows,
+/// N = 2B) and the LM head: `cpo_from_logits` on `hidden @ lm_head` (+ `lm_head_bias`), with
+/// gradients for `hidden`, `lm_head` and the bias; the logits never exist whole.
+objective cpo_from_hidden(
+    hidden: f32[N, T, H],
+    labels: i32[N, T],
+    lm_head: f32[V, H],
+    lm_head_bias: f32[V]?,
+    beta: f32 = 0.1,
+    label_smoothing: f32 = 0.0,
+    cpo_alpha: f32 = 1.0,
+    ignore_index: i32 = -100,
+) requires beta > 0.0, S == 2 {
+    let logits = head_logits(hidden, lm_head, lm_head_bias);
+    let pairs = seq_logps(logits, labels, ignore_index)[N -> (S, B)];
+    let pref = cpo(
+        chosen_logps: pairs[S: 0],
+        rejected_logps: pairs[S: 1],
+        beta: beta,
+        label_smoothing: label_smoothing,
+    );
+    let nll = chosen_nll(logits, labels, ignore_index);
+    loss pref.loss + cpo_alpha * nll;
+    metric nll_loss = nll;
+    metric ..pref.metric;
+}
+
+/// SimPO from the last hidden states of a concatenated batch (chosen rows, then rejected rows,
+/// N = 2B) and the LM head: `simpo_from_logits` on `hidden @ lm_head` (+ `lm_head_bias`), with
+/// gradients for `hidden`, `lm_head` and the bias; the logits never exist whole.
+objective simpo_from_hidden(
+    hidden: f32[N, T, H],
+    labels: i32[N, T],
+    lm_head: f32[V, H],
+    lm_head_bias: f32[V]?,
+    beta: f32 = 0.1,
+    simpo_gamma: f32 = 0.5,
+    label_smoothing: f32 = 0.0,
+    cpo_alpha: f32 = 1.0,
+    ignore_index: i32 = -100,
+) requires beta > 0.0, S == 2 {
+    let logits = head_logits(hidden, lm_head, lm_head_bias);
+    let pairs = mean_logps(logits, labels, ignore_index)[N -> (S, B)];
+    let pref = simpo(
+        chosen_logps: pairs[S: 0],
+        rejected_logps: pairs[S: 1],
+        beta: beta,
+        simpo_gamma: simpo_gamma,
+        label_smoothing: label_smoothing,
+    );
+    let nll = chosen_nll(logits, labels, ignore_index);
+    loss pref.loss + cpo_alpha * nll;
+    metric nll_loss = nll;
+    metric ..pref.metric;
+}
+
 test "cpo, cpo_hinge and cpo_ipo match TRL on V2" {
     // Summed log-probs s_c = [-10, -25], s_r = [-12, -24]; averaged ā_c = [-2.5, -2.5], ā_r = [-2.4, -3].
     let c = cpo(chosen_logps: [-10.0, -25.0], rejected_logps: [-12.0, -24.0]);
@@ -161,4 +217,21 @@ test "from logits: summed for cpo, averaged for simpo, plus the chosen NLL" {
     expect_close(s.loss, 0.9316287822814566, 1e-6);
     gradcheck cpo_from_logits(B: 2, T: 3, V: 5);
     gradcheck simpo_from_logits(B: 2, T: 3, V: 5);
+}
+
+test "cpo_ and simpo_from_hidden with an identity head are the from-logits values" {
+    // The case above, chosen and rejected rows concatenated, lm_head = I.
+    let hidden = [[[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]];
+    let eye3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+    let c = cpo_from_hidden(hidden: hidden, labels: [[2, -100], [0, 1]], lm_head: eye3);
+    expect_close(c.loss, 0.607664337316023 + 0.4076059644443804, 1e-6);
+    let s = simpo_from_hidden(
+        hidden: hidden,
+        labels: [[2, -100], [0, 1]],
+        lm_head: eye3,
+        cpo_alpha: 0.0,
+    );
+    expect_close(s.loss, 0.9316287822814566, 1e-6);
+    gradcheck cpo_from_hidden(N: 4, T: 3, H: 4, V: 5);
+    gradcheck simpo_from_hidden(N: 4, T: 3, H: 4, V: 5);
 }

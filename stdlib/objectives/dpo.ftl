@@ -986,6 +986,50 @@ objective weighted_from_logits(
     metric ..r.metric;
 }
 
+/// DPO (`sigmoid`) from the last hidden states of a concatenated batch (TRL's
+/// `concatenated_forward`: the B chosen sequences, then the B rejected ones, N = 2B) and the LM
+/// head (`lm_head` is `nn.Linear(H, V).weight`, `lm_head_bias` its bias): `sigmoid` on the halves
+/// of `seq_logps(hidden @ lm_head, labels)`, with gradients for `hidden`, `lm_head` and the bias.
+/// The `[N, T, V]` logits and their gradient never exist whole (the plan slices them over V).
+/// Any loss of this module on per-sequence log-probabilities is written the same way.
+objective sigmoid_from_hidden(
+    hidden: f32[N, T, H],
+    labels: i32[N, T],
+    lm_head: f32[V, H],
+    ref_chosen_logps: const f32[B],
+    ref_rejected_logps: const f32[B],
+    lm_head_bias: f32[V]?,
+    beta: f32 = 0.1,
+    ignore_index: i32 = -100,
+) requires beta > 0.0, S == 2 {
+    let logits = head_logits(hidden, lm_head, lm_head_bias);
+    let pairs = seq_logps(logits, labels, ignore_index)[N -> (S, B)];
+    let r = sigmoid(
+        chosen_logps: pairs[S: 0],
+        rejected_logps: pairs[S: 1],
+        ref_chosen_logps: ref_chosen_logps,
+        ref_rejected_logps: ref_rejected_logps,
+        beta: beta,
+    );
+    loss r.loss;
+    metric ..r.metric;
+}
+
+test "sigmoid_from_hidden with an identity head is sigmoid_from_logits on the hidden states" {
+    // The V0 case below, chosen and rejected rows concatenated, lm_head = I: loss log 2.
+    let r = sigmoid_from_hidden(
+        hidden: [[[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]],
+                 [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]],
+        labels: [[-100, 1, 3], [-100, -100, -100]],
+        lm_head: [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]],
+        ref_chosen_logps: [-1.3487402175623866],
+        ref_rejected_logps: [0.0],
+    );
+    expect_close(r.loss, 0.6931471805599453, 1e-6);
+    expect_close(r.metric.rewards_chosen, 0.0, 1e-6);
+    gradcheck sigmoid_from_hidden(N: 4, B: 2, T: 3, H: 4, V: 5);
+}
+
 test "sigmoid_from_logits sums research V0's token log-probs" {
     // V0: shifted targets [2, 1, 3], the first position masked: s = -1.3487402176. With the
     // reference equal to s and an empty rejected completion, both log-ratios are 0: loss log 2.

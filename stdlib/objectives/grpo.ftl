@@ -1,3 +1,5 @@
+import std.core.logps
+
 // GRPO and the clipped policy losses that followed it, as TRL 1.16's
 // `GRPOTrainer._compute_loss` computes them for one gradient-accumulation step on one process
 // (`current_gradient_accumulation_steps = steps_per_generation = 1`), with TRL's names: the
@@ -536,6 +538,64 @@ objective grpo_from_logits(
     metric ..r.metric;
 }
 
+/// `grpo_from_logits` from the last hidden states of the completions and the LM head (`lm_head`
+/// is `nn.Linear(H, V).weight`, `lm_head_bias` its bias): the same loss, options and metrics on
+/// `hidden @ lm_head`, with gradients for `hidden`, `lm_head` and the bias; the `[B, T, V]`
+/// logits and their gradient never exist whole (the plan slices them over V).
+objective grpo_from_hidden(
+    hidden: f32[B, T, H],
+    lm_head: f32[V, H],
+    completion_ids: const i32[B, T],
+    advantages: const f32[B],
+    completion_mask: const i32[B, T],
+    lm_head_bias: f32[V]?,
+    old_per_token_logps: const f32[B, T]?,
+    ref_per_token_logps: const f32[B, T]?,
+    num_items_in_batch: f32?,
+    epsilon_high: f32?,
+    delta: f32?,
+    beta: f32 = 0.0,
+    epsilon: f32 = 0.2,
+    temperature: f32 = 1.0,
+    entropy_coef: f32 = 0.0,
+    use_entropy_bonus: static bool = false,
+    max_completion_length: i32 = 256,
+    importance_sampling_level: enum { token, sequence } = token,
+    off_policy_mask_threshold: f32?,
+    sampling_per_token_logps: const f32[B, T]?,
+    importance_sampling_ratio: const f32[B, T]?,
+    top_entropy_quantile: f32 = 1.0,
+    use_bias_correction_kl: static bool = true,
+    loss_type: enum { grpo, bnpo, dr_grpo, dapo, luspo } = dapo,
+) requires temperature > 0.0 {
+    let r = grpo_from_logits(
+        logits: head_logits(hidden, lm_head, lm_head_bias),
+        completion_ids: completion_ids,
+        advantages: advantages,
+        completion_mask: completion_mask,
+        old_per_token_logps: old_per_token_logps,
+        ref_per_token_logps: ref_per_token_logps,
+        num_items_in_batch: num_items_in_batch,
+        epsilon_high: epsilon_high,
+        delta: delta,
+        beta: beta,
+        epsilon: epsilon,
+        temperature: temperature,
+        entropy_coef: entropy_coef,
+        use_entropy_bonus: use_entropy_bonus,
+        max_completion_length: max_completion_length,
+        importance_sampling_level: importance_sampling_level,
+        off_policy_mask_threshold: off_policy_mask_threshold,
+        sampling_per_token_logps: sampling_per_token_logps,
+        importance_sampling_ratio: importance_sampling_ratio,
+        top_entropy_quantile: top_entropy_quantile,
+        use_bias_correction_kl: use_bias_correction_kl,
+        loss_type: loss_type,
+    );
+    loss r.loss;
+    metric ..r.metric;
+}
+
 /// TRL `loss_type="vespo"` (VESPO): `−φ(w)·A·log π` per token, with `w` the sequence's
 /// importance ratio `exp(clamp(Σ_t clamp(lr, ±20)·mask, log 1e-8, 20))` (times the optional
 /// vLLM `importance_sampling_ratio`, as TRL) and the detached Gamma weight
@@ -835,6 +895,22 @@ test "luspo: sequence sums averaged over the batch (TRL 1.16 _compute_loss)" {
     expect_close(r.metric.clip_ratio_region_mean, 0.0, rtol: 1e-6, atol: 1e-7);
     expect_close(r.metric.clip_ratio_low_min, 0.0, rtol: 1e-6, atol: 1e-7);
     expect_close(r.metric.clip_ratio_high_max, 0.0, rtol: 1e-6, atol: 1e-7);
+}
+
+test "grpo_from_hidden with an identity head is grpo_from_logits on the hidden states" {
+    // The TRL case below with lm_head = I: the logits are the hidden states.
+    let r = grpo_from_hidden(
+        lm_head: [[1.0, 0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0]],
+        hidden: [[[1.65, -1.48, -1.19, -0.8, 0.5], [0.77, 2.02, -1.52, -2.35, 0.45], [1.47, 1.55, -1.49, 3.83, 1.69], [2.81, 1.11, 0.02, 1.53, 1.63]], [[-2.81, 1.41, 0.1, 1.67, -1.5], [1.93, 3.0, 1.73, -0.8, -1.44], [-0.54, -0.79, -1.1, -2.17, -0.02], [0.17, -1.85, -3.04, 1.61, 2.48]], [[-1.19, -0.19, -5.22, -0.64, 1.28], [-3.46, -0.23, -0.54, -1.38, -1.62], [-1.12, 2.7, -0.49, -0.01, -3.86], [0.44, 0.01, 4.28, 1.79, 1.72]]],
+        completion_ids: [[3, 4, 4, 4], [3, 0, 0, 1], [1, 1, 2, 3]],
+        old_per_token_logps: [[-1.1, -0.2, -2.0, -0.6], [-0.3, -1.6, -0.4, -0.05], [-2.0, -0.7, -0.9, -1.0]],
+        advantages: [1.0, -0.5, 0.25],
+        completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
+        ref_per_token_logps: [[-0.9, -0.6, -1.8, -0.2], [-0.4, -1.0, -0.8, -0.1], [-2.2, -0.9, -0.3, -1.0]], beta: 0.04, epsilon_high: 0.28, temperature: 0.7,
+    );
+    expect_close(r.loss, 0.08969210287559688, rtol: 1e-6, atol: 1e-7);
+    expect_close(r.grad.hidden, [[[0.01021867264680474, 0.00011680938356292248, 0.00017676640588326712, -0.012488811589845277, 0.001976563153594347], [0.002258053842642855, 0.013466668015201763, 8.569804543438933e-05, 2.618314105749575e-05, -0.015836603044336504], [0.0015915580454102872, 0.0017842517746717158, 2.3194085008271498e-05, 0.04634632545422405, -0.04974532935931432], [0.0, 0.0, 0.0, 0.0, 0.0]], [[8.379244503187199e-07, 0.00034784051735096147, 5.353392257707348e-05, -0.0004076568388399488, 5.444474461595058e-06], [-0.003548485025758726, 0.0030352204639751, 0.0004946021129363823, 1.3322680888992575e-05, 5.3397679582526845e-06], [-0.0011234750516789943, 0.0002347604715939925, 0.00015076292677247577, 3.269222078421202e-05, 0.0007052594325283141], [1.8306985377207833e-06, -6.580705877242862e-05, 1.866665173000127e-08, 1.4322625157177825e-05, 4.963506842580001e-05]], [[0.0007232168838158192, -0.02695601995903801, 2.2854576703201233e-06, 0.0015867186815412486, 0.024643798936010614], [0.00019446613565021262, -0.019287485484279273, 0.012602955255940556, 0.003795937176077762, 0.0026941269166107502], [0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0]]], rtol: 1e-5, atol: 1e-7);
+    gradcheck grpo_from_hidden(B: 2, T: 3, H: 4, V: 5);
 }
 
 test "grpo_from_logits (dapo, temperature 0.7, KL) matches TRL's log-probs, entropies and loss" {

@@ -51,6 +51,28 @@ objective orpo(
     metric ..or.metric;
 }
 
+/// ORPO from the last hidden states of a concatenated batch (chosen rows, then rejected rows,
+/// N = 2B, as TRL's `concatenated_forward`) and the LM head: `orpo`'s loss and metrics on
+/// `hidden @ lm_head` (+ `lm_head_bias`), the NLL over the chosen rows' `nll_labels` (default
+/// `labels`), with gradients for `hidden`, `lm_head` and the bias; the logits never exist whole.
+objective orpo_from_hidden(
+    hidden: f32[N, T, H],
+    labels: i32[N, T],
+    lm_head: f32[V, H],
+    nll_labels: i32[N, T]?,
+    lm_head_bias: f32[V]?,
+    beta: f32 = 0.1,
+    ignore_index: i32 = -100,
+) requires beta > 0.0, S == 2 {
+    let logits = head_logits(hidden, lm_head, lm_head_bias);
+    let mean = mean_logps(logits, labels, ignore_index)[N -> (S, B)];
+    let nll = chosen_nll(logits, nll_labels ?? labels, ignore_index);
+    let or = odds_ratio(chosen_logps: mean[S: 0], rejected_logps: mean[S: 1], beta: beta);
+    loss nll + or.loss;
+    metric nll_loss = nll;
+    metric ..or.metric;
+}
+
 test "odds_ratio matches TRL on V3" {
     // ā_c = [-2.5, -2.5], ā_r = [-2.4, -3.0] (research V2/V3), β = 0.1.
     let r = odds_ratio(chosen_logps: [-2.5, -2.5], rejected_logps: [-2.4, -3.0]);
@@ -70,6 +92,19 @@ test "odds_ratio stays finite near 0 and at -50" {
     expect_close(r.loss, 2.9605145185779755, 1e-5);
     expect_close(r.grad.chosen_logps * 0.0, [0.0, 0.0], 0.0);
     expect_close(r.grad.rejected_logps * 0.0, [0.0, 0.0], 0.0);
+}
+
+test "orpo_from_hidden with an identity head is orpo on the hidden states" {
+    // The case below, chosen and rejected rows concatenated, lm_head = I.
+    let r = orpo_from_hidden(
+        hidden: [[[1.0, 2.0, 3.0]], [[0.0, 0.0, 0.0]]],
+        labels: [[2], [0]],
+        lm_head: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+    );
+    expect_close(r.metric.nll_loss, 0.4076059644443804, 1e-6);
+    expect_close(r.metric.log_odds_chosen, 1.379885493041723, 1e-6);
+    expect_close(r.loss, 0.4300488259473056, 1e-6);
+    gradcheck orpo_from_hidden(N: 4, T: 3, H: 4, V: 5);
 }
 
 test "orpo is the chosen NLL plus the odds-ratio term" {

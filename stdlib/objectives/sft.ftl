@@ -45,6 +45,46 @@ objective sft(
     };
 }
 
+/// `sft` from the last hidden states and the LM head (`nn.Linear(H, V)`: `lm_head` its weight,
+/// `lm_head_bias` its bias): the loss and metrics of `sft` on `hidden @ lm_head`, with gradients
+/// for `hidden`, `lm_head` and the bias, computed without the `[B, T, V]` logits or their
+/// gradient ever existing whole (the plan slices them over V, as Liger-Kernel's and Cut
+/// Cross-Entropy's fused linear cross-entropy do).
+objective sft_from_hidden(
+    hidden: f32[B, T, H],
+    lm_head: f32[V, H],
+    labels: i32[B, T],
+    lm_head_bias: f32[V]?,
+    ignore_index: i32 = -100,
+    label_smoothing_factor: f32 = 0.0,
+    log_metrics: static bool = true,
+) {
+    let r = sft(
+        logits: head_logits(hidden, lm_head, lm_head_bias),
+        labels: labels,
+        ignore_index: ignore_index,
+        label_smoothing_factor: label_smoothing_factor,
+        log_metrics: log_metrics,
+    );
+    loss r.loss;
+    metric ..r.metric;
+}
+
+test "sft_from_hidden with an identity head is sft on the hidden states" {
+    // lm_head = I: the logits are the hidden states, so the values are sft's test's below.
+    let r = sft_from_hidden(
+        hidden: [[[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [5.0, -5.0, 0.0]]],
+        lm_head: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        labels: [[2, 0, -100]],
+    );
+    expect_close(r.loss, 0.7531091265, 1e-6);
+    expect_close(r.grad.hidden, [[[0.0450152834, 0.1223642373, -0.1673795207],
+                                  [-0.3333333333, 0.1666666667, 0.1666666667],
+                                  [0.0, 0.0, 0.0]]], 1e-6);
+    gradcheck sft_from_hidden(B: 2, T: 3, H: 4, V: 5);
+    gradcheck sft_from_hidden(B: 2, T: 3, H: 4, V: 5, label_smoothing_factor: 0.1);
+}
+
 test "sft is PyTorch's cross-entropy with ignore_index=-100" {
     // Token 1: -log_softmax([1, 2, 3])[2] = 0.4076059644; token 2: log 3 = 1.0986122887;
     // token 3 is ignored. Mean over two tokens.

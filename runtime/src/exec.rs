@@ -414,7 +414,10 @@ impl Executor {
                         sizes: &sizes,
                         status: &mut status,
                     };
-                    self.sliced(&region, steps, width, run, &mut whole)?
+                    // A region's time is its steps' (each summed over the slices).
+                    let inner = self.sliced(&region, steps, width, run, &mut whole)?;
+                    timings.extend(inner.into_iter().map(|(n, ms)| (format!("{name}/{n}"), ms)));
+                    continue;
                 }
                 Step::ArgSort {
                     x,
@@ -1149,6 +1152,8 @@ impl Executor {
     /// Runs a sliced region: its combined buffers start at their identity, then its steps
     /// run on each slice of `width` columns of the dim (the last one narrower).
     ///
+    /// Returns each step's time summed over the slices.
+    ///
     /// When one slice covers the dim, the region's first step (the contraction) computed its
     /// local buffer whole; a later such region skips recomputing it (`whole` tracks those
     /// buffers), so a plan sliced for large inputs costs nothing extra on small ones.
@@ -1159,7 +1164,7 @@ impl Executor {
         width: usize,
         run: Run<'_, '_, '_>,
         whole_buffers: &mut std::collections::HashSet<u32>,
-    ) -> Result<(), ExecError> {
+    ) -> Result<Vec<(String, f64)>, ExecError> {
         let Run { mem, sizes, status } = run;
         for (b, identity) in region.start {
             let n = self.len(*b, sizes);
@@ -1178,6 +1183,7 @@ impl Executor {
         if single {
             whole_buffers.extend(source);
         }
+        let mut spent = vec![0.0; steps.len()];
         let mut offset = 0;
         while offset < whole {
             let w = width.max(1).min(whole - offset);
@@ -1188,7 +1194,8 @@ impl Executor {
                 offset,
                 whole,
             };
-            for step in &steps[usize::from(skip_source)..] {
+            for (i, step) in steps.iter().enumerate().skip(usize::from(skip_source)) {
+                let start = std::time::Instant::now();
                 match step {
                     Step::Kernel(k) => self.kernel(k, mem, &at_slice, Some(&slice), status)?,
                     Step::Contract(c) => self.contract(c, mem, &at_slice, Some(&slice))?,
@@ -1199,10 +1206,21 @@ impl Executor {
                         )
                     }
                 }
+                spent[i] += start.elapsed().as_secs_f64() * 1e3;
             }
             offset += w;
         }
-        Ok(())
+        Ok(steps
+            .iter()
+            .zip(spent)
+            .map(|(s, ms)| {
+                let name = match s {
+                    Step::Kernel(k) => k.symbol.clone(),
+                    _ => "gemm".to_string(),
+                };
+                (name, ms)
+            })
+            .collect())
     }
 
     /// The byte offset of the slice's first row in buffer `b`: 0 for a local buffer (it holds

@@ -372,9 +372,44 @@ impl Builder {
                 let neg = self.unary(UnOp::Neg, red);
                 Some(self.conform(neg, dims))
             }
+            Op::Binary(op @ (BinOp::Add | BinOp::Sub), x, y)
+                if r == Reduction::Sum && self.dtype(a).is_float() =>
+            {
+                self.sum_of_shifted(op, x, y, &over, dims)
+                    .or_else(|| self.sum_of_one_hot(a, dims))
+            }
             _ if r == Reduction::Sum => self.sum_of_one_hot(a, dims),
             _ => None,
         }
+    }
+
+    /// `sum over D of (x ± y)` with one side constant over D (`sum(logits - lse, V)`) is the
+    /// other side's sum ± that side times |D|: the sum no longer waits for `y` (a logsumexp over
+    /// the same D), so it joins the pass that computes it.
+    fn sum_of_shifted(
+        &mut self,
+        op: BinOp,
+        x: NodeId,
+        y: NodeId,
+        over: &[DimId],
+        dims: &[DimId],
+    ) -> Option<NodeId> {
+        let covers = |b: &Builder, n: NodeId| over.iter().all(|d| b.dims(n).contains(d));
+        let misses = |b: &Builder, n: NodeId| over.iter().all(|d| !b.dims(n).contains(d));
+        let dtype = self.dtype(x);
+        let n = self.size(over.to_vec(), dtype);
+        let out = if covers(self, x) && misses(self, y) {
+            let sx = self.reduce(Reduction::Sum, x, over);
+            let ny = self.binary(BinOp::Mul, y, n);
+            self.binary(op, sx, ny)
+        } else if covers(self, y) && misses(self, x) {
+            let sy = self.reduce(Reduction::Sum, y, over);
+            let nx = self.binary(BinOp::Mul, x, n);
+            self.binary(op, nx, sy)
+        } else {
+            return None;
+        };
+        Some(self.conform(out, dims))
     }
 
     /// `sum over D of where(iota(D) == i, v, 0)` (v and i without D) is `v` where i is in range:

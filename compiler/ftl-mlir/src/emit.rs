@@ -92,6 +92,8 @@ pub struct Func<'p> {
     /// In a sliced region: the sliced dim, the slice's offset and the dim's whole size (index
     /// values; the loops run over the slice's width, `dim_sizes`).
     slice: Option<(DimId, String, String)>,
+    /// In a sliced region: the buffers that hold one slice.
+    local: Vec<BufId>,
     /// The first plan this emitter could not translate (a compiler bug); emission goes on with
     /// placeholder values and the kernel is refused at the end.
     error: Option<BackendError>,
@@ -115,6 +117,7 @@ impl<'p> Func<'p> {
             root: None,
             libm: BTreeSet::new(),
             slice: None,
+            local: Vec::new(),
             error: None,
         }
     }
@@ -990,6 +993,11 @@ impl<'p> Func<'p> {
         match &nest.kind {
             NestKind::Map => {
                 let v = self.compute(root, env);
+                let v = if self.local.contains(&nest.out) && node.dtype == DType::F32 {
+                    self.flush_subnormal(&v)
+                } else {
+                    v
+                };
                 self.store(nest.out, root, env, &v);
             }
             NestKind::Reduce { op, inner } => {
@@ -1011,6 +1019,20 @@ impl<'p> Func<'p> {
             NestKind::Scatter => {}
         }
         self.root = None;
+    }
+
+    /// `v` with a subnormal value flushed to zero (sign kept), as a CPU in flush-to-zero mode
+    /// stores it. Slices of a sliced region feed GEMMs, where each subnormal operand costs a
+    /// microcode assist per multiply: the gradient of logits holds `softmax · g` far below
+    /// 2⁻¹²⁶ in a long vocabulary's tail, which made its two GEMMs 7× slower. The values
+    /// flushed are below 1.2e-38.
+    fn flush_subnormal(&mut self, v: &str) -> String {
+        let a = self.emit_val(&format!("math.absf {v} : f32"));
+        let tiny = self.const_f("f32", f64::from(f32::MIN_POSITIVE));
+        let small = self.emit_val(&format!("arith.cmpf olt, {a}, {tiny} : f32"));
+        let zero = self.const_f("f32", 0.0);
+        let signed = self.emit_val(&format!("math.copysign {zero}, {v} : f32"));
+        self.emit_val(&format!("arith.select {small}, {signed}, {v} : f32"))
     }
 
     /// A dim's whole size: in a sliced region the sliced dim's loops cover one slice, while
@@ -1407,7 +1429,7 @@ fn kernel_function(
     plan: &Plan,
     k: &Kernel,
     flavor: Flavor,
-    slice: Option<DimId>,
+    slice: Option<(DimId, &[BufId])>,
 ) -> Result<Option<(String, BTreeSet<&'static str>)>, BackendError> {
     let Kernel::Loops { name, nests, .. } = k else {
         return Ok(None);
@@ -1444,7 +1466,8 @@ fn kernel_function(
         f.dim_sizes.push(s);
     }
     // After the sizes: the slice's offset and the sliced dim's whole size.
-    if let Some(d) = slice {
+    if let Some((d, local)) = slice {
+        f.local = local.to_vec();
         let mut extra = Vec::new();
         for k in 0..2 {
             let c = f.idx((plan.graph.dims.len() + k) as i64);
@@ -1566,12 +1589,12 @@ fn functions(
 ) -> Result<String, BackendError> {
     let mut out = String::new();
     let mut libm = BTreeSet::new();
-    let mut kernels: Vec<(&Kernel, Option<DimId>)> = Vec::new();
+    let mut kernels: Vec<(&Kernel, Option<(DimId, &[BufId])>)> = Vec::new();
     for k in prelude.into_iter().chain(&plan.kernels) {
         match k {
-            Kernel::Sliced { dim, body, .. } => {
-                kernels.extend(body.iter().map(|b| (b, Some(*dim))))
-            }
+            Kernel::Sliced {
+                dim, body, local, ..
+            } => kernels.extend(body.iter().map(|b| (b, Some((*dim, local.as_slice()))))),
             _ => kernels.push((k, None)),
         }
     }

@@ -397,12 +397,13 @@ impl Builder {
         let covers = |b: &Builder, n: NodeId| over.iter().all(|d| b.dims(n).contains(d));
         let misses = |b: &Builder, n: NodeId| over.iter().all(|d| !b.dims(n).contains(d));
         let dtype = self.dtype(x);
-        let n = self.size(over.to_vec(), dtype);
         let out = if covers(self, x) && misses(self, y) {
+            let n = self.size(over.to_vec(), dtype);
             let sx = self.reduce(Reduction::Sum, x, over);
             let ny = self.binary(BinOp::Mul, y, n);
             self.binary(op, sx, ny)
         } else if covers(self, y) && misses(self, x) {
+            let n = self.size(over.to_vec(), dtype);
             let sy = self.reduce(Reduction::Sum, y, over);
             let nx = self.binary(BinOp::Mul, x, n);
             self.binary(op, nx, sy)

@@ -1423,13 +1423,16 @@ impl<'p> Func<'p> {
     }
 }
 
+/// A kernel of a sliced region: the sliced dim and the region's slice-sized buffers.
+type SliceOf<'p> = (DimId, &'p [BufId]);
+
 /// The MLIR function of one generated kernel and the C library functions it calls (`None` for
 /// host steps), or why the plan cannot be translated (a compiler bug: the verifier accepted it).
 fn kernel_function(
     plan: &Plan,
     k: &Kernel,
     flavor: Flavor,
-    slice: Option<(DimId, &[BufId])>,
+    slice: Option<SliceOf<'_>>,
 ) -> Result<Option<(String, BTreeSet<&'static str>)>, BackendError> {
     let Kernel::Loops { name, nests, .. } = k else {
         return Ok(None);
@@ -1589,7 +1592,7 @@ fn functions(
 ) -> Result<String, BackendError> {
     let mut out = String::new();
     let mut libm = BTreeSet::new();
-    let mut kernels: Vec<(&Kernel, Option<(DimId, &[BufId])>)> = Vec::new();
+    let mut kernels: Vec<(&Kernel, Option<SliceOf<'_>>)> = Vec::new();
     for k in prelude.into_iter().chain(&plan.kernels) {
         match k {
             Kernel::Sliced {

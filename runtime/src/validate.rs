@@ -545,4 +545,116 @@ mod tests {
         });
         assert!(validate(&m).is_err());
     }
+
+    /// A sliced region over dim V = 1 of rows N = 0: `x [N, H]` (arg), `w [V, H]` (arg), the
+    /// slice `l [N, V]` (local), `s [N]` (combined), read by a kernel.
+    fn sliced() -> Manifest {
+        use crate::manifest::{ContractDecl, Identity, KernelDecl};
+        let buf = |dims: Vec<u32>, role: BufferRole| BufferDecl {
+            dtype: DType::F32,
+            dims,
+            role,
+        };
+        let dim = |name: &str| DimDecl {
+            name: name.into(),
+            size: DimRule::Const(4),
+        };
+        let arg = |name: &str, dims: [&str; 2], buffer: u32| crate::manifest::ArgDecl {
+            name: name.into(),
+            dtype: DType::F32,
+            dims: dims
+                .iter()
+                .map(|d| crate::bind::DimSpec::Named(d.to_string()))
+                .collect(),
+            required: true,
+            default: None,
+            buffer,
+        };
+        Manifest {
+            entry: "e".into(),
+            kind: "objective".into(),
+            args: vec![arg("x", ["N", "H"], 0), arg("w", ["V", "H"], 1)],
+            dims: vec![dim("N"), dim("V"), dim("H")],
+            buffers: vec![
+                buf(vec![0, 2], BufferRole::Arg(0)),
+                buf(vec![1, 2], BufferRole::Arg(1)),
+                buf(vec![0, 1], BufferRole::Temp),
+                buf(vec![0], BufferRole::Output("s".into())),
+            ],
+            prelude: None,
+            checks: vec![],
+            steps: vec![Step::Sliced {
+                dim: 1,
+                local: vec![2],
+                start: vec![(3, Identity::NegInfinity)],
+                steps: vec![
+                    Step::Contract(ContractDecl {
+                        a: 0,
+                        b: 1,
+                        out: 2,
+                        batch: vec![],
+                        m: vec![0],
+                        n: vec![1],
+                        k: vec![2],
+                    }),
+                    Step::Kernel(KernelDecl {
+                        symbol: "k".into(),
+                        buffers: vec![2, 3],
+                        split: Some(0),
+                    }),
+                ],
+            }],
+            outputs: vec![("s".into(), 3)],
+        }
+    }
+
+    #[test]
+    fn slices_stay_in_their_region_and_other_buffers_are_read_at_rows() {
+        assert_eq!(validate(&sliced()), Ok(()));
+        // The slice read by a step after the region would read past its slice-sized memory.
+        let mut m = sliced();
+        m.steps.push(Step::Kernel(crate::manifest::KernelDecl {
+            symbol: "after".into(),
+            buffers: vec![2],
+            split: None,
+        }));
+        assert!(validate(&m)
+            .unwrap_err()
+            .0
+            .contains("outside its sliced region"));
+        // ... or as an output.
+        let mut m = sliced();
+        m.outputs.push(("l".into(), 2));
+        assert!(validate(&m).is_err());
+        // A buffer with the sliced dim inside its layout cannot be addressed at the slice's rows.
+        let mut m = sliced();
+        m.buffers[1].dims = vec![2, 1];
+        m.buffers[0].dims = vec![0, 2];
+        if let Step::Sliced { steps, .. } = &mut m.steps[0] {
+            steps.truncate(1);
+            steps.push(Step::Kernel(crate::manifest::KernelDecl {
+                symbol: "k".into(),
+                buffers: vec![1],
+                split: None,
+            }));
+        }
+        assert!(validate(&m).is_err());
+        // A local buffer must be a plain temporary (never an argument the caller owns).
+        let mut m = sliced();
+        if let Step::Sliced { local, .. } = &mut m.steps[0] {
+            local.push(0);
+        }
+        assert!(validate(&m).is_err());
+        // Other steps than kernels and GEMMs have no slice semantics.
+        let mut m = sliced();
+        if let Step::Sliced { steps, .. } = &mut m.steps[0] {
+            steps.push(Step::ArgSort {
+                x: 3,
+                out: 3,
+                dim: 0,
+                descending: false,
+            });
+        }
+        assert!(validate(&m).is_err());
+    }
 }

@@ -317,3 +317,31 @@ def test_repeated_calls_reuse_output_memory_safely():
     logits, labels = _logits(), _labels()
     losses = [sft(logits=logits, labels=labels)[0].item() for _ in range(4)]
     assert len(set(losses)) == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sft_from_hidden_slices_the_logits_and_matches_pytorch(monkeypatch, dtype):
+    # 16-column slices of a 40-word vocabulary: three slices, the last narrower.
+    monkeypatch.setenv("FTL_SLICE_COLUMNS", "16")
+    g = torch.Generator().manual_seed(3)
+    hidden = torch.randn(2, 5, 8, generator=g).to(dtype).requires_grad_()
+    head = (0.3 * torch.randn(40, 8, generator=g)).to(dtype).requires_grad_()
+    bias = torch.randn(40, generator=g).to(dtype).requires_grad_()
+    labels = torch.randint(0, 40, (2, 5), generator=g)
+    labels[0, :2] = -100
+    sft = ftl.load("std.objectives.sft", "sft_from_hidden")
+    loss, metrics = sft(hidden=hidden, lm_head=head, labels=labels, lm_head_bias=bias)
+    loss.backward()
+    h, w, b = (t.detach().float().requires_grad_() for t in (hidden, head, bias))
+    logits = h @ w.T + b
+    ref = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+    ref.backward()
+    torch.testing.assert_close(loss.detach(), ref.detach(), rtol=1e-5, atol=1e-6)
+    keep = labels != -100
+    accuracy = (logits.argmax(-1) == labels)[keep].float().mean()
+    torch.testing.assert_close(metrics["mean_token_accuracy"], accuracy, rtol=1e-6, atol=1e-6)
+    # The gradients have their tensors' dtypes: computed in f32, rounded once.
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-2, atol=1e-4)
+    for got, want in ((hidden, h), (head, w), (bias, b)):
+        assert got.grad.dtype == dtype
+        torch.testing.assert_close(got.grad.float(), want.grad, **tol)

@@ -449,31 +449,43 @@ impl Executor {
                 } => {
                     let t = self.tensor(&mem, *a, &sizes)?.to_f64();
                     let ad = &m.buffers[*a as usize].dims;
-                    let (rs, cs) = (
-                        sizes[*row as usize].unwrap_or(0) as usize,
-                        sizes[*col as usize].unwrap_or(0) as usize,
-                    );
-                    // Strides of the row and column dims in the operand's layout.
+                    let size = |d: u32| sizes[d as usize].unwrap_or(0) as usize;
+                    let (rs, cs) = (size(*row), size(*col));
+                    // Strides of the dims in the operand's layout.
                     let stride = |d: u32| -> usize {
                         let k = ad.iter().position(|x| *x == d).unwrap_or(0);
-                        ad[k + 1..]
-                            .iter()
-                            .map(|x| sizes[*x as usize].unwrap_or(0) as usize)
-                            .product()
+                        ad[k + 1..].iter().map(|x| size(*x)).product()
                     };
                     let (sr, sc) = (stride(*row), stride(*col));
-                    let mat: Vec<f64> = (0..rs * cs)
-                        .map(|x| t[(x / cs) * sr + (x % cs) * sc])
+                    // The operand's other dims are batch dims, leading in the result: one
+                    // decomposition per matrix.
+                    let batch: Vec<u32> = ad
+                        .iter()
+                        .copied()
+                        .filter(|d| d != row && d != col)
                         .collect();
-                    let parts = host::decompose(*kind, &mat, rs, cs).map_err(|e| ExecError {
-                        messages: vec![e],
-                        kind: ExecErrorKind::Run,
-                    })?;
-                    let values = parts.get(*part as usize).ok_or_else(|| ExecError {
-                        messages: vec![format!("a decomposition has no part {part}")],
-                        kind: ExecErrorKind::InvalidManifest,
-                    })?;
-                    self.store(&mut mem, *out, &sizes, values)?;
+                    let mut values = Vec::new();
+                    for bi in 0..batch.iter().map(|d| size(*d)).product::<usize>() {
+                        let (mut rest, mut base) = (bi, 0);
+                        for d in batch.iter().rev() {
+                            base += (rest % size(*d)) * stride(*d);
+                            rest /= size(*d).max(1);
+                        }
+                        let mat: Vec<f64> = (0..rs * cs)
+                            .map(|x| t[base + (x / cs) * sr + (x % cs) * sc])
+                            .collect();
+                        let parts =
+                            host::decompose(*kind, &mat, rs, cs).map_err(|e| ExecError {
+                                messages: vec![e],
+                                kind: ExecErrorKind::Run,
+                            })?;
+                        let part = parts.get(*part as usize).ok_or_else(|| ExecError {
+                            messages: vec![format!("a decomposition has no part {part}")],
+                            kind: ExecErrorKind::InvalidManifest,
+                        })?;
+                        values.extend_from_slice(part);
+                    }
+                    self.store(&mut mem, *out, &sizes, &values)?;
                 }
                 Step::Solve { a, b, out, dim } => {
                     self.solve((*a, *b, *out, *dim), &mut mem, &sizes, &mut factors)?

@@ -50,6 +50,8 @@ pub enum DimRule {
     Solve,
     /// `inv(A, R, C)`: A's dims with R and C swapped in place (the inverse's rows are C).
     Inverse,
+    /// `det(A, R, C)`, `slogdet(A, R, C)`: A's dims without R and C (a tuple for slogdet).
+    Determinant,
     /// `contract(a, b, K…)`: sums the listed shared dims; other shared dims are batch.
     Contract,
     /// `f(D…)` or `f()`: a fresh tensor over the named dims, or shaped by its assignment.
@@ -197,6 +199,10 @@ pub enum BuiltinId {
     Solve,
     /// `inv`
     Inv,
+    /// `det`
+    Det,
+    /// `slogdet`
+    Slogdet,
     /// `svd`
     Svd,
     /// `qr`
@@ -382,14 +388,18 @@ pub const BUILTINS: &[Builtin] = &[
         "x with contract(A, x, C) == b: A's last two dims are the (square) matrix, its leading dims batch dims that b shares"),
     builtin!(Inv, "inv", "inv(A, R, C)", (3, 3), Float, Inverse, Rule("-A⁻ᵀ g A⁻ᵀ, through solve's rule"), Any,
         "the inverse of the R × C matrices of A (batched over A's other dims): contract(A, inv(A, R, C)[R -> R'], C) == eye(R, R'); the result has A's dims, R and C swapped"),
+    builtin!(Det, "det", "det(A, R, C)", (3, 3), Float, Determinant, Rule("g · det(A) · A⁻ᵀ"), Any,
+        "the determinant of the square R × C matrices of A (batched over A's other dims), as torch.linalg.det; from an LU factorization"),
+    builtin!(Slogdet, "slogdet", "slogdet(A, R, C)", (3, 3), Float, Determinant, Rule("logabsdet: g · A⁻ᵀ; sign: none"), Any,
+        "(sign, logabsdet) of the square R × C matrices of A (batched over A's other dims), as torch.linalg.slogdet: det = sign · exp(logabsdet), sign 0 and logabsdet -inf for a singular matrix"),
     builtin!(Svd, "svd", "svd(W, O, I -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
-        "(U[O, K], S[K], Vh[K, I]), singular values descending, K = min(O, I); each U column's largest-magnitude entry positive"),
+        "(U[O, K], S[K], Vh[K, I]), singular values descending, K = min(O, I); each U column's largest-magnitude entry positive; W's other dims are batch dims, leading in each result"),
     builtin!(Qr, "qr", "qr(A, M, N -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
-        "(Q[M, K], R[K, N]), reduced QR, K = min(M, N)"),
+        "(Q[M, K], R[K, N]), reduced QR, K = min(M, N); batched over A's other dims (leading)"),
     builtin!(Eigh, "eigh", "eigh(M, R, R' -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
-        "(values[K], vectors[R, K]) of a symmetric matrix, ascending"),
+        "(values[K], vectors[R, K]) of a symmetric matrix, ascending; batched over M's other dims (leading)"),
     builtin!(Lu, "lu", "lu(A, R, R')", (3, 3), Float, Decomposition, Forbidden, NoGradient,
-        "(perm: i32[R], L[R, R'], U[R, R']) with partial pivoting"),
+        "(perm: i32[R], L[R, R'], U[R, R']) with partial pivoting; batched over A's other dims (leading)"),
     // Randomness (seeded by the implicit `seed` input; counter-based Philox-4x32-10).
     builtin!(random Rand, "rand", "rand(D...) | rand()", (0, MANY), Special, Construct, Zero, Any, "uniform in [0, 1), f32"),
     builtin!(random Randn, "randn", "randn(D...) | randn()", (0, MANY), Special, Construct, Zero, Any, "standard normal, f32"),

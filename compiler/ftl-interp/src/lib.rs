@@ -501,19 +501,36 @@ impl<'g> Interp<'g> {
                 row,
                 col,
             } => {
-                // The operand as a row-major `row × col` matrix, whatever its layout.
+                // Each matrix of the operand (its dims other than row and col are batch dims,
+                // leading in the result) as a row-major `row × col` matrix, whatever its layout.
                 let ad = &g.node(*a).dims;
+                let batch: Vec<DimId> = ad
+                    .iter()
+                    .copied()
+                    .filter(|d| d != row && d != col)
+                    .collect();
                 let (m, n) = (sizes[row.0 as usize], sizes[col.0 as usize]);
                 let st = strides(&[*row, *col], ad, &sizes);
+                let bst = strides(&batch, ad, &sizes);
                 let av = self.val(*a);
-                let mat: Vec<f64> = (0..m * n)
-                    .map(|x| av[(x / n) * st[0] + (x % n) * st[1]])
-                    .collect();
-                let parts = host::decompose(*kind, &mat, m, n).map_err(|e| ExecError {
-                    kind: ExecErrorKind::Run,
-                    messages: vec![e],
-                })?;
-                parts[*part as usize].iter().map(|v| dt.round(*v)).collect()
+                let mut out = Vec::with_capacity(total);
+                for bi in 0..batch.iter().map(|d| sizes[d.0 as usize]).product::<usize>() {
+                    let (mut rest, mut base) = (bi, 0);
+                    for (d, s) in batch.iter().zip(&bst).rev() {
+                        let size = sizes[d.0 as usize];
+                        base += (rest % size) * s;
+                        rest /= size;
+                    }
+                    let mat: Vec<f64> = (0..m * n)
+                        .map(|x| av[base + (x / n) * st[0] + (x % n) * st[1]])
+                        .collect();
+                    let parts = host::decompose(*kind, &mat, m, n).map_err(|e| ExecError {
+                        kind: ExecErrorKind::Run,
+                        messages: vec![e],
+                    })?;
+                    out.extend(parts[*part as usize].iter().map(|v| dt.round(*v)));
+                }
+                out
             }
             Op::Scan {
                 kind,

@@ -595,6 +595,40 @@ impl Ctx<'_, '_> {
                 let dtype = self.float_dtype(&m, b, span);
                 mk(self, Ty::Tensor(TensorTy::new(dtype, dims)), vec![], false)
             }
+            DimRule::Determinant => {
+                let (Some(m), [(r, rsp), (c, _)]) = (value(self, 0), a.dims.as_slice()) else {
+                    return self.wrong_args(b, span, "a matrix and its row and column dims");
+                };
+                if r == c
+                    || !m.has(r)
+                    || !m.has(c)
+                    || m.dims.iter().any(|d| matches!(d, DimItem::Pack(_)))
+                {
+                    let d = self
+                        .err(
+                            Code::DimMismatch,
+                            *rsp,
+                            format!("`{}` needs two different dims of A, its rows `{r}` and columns `{c}` (batch dims named, no pack)", b.name),
+                        )
+                        .with_label(format!("A is {m}"));
+                    self.error(d);
+                    return self.error_expr(span);
+                }
+                let dims: Vec<DimItem> = m
+                    .dims
+                    .iter()
+                    .filter(|d| *d != r && *d != c)
+                    .cloned()
+                    .collect();
+                let dtype = self.float_dtype(&m, b, span);
+                let t = Ty::Tensor(TensorTy::new(dtype, dims));
+                let ty = if b.id == BuiltinId::Slogdet {
+                    Ty::Tuple(vec![t.clone(), t])
+                } else {
+                    t
+                };
+                mk(self, ty, vec![], false)
+            }
             DimRule::Contract => {
                 let (Some(x), Some(y)) = (value(self, 0), value(self, 1)) else {
                     return self.error_expr(span);
@@ -807,7 +841,29 @@ impl Ctx<'_, '_> {
             return self.error_expr(span);
         };
         let dtype = self.float_dtype(&m, b, span);
-        let t = |dims: Vec<DimItem>| Ty::Tensor(TensorTy::new(dtype, dims));
+        // The matrix's other dims are batch dims: one decomposition per matrix, the batch dims
+        // leading in every result.
+        let named: Vec<&DimItem> = a
+            .dims
+            .iter()
+            .map(|(d, _)| d)
+            .chain(a.maps.iter().map(|(c, _, _)| c))
+            .collect();
+        let batch: Vec<DimItem> = m
+            .dims
+            .iter()
+            .filter(|d| !named.contains(d))
+            .cloned()
+            .collect();
+        if batch.iter().any(|d| matches!(d, DimItem::Pack(_))) {
+            return self.wrong_args(b, span, "a matrix whose batch dims are named (no pack)");
+        }
+        let t = |dims: Vec<DimItem>| {
+            Ty::Tensor(TensorTy::new(
+                dtype,
+                batch.iter().cloned().chain(dims).collect(),
+            ))
+        };
         let (ty, maps) = match (b.id, a.dims.as_slice(), a.maps.as_slice()) {
             (BuiltinId::Svd | BuiltinId::Qr | BuiltinId::Eigh, [(row, _)], [(col, new, _)]) => {
                 if !self.dims_in(&m, &[(row.clone(), span), (col.clone(), span)]) {
@@ -835,7 +891,10 @@ impl Ctx<'_, '_> {
                 if !self.dims_in(&m, &a.dims) {
                     return self.error_expr(span);
                 }
-                let perm = Ty::Tensor(TensorTy::new(DType::I32, vec![row.clone()]));
+                let perm = Ty::Tensor(TensorTy::new(
+                    DType::I32,
+                    batch.iter().cloned().chain([row.clone()]).collect(),
+                ));
                 (
                     Ty::Tuple(vec![
                         perm,

@@ -150,6 +150,39 @@ def ddim_step(out, x, z, t, prev_t, kw):
     return {"prev_sample": prev, "pred_original_sample": x0}
 
 
+def dpm_solver_step(out, x, prev_x0, kw):
+    """DPMSolverMultistepScheduler (dpmsolver++, order 2) `step` from sigma to sigma_next, second
+    order with the previous data prediction `prev_x0` at sigma_prev (f64; the entry computes in
+    f32)."""
+    def als(sigma):
+        alpha = 1 / math.sqrt(sigma * sigma + 1)
+        sigma_t = sigma * alpha
+        lam = math.log(alpha) - (math.log(sigma_t) if sigma_t > 0 else -math.inf)
+        return alpha, sigma_t, lam
+
+    a_s, s_s, l_s = als(kw["sigma"])
+    a_t, s_t, l_t = als(kw["sigma_next"])
+    _, _, l_p = als(kw["sigma_prev"])
+    pt = kw.get("prediction_type", "epsilon")
+    x0 = [
+        (xi - s_s * o) / a_s if pt == "epsilon" else (a_s * xi - s_s * o if pt == "v_prediction" else o)
+        for o, xi in zip(out, x)
+    ]
+    h = l_t - l_s
+    r = (l_s - l_p) / h
+    decay = a_t * (math.exp(-h) - 1)
+    prev = []
+    for xi, d0, p0 in zip(x, x0, prev_x0):
+        d1 = (d0 - p0) / r
+        v = (s_t / s_s) * xi - decay * d0
+        if kw.get("solver_type", "midpoint") == "midpoint":
+            v -= 0.5 * decay * d1
+        else:
+            v += a_t * ((math.exp(-h) - 1) / h + 1) * d1
+        prev.append(v)
+    return {"prev_sample": prev, "x0": x0}
+
+
 def lcd_vectors():
     """research/consistency.md §9.6: one LCD step at index 37 (t 759 -> 739, w = 8), f32."""
     fm = lambda v: "[" + ", ".join("%.9g" % u for u in v) + "]"
@@ -230,8 +263,14 @@ def check(inp, outp, entry, sets):
             kw[k] = float(v)
         except ValueError:
             kw[k] = v
-    args = (t["model_output"], t["sample"], t["noise"], int(kw["timestep"]), int(kw["prev_timestep"]))
-    if entry == "lcm_step":
+    if entry == "dpm_solver_step":
+        want = dpm_solver_step(t["model_output"], t["sample"], t["prev_x0"], kw)
+        args = None
+    else:
+        args = (t["model_output"], t["sample"], t["noise"], int(kw["timestep"]), int(kw["prev_timestep"]))
+    if entry == "dpm_solver_step":
+        pass
+    elif entry == "lcm_step":
         want = lcm_step(*args, kw.get("last_step", "false") in ("true", 1.0), kw)
     elif entry == "tcd_step":
         want = tcd_step(*args, kw.get("last_step", "false") in ("true", 1.0), kw)

@@ -1698,12 +1698,37 @@ fn sampling_steps_match_the_diffusers_reference_on_random_inputs() {
             ],
         ),
     ];
+    // DPM-Solver++(2M) second-order steps (sigmas of a 10-step schedule, then its last step).
+    let dpm = |sets: &[&'static str]| -> (&'static str, Vec<&'static str>) {
+        ("dpm_solver", sets.to_vec())
+    };
+    let mut cases = cases;
+    cases.extend([
+        dpm(&[
+            "sigma=25.528484344482422",
+            "sigma_next=11.939519882202148",
+            "sigma_prev=60.27141189575195",
+        ]),
+        dpm(&[
+            "sigma=3.442967414855957",
+            "sigma_next=2.0410871505737305",
+            "sigma_prev=6.135210037231445",
+            "prediction_type=v_prediction",
+            "solver_type=heun",
+        ]),
+        dpm(&[
+            "sigma=0.7235912084579468",
+            "sigma_next=0.34226012229919434",
+            "sigma_prev=1.2401612997055054",
+            "prediction_type=sample",
+        ]),
+    ]);
     let shape = [2usize, 4, 8, 8];
     let len: usize = shape.iter().product();
     let mut failures = Vec::new();
     for (n, (step, sets)) in cases.into_iter().enumerate() {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        let inputs: Vec<(String, Tensor)> = ["model_output", "sample", "noise"]
+        let inputs: Vec<(String, Tensor)> = ["model_output", "sample", "noise", "prev_x0"]
             .iter()
             .map(|k| {
                 (

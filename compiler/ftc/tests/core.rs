@@ -2171,6 +2171,7 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
                 ("lora_diag", rand(&[k])),
             ],
         ),
+        ("hra.ftl", "hra", vec![("hra_u", rand(&[i, k]))]),
         ("ia3.ftl", "ia3_feedforward", vec![("ia3_l", rand(&[i]))]),
         ("ia3.ftl", "ia3", vec![("ia3_l", rand(&[o]))]),
         (

@@ -2172,6 +2172,7 @@ fn adapter_merges_reproduce_the_forward_and_unmerge_restores_the_base() {
             ],
         ),
         ("hra.ftl", "hra", vec![("hra_u", rand(&[i, k]))]),
+        ("miss.ftl", "miss", vec![("miss_block", rand(&[k, o]))]),
         ("ia3.ftl", "ia3_feedforward", vec![("ia3_l", rand(&[i]))]),
         ("ia3.ftl", "ia3", vec![("ia3_l", rand(&[o]))]),
         (

@@ -592,9 +592,12 @@ fn host_kernel(g: &Graph, n: usize, root: NodeId, out: BufId) -> Kernel {
 }
 
 /// Whether the inline tree of `root` reads the buffers `of` only through elementwise ops at
-/// `root`'s own dims (so, in a shared loop, at the coordinates being computed).
+/// `root`'s own dims (so, in a shared loop, at the coordinates being computed). A view
+/// (a relabel) of one of them reads it at other coordinates (`m[R <-> C]` reads the
+/// transposed element), so it does not count: the buffer must be complete first.
 fn reads_at_own_coordinates(
     g: &Graph,
+    buffers: &[Buffer],
     storage: &[Option<BufId>],
     root: NodeId,
     of: &BTreeSet<BufId>,
@@ -613,6 +616,13 @@ fn reads_at_own_coordinates(
             // A buffer: read at the loop's coordinates only if every op above is elementwise.
             if of.contains(&b) && !(direct && n.dims == *dims) {
                 return false;
+            }
+            let mut base = b;
+            while let BufRole::View(v) = buffers[base.0 as usize].role {
+                base = v;
+                if of.contains(&base) {
+                    return false;
+                }
             }
             continue;
         }
@@ -740,7 +750,13 @@ fn schedule(
                             && spaces[j] == spaces[first]
                             && g.node(steps[j].0).dims == g.node(root).dims
                             && matches!(nest_of(g, steps[j].0, steps[j].1).kind, NestKind::Map)
-                            && reads_at_own_coordinates(g, storage, steps[j].0, &kernel_outs)
+                            && reads_at_own_coordinates(
+                                g,
+                                buffers,
+                                storage,
+                                steps[j].0,
+                                &kernel_outs,
+                            )
                     });
                     let Some(j) = next else { break };
                     scheduled[j] = true;

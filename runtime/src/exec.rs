@@ -21,6 +21,9 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::fmt;
 
+/// A decomposition computed during a run: (kind, rows, columns, the matrix, its parts), kept
+/// for the steps that read its other parts.
+type Decomposed = (host::Decomposition, usize, usize, Vec<f64>, Vec<Vec<f64>>);
 /// Named output tensors, in manifest order.
 pub type Outputs = Vec<(String, Tensor)>;
 
@@ -382,6 +385,7 @@ impl Executor {
         self.charge(&mut budget, &mem, &all, &sizes)?;
         self.alloc(&mut mem, &all, &sizes)?;
         let mut factors = HashMap::new();
+        let mut decomposed: Vec<Decomposed> = Vec::new();
         // Local buffers that hold their whole contraction (a region of one slice computed it).
         let mut whole = std::collections::HashSet::new();
         for (k, step) in m.steps.iter().enumerate() {
@@ -474,15 +478,32 @@ impl Executor {
                         let mat: Vec<f64> = (0..rs * cs)
                             .map(|x| t[base + (x / cs) * sr + (x % cs) * sc])
                             .collect();
-                        let parts =
-                            host::decompose(*kind, &mat, rs, cs).map_err(|e| ExecError {
-                                messages: vec![e],
-                                kind: ExecErrorKind::Run,
-                            })?;
-                        let part = parts.get(*part as usize).ok_or_else(|| ExecError {
-                            messages: vec![format!("a decomposition has no part {part}")],
-                            kind: ExecErrorKind::InvalidManifest,
-                        })?;
+                        // The parts of one decomposition are separate steps: the matrix is
+                        // factored once and its parts kept for the others.
+                        let known = decomposed.iter().position(|(k, r, c, input, _)| {
+                            (*k, *r, *c) == (*kind, rs, cs) && *input == mat
+                        });
+                        let at = match known {
+                            Some(at) => at,
+                            None => {
+                                let parts = host::decompose(*kind, &mat, rs, cs).map_err(|e| {
+                                    ExecError {
+                                        messages: vec![e],
+                                        kind: ExecErrorKind::Run,
+                                    }
+                                })?;
+                                decomposed.push((*kind, rs, cs, mat, parts));
+                                decomposed.len() - 1
+                            }
+                        };
+                        let part =
+                            decomposed[at]
+                                .4
+                                .get(*part as usize)
+                                .ok_or_else(|| ExecError {
+                                    messages: vec![format!("a decomposition has no part {part}")],
+                                    kind: ExecErrorKind::InvalidManifest,
+                                })?;
                         values.extend_from_slice(part);
                     }
                     self.store(&mut mem, *out, &sizes, &values)?;

@@ -199,6 +199,8 @@ pub enum BuiltinId {
     Solve,
     /// `inv`
     Inv,
+    /// `pinv`
+    Pinv,
     /// `det`
     Det,
     /// `slogdet`
@@ -388,15 +390,17 @@ pub const BUILTINS: &[Builtin] = &[
         "x with contract(A, x, C) == b: A's last two dims are the (square) matrix, its leading dims batch dims that b shares"),
     builtin!(Inv, "inv", "inv(A, R, C)", (3, 3), Float, Inverse, Rule("-A⁻ᵀ g A⁻ᵀ, through solve's rule"), Any,
         "the inverse of the R × C matrices of A (batched over A's other dims): contract(A, inv(A, R, C)[R -> R'], C) == eye(R, R'); the result has A's dims, R and C swapped"),
+    builtin!(Pinv, "pinv", "pinv(A, R, C)", (3, 3), Float, Inverse, Rule("PyTorch's pinv_backward: through the differential −P dA P + P Pᵀ dAᵀ (I − A P) + (I − P A) dAᵀ Pᵀ P"), Any,
+        "the Moore–Penrose pseudo-inverse of the R × C matrices of A (batched over A's other dims) as torch.linalg.pinv: from the SVD, singular values at most eps · max(R, C) · the largest treated as 0; the result has A's dims, R and C swapped"),
     builtin!(Det, "det", "det(A, R, C)", (3, 3), Float, Determinant, Rule("g · det(A) · A⁻ᵀ"), Any,
         "the determinant of the square R × C matrices of A (batched over A's other dims), as torch.linalg.det; from an LU factorization"),
     builtin!(Slogdet, "slogdet", "slogdet(A, R, C)", (3, 3), Float, Determinant, Rule("logabsdet: g · A⁻ᵀ; sign: none"), Any,
         "(sign, logabsdet) of the square R × C matrices of A (batched over A's other dims), as torch.linalg.slogdet: det = sign · exp(logabsdet), sign 0 and logabsdet -inf for a singular matrix"),
-    builtin!(Svd, "svd", "svd(W, O, I -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
+    builtin!(Svd, "svd", "svd(W, O, I -> K)", (3, 3), Float, Decomposition, Rule("PyTorch's svd_backward (distinct singular values; through the differential of U, S and Vh)"), Any,
         "(U[O, K], S[K], Vh[K, I]), singular values descending, K = min(O, I); each U column's largest-magnitude entry positive; W's other dims are batch dims, leading in each result"),
-    builtin!(Qr, "qr", "qr(A, M, N -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
+    builtin!(Qr, "qr", "qr(A, M, N -> K)", (3, 3), Float, Decomposition, Rule("PyTorch's linalg_qr_backward (R's leading K × K block invertible)"), Any,
         "(Q[M, K], R[K, N]), reduced QR, K = min(M, N); batched over A's other dims (leading)"),
-    builtin!(Eigh, "eigh", "eigh(M, R, R' -> K)", (3, 3), Float, Decomposition, Forbidden, NoGradient,
+    builtin!(Eigh, "eigh", "eigh(M, R, R' -> K)", (3, 3), Float, Decomposition, Rule("PyTorch's linalg_eigh backward: V (diag(g_values) + F ∘ ½(Vᵀg_V − (Vᵀg_V)ᵀ)) Vᵀ, F = 1/(λ_j − λ_i) (distinct eigenvalues)"), Any,
         "(values[K], vectors[R, K]) of a symmetric matrix, ascending; batched over M's other dims (leading)"),
     builtin!(Lu, "lu", "lu(A, R, R')", (3, 3), Float, Decomposition, Forbidden, NoGradient,
         "(perm: i32[R], L[R, R'], U[R, R']) with partial pivoting; batched over A's other dims (leading)"),
@@ -452,10 +456,11 @@ mod tests {
     }
 
     #[test]
-    fn decompositions_have_no_vjp_and_need_a_gradient_free_context() {
+    fn only_lu_lacks_a_vjp_and_needs_a_gradient_free_context() {
         for b in BUILTINS.iter().filter(|b| b.dims == DimRule::Decomposition) {
-            assert_eq!(b.vjp, Vjp::Forbidden);
-            assert_eq!(b.context, Context::NoGradient);
+            let lu = b.id == BuiltinId::Lu;
+            assert_eq!(b.vjp == Vjp::Forbidden, lu, "{}", b.name);
+            assert_eq!(b.context == Context::NoGradient, lu, "{}", b.name);
         }
     }
 }

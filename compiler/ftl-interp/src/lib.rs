@@ -391,9 +391,11 @@ impl<'g> Interp<'g> {
                 }
             }),
             Op::Detach(_) if self.frozen.contains_key(&id) => self.frozen[&id].clone(),
-            Op::Cast(a) | Op::Broadcast(a) | Op::Transpose(a) | Op::Detach(a) => {
-                elementwise(self, &[*a], &|x| x[0])
-            }
+            Op::Cast(a)
+            | Op::Broadcast(a)
+            | Op::Transpose(a)
+            | Op::Detach(a)
+            | Op::Differential { value: a, .. } => elementwise(self, &[*a], &|x| x[0]),
             Op::Relabel(a) => {
                 let v = self.val(*a).to_vec();
                 if v.len() != total {

@@ -191,6 +191,7 @@ fn needs_gradient(g: &Graph, is_leaf: impl Fn(usize, &Node) -> bool) -> Vec<bool
             | Op::Size(_)
             | Op::Iota(_)
             | Op::Decompose { .. } => false,
+            Op::Differential { tangent, .. } => needs[tangent.0 as usize],
             op => n.dtype.is_float() && op.operands().iter().any(|o| needs[o.0 as usize]),
         };
     }
@@ -394,6 +395,7 @@ fn vjp(
             let r = b.relabel(g, dims);
             vec![(x, r, m)]
         }
+        Op::Differential { tangent, .. } => vec![(tangent, g, m)],
         Op::Reduce(r, x) => {
             let xd = b.dims(x);
             let gb = b.broadcast(g, xd.clone());

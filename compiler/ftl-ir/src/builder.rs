@@ -8,6 +8,7 @@
 //!   stable `x − lse`, i.e. `log_softmax`)
 //! - `scatter_add` of one value per output row → a one-hot `select` (elementwise), and the sum
 //!   over D of such a select → the value where the index is in range
+//! - once gradients are derived ([`Builder::fold_differentials`]), `differential v, t` → `v`
 //! - `-(-x)` → `x`; `x + 0`, `x − 0`, `x · 1`, `x / 1`, casts to the same dtype, broadcasts,
 //!   transposes and relabels to the same dims → `x`; `select` on a constant condition → its arm.
 
@@ -21,6 +22,9 @@ pub struct Builder {
     /// The graph so far.
     pub graph: Graph,
     cse: HashMap<CseKey, NodeId>,
+    /// Replace each [`Op::Differential`] by its value: set once gradients are derived, when the
+    /// tangent has done its work.
+    pub fold_differentials: bool,
 }
 
 /// A node as the key of common-subexpression elimination: equal when op, dtype and dims are,
@@ -66,6 +70,7 @@ impl Builder {
         Builder {
             graph: Graph::empty(name, kind),
             cse: HashMap::new(),
+            fold_differentials: false,
         }
     }
 
@@ -213,6 +218,7 @@ impl Builder {
                 self.fits(a, dtype, dims).then_some(a)
             }
             Op::Detach(a) if matches!(self.node(a).op, Op::Const(_) | Op::Literal(_)) => Some(a),
+            Op::Differential { value, .. } if self.fold_differentials => Some(value),
             Op::ScatterAdd { value, dim, index } => self.one_hot(value, dim, index, dims),
             Op::Gather {
                 base,

@@ -289,6 +289,15 @@ pub enum Op {
     },
     /// The operand, with no gradient flowing back.
     Detach(NodeId),
+    /// `value`, whose gradient flows into `tangent` instead: its first-order change, linear in
+    /// the inputs (the differential of a host routine with no VJP, lower/linalg.rs). Removed
+    /// (replaced by `value`) once gradients are derived, so backends never see it.
+    Differential {
+        /// The value.
+        value: NodeId,
+        /// Its differential, with the value's dims and dtype.
+        tangent: NodeId,
+    },
 }
 
 impl Op {
@@ -308,6 +317,7 @@ impl Op {
             | Op::Decompose { a, .. }
             | Op::ArgSort { x: a, .. } => vec![*a],
             Op::Binary(_, a, b) | Op::Contract(a, b) | Op::Solve { a, b, .. } => vec![*a, *b],
+            Op::Differential { value, tangent } => vec![*value, *tangent],
             Op::Select(c, a, b) => vec![*c, *a, *b],
             Op::Gather {
                 base,
@@ -348,6 +358,13 @@ impl Op {
             Op::Relabel(a) => Op::Relabel(f(a)),
             Op::Reduce(r, a) => Op::Reduce(r, f(a)),
             Op::Detach(a) => Op::Detach(f(a)),
+            Op::Differential { value, tangent } => {
+                let value = f(value);
+                Op::Differential {
+                    value,
+                    tangent: f(tangent),
+                }
+            }
             Op::Scan {
                 kind,
                 x,

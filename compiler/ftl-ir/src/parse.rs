@@ -389,6 +389,10 @@ impl Parser {
             ["transpose"] => Op::Transpose(one(args)?),
             ["relabel"] => Op::Relabel(one(args)?),
             ["detach"] => Op::Detach(one(args)?),
+            ["differential"] => {
+                let [value, tangent] = self.node_refs(args)?;
+                Op::Differential { value, tangent }
+            }
             ["reduce", r] => Op::Reduce(
                 by_name(&REDUCTIONS, r)
                     .ok_or_else(|| self.error(format!("unknown reduction `{r}`")))?,

@@ -7,7 +7,7 @@
 use crate::autodiff::differentiate;
 use crate::lower::{self, EntryOptions, LowerError};
 use crate::settings;
-use crate::simplify::simplify;
+use crate::simplify::{simplify, simplify_after_gradients};
 use crate::verify::{verify, VerifyError};
 use crate::Graph;
 use ftl_front::codes::Code;
@@ -242,18 +242,22 @@ fn compile_found(
 }
 
 /// The forward graph of an entry (`grad: false`) or the forward + gradient graph: lowering,
-/// then simplify → autodiff → simplify, verified after each pass.
+/// then simplify → autodiff → simplify (differentials replaced by their values), verified
+/// after each pass.
 pub fn compile(hir: &Hir, id: DeclId, opts: &EntryOptions, grad: bool) -> Result<Graph, Failure> {
     let g = lower::lower_entry(hir, id, opts)?;
     verify(&g, "lowering")?;
-    let g = simplify(&g);
-    verify(&g, "simplify")?;
     if !grad {
+        // No gradient will be derived: the differentials give way to their values now.
+        let g = simplify_after_gradients(&g);
+        verify(&g, "simplify")?;
         return Ok(g);
     }
+    let g = simplify(&g);
+    verify(&g, "simplify")?;
     let g = differentiate(&g);
     verify(&g, "autodiff")?;
-    let g = simplify(&g);
+    let g = simplify_after_gradients(&g);
     verify(&g, "simplify")?;
     Ok(g)
 }

@@ -106,6 +106,9 @@ fn op_text(g: &Graph, op: &Op, dtype: DType) -> String {
             offset.0
         ),
         Op::Detach(a) => format!("detach %{}", a.0),
+        Op::Differential { value, tangent } => {
+            format!("differential %{}, %{}", value.0, tangent.0)
+        }
     }
 }
 

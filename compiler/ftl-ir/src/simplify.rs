@@ -9,20 +9,32 @@ use crate::{Check, DimSize, Graph, NodeId};
 /// `log_sigmoid x`), so rebuilding repeats until every node is live (a rebuild only removes
 /// nodes, so this ends; the bound is a guard).
 pub fn simplify(g: &Graph) -> Graph {
-    let mut out = rebuild(g);
+    simplify_with(g, false)
+}
+
+/// [`simplify`] after autodiff: also replaces each [`crate::Op::Differential`] by its value, so
+/// a differential (lower/linalg.rs) costs nothing in the forward pass once its gradient is
+/// derived.
+pub fn simplify_after_gradients(g: &Graph) -> Graph {
+    simplify_with(g, true)
+}
+
+fn simplify_with(g: &Graph, fold_differentials: bool) -> Graph {
+    let mut out = rebuild(g, fold_differentials);
     for _ in 0..8 {
         if out.live().iter().all(|l| *l) {
             break;
         }
-        out = rebuild(&out);
+        out = rebuild(&out, fold_differentials);
     }
     out
 }
 
 /// One rebuild of the live nodes through the builder.
-fn rebuild(g: &Graph) -> Graph {
+fn rebuild(g: &Graph, fold_differentials: bool) -> Graph {
     let live = g.live();
     let mut b = Builder::shell_of(g);
+    b.fold_differentials = fold_differentials;
     let mut map: Vec<Option<NodeId>> = vec![None; g.nodes.len()];
     for (i, node) in g.nodes.iter().enumerate() {
         if !live[i] {

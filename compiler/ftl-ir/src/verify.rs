@@ -43,6 +43,15 @@ fn check_node(g: &Graph, i: usize, n: &Node) -> Result<(), String> {
         {
             return Err("result lacks an operand dim".into());
         }
+        Op::Differential { value, tangent } => {
+            let (v, t) = (op_node(*value), op_node(*tangent));
+            if (v.dtype, &v.dims) != (n.dtype, &n.dims) || (t.dtype, &t.dims) != (n.dtype, &n.dims)
+            {
+                return Err(
+                    "a differential's value and tangent must have its dtype and dims".into(),
+                );
+            }
+        }
         Op::Binary(op, a, b) => {
             let (x, y) = (op_node(*a), op_node(*b));
             if x.dtype != y.dtype {

@@ -44,6 +44,7 @@ fn run(path: &Path) -> Result<(), String> {
         }
         match pass {
             "simplify" => g = simplify::simplify(&g),
+            "simplify_after_gradients" => g = simplify::simplify_after_gradients(&g),
             "autodiff" => g = autodiff::differentiate(&g),
             "fuse" => output = Some(fuse::print_plan(&fuse::fuse(&g))),
             other => return Err(format!("unknown pass `{other}`")),

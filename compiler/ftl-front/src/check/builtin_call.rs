@@ -577,7 +577,7 @@ impl Ctx<'_, '_> {
                         .err(
                             Code::DimMismatch,
                             *rsp,
-                            format!("`inv` needs two different dims of A, its rows `{r}` and columns `{c}`"),
+                            format!("`{}` needs two different dims of A, its rows `{r}` and columns `{c}`", b.name),
                         )
                         .with_label(format!("A is {m}"));
                     self.error(d);

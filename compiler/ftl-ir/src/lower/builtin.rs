@@ -324,24 +324,7 @@ impl<'h> Lowerer<'h, '_> {
                 let b = self.node(frame, args[1])?;
                 let over = self.dims_args(frame, &args[2..])?;
                 let (a, b) = (self.b.cast(a, dtype), self.b.cast(b, dtype));
-                let left: Vec<DimId> = self
-                    .b
-                    .dims(a)
-                    .into_iter()
-                    .filter(|d| !over.contains(d))
-                    .collect();
-                let right: Vec<DimId> = self
-                    .b
-                    .dims(b)
-                    .into_iter()
-                    .filter(|d| !over.contains(d))
-                    .collect();
-                let dims = self.b.union(&left, &right);
-                self.b.push(Node {
-                    op: Op::Contract(a, b),
-                    dtype,
-                    dims,
-                })
+                self.contract(a, b, &over)
             }
             BuiltinId::Rand
             | BuiltinId::Randn
@@ -471,6 +454,12 @@ impl<'h> Lowerer<'h, '_> {
                 let rc = self.dims_args(frame, &args[1..])?;
                 self.inverse(a, rc[0], rc[1], dtype)
             }
+            BuiltinId::Pinv => {
+                let a = self.node(frame, args[0])?;
+                let a = self.b.cast(a, dtype);
+                let rc = self.dims_args(frame, &args[1..])?;
+                self.pinv(a, rc[0], rc[1], dtype)
+            }
             BuiltinId::Det | BuiltinId::Slogdet => {
                 let a = self.node(frame, args[0])?;
                 let ft = self.float(dtype_of_tuple(Self::ty(frame, e), dtype));
@@ -540,23 +529,28 @@ impl<'h> Lowerer<'h, '_> {
                         ],
                     ),
                 };
-                let vals = parts
+                let nodes: Vec<NodeId> = parts
                     .into_iter()
                     .enumerate()
                     .map(|(i, (dt, dims))| {
-                        Val::Node(self.b.push(Node {
-                            op: Op::Decompose {
-                                kind,
-                                part: i as u8,
-                                a,
-                                row,
-                                col,
-                            },
-                            dtype: dt,
-                            dims: batch.iter().copied().chain(dims).collect(),
-                        }))
+                        let dims = batch.iter().copied().chain(dims).collect();
+                        self.decomposition_part(a, (kind, i as u8), (row, col), (dt, dims))
                     })
                     .collect();
+                // Each result carries its differential (lower/linalg.rs); LU has none.
+                let nodes = match (id, nodes.as_slice()) {
+                    (BuiltinId::Svd, &[u, s, vh]) => self
+                        .svd_differentials(a, (row, col, k), [u, s, vh])
+                        .to_vec(),
+                    (BuiltinId::Qr, &[q, r]) => {
+                        self.qr_differentials(a, (row, col, k), [q, r]).to_vec()
+                    }
+                    (BuiltinId::Eigh, &[values, vectors]) => self
+                        .eigh_differentials(a, (row, col, k), [values, vectors])
+                        .to_vec(),
+                    _ => nodes,
+                };
+                let vals = nodes.into_iter().map(Val::Node).collect();
                 return Ok(Val::Tuple(vals));
             }
             BuiltinId::Print | BuiltinId::ExpectClose => {
@@ -579,157 +573,6 @@ impl<'h> Lowerer<'h, '_> {
         Ok(self.b.unary(op, x))
     }
 
-    /// `eye(r, c)`: 1 where the positions along r and c are equal, else 0 (dims [r, c]).
-    fn eye(&mut self, r: DimId, c: DimId, dtype: DType) -> NodeId {
-        let iota = |lw: &mut Self, d: DimId| {
-            lw.b.push(Node {
-                op: Op::Iota(d),
-                dtype: DType::I32,
-                dims: vec![d],
-            })
-        };
-        let (ir, ic) = (iota(self, r), iota(self, c));
-        let on = self.b.binary(BinOp::Eq, ir, ic);
-        let (one, zero) = (self.b.constant(1.0, dtype), self.b.constant(0.0, dtype));
-        self.b.select(on, one, zero)
-    }
-
-    /// `inv(A, R, C)`: solve(A, I, C) with A laid out as [batch.., R, C] and I = eye(R, R₂)
-    /// over the batch dims; the solution [batch.., C, R₂] is relabelled [batch.., C, R].
-    fn inverse(&mut self, a: NodeId, r: DimId, c: DimId, dtype: DType) -> NodeId {
-        let batch: Vec<DimId> = self
-            .b
-            .dims(a)
-            .into_iter()
-            .filter(|d| *d != r && *d != c)
-            .collect();
-        let with = |last: [DimId; 2]| -> Vec<DimId> { batch.iter().copied().chain(last).collect() };
-        let a = self.b.conform(a, &with([r, c]));
-        let name = format!("{}'", self.b.graph.dim(r).name);
-        let r2 = self.b.add_dim(&name, DimSize::Product(vec![r]));
-        let eye = self.eye(r, r2, dtype);
-        let eye = self.b.broadcast(eye, with([r, r2]));
-        let x = self.solve(a, eye, c);
-        let x = self.b.conform(x, &with([c, r2]));
-        self.b.relabel(x, with([c, r]))
-    }
-
-    /// `(sign, log|det A|)` of A's R × C matrices, batched over its other dims, as
-    /// `torch.linalg.slogdet`. From the LU factorization `P A = L U` (faer, partial pivoting):
-    /// `log|det| = Σ log|U_ii|`; the sign is `(−1)^(negative U_ii + inversions of P)`, 0 when some
-    /// U_ii is 0. The factorization has no gradient, so log|det| carries one by construction:
-    /// `log|det| + (x − detach(x))` with `x = Σ detach(A⁻ᵀ) ⊙ A`, exactly its value, whose
-    /// gradient is A⁻ᵀ (`inv(A, R, C)` is indexed [C, R], so aligned by name it is A⁻ᵀ). For a
-    /// singular A (a zero pivot) or a non-finite x the term is left out: log|det| is −inf and its
-    /// gradient 0 there (PyTorch's is ±inf).
-    fn slogdet(&mut self, a: NodeId, r: DimId, c: DimId, dtype: DType) -> (NodeId, NodeId) {
-        use ftl_runtime::host::Decomposition as D;
-        let batch: Vec<DimId> = self
-            .b
-            .dims(a)
-            .into_iter()
-            .filter(|d| *d != r && *d != c)
-            .collect();
-        let with = |last: &[DimId]| -> Vec<DimId> { batch.iter().chain(last).copied().collect() };
-        let part = |lw: &mut Self, part: u8, dt: DType, dims: Vec<DimId>| {
-            lw.b.push(Node {
-                op: Op::Decompose {
-                    kind: D::Lu,
-                    part,
-                    a,
-                    row: r,
-                    col: c,
-                },
-                dtype: dt,
-                dims,
-            })
-        };
-        let perm = part(self, 0, DType::I32, with(&[r]));
-        let u = part(self, 2, dtype, with(&[r, c]));
-        let iota = |lw: &mut Self, d: DimId| {
-            lw.b.push(Node {
-                op: Op::Iota(d),
-                dtype: DType::I32,
-                dims: vec![d],
-            })
-        };
-        let on_diagonal = iota(self, r);
-        let diag = self.b.push(Node {
-            op: Op::Gather {
-                base: u,
-                dim: c,
-                index: on_diagonal,
-                default: None,
-            },
-            dtype,
-            dims: with(&[r]),
-        });
-        let magnitude = self.b.unary(UnOp::Abs, diag);
-        let logs = self.b.unary(UnOp::Log, magnitude);
-        let logabs = self.b.reduce(Reduction::Sum, logs, &[r]);
-        // The sign: negative pivots plus the permutation's inversions, mod 2.
-        let zero = self.b.constant(0.0, dtype);
-        let negative = self.b.binary(BinOp::Lt, diag, zero);
-        let negative = self.b.cast(negative, DType::I32);
-        let negatives = self.b.reduce(Reduction::Sum, negative, &[r]);
-        let name = format!("{}'", self.b.graph.dim(r).name);
-        let r2 = self.b.add_dim(&name, DimSize::Product(vec![r]));
-        let perm2 = self.b.relabel(perm, with(&[r2]));
-        let (i1, i2) = (iota(self, r), iota(self, r2));
-        let before = self.b.binary(BinOp::Lt, i1, i2);
-        let larger = self.b.binary(BinOp::Gt, perm, perm2);
-        let inverted = self.b.binary(BinOp::And, before, larger);
-        let inverted = self.b.cast(inverted, DType::I32);
-        let inversions = self.b.reduce(Reduction::Sum, inverted, &[r, r2]);
-        let flips = self.b.binary(BinOp::Add, negatives, inversions);
-        let two = self.b.constant(2.0, DType::I32);
-        let odd = self.b.binary(BinOp::Rem, flips, two);
-        let odd = self.b.cast(odd, dtype);
-        let one = self.b.constant(1.0, dtype);
-        let two_f = self.b.constant(2.0, dtype);
-        let twice = self.b.binary(BinOp::Mul, odd, two_f);
-        let unit = self.b.binary(BinOp::Sub, one, twice);
-        let singular_pivot = self.b.binary(BinOp::Eq, diag, zero);
-        let singular = self.b.reduce(Reduction::Any, singular_pivot, &[r]);
-        let sign = self.b.select(singular, zero, unit);
-        // log|det| with A⁻ᵀ as its gradient; a singular matrix is inverted as the identity (its
-        // term is dropped below), so the solve never meets it.
-        let eye = self.eye(r, c, dtype);
-        let safe = self.b.select(singular, eye, a);
-        let safe = self.b.conform(safe, &self.b.dims(a));
-        let inv = self.inverse(safe, r, c, dtype);
-        let inv = self.b.push(Node {
-            op: Op::Detach(inv),
-            dtype,
-            dims: self.b.dims(inv),
-        });
-        let weighted = self.b.binary(BinOp::Mul, inv, a);
-        let x = self.b.reduce(Reduction::Sum, weighted, &[r, c]);
-        let frozen = self.b.push(Node {
-            op: Op::Detach(x),
-            dtype,
-            dims: self.b.dims(x),
-        });
-        let term = self.b.binary(BinOp::Sub, x, frozen);
-        let size = self.b.unary(UnOp::Abs, x);
-        let inf = self.b.constant(f64::INFINITY, dtype);
-        let finite = self.b.binary(BinOp::Lt, size, inf);
-        let regular = self.b.unary(UnOp::Not, singular);
-        let keep = self.b.binary(BinOp::And, finite, regular);
-        let term = self.b.select(keep, term, zero);
-        let logabs = self.b.push(Node {
-            op: Op::Detach(logabs),
-            dtype,
-            dims: self.b.dims(logabs),
-        });
-        let logabs = self.b.binary(BinOp::Add, logabs, term);
-        (self.b.conform(sign, &batch), self.b.conform(logabs, &batch))
-    }
-
-    fn solve(&mut self, a: NodeId, b: NodeId, dim: DimId) -> NodeId {
-        solve_node(&mut self.b, a, b, dim)
-    }
-
     fn argsort(&mut self, x: NodeId, dim: DimId, descending: bool) -> NodeId {
         let dims = self.b.dims(x);
         self.b.push(Node {
@@ -739,7 +582,7 @@ impl<'h> Lowerer<'h, '_> {
         })
     }
 
-    fn gather(&mut self, x: NodeId, dim: DimId, index: NodeId) -> NodeId {
+    pub(super) fn gather(&mut self, x: NodeId, dim: DimId, index: NodeId) -> NodeId {
         let rest: Vec<DimId> = self.b.dims(x).into_iter().filter(|k| *k != dim).collect();
         let dims = self.b.union(&rest, &self.b.dims(index));
         let dtype = self.b.dtype(x);

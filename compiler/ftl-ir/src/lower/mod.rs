@@ -8,6 +8,7 @@
 //! relabelled), so a graph's dims always agree with what the checker proved.
 
 mod builtin;
+mod linalg;
 
 pub use builtin::solve_node;
 

@@ -315,34 +315,39 @@ impl Lowerer<'_, '_> {
         let f = self.gap_inverse(s2, k, k2);
         let sj = self.rename(s, k, k2);
         let pt = self.swap(p, k, k2);
-        let mul = |lw: &mut Self, x, y| lw.b.binary(BinOp::Mul, x, y);
-        // dU[.., m, j] = Σ_i U[m, i] (Ω_U − P / s_j)[i, j] + (A V)[m, j] / s_j.
-        let (ps, spt) = (mul(self, p, sj), mul(self, s, pt));
-        let j_u = self.b.binary(BinOp::Add, ps, spt);
-        let omega_u = mul(self, f, j_u);
-        let p_s = self.b.binary(BinOp::Div, p, sj);
-        let c_u = self.b.binary(BinOp::Sub, omega_u, p_s);
-        let du = self.contract(u, c_u, &[k]);
-        let av2 = self.rename(av, k, k2);
-        let av_s = self.b.binary(BinOp::Div, av2, sj);
-        let du = self.b.binary(BinOp::Add, du, av_s);
-        let du = self.rename(du, k2, k);
+        // dU[.., m, j] = Σ_i U[m, i] (Ω_U − P / s_j)[i, j] + (A V)[m, j] / s_j;
         // dVh[.., j, n] = Σ_i Vh[i, n] (Ω_V − Pᵀ / s_j)[i, j] + (Uᵀ A)[j, n] / s_j.
-        let (sp, pts) = (mul(self, s, p), mul(self, pt, sj));
-        let j_v = self.b.binary(BinOp::Add, sp, pts);
-        let omega_v = mul(self, f, j_v);
-        let pt_s = self.b.binary(BinOp::Div, pt, sj);
-        let c_v = self.b.binary(BinOp::Sub, omega_v, pt_s);
-        let dvh = self.contract(vh, c_v, &[k]);
-        let ua2 = self.rename(ua, k, k2);
-        let ua_s = self.b.binary(BinOp::Div, ua2, sj);
-        let dvh = self.b.binary(BinOp::Add, dvh, ua_s);
-        let dvh = self.rename(dvh, k2, k);
+        let du = self.singular_vectors_change(u, [p, pt], av, [s, sj, f], (k, k2));
+        let dvh = self.singular_vectors_change(vh, [pt, p], ua, [s, sj, f], (k, k2));
         [
             self.with_differential(u, du),
             self.with_differential(s, ds),
             self.with_differential(vh, dvh),
         ]
+    }
+
+    /// One factor's change in the SVD differential: with `[x, y]` = `[P, Pᵀ]` for U (`[Pᵀ, P]`
+    /// for Vh) and `projected` = A V (Uᵀ A), `Σ_i factor[.., i] (F ∘ (x s_j + s y) − x / s_j)[i, j]
+    /// + projected[.., j] / s_j`, relabelled back to k.
+    fn singular_vectors_change(
+        &mut self,
+        factor: NodeId,
+        [x, y]: [NodeId; 2],
+        projected: NodeId,
+        [s, sj, f]: [NodeId; 3],
+        (k, k2): (DimId, DimId),
+    ) -> NodeId {
+        let xs = self.b.binary(BinOp::Mul, x, sj);
+        let sy = self.b.binary(BinOp::Mul, s, y);
+        let sum = self.b.binary(BinOp::Add, xs, sy);
+        let omega = self.b.binary(BinOp::Mul, f, sum);
+        let x_s = self.b.binary(BinOp::Div, x, sj);
+        let c = self.b.binary(BinOp::Sub, omega, x_s);
+        let rotated = self.contract(factor, c, &[k]);
+        let projected = self.rename(projected, k, k2);
+        let scaled = self.b.binary(BinOp::Div, projected, sj);
+        let change = self.b.binary(BinOp::Add, rotated, scaled);
+        self.rename(change, k2, k)
     }
 
     /// `qr`'s results `(Q[.., m, k], R[.., k, n])` of `a[.., m, n]` with their differentials.

@@ -168,12 +168,7 @@ impl<'h> Lowerer<'h, '_> {
             }
             BuiltinId::Detach => {
                 let x = self.node(frame, args[0])?;
-                let dims = self.b.dims(x);
-                self.b.push(Node {
-                    op: Op::Detach(x),
-                    dtype: self.b.dtype(x),
-                    dims,
-                })
+                self.detach(x)
             }
             BuiltinId::Sum
             | BuiltinId::Logsumexp
@@ -275,11 +270,7 @@ impl<'h> Lowerer<'h, '_> {
                     ))
                 })?;
                 let perm = self.argsort(x, d, true);
-                let iota = self.b.push(Node {
-                    op: Op::Iota(k),
-                    dtype: DType::I32,
-                    dims: vec![k],
-                });
+                let iota = self.iota(k);
                 let idx = self.gather(perm, d, iota);
                 let vals = self.gather(x, d, idx);
                 return Ok(Val::Tuple(vec![Val::Node(vals), Val::Node(idx)]));
@@ -398,11 +389,7 @@ impl<'h> Lowerer<'h, '_> {
                 let d = self.dims_args(frame, &args[2..])?[0];
                 let (start, end) = (self.b.cast(start, dtype), self.b.cast(end, dtype));
                 let n = self.b.size(vec![d], DType::I64);
-                let iota = self.b.push(Node {
-                    op: Op::Iota(d),
-                    dtype: DType::I32,
-                    dims: vec![d],
-                });
+                let iota = self.iota(d);
                 let i = self.b.cast(iota, DType::I64);
                 let one = self.b.constant(1.0, DType::I64);
                 let two = self.b.constant(2.0, DType::I64);
@@ -507,12 +494,7 @@ impl<'h> Lowerer<'h, '_> {
                 };
                 let ft = self.b.dtype(a);
                 // A's other dims are batch dims, leading in every part.
-                let batch: Vec<DimId> = self
-                    .b
-                    .dims(a)
-                    .into_iter()
-                    .filter(|d| *d != row && *d != col)
-                    .collect();
+                let batch = self.batch_dims(a, row, col);
                 let (kind, parts): (D, Vec<(DType, Vec<DimId>)>) = match id {
                     BuiltinId::Svd => (
                         D::Svd,

@@ -19,14 +19,7 @@ use ftl_runtime::DType;
 impl Lowerer<'_, '_> {
     /// `eye(r, c)`: 1 where the positions along r and c are equal, else 0 (dims [r, c]).
     pub(super) fn eye(&mut self, r: DimId, c: DimId, dtype: DType) -> NodeId {
-        let iota = |lw: &mut Self, d: DimId| {
-            lw.b.push(Node {
-                op: Op::Iota(d),
-                dtype: DType::I32,
-                dims: vec![d],
-            })
-        };
-        let (ir, ic) = (iota(self, r), iota(self, c));
+        let (ir, ic) = (self.iota(r), self.iota(c));
         let on = self.b.binary(BinOp::Eq, ir, ic);
         let (one, zero) = (self.b.constant(1.0, dtype), self.b.constant(0.0, dtype));
         self.b.select(on, one, zero)
@@ -35,16 +28,10 @@ impl Lowerer<'_, '_> {
     /// `inv(A, R, C)`: solve(A, I, C) with A laid out as [batch.., R, C] and I = eye(R, R₂)
     /// over the batch dims; the solution [batch.., C, R₂] is relabelled [batch.., C, R].
     pub(super) fn inverse(&mut self, a: NodeId, r: DimId, c: DimId, dtype: DType) -> NodeId {
-        let batch: Vec<DimId> = self
-            .b
-            .dims(a)
-            .into_iter()
-            .filter(|d| *d != r && *d != c)
-            .collect();
+        let batch = self.batch_dims(a, r, c);
         let with = |last: [DimId; 2]| -> Vec<DimId> { batch.iter().copied().chain(last).collect() };
         let a = self.b.conform(a, &with([r, c]));
-        let name = format!("{}'", self.b.graph.dim(r).name);
-        let r2 = self.b.add_dim(&name, DimSize::Product(vec![r]));
+        let r2 = self.primed(r);
         let eye = self.eye(r, r2, dtype);
         let eye = self.b.broadcast(eye, with([r, r2]));
         let x = self.solve(a, eye, c);
@@ -67,37 +54,14 @@ impl Lowerer<'_, '_> {
         c: DimId,
         dtype: DType,
     ) -> (NodeId, NodeId) {
-        use ftl_runtime::host::Decomposition as D;
-        let batch: Vec<DimId> = self
-            .b
-            .dims(a)
-            .into_iter()
-            .filter(|d| *d != r && *d != c)
-            .collect();
+        let batch = self.batch_dims(a, r, c);
         let with = |last: &[DimId]| -> Vec<DimId> { batch.iter().chain(last).copied().collect() };
-        let part = |lw: &mut Self, part: u8, dt: DType, dims: Vec<DimId>| {
-            lw.b.push(Node {
-                op: Op::Decompose {
-                    kind: D::Lu,
-                    part,
-                    a,
-                    row: r,
-                    col: c,
-                },
-                dtype: dt,
-                dims,
-            })
+        let lu = |lw: &mut Self, part: u8, dt: DType, dims: Vec<DimId>| {
+            lw.decomposition_part(a, (Decomposition::Lu, part), (r, c), (dt, dims))
         };
-        let perm = part(self, 0, DType::I32, with(&[r]));
-        let u = part(self, 2, dtype, with(&[r, c]));
-        let iota = |lw: &mut Self, d: DimId| {
-            lw.b.push(Node {
-                op: Op::Iota(d),
-                dtype: DType::I32,
-                dims: vec![d],
-            })
-        };
-        let on_diagonal = iota(self, r);
+        let perm = lu(self, 0, DType::I32, with(&[r]));
+        let u = lu(self, 2, dtype, with(&[r, c]));
+        let on_diagonal = self.iota(r);
         let diag = self.b.push(Node {
             op: Op::Gather {
                 base: u,
@@ -116,10 +80,9 @@ impl Lowerer<'_, '_> {
         let negative = self.b.binary(BinOp::Lt, diag, zero);
         let negative = self.b.cast(negative, DType::I32);
         let negatives = self.b.reduce(Reduction::Sum, negative, &[r]);
-        let name = format!("{}'", self.b.graph.dim(r).name);
-        let r2 = self.b.add_dim(&name, DimSize::Product(vec![r]));
+        let r2 = self.primed(r);
         let perm2 = self.b.relabel(perm, with(&[r2]));
-        let (i1, i2) = (iota(self, r), iota(self, r2));
+        let (i1, i2) = (self.iota(r), self.iota(r2));
         let before = self.b.binary(BinOp::Lt, i1, i2);
         let larger = self.b.binary(BinOp::Gt, perm, perm2);
         let inverted = self.b.binary(BinOp::And, before, larger);
@@ -142,18 +105,10 @@ impl Lowerer<'_, '_> {
         let safe = self.b.select(singular, eye, a);
         let safe = self.b.conform(safe, &self.b.dims(a));
         let inv = self.inverse(safe, r, c, dtype);
-        let inv = self.b.push(Node {
-            op: Op::Detach(inv),
-            dtype,
-            dims: self.b.dims(inv),
-        });
+        let inv = self.detach(inv);
         let weighted = self.b.binary(BinOp::Mul, inv, a);
         let x = self.b.reduce(Reduction::Sum, weighted, &[r, c]);
-        let frozen = self.b.push(Node {
-            op: Op::Detach(x),
-            dtype,
-            dims: self.b.dims(x),
-        });
+        let frozen = self.detach(x);
         let term = self.b.binary(BinOp::Sub, x, frozen);
         let size = self.b.unary(UnOp::Abs, x);
         let inf = self.b.constant(f64::INFINITY, dtype);
@@ -161,11 +116,7 @@ impl Lowerer<'_, '_> {
         let regular = self.b.unary(UnOp::Not, singular);
         let keep = self.b.binary(BinOp::And, finite, regular);
         let term = self.b.select(keep, term, zero);
-        let logabs = self.b.push(Node {
-            op: Op::Detach(logabs),
-            dtype,
-            dims: self.b.dims(logabs),
-        });
+        let logabs = self.detach(logabs);
         let logabs = self.b.binary(BinOp::Add, logabs, term);
         (self.b.conform(sign, &batch), self.b.conform(logabs, &batch))
     }
@@ -204,21 +155,21 @@ impl Lowerer<'_, '_> {
 
     /// `x` transposed over its dims `p` and `q` (`x[p, q]` becomes `xᵀ[p, q] = x[q, p]`).
     fn swap(&mut self, x: NodeId, p: DimId, q: DimId) -> NodeId {
-        let dims = self
-            .b
-            .dims(x)
-            .into_iter()
-            .map(|d| match d {
-                d if d == p => q,
-                d if d == q => p,
-                d => d,
-            })
-            .collect();
+        let dims = swapped(&self.b.dims(x), p, q);
         self.b.relabel(x, dims)
     }
 
+    /// A's dims other than its matrix dims `r` and `c`: the batch dims.
+    pub(super) fn batch_dims(&self, a: NodeId, r: DimId, c: DimId) -> Vec<DimId> {
+        self.b
+            .dims(a)
+            .into_iter()
+            .filter(|d| *d != r && *d != c)
+            .collect()
+    }
+
     /// `detach(x)`.
-    fn detach(&mut self, x: NodeId) -> NodeId {
+    pub(super) fn detach(&mut self, x: NodeId) -> NodeId {
         let (dtype, dims) = (self.b.dtype(x), self.b.dims(x));
         self.b.push(Node {
             op: Op::Detach(x),
@@ -227,7 +178,8 @@ impl Lowerer<'_, '_> {
         })
     }
 
-    fn iota(&mut self, d: DimId) -> NodeId {
+    /// `iota(d)`.
+    pub(super) fn iota(&mut self, d: DimId) -> NodeId {
         self.b.push(Node {
             op: Op::Iota(d),
             dtype: DType::I32,
@@ -424,12 +376,7 @@ impl Lowerer<'_, '_> {
     /// rank) `dP = −P dA P + P Pᵀ dAᵀ (I − A P) + (I − P A) dAᵀ Pᵀ P` has PyTorch's
     /// `pinv_backward` as its adjoint.
     pub(super) fn pinv(&mut self, a: NodeId, r: DimId, c: DimId, dtype: DType) -> NodeId {
-        let batch: Vec<DimId> = self
-            .b
-            .dims(a)
-            .into_iter()
-            .filter(|d| *d != r && *d != c)
-            .collect();
+        let batch = self.batch_dims(a, r, c);
         let with = |last: &[DimId]| -> Vec<DimId> { batch.iter().chain(last).copied().collect() };
         let name = format!("{}∧{}", self.b.graph.dim(r).name, self.b.graph.dim(c).name);
         let k = self.b.add_dim(&name, DimSize::Min(r, c));
@@ -457,21 +404,9 @@ impl Lowerer<'_, '_> {
         let s_plus = self.b.select(kept, reciprocal, zero);
         let scaled = self.b.binary(BinOp::Mul, vh, s_plus); // [.., k, c]
         let p = self.contract(scaled, u, &[k]); // P[c, r]
-        let swapped = self.swap_in_place(&self.b.dims(a), r, c);
-        let p = self.b.conform(p, &swapped);
+        let p = self.b.conform(p, &swapped(&self.b.dims(a), r, c));
         let tangent = self.pinv_differential(a, p, r, c, dtype);
         self.with_differential(p, tangent)
-    }
-
-    /// `dims` with r and c exchanged in place.
-    fn swap_in_place(&self, dims: &[DimId], r: DimId, c: DimId) -> Vec<DimId> {
-        dims.iter()
-            .map(|&d| match d {
-                d if d == r => c,
-                d if d == c => r,
-                d => d,
-            })
-            .collect()
     }
 
     /// `−P A P + P Pᵀ Aᵀ (I − A₀ P) + (I − P A₀) Aᵀ Pᵀ P` for `P = pinv(A₀)` indexed [c, r],
@@ -515,4 +450,15 @@ impl Lowerer<'_, '_> {
         let sum = self.b.binary(BinOp::Add, second, third);
         self.b.binary(BinOp::Sub, sum, pap)
     }
+}
+
+/// `dims` with `p` and `q` exchanged in place.
+fn swapped(dims: &[DimId], p: DimId, q: DimId) -> Vec<DimId> {
+    dims.iter()
+        .map(|&d| match d {
+            d if d == p => q,
+            d if d == q => p,
+            d => d,
+        })
+        .collect()
 }

@@ -2,22 +2,33 @@ import std.sampling.schedules
 
 // Euler (Karras et al., 2022, Algorithm 2): diffusers' `EulerDiscreteScheduler`
 // (`scheduling_euler_discrete.py`) with its class defaults (`linear` betas 0.0001 → 0.02;
-// Stable Diffusion's configs pass `scaled_linear` 0.00085 → 0.012), `linspace` timestep spacing, `linear` interpolation of the sigmas, no Karras/exponential
-// sigmas). The schedule's sigmas come from `euler_sigmas` (or the caller's own); the caller
-// walks them, scaling the model input with `euler_scale_model_input`.
+// Stable Diffusion's configs pass `scaled_linear` 0.00085 → 0.012), `linspace` timestep spacing
+// and `linear` interpolation of the sigmas, optionally respaced as Karras or exponential sigmas.
+// The schedule's sigmas come from `euler_sigmas` (or the caller's own); the caller walks them,
+// scaling the model input with `euler_scale_model_input`.
 
 /// `scheduler.sigmas` after `set_timesteps(num_inference_steps)` (and its `timesteps`):
 /// `σ_train = √((1 − ᾱ)/ᾱ)` in f32, the timesteps `linspace(0, T − 1, n)` in f32, reversed,
 /// `σ(t)` linearly interpolated in f64 (`np.interp`) and stored in f32, then a final 0.
+/// `use_karras_sigmas` respaces them as `_convert_to_karras` (ρ = 7 between σ_max and σ_min:
+/// `sigma_max`/`sigma_min` when given, else the interpolated ends), `use_exponential_sigmas` as
+/// `_convert_to_exponential` (`exp(linspace(ln σ_max, ln σ_min, n))`); both in f64, and the
+/// timesteps then come from `_sigma_to_t`: the position of `ln σ` among the f32 `ln σ_train`,
+/// interpolated (the bracket's width subtracted in f32, as numpy does), clipped to the table.
 step euler_sigmas(
     num_inference_steps: i32,
+    sigma_min: f64?,
+    sigma_max: f64?,
     num_train_timesteps: i32 = 1000,
     beta_start: f64 = 0.0001,
     beta_end: f64 = 0.02,
     beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = linear,
+    use_karras_sigmas: static bool = false,
+    use_exponential_sigmas: static bool = false,
 ) -> (sigmas: f32[N1], timesteps: f32[N])
 requires Tt == num_train_timesteps, N == num_inference_steps, N1 == num_inference_steps + 1,
-    0 < num_inference_steps <= num_train_timesteps {
+    0 < num_inference_steps <= num_train_timesteps, 1 < num_train_timesteps,
+    !(use_karras_sigmas && use_exponential_sigmas) {
     let ac = alphas_cumprod(iota(Tt), beta_start, beta_end, beta_schedule);
     let table = sqrt((1.0 - ac) / ac);
     let last = f32(num_train_timesteps - 1);
@@ -28,9 +39,34 @@ requires Tt == num_train_timesteps, N == num_inference_steps, N1 == num_inferenc
     let lo = i32(floor(t));
     let hi = min(lo + 1, num_train_timesteps - 1);
     let below = f64(table[Tt: lo]);
-    let sigma = f32(below + (t - f64(lo)) * (f64(table[Tt: hi]) - below));
-    (sigmas: where(iota(N1) < num_inference_steps, sigma[N: min(iota(N1), num_inference_steps - 1)], 0.0),
-     timesteps: timesteps)
+    let interpolated = below + (t - f64(lo)) * (f64(table[Tt: hi]) - below);
+    let high = sigma_max ?? interpolated[N: 0];
+    let low = sigma_min ?? interpolated[N: num_inference_steps - 1];
+    // np.linspace(a, b, n): a + i·((b − a)/(n − 1)), the last exactly b ([a] at n = 1).
+    let is_last = iota(N) == num_inference_steps - 1 && num_inference_steps > 1;
+    let fraction = f64(iota(N)) * (1.0 / f64(max(num_inference_steps - 1, 1)));
+    let respaced = if use_karras_sigmas {
+        let rho = f64(7.0);
+        let max_inv_rho = pow(high, 1.0 / rho);
+        let min_inv_rho = pow(low, 1.0 / rho);
+        pow(max_inv_rho + where(is_last, 1.0, fraction) * (min_inv_rho - max_inv_rho), rho)
+    } else {
+        let log_step = (log(low) - log(high)) * (1.0 / f64(max(num_inference_steps - 1, 1)));
+        exp(where(is_last, log(low), f64(iota(N)) * log_step + log(high)))
+    };
+    let sigma = if use_karras_sigmas || use_exponential_sigmas { respaced } else { interpolated };
+    // `_sigma_to_t`: the last table index whose f32 log-sigma is at most ln σ (the table rises
+    // with t), clipped to [0, T − 2], and the weight of the next one.
+    let log_table = log(table);
+    let log_sigma = log(max(sigma, 1e-10));
+    let below_count = sum(where(f64(log_table) <= log_sigma, 1, 0), Tt);
+    let index = clamp(below_count - 1, 0, num_train_timesteps - 2);
+    let log_low = log_table[Tt: index];
+    let log_high = log_table[Tt: index + 1];
+    let weight = clamp((f64(log_low) - log_sigma) / f64(log_low - log_high), 0.0, 1.0);
+    let respaced_timesteps = f32((1.0 - weight) * f64(index) + weight * f64(index + 1));
+    (sigmas: where(iota(N1) < num_inference_steps, f32(sigma[N: min(iota(N1), num_inference_steps - 1)]), 0.0),
+     timesteps: if use_karras_sigmas || use_exponential_sigmas { respaced_timesteps } else { timesteps })
 }
 
 /// `scale_model_input`: the sample divided by `√(σ² + 1)`, before the model sees it.
@@ -143,4 +179,64 @@ test "euler_sigmas interpolate between training timesteps (7 steps) and follow t
     expect_close(sd.sigmas, f32([14.614646911621094, 5.948918342590332, 2.9183084964752197,
         1.6155834197998047, 0.9323583245277405, 0.4935535192489624, 0.029167532920837402, 0.0]),
         rtol: 2e-6, atol: 0.0);
+}
+
+test "Karras sigmas are diffusers' set_timesteps with use_karras_sigmas" {
+    // EulerDiscreteScheduler(use_karras_sigmas=True).set_timesteps(n) (diffusers 0.42): sigmas
+    // and the `_sigma_to_t` timesteps, at n = 10, 4 and 1, the class defaults and SD's schedule.
+    let r = euler_sigmas(num_inference_steps: 10, use_karras_sigmas: true);
+    expect_close(r.sigmas, f32([157.4072723388672, 85.71073150634766, 44.04764938354492,
+        21.10560417175293, 9.274740219116211, 3.6526403427124023, 1.2463603019714355,
+        0.34970614314079285, 0.0739302858710289, 0.010001329705119133, 0.0]), rtol: 2e-6, atol: 0.0);
+    expect_close(r.timesteps, f32([999.0, 936.9221801757812, 863.8296508789062, 775.1343383789062,
+        662.638916015625, 510.7070007324219, 300.9902648925781, 102.16522979736328,
+        18.309188842773438, 0.0]), rtol: 2e-6, atol: 0.0);
+    let four = euler_sigmas(num_inference_steps: 4, use_karras_sigmas: true);
+    expect_close(four.sigmas, f32([157.4072723388672, 21.10560417175293, 1.2463603019714355,
+        0.010001329705119133, 0.0]), rtol: 2e-6, atol: 0.0);
+    expect_close(four.timesteps, f32([999.0, 775.1343383789062, 300.9902648925781, 0.0]),
+        rtol: 2e-6, atol: 0.0);
+    let one = euler_sigmas(num_inference_steps: 1, use_karras_sigmas: true);
+    expect_close(one.sigmas, f32([0.010001329705119133, 0.0]), rtol: 2e-6, atol: 0.0);
+    expect_close(one.timesteps, f32([0.0]), 0.0);
+    let sd = euler_sigmas(num_inference_steps: 10, use_karras_sigmas: true,
+        beta_schedule: scaled_linear, beta_start: 0.00085, beta_end: 0.012);
+    expect_close(sd.sigmas, f32([14.614646911621094, 9.102936744689941, 5.478401184082031,
+        3.1686110496520996, 1.7494231462478638, 0.9140765070915222, 0.44692090153694153,
+        0.20139986276626587, 0.08191104978322983, 0.029167532920837402, 0.0]), rtol: 2e-6, atol: 0.0);
+    expect_close(sd.timesteps, f32([999.0, 916.2840576171875, 815.0449829101562, 687.1532592773438,
+        523.1989135742188, 327.147216796875, 145.9390411376953, 40.85687255859375,
+        6.732409954071045, 0.0]), rtol: 2e-6, atol: 0.0);
+}
+
+test "Karras sigmas between the configured sigma_min and sigma_max" {
+    // EulerDiscreteScheduler(use_karras_sigmas=True, sigma_min=0.1, sigma_max=10.0)
+    // .set_timesteps(10) and (1): the timesteps land between training steps.
+    let r = euler_sigmas(num_inference_steps: 10, use_karras_sigmas: true, sigma_min: 0.1,
+        sigma_max: 10.0);
+    expect_close(r.sigmas, f32([10.0, 6.802164554595947, 4.524204254150391, 2.934119939804077,
+        1.8493021726608276, 1.128182053565979, 0.662885844707489, 0.37282225489616394,
+        0.19914104044437408, 0.10000000149011612, 0.0]), rtol: 2e-6, atol: 0.0);
+    expect_close(r.timesteps, f32([673.6654663085938, 615.412353515625, 548.3543090820312,
+        470.3806457519531, 380.28704833984375, 281.3498229980469, 185.64576721191406,
+        108.83751678466797, 57.11867141723633, 26.409259796142578]), rtol: 2e-6, atol: 0.0);
+    let one = euler_sigmas(num_inference_steps: 1, use_karras_sigmas: true, sigma_min: 0.1,
+        sigma_max: 10.0);
+    expect_close(one.sigmas, f32([10.0, 0.0]), rtol: 2e-6, atol: 0.0);
+    expect_close(one.timesteps, f32([673.6654663085938]), rtol: 2e-6, atol: 0.0);
+}
+
+test "exponential sigmas are diffusers' set_timesteps with use_exponential_sigmas" {
+    let r = euler_sigmas(num_inference_steps: 10, use_exponential_sigmas: true);
+    expect_close(r.sigmas, f32([157.4072723388672, 53.78920364379883, 18.380844116210938,
+        6.281101226806641, 2.1463775634765625, 0.733460009098053, 0.2506379187107086,
+        0.08564797043800354, 0.02926762029528618, 0.010001329705119133, 0.0]), rtol: 2e-6, atol: 0.0);
+    expect_close(r.timesteps, f32([999.0, 886.3991088867188, 757.3358154296875, 602.76953125,
+        409.974365234375, 202.27745056152344, 72.80216979980469, 21.941909790039062,
+        4.806363105773926, 0.0]), rtol: 2e-6, atol: 0.0);
+    let four = euler_sigmas(num_inference_steps: 4, use_exponential_sigmas: true);
+    expect_close(four.sigmas, f32([157.4072723388672, 6.281101226806641, 0.2506379187107086,
+        0.010001329705119133, 0.0]), rtol: 2e-6, atol: 0.0);
+    expect_close(four.timesteps, f32([999.0, 602.76953125, 72.80216979980469, 0.0]), rtol: 2e-6,
+        atol: 0.0);
 }

@@ -1106,14 +1106,7 @@ impl<'p> Func<'p> {
                 if in_dt.is_float() { "addf" } else { "addi" },
             ),
             Reduction::Max | Reduction::LogSumExp => (
-                self.const_of(
-                    in_dt,
-                    if in_dt.is_float() {
-                        f64::NEG_INFINITY
-                    } else {
-                        i64::MIN as f64
-                    },
-                ),
+                self.const_of(in_dt, lowest(in_dt)),
                 if in_dt.is_float() {
                     "maximumf"
                 } else {
@@ -1121,14 +1114,7 @@ impl<'p> Func<'p> {
                 },
             ),
             Reduction::Min => (
-                self.const_of(
-                    in_dt,
-                    if in_dt.is_float() {
-                        f64::INFINITY
-                    } else {
-                        i64::MAX as f64
-                    },
-                ),
+                self.const_of(in_dt, highest(in_dt)),
                 if in_dt.is_float() {
                     "minimumf"
                 } else {
@@ -1272,14 +1258,7 @@ impl<'p> Func<'p> {
             self.dim_sizes[d.0 as usize].clone(),
             self.idx(1),
         );
-        let init = self.const_of(
-            in_dt,
-            if in_dt.is_float() {
-                f64::NEG_INFINITY
-            } else {
-                i64::MIN as f64
-            },
-        );
+        let init = self.const_of(in_dt, lowest(in_dt));
         let zero_i = self.idx(0);
         let (iv, best, at, res) = (self.fresh(), self.fresh(), self.fresh(), self.fresh());
         self.open(format!("{res}:2 = scf.for {iv} = {lo} to {hi} step {one} iter_args({best} = {init}, {at} = {zero_i}) -> ({ty}, index) {{"));
@@ -1611,4 +1590,26 @@ fn functions(
         let _ = writeln!(out, "{indent}func.func private @{name}(f64) -> f64");
     }
     Ok(out)
+}
+
+/// The identity of a maximum over `d`: −∞ for floats, the type's least value for integers
+/// (`i32::MIN` for i32: an i64 bound does not fit the i32 constant), false for bool.
+fn lowest(d: DType) -> f64 {
+    match d {
+        DType::F64 | DType::F32 | DType::BF16 | DType::F16 => f64::NEG_INFINITY,
+        DType::I64 => i64::MIN as f64,
+        DType::I32 => f64::from(i32::MIN),
+        DType::Bool => 0.0,
+    }
+}
+
+/// The identity of a minimum over `d`: +∞ for floats, the type's greatest value for integers,
+/// true for bool.
+fn highest(d: DType) -> f64 {
+    match d {
+        DType::F64 | DType::F32 | DType::BF16 | DType::F16 => f64::INFINITY,
+        DType::I64 => i64::MAX as f64,
+        DType::I32 => f64::from(i32::MAX),
+        DType::Bool => 1.0,
+    }
 }

@@ -167,6 +167,107 @@ objective ict_loss(
     loss mean(weight * (sqrt(d * d + c * c) - c), B, ..S);
 }
 
+/// The Phased Consistency Model's distillation loss (Wang et al., 2024, arXiv 2405.18407), as
+/// `G-U-N/Phased-Consistency-Model`'s `train_pcm_lora_sd15.py` computes it: the DDIM grid of
+/// `num_ddim_timesteps` (`t_start = (index + 1)·k − 1`, `t_end = max(t_start − k, 0)`,
+/// `k = T // num_ddim_timesteps`) is cut into `multiphase` phases at the edge indices
+/// `floor(linspace(0, num_ddim_timesteps, multiphase, endpoint=False))`; both the student's
+/// prediction at `t_start` and the target network's at `t_end` jump to their phase's lower edge,
+/// `√a·x₀ + √(1 − a)·out` with `a = ddim_alpha_cumprods_prev[edge]` (`alphas_cumprod[0]` at edge 0,
+/// else `alphas_cumprod[edge·k − 1]`; the script's quirk: `out` is the raw model output, also
+/// for v-prediction); the target is `x_prev` itself when `index` is an edge (`c_skip = 1`).
+/// `l2` = `mean(d²)`, `huber` = `mean(√(d² + c²) − c)`. `noisy_latents` is the student's input
+/// (`add_noise` at `t_start`), `x_prev` the teacher's DDIM step (`lcd_teacher_step` to `t_end`),
+/// `target_output` the target network on `x_prev` at `t_end`. Gradient for `model_output`.
+objective pcm_distill(
+    model_output: f32[B, ..S],
+    noisy_latents: const f32[B, ..S],
+    target_output: const f32[B, ..S],
+    x_prev: const f32[B, ..S],
+    index: i32[B],
+    multiphase: i32 = 8,
+    num_ddim_timesteps: i32 = 50,
+    loss_type: enum { l2, huber } = l2,
+    huber_c: f32 = 0.001,
+    num_train_timesteps: i32 = 1000,
+    beta_start: f64 = 0.00085,
+    beta_end: f64 = 0.012,
+    beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = scaled_linear,
+    prediction_type: enum { epsilon, sample, v_prediction } = epsilon,
+) requires Tt == num_train_timesteps, Ph == multiphase,
+    match prediction_type { epsilon => 1, sample => 0, v_prediction => 1 } == 1,
+    0 < multiphase <= num_ddim_timesteps, 0 < num_ddim_timesteps <= num_train_timesteps,
+    huber_c > 0.0 {
+    let ac = alphas_cumprod(iota(Tt), beta_start, beta_end, beta_schedule);
+    let k = floordiv(num_train_timesteps, num_ddim_timesteps);
+    let t_start = (index + 1) * k - 1;
+    let t_end = max(t_start - k, 0);
+    // np.floor(np.linspace(0, n, multiphase, endpoint=False)): j · (n / multiphase) in f64.
+    let edges = i32(floor(f64(iota(Ph)) * (f64(num_ddim_timesteps) / f64(multiphase))));
+    let edge = max(where(edges <= index, edges, 0), Ph);
+    let a_edge = where(edge == 0, ac[Tt: 0], ac[Tt: max(edge * k - 1, 0)]);
+    let x0_student = x0_per_sample(model_output, noisy_latents, ac[Tt: t_start], prediction_type);
+    let model_pred = sqrt(a_edge) * x0_student + sqrt(1.0 - a_edge) * model_output;
+    let x0_target = x0_per_sample(target_output, x_prev, ac[Tt: t_end], prediction_type);
+    let jumped = sqrt(a_edge) * x0_target + sqrt(1.0 - a_edge) * target_output;
+    let c_skip = where(edge == index, 1.0, 0.0);
+    let target = c_skip * x_prev + (1.0 - c_skip) * jumped;
+    let d = model_pred - target;
+    let per_element = match loss_type {
+        l2 => d * d,
+        huber => sqrt(d * d + huber_c * huber_c) - huber_c,
+    };
+    loss mean(per_element, B, ..S);
+}
+
+/// Easy Consistency Tuning's noise levels (Geng et al., 2024, arXiv 2406.14548; locuslab/ect
+/// `training/loss.py`, `ECMLoss`): `t = exp(P_mean + P_std · n)` from standard normal draws `n`,
+/// and `r = max(t · (1 − q^−(stage+1) · adj), 0)`, `adj = 1 + k·sigmoid(−b·t)` (`sigmoid` mapping)
+/// or 1 (`constant`, ECT's `const`), in f32 as the reference computes it. Defaults: `ct_train.py`'s.
+step ect_schedule(
+    rnd_normal: f32[B],
+    stage: i32,
+    p_mean: f32 = -1.1,
+    p_std: f32 = 2.0,
+    q: f64 = 2.0,
+    k: f32 = 8.0,
+    b: f32 = 1.0,
+    mapping: enum { sigmoid, constant } = sigmoid,
+) -> (t: f32[B], r: f32[B]) requires stage >= 0, q > 0.0 {
+    let t = exp(rnd_normal * p_std + p_mean);
+    let adj = match mapping { sigmoid => 1.0 + k * sigmoid(-b * t), constant => 1.0 + 0.0 * t };
+    let decay = f32(1.0 / pow(q, f64(stage + 1)));
+    (t: t, r: max(t * (1.0 - decay * adj), 0.0))
+}
+
+/// ECT's consistency loss (`ECMLoss.__call__`): the teacher's output `D_yr` (no gradient,
+/// `nan_to_num`ed) is replaced by the clean sample `y` where `r = 0`; per sample
+/// `d = ‖D_yt − D_yr‖₂` over all its elements, `√(d² + c²) − c` when `c > 0` (else `d`),
+/// weighted by `snrpk` = `(t² + σ_d²)/(t·σ_d)²` (the repository's current weighting) or
+/// `inverse_gap` = `1/(t − r)` (its first release); averaged over the batch as the training
+/// loop's `loss.sum() / batch` does. Gradient for `student_denoised` (`D_yt`).
+objective ect_loss(
+    student_denoised: f32[B, ..S],
+    teacher_denoised: const f32[B, ..S],
+    samples: const f32[B, ..S],
+    t: const f32[B],
+    r: const f32[B],
+    c: f32 = 0.0,
+    sigma_data: f32 = 0.5,
+    weighting: enum { snrpk, inverse_gap } = snrpk,
+) requires c >= 0.0 {
+    let finite = clamp(teacher_denoised, -3.4028234663852886e38, 3.4028234663852886e38);
+    let teacher = where(r > 0.0, where(teacher_denoised == teacher_denoised, finite, 0.0), samples);
+    let d = student_denoised - teacher;
+    let squared = sum(d * d, ..S);
+    let distance = where(c > 0.0, sqrt(squared + c * c) - c, sqrt(squared));
+    let weight = match weighting {
+        snrpk => (t * t + sigma_data * sigma_data) / ((t * sigma_data) * (t * sigma_data)),
+        inverse_gap => 1.0 / (t - r),
+    };
+    loss mean(distance * weight, B);
+}
+
 test "boundary scalings match diffusers (research vectors 9.2 and 9.5, float32)" {
     // Expected values: tests/reference/diffusers_schedulers.py vectors.
     let l = lcm_scalings(timesteps: [0, 1, 19, 259, 999]);
@@ -239,4 +340,56 @@ test "ict_loss is iCT's λ-weighted pseudo-Huber loss" {
     expect_close(b.loss, 0.3217387953, 1e-6);
     expect_close(b.grad.student_denoised, [[0.99503719, -0.99875234, 0.98058068, 0.0]], 1e-6);
     gradcheck ict_loss(B: 2, S: 3, huber_c: 0.5);
+}
+
+test "ect_schedule is ECMLoss's t and r (sigmoid and const mappings)" {
+    // Expected values: tests/reference/consistency_training.py (torch, f32).
+    let n = [-1.5, 0.0, 0.8, 2.2];
+    let a = ect_schedule(rnd_normal: n, stage: 0);
+    expect_close(a.t, [0.016572676599025726, 0.33287107944488525, 1.6487212181091309, 27.11264419555664], 1e-6);
+    expect_close(a.r, [0.0, 0.0, 0.0, 13.55632209777832], 1e-6);
+    let b = ect_schedule(rnd_normal: n, stage: 3);
+    expect_close(b.r, [0.011428045108914375, 0.24257276952266693, 1.4127217531204224, 25.41810417175293], 1e-6);
+    let c = ect_schedule(rnd_normal: n, stage: 1, mapping: constant);
+    expect_close(c.r, [0.012429507449269295, 0.24965330958366394, 1.2365409135818481, 20.334484100341797], 1e-6);
+}
+
+test "ect_loss is ECMLoss's weighted per-sample distance, teacher NaN/inf cleaned, y where r = 0" {
+    // Expected values: tests/reference/consistency_training.py (torch autograd, f32). Sample 2
+    // has r = 0 (its NaN/inf teacher row is replaced by y); sample 1's NaN becomes 0.
+    let student = [[0.3, -0.2, 0.5], [1.0, 0.4, -0.7], [0.05, 0.1, 0.2]];
+    let teacher = [[0.25, -0.1, 0.45], [0.0 / 0.0, 0.2, -0.5], [0.0, 0.0, 1.0 / 0.0]];
+    let y = [[0.2, -0.3, 0.6], [0.9, 0.5, -0.6], [0.1, 0.0, 0.3]];
+    let t = [0.5, 2.0, 0.05];
+    let r = [0.3, 1.5, 0.0];
+    let a = ect_loss(student_denoised: student, teacher_denoised: teacher, samples: y, t: t, r: r);
+    expect_close(a.loss, 21.99884033203125, 1e-6);
+    expect_close(a.grad.student_denoised, [[1.0886622667312622, -2.177324056625366, 1.0886622667312622], [1.3631882667541504, 0.27263766527175903, -0.27263763546943665], [-44.88888168334961, 89.77776336669922, -89.77777099609375]], 1e-6);
+    let h = ect_loss(student_denoised: student, teacher_denoised: teacher, samples: y, t: t, r: r, c: 0.03);
+    expect_close(h.loss, 18.24664878845215, 1e-6);
+    expect_close(h.grad.student_denoised, [[1.0574023723602295, -2.114804267883301, 1.0574023723602295], [1.3626205921173096, 0.2725241184234619, -0.2725240886211395], [-44.01716995239258, 88.03433990478516, -88.03434753417969]], 1e-6);
+    let g = ect_loss(student_denoised: student, teacher_denoised: teacher, samples: y, t: t, r: r, weighting: inverse_gap);
+    expect_close(g.loss, 1.896944522857666, 1e-6);
+    expect_close(g.grad.student_denoised, [[0.6804139614105225, -1.3608276844024658, 0.6804139614105225], [0.6415003538131714, 0.12830007076263428, -0.12830005586147308], [-2.222222328186035, 4.44444465637207, -4.4444451332092285]], 1e-6);
+    gradcheck ect_loss(B: 2, S: 3, c: 0.1);
+    gradcheck ect_loss(B: 3, S: 2, weighting: inverse_gap);
+}
+
+test "pcm_distill is PCM's phased LCD loss (l2, huber, v-prediction, one phase)" {
+    // Expected values: tests/reference/consistency_training.py (torch autograd, f32); DDIM
+    // indices 13, 6 (an edge at 8 phases: the target is x_prev) and 0.
+    let out = [[0.1, -0.3, 0.2], [0.5, 0.0, -0.4], [-0.2, 0.7, 0.3]];
+    let noisy = [[0.9, -0.5, 0.1], [0.3, 1.2, -0.8], [-1.0, 0.4, 0.6]];
+    let target_out = [[0.05, -0.2, 0.25], [0.4, 0.1, -0.3], [-0.1, 0.6, 0.2]];
+    let x_prev = [[0.8, -0.45, 0.15], [0.35, 1.1, -0.7], [-0.9, 0.35, 0.55]];
+    let a = pcm_distill(model_output: out, noisy_latents: noisy, target_output: target_out, x_prev: x_prev, index: [13, 6, 0]);
+    expect_close(a.loss, 0.006223911967813278, 1e-6);
+    expect_close(a.grad.model_output, [[-0.0023474982008337975, 0.0009170412085950375, 0.0010832897387444973], [0.000613589771091938, -0.0011036954820156097, 0.000890116672962904], [0.0020468062721192837, 0.00047332351095974445, -0.0005512154893949628]], rtol: 1e-5, atol: 1e-9);
+    let h = pcm_distill(model_output: out, noisy_latents: noisy, target_output: target_out, x_prev: x_prev, index: [13, 6, 0], loss_type: huber, multiphase: 4);
+    expect_close(h.loss, 0.07572801413840431, 1e-6);
+    expect_close(h.grad.model_output, [[-0.009781867265701294, 0.009779982268810272, 0.009780611842870712], [0.044663406908512115, -0.04466453939676285, 0.04466041550040245], [0.011692406609654427, 0.011678922921419144, -0.01168266125023365]], rtol: 1e-5, atol: 1e-9);
+    let v = pcm_distill(model_output: out, noisy_latents: noisy, target_output: target_out, x_prev: x_prev, index: [13, 6, 0], prediction_type: v_prediction, multiphase: 1);
+    expect_close(v.loss, 0.003527514085751457, 1e-6);
+    expect_close(v.grad.model_output, [[-0.0041379788890480995, -0.004347001202404499, 0.0026496953796595335], [0.008298879489302635, -0.008879552595317364, 0.00279660033993423], [0.0016149993753060699, 0.0006141520570963621, -0.00030482636066153646]], rtol: 1e-5, atol: 1e-9);
+    gradcheck pcm_distill(B: 2, S: 3, loss_type: huber, huber_c: 0.5);
 }

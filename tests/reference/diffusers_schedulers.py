@@ -5,7 +5,8 @@ float32 emulated where diffusers computes in float32 (torch tensors), for FTL's 
 Sources (research/consistency.md): `scheduling_lcm.py` (`__init__`, `step`,
 `get_scalings_for_boundary_condition_discrete`), `scheduling_tcd.py` (`step`: the f32
 `floor((1 - eta) * prev_t)`), `scheduling_ddim.py` (`step`, `_get_variance`),
-`scheduling_ddpm.py` (`add_noise`), `scheduling_consistency_models.py`
+`scheduling_ddpm.py` (`add_noise`), `scheduling_euler_discrete.py` (`step`), PCM's
+`pcm_fm_deterministic_scheduler.py` (`step`), `scheduling_consistency_models.py`
 (`get_scalings_for_boundary_condition`), `examples/consistency_distillation/
 train_lcm_distill_lora_sd_wds.py` (the LCD step and loss) and
 `examples/research_projects/consistency_training/train_cm_ct_unconditional.py` (iCT loss).
@@ -183,6 +184,41 @@ def dpm_solver_step(out, x, prev_x0, kw):
     return {"prev_sample": prev, "x0": x0}
 
 
+def euler_step(out, x, z, kw):
+    """EulerDiscreteScheduler.step between consecutive sigmas (f32 tensors; gamma a Python float)."""
+    sigma, nxt = f(kw["sigma"]), f(kw["sigma_next"])
+    n = int(kw.get("num_inference_steps", 1))
+    churn, tmin = kw.get("s_churn", 0.0), kw.get("s_tmin", 0.0)
+    gamma = min(churn / n, 2**0.5 - 1) if tmin <= sigma else 0.0
+    sh = f(sigma * f(gamma + 1))
+    if gamma > 0:
+        sq = f(math.sqrt(f(f(sh * sh) - f(sigma * sigma))))
+        x = [f(xi + f(f(zi * f(kw.get("s_noise", 1.0))) * sq)) for xi, zi in zip(x, z)]
+    pt = kw.get("prediction_type", "epsilon")
+    if pt == "epsilon":
+        x0 = [f(xi - f(sh * o)) for xi, o in zip(x, out)]
+    elif pt == "v_prediction":
+        s2 = f(f(sigma * sigma) + 1)
+        c = f(-sigma / f(math.sqrt(s2)))
+        x0 = [f(f(o * c) + f(xi / s2)) for xi, o in zip(x, out)]
+    else:
+        x0 = list(out)
+    dt = f(nxt - sh)
+    prev = [f(xi + f(f(f(xi - a) / sh) * dt)) for xi, a in zip(x, x0)]
+    return {"prev_sample": prev, "pred_original_sample": x0}
+
+
+def pcm_fm_step(out, x, kw):
+    """PCM's PCMFMDeterministicScheduler.step (G-U-N/Phased-Consistency-Model, SD3 code), f32."""
+    sigma, nxt = f(kw["sigma"]), f(kw["sigma_next"])
+    dt = f(nxt - sigma)
+    prev = []
+    for o, xi in zip(out, x):
+        denoised = f(xi - f(o * sigma))
+        prev.append(f(xi + f(f(f(xi - denoised) / sigma) * dt)))
+    return {"prev_sample": prev}
+
+
 def lcd_vectors():
     """research/consistency.md §9.6: one LCD step at index 37 (t 759 -> 739, w = 8), f32."""
     fm = lambda v: "[" + ", ".join("%.9g" % u for u in v) + "]"
@@ -266,9 +302,15 @@ def check(inp, outp, entry, sets):
     if entry == "dpm_solver_step":
         want = dpm_solver_step(t["model_output"], t["sample"], t["prev_x0"], kw)
         args = None
+    elif entry == "euler_step":
+        want = euler_step(t["model_output"], t["sample"], t["noise"], kw)
+        args = None
+    elif entry == "pcm_fm_step":
+        want = pcm_fm_step(t["model_output"], t["sample"], kw)
+        args = None
     else:
         args = (t["model_output"], t["sample"], t["noise"], int(kw["timestep"]), int(kw["prev_timestep"]))
-    if entry == "dpm_solver_step":
+    if args is None:
         pass
     elif entry == "lcm_step":
         want = lcm_step(*args, kw.get("last_step", "false") in ("true", 1.0), kw)

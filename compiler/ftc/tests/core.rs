@@ -1595,7 +1595,8 @@ fn stdlib_adapters_match_the_peft_reference_on_random_inputs() {
 
 /// The sampling steps on random latents (drawn here, not chosen) at several timesteps and
 /// configurations, on both backends, against tests/reference/diffusers_schedulers.py —
-/// diffusers' `LCMScheduler`/`TCDScheduler`/`DDIMScheduler.step` transcribed with float32
+/// diffusers' `LCMScheduler`/`TCDScheduler`/`DDIMScheduler`/`DPMSolverMultistepScheduler`/
+/// `EulerDiscreteScheduler.step` and PCM's flow-matching step transcribed with float32
 /// emulated as torch computes it (relative error ≤ 2e-4; in practice ≤ 1e-6).
 #[test]
 fn sampling_steps_match_the_diffusers_reference_on_random_inputs() {
@@ -1723,10 +1724,36 @@ fn sampling_steps_match_the_diffusers_reference_on_random_inputs() {
             "prediction_type=sample",
         ]),
     ]);
+    // Euler (with churn: the noise is added first) and PCM's flow-matching step.
+    cases.extend([
+        (
+            "euler",
+            vec![
+                "sigma=9.488921165466309",
+                "sigma_next=4.703334331512451",
+                "num_inference_steps=10",
+            ],
+        ),
+        (
+            "euler",
+            vec![
+                "sigma=2.5546913146972656",
+                "sigma_next=1.4623570442199707",
+                "num_inference_steps=10",
+                "s_churn=2.0",
+                "prediction_type=v_prediction",
+            ],
+        ),
+        (
+            "pcm_fm",
+            vec!["sigma=0.9047619104385376", "sigma_next=0.75"],
+        ),
+    ]);
     let shape = [2usize, 4, 8, 8];
     let len: usize = shape.iter().product();
     let mut failures = Vec::new();
     for (n, (step, sets)) in cases.into_iter().enumerate() {
+        let file = if step == "pcm_fm" { "pcm" } else { step };
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         let inputs: Vec<(String, Tensor)> = ["model_output", "sample", "noise", "prev_x0"]
             .iter()
@@ -1743,7 +1770,7 @@ fn sampling_steps_match_the_diffusers_reference_on_random_inputs() {
             "diffusers_schedulers.py",
             r.join("stdlib")
                 .join("sampling")
-                .join(format!("{step}.ftl")),
+                .join(format!("{file}.ftl")),
             &format!("{step}_step"),
             &input_path,
             &sets,

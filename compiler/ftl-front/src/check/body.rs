@@ -1270,7 +1270,10 @@ pub(super) fn check_attached(
         let target = matches!(
             (kind, p.kind),
             (DeclKind::Init, ParamKind::Param | ParamKind::Const)
-                | (DeclKind::Merge | DeclKind::Unmerge, ParamKind::Const)
+                | (
+                    DeclKind::Merge | DeclKind::Unmerge,
+                    ParamKind::Const | ParamKind::Param
+                )
         );
         if target {
             let (ty, _) = cx.lower_type(&p.ty, true);

@@ -424,9 +424,10 @@ class Adapter(Entry):
         return Step(self._path, f"{short}.{suffix}", self._sets, self._lib, self._root)
 
     def module(self, base, **params):
-        """A ``torch.nn.Module`` computing this adapter around ``base`` (an ``nn.Linear``):
-        ``weight``/``bias`` come from ``base`` (frozen), adapter weights from ``params`` or, when
-        not given, from the adapter's ``init`` (``<adapter>.init``) run on ``base.weight``."""
+        """A ``torch.nn.Module`` computing this adapter around ``base`` (an ``nn.Linear``, or the
+        norm layer LN tuning adapts): ``weight``/``bias`` come from ``base`` (frozen), adapter
+        weights from ``params`` or, when not given, from the adapter's ``init``
+        (``<adapter>.init``) run on the base's weight (and bias, when the init reads it)."""
         from ._module import AdapterModule
 
         return AdapterModule(self, base, params)

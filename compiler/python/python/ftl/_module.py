@@ -7,10 +7,11 @@ from torch import nn
 
 
 class AdapterModule(nn.Module):
-    """An FTL adapter around an ``nn.Linear``: ``forward(x)`` calls the adapter with the base
-    layer's ``weight`` and ``bias`` (frozen, not copied) and the adapter's parameters, which are
-    registered so any optimizer trains them. ``merge()``/``unmerge()`` run the adapter's
-    ``merge``/``unmerge`` steps on the base weight in place."""
+    """An FTL adapter around a base layer with ``weight`` (and ``bias``): an ``nn.Linear``, or a
+    norm layer for LN tuning. ``forward(x)`` calls the adapter with the base layer's ``weight``
+    and ``bias`` (frozen, not copied) and the adapter's parameters, which are registered so any
+    optimizer trains them. ``merge()``/``unmerge()`` run the adapter's ``merge``/``unmerge``
+    steps in place on whatever they write: the base's weight and bias, and adapter parameters."""
 
     def __init__(self, adapter, base: nn.Linear, params: dict):
         super().__init__()
@@ -23,7 +24,8 @@ class AdapterModule(nn.Module):
         given = {k: v for k, v in params.items() if k in names}
         if len(given) < len(names):
             init = adapter._companion("init")
-            produced = init(weight=base.weight.detach(), **_settings_for(init, self.hyper))
+            consts = {k: v.detach() for k, v in self._base().items() if k in _arg_names(init)}
+            produced = init(**consts, **_settings_for(init, self.hyper))
             produced = produced if isinstance(produced, dict) else {names[0]: produced}
             given = {**produced, **given}
         for name in names:
@@ -36,7 +38,7 @@ class AdapterModule(nn.Module):
 
     def _base(self) -> dict:
         out = {"weight": self.base.weight}
-        if self.base.bias is not None:
+        if getattr(self.base, "bias", None) is not None:
             out["bias"] = self.base.bias
         return out
 
@@ -46,9 +48,14 @@ class AdapterModule(nn.Module):
     @torch.no_grad()
     def _rewrite(self, which: str) -> None:
         step = self.adapter._companion(which)
-        weight = step(**self._base(), **self._params(), **_settings_for(step, self.hyper))
-        weight = weight["weight"] if isinstance(weight, dict) else weight
-        self.base.weight.copy_(weight)
+        written = step(**self._base(), **self._params(), **_settings_for(step, self.hyper))
+        written = written if isinstance(written, dict) else {"weight": written}
+        # Computed from the old values first, then copied: a swap (LN tuning) reads both sides.
+        for name, value in written.items():
+            if name in self._param_names:
+                getattr(self, name).copy_(value)
+            elif getattr(self.base, name, None) is not None:
+                getattr(self.base, name).copy_(value)
 
     def merge(self) -> None:
         """``W ← merged W`` (the adapter's ``merge`` step)."""
@@ -59,7 +66,12 @@ class AdapterModule(nn.Module):
         self._rewrite("unmerge")
 
 
+def _arg_names(entry) -> set:
+    """The argument names of `entry`."""
+    return {a[0] for a in entry.args}
+
+
 def _settings_for(entry, hyper: dict) -> dict:
     """The hyperparameters `entry` (the adapter or a companion step) reads."""
-    names = {a[0] for a in entry.args}
+    names = _arg_names(entry)
     return {k: v for k, v in hyper.items() if k in names}

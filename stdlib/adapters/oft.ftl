@@ -10,24 +10,14 @@ fn skew(vec: f32[R, E], i: i32[K], j: i32[K']) -> f32[R, K, K'] {
     where(i < j, v, where(i > j, -v, 0.0))
 }
 
-/// OFT, orthogonal fine-tuning (Qiu et al., 2023), as PEFT 0.21's `OFTConfig` on a Linear layer:
-/// the input is rotated block-wise by R blocks of size K (I = R·K) before the frozen layer,
-/// y = (x · blockdiag(Rot)) Wᵀ + b. Each block's rotation comes from the K(K−1)/2 entries of a
-/// row of `oft_R` (PEFT's `oft_R.weight`, upper triangle in `triu_indices` order) made
-/// skew-symmetric, Q, then either PEFT's Cayley–Neumann series (`use_cayley_neumann`, default) or
-/// its exact Cayley transform (I − Q)(I + Q)⁻¹ through `solve`. PEFT's two branches are not the
-/// same rotation (the series expands (I + Q)(I − Q)⁻¹, the exact one its transpose); both are
-/// followed as PEFT computes them. `coft`, `block_share` and `module_dropout` are not modelled.
-adapter oft(
-    x: f32[..L, I],
-    weight: const f32[O, I],
-    bias: const f32[O]?,
-    oft_R: param f32[R, E],
+/// The rotation blocks from the skew-symmetric blocks q: PEFT's Cayley–Neumann series
+/// (`use_cayley_neumann`) or its exact Cayley transform (I − Q)(I + Q)⁻¹ (`_cayley_batch`).
+fn rotation(
+    q: f32[R, K, K'],
     use_cayley_neumann: static bool = true,
     num_cayley_neumann_terms: static i32 = 5,
-) -> f32[..L, O] requires K == floordiv(I, R), I == R * K, E == floordiv(K * (K - 1), 2) {
-    let q = skew(oft_R, iota(K), iota(K'));
-    let rot = if use_cayley_neumann {
+) -> f32[R, K, K'] {
+    if use_cayley_neumann {
         // PEFT's `_cayley_batch` Neumann branch, quirks included: I + 2Q + 2Q² + … + 2Q^(n−2)
         // + Q^(n−1), where n = 3 also adds 2Q² + Q³ (so n = 3 and n = 4 agree), n = 2 is I + 2Q
         // and n ≤ 1 is I.
@@ -49,7 +39,28 @@ adapter oft(
         let a = q + eye(K, K');
         let b = (-q + eye(K, K'))[K -> J];
         solve(a, b, K)[K -> K'][J -> K]
-    };
+    }
+}
+
+/// OFT, orthogonal fine-tuning (Qiu et al., 2023), as PEFT 0.21's `OFTConfig` on a Linear layer:
+/// the input is rotated block-wise by R blocks of size K (I = R·K) before the frozen layer,
+/// y = (x · blockdiag(Rot)) Wᵀ + b. Each block's rotation comes from the K(K−1)/2 entries of a
+/// row of `oft_R` (PEFT's `oft_R.weight`, upper triangle in `triu_indices` order) made
+/// skew-symmetric, Q, then either PEFT's Cayley–Neumann series (`use_cayley_neumann`, default) or
+/// its exact Cayley transform (I − Q)(I + Q)⁻¹ through `solve`. PEFT's two branches are not the
+/// same rotation (the series expands (I + Q)(I − Q)⁻¹, the exact one its transpose); both are
+/// followed as PEFT computes them. `block_share` is `oft_shared`; `coft` and `module_dropout` are
+/// not modelled.
+adapter oft(
+    x: f32[..L, I],
+    weight: const f32[O, I],
+    bias: const f32[O]?,
+    oft_R: param f32[R, E],
+    use_cayley_neumann: static bool = true,
+    num_cayley_neumann_terms: static i32 = 5,
+) -> f32[..L, O] requires K == floordiv(I, R), I == R * K, E == floordiv(K * (K - 1), 2) {
+    let q = skew(oft_R, iota(K), iota(K'));
+    let rot = rotation(q, use_cayley_neumann, num_cayley_neumann_terms);
     let xs = x[I -> (R, K)];
     let xr = if use_cayley_neumann {
         contract(xs, rot, K)[(R, K') -> I]
@@ -79,6 +90,37 @@ unmerge oft {
 /// so every rotation is the identity.
 init oft(oft_block_size: i32 = 32) requires K == oft_block_size, R == floordiv(I, K),
     E == floordiv(K * (K - 1), 2) {
+    oft_R = zeros();
+}
+
+/// OFT with `block_share=True`: one rotation, from PEFT's single row `oft_R: [1, E]`, applied to
+/// every K-wide block of the input (`oft_block_size` = K, I/K blocks).
+adapter oft_shared(
+    x: f32[..L, I],
+    weight: const f32[O, I],
+    bias: const f32[O]?,
+    oft_R: param f32[S, E],
+    oft_block_size: i32 = 32,
+    use_cayley_neumann: static bool = true,
+    num_cayley_neumann_terms: static i32 = 5,
+) -> f32[..L, O] requires S == 1, K == oft_block_size, R == floordiv(I, K), I == R * K,
+    E == floordiv(K * (K - 1), 2) {
+    let rot = rotation(skew(oft_R, iota(K), iota(K')), use_cayley_neumann, num_cayley_neumann_terms)[S: 0];
+    contract(x[I -> (R, K)], rot, K)[(R, K') -> I] @ weight + (bias ?? 0.0)
+}
+
+/// PEFT's merge: Wᵀ ← blockdiag(Rot, …, Rot) · Wᵀ.
+merge oft_shared {
+    weight = contract(rot, weight[I -> (R, K')], K')[(R, K) -> I];
+}
+
+/// PEFT's unmerge: Wᵀ ← blockdiag(Rot, …, Rot)⁻¹ · Wᵀ (a solve per block).
+unmerge oft_shared {
+    weight = solve(rot, weight[I -> (R, K)], K')[(R, K') -> I];
+}
+
+/// PEFT's init with `block_share=True`: one zero row, every block the identity.
+init oft_shared requires S == 1, K == oft_block_size, E == floordiv(K * (K - 1), 2) {
     oft_R = zeros();
 }
 
@@ -188,4 +230,40 @@ test "oft's exact Cayley transform" {
 test "oft gradients, merge and unmerge" {
     gradcheck oft(L: 2, I: 6, O: 3, R: 2);
     gradcheck oft(L: 2, I: 6, O: 3, R: 3, E: 1, use_cayley_neumann: false);
+}
+
+test "oft_shared (block_share) matches PEFT, Cayley-Neumann series" {
+    // PEFT 0.21 (f64): OFTConfig(r=0, oft_block_size=3, block_share=True,
+    // use_cayley_neumann=True) on nn.Linear(6, 4), oft_R.weight = [[0.3, −0.2, 0.45]]; y and
+    // the gradients of y.sum().
+    let r = oft_shared(
+        x: [[-1.0, -0.8181818181818181, -0.6363636363636364, -0.45454545454545453, -0.2727272727272727, -0.09090909090909088], [0.09090909090909088, 0.2727272727272727, 0.45454545454545453, 0.6363636363636364, 0.8181818181818181, 1.0]],
+        weight: [[-0.644217687237691, -0.596497741095456, -0.5465683911037142, -0.49461457358405647, -0.44082872340507673, -0.3854100612112928], [-0.3285638555178219, -0.27050066240398535, -0.21143554562198555, -0.15158728000934338, -0.09117754115562271, -0.03043008432488539], [0.03043008432488539, 0.09117754115562271, 0.15158728000934338, 0.21143554562198555, 0.27050066240398535, 0.3285638555178219], [0.3854100612112928, 0.44082872340507673, 0.49461457358405647, 0.5465683911037142, 0.596497741095456, 0.644217687237691]],
+        bias: [0.3, -0.2, 0.1, 0.05],
+        oft_R: [[0.3, -0.2, 0.45]],
+        oft_block_size: 3,
+        use_cayley_neumann: true,
+    );
+    expect_close(r.y, [[2.163816244433759, 0.5502314257186376, -0.3623147077051654, -1.5638779634258138], [-1.0211198837339126, -0.539428067821758, 0.7870369296569953, 1.6728764541396728]], 1e-5);
+    expect_close(r.grad.x, [[-0.6159656129761071, -0.11048066733270286, -0.17294007390116747, 0.24867560068146852, 0.5339083113751425, 0.21902033927131473], [-0.6159656129761071, -0.11048066733270286, -0.17294007390116747, 0.24867560068146852, 0.5339083113751425, 0.21902033927131473]], 1e-5);
+    expect_close(r.grad.oft_R, [[-0.26022510780038377, -0.26627151586208564, -0.7681120766579896]], 1e-5);
+    gradcheck oft_shared(L: 2, I: 6, O: 4, S: 1, E: 3, oft_block_size: 3, use_cayley_neumann: true);
+}
+
+test "oft_shared (block_share) matches PEFT, exact Cayley" {
+    // PEFT 0.21 (f64): OFTConfig(r=0, oft_block_size=3, block_share=True,
+    // use_cayley_neumann=False) on nn.Linear(6, 4), oft_R.weight = [[0.3, −0.2, 0.45]]; y and
+    // the gradients of y.sum().
+    let r = oft_shared(
+        x: [[-1.0, -0.8181818181818181, -0.6363636363636364, -0.45454545454545453, -0.2727272727272727, -0.09090909090909088], [0.09090909090909088, 0.2727272727272727, 0.45454545454545453, 0.6363636363636364, 0.8181818181818181, 1.0]],
+        weight: [[-0.644217687237691, -0.596497741095456, -0.5465683911037142, -0.49461457358405647, -0.44082872340507673, -0.3854100612112928], [-0.3285638555178219, -0.27050066240398535, -0.21143554562198555, -0.15158728000934338, -0.09117754115562271, -0.03043008432488539], [0.03043008432488539, 0.09117754115562271, 0.15158728000934338, 0.21143554562198555, 0.27050066240398535, 0.3285638555178219], [0.3854100612112928, 0.44082872340507673, 0.49461457358405647, 0.5465683911037142, 0.596497741095456, 0.644217687237691]],
+        bias: [0.3, -0.2, 0.1, 0.05],
+        oft_R: [[0.3, -0.2, 0.45]],
+        oft_block_size: 3,
+        use_cayley_neumann: false,
+    );
+    expect_close(r.y, [[2.03700074707296, 0.5521042732208092, -0.23200055837862385, -1.322311954226291], [-1.27606362714822, -0.670039431226414, 0.797986593043931, 1.8239427992171524]], 1e-5);
+    expect_close(r.grad.x, [[-0.39889707006537023, -0.4484917739921926, -0.2732021504942794, 0.26443660183270123, -0.07264693518287263, 0.5997490019164757], [-0.39889707006537023, -0.4484917739921926, -0.2732021504942794, 0.26443660183270123, -0.07264693518287263, 0.5997490019164757]], 1e-5);
+    expect_close(r.grad.oft_R, [[-0.21740025099404725, -0.25211493619446246, -0.6615671902548077]], 1e-5);
+    gradcheck oft_shared(L: 2, I: 6, O: 4, S: 1, E: 3, oft_block_size: 3, use_cayley_neumann: false);
 }

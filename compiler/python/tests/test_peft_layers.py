@@ -70,6 +70,9 @@ CASES = [
     ("std.adapters.boft", "boft", _linear,
      lambda: peft.BOFTConfig(boft_block_size=2, boft_n_butterfly_factor=3, target_modules=["layer"]),
      {"boft_R": "boft_R.default", "boft_s": "boft_s.default"}, {"boft_n_butterfly_factor": 3}),
+    ("std.adapters.fourierft", "fourierft", _linear,
+     lambda: peft.FourierFTConfig(n_frequency=12, scaling=20.0, target_modules=["layer"]),
+     {"fourierft_spectrum": "fourierft_spectrum.default"}, {"scaling": 20.0}),
     ("std.adapters.ln_tuning", "ln_tuning", _layer_norm,
      lambda: peft.LNTuningConfig(target_modules=["layer"]),
      {"ln_weight": "ln_tuning_layers.default.weight", "ln_bias": "ln_tuning_layers.default.bias"},
@@ -93,6 +96,14 @@ class _BlockDiag:
     def backward(grad, blocks):
         n, d, h, _ = blocks.shape
         return [torch.stack([torch.stack([grad[i, j * h:(j + 1) * h, j * h:(j + 1) * h] for j in range(d)]) for i in range(n)])]
+
+
+def _consts(entry, layer):
+    """Constant inputs PEFT keeps outside its parameters: FourierFT's spectral positions."""
+    if entry == "fourierft":
+        rows, cols = layer.indices["default"].to(torch.int32)
+        return {"fourierft_rows": rows, "fourierft_cols": cols}
+    return {}
 
 
 def _ours(name, t):
@@ -124,7 +135,7 @@ def test_adapter_matches_peft_layer(case, monkeypatch):
             t.copy_(t + torch.randn_like(t) * 0.3)
     # PEFT keeps BOFT's scale as [O, 1]; FTL's `boft_s` is the vector [O].
     values = {name: _ours(name, _tensor(layer, path).detach().clone()) for name, path in paths.items()}
-    ours = ftl.load(source, entry, **settings).module(ours_base, **values)
+    ours = ftl.load(source, entry, **settings).module(ours_base, **values, **_consts(entry, layer))
 
     x = torch.randn(2, 3, 8)
     x_peft, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()

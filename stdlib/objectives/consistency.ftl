@@ -205,13 +205,15 @@ objective pcm_distill(
     // np.floor(np.linspace(0, n, multiphase, endpoint=False)): j · (n / multiphase) in f64.
     let edges = i32(floor(f64(iota(Ph)) * (f64(num_ddim_timesteps) / f64(multiphase))));
     let edge = max(where(edges <= index, edges, 0), Ph);
-    let a_edge = where(edge == 0, ac[Tt: 0], ac[Tt: max(edge * k - 1, 0)]);
+    // The script's `ddim_alpha_cumprods_prev` is float64 (rebuilt from `.tolist()`), so both
+    // jumps run in f64 and the loss's `.float()` rounds them back.
+    let a_edge = f64(where(edge == 0, ac[Tt: 0], ac[Tt: max(edge * k - 1, 0)]));
     let x0_student = x0_per_sample(model_output, noisy_latents, ac[Tt: t_start], prediction_type);
-    let model_pred = sqrt(a_edge) * x0_student + sqrt(1.0 - a_edge) * model_output;
+    let model_pred = f32(sqrt(a_edge) * f64(x0_student) + sqrt(1.0 - a_edge) * f64(model_output));
     let x0_target = x0_per_sample(target_output, x_prev, ac[Tt: t_end], prediction_type);
-    let jumped = sqrt(a_edge) * x0_target + sqrt(1.0 - a_edge) * target_output;
+    let jumped = sqrt(a_edge) * f64(x0_target) + sqrt(1.0 - a_edge) * f64(target_output);
     let c_skip = where(edge == index, 1.0, 0.0);
-    let target = c_skip * x_prev + (1.0 - c_skip) * jumped;
+    let target = f32(f64(c_skip * x_prev) + f64(1.0 - c_skip) * jumped);
     let d = model_pred - target;
     let per_element = match loss_type {
         l2 => d * d,
@@ -383,13 +385,13 @@ test "pcm_distill is PCM's phased LCD loss (l2, huber, v-prediction, one phase)"
     let target_out = [[0.05, -0.2, 0.25], [0.4, 0.1, -0.3], [-0.1, 0.6, 0.2]];
     let x_prev = [[0.8, -0.45, 0.15], [0.35, 1.1, -0.7], [-0.9, 0.35, 0.55]];
     let a = pcm_distill(model_output: out, noisy_latents: noisy, target_output: target_out, x_prev: x_prev, index: [13, 6, 0]);
-    expect_close(a.loss, 0.006223911967813278, 1e-6);
-    expect_close(a.grad.model_output, [[-0.0023474982008337975, 0.0009170412085950375, 0.0010832897387444973], [0.000613589771091938, -0.0011036954820156097, 0.000890116672962904], [0.0020468062721192837, 0.00047332351095974445, -0.0005512154893949628]], rtol: 1e-5, atol: 1e-9);
+    expect_close(a.loss, 0.006223912350833416, 1e-6);
+    expect_close(a.grad.model_output, [[-0.002347497269511223, 0.0009170407429337502, 0.0010832897387444973], [0.0006135893054306507, -0.0011036945506930351, 0.0008901171386241913], [0.0020468062721192837, 0.0004733236273750663, -0.0005512160714715719]], rtol: 1e-5, atol: 1e-9);
     let h = pcm_distill(model_output: out, noisy_latents: noisy, target_output: target_out, x_prev: x_prev, index: [13, 6, 0], loss_type: huber, multiphase: 4);
-    expect_close(h.loss, 0.07572801413840431, 1e-6);
-    expect_close(h.grad.model_output, [[-0.009781867265701294, 0.009779982268810272, 0.009780611842870712], [0.044663406908512115, -0.04466453939676285, 0.04466041550040245], [0.011692406609654427, 0.011678922921419144, -0.01168266125023365]], rtol: 1e-5, atol: 1e-9);
+    expect_close(h.loss, 0.07572802901268005, 1e-6);
+    expect_close(h.grad.model_output, [[-0.009781867265701294, 0.009779978543519974, 0.009780611842870712], [0.044663410633802414, -0.04466453939676285, 0.04466041550040245], [0.011692407540977001, 0.011678922921419144, -0.011682660318911076]], rtol: 1e-5, atol: 1e-9);
     let v = pcm_distill(model_output: out, noisy_latents: noisy, target_output: target_out, x_prev: x_prev, index: [13, 6, 0], prediction_type: v_prediction, multiphase: 1);
-    expect_close(v.loss, 0.003527514085751457, 1e-6);
-    expect_close(v.grad.model_output, [[-0.0041379788890480995, -0.004347001202404499, 0.0026496953796595335], [0.008298879489302635, -0.008879552595317364, 0.00279660033993423], [0.0016149993753060699, 0.0006141520570963621, -0.00030482636066153646]], rtol: 1e-5, atol: 1e-9);
+    expect_close(v.loss, 0.003527514636516571, 1e-6);
+    expect_close(v.grad.model_output, [[-0.004137976095080376, -0.004347000736743212, 0.0026496953796595335], [0.00829887855798006, -0.008879555389285088, 0.002796604298055172], [0.0016149993753060699, 0.0006141516496427357, -0.0003048268554266542]], rtol: 1e-5, atol: 1e-9);
     gradcheck pcm_distill(B: 2, S: 3, loss_type: huber, huber_c: 0.5);
 }

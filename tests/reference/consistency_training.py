@@ -102,8 +102,11 @@ def pcm_distill(out, noisy, target_out, x_prev, index, multiphase=8, ddim=50, lo
         return a.sqrt() * x0 + (1.0 - a).sqrt() * eps
 
     c_skip = torch.isin(index, edges).float().reshape(-1, 1)
+    # `ddim_alpha_cumprods_prev` is float64 (built from `.tolist()`), so the jumps are computed in
+    # float64 and cast back by the loss's `.float()`.
     model_pred = 0 * noisy + 1 * jump(origin(out, start, noisy), out)
     target = c_skip * x_prev + (1.0 - c_skip) * jump(origin(target_out, end, x_prev), target_out)
+    model_pred, target = model_pred.float(), target.float()
     if loss_type == "l2":
         return torch.nn.functional.mse_loss(model_pred, target, reduction="mean")
     return torch.mean(torch.sqrt((model_pred - target) ** 2 + huber_c**2) - huber_c)

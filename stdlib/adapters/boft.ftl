@@ -68,7 +68,11 @@ adapter boft(
     boft_R: param f32[F, D, K, K'],
     boft_s: param f32[O],
     boft_n_butterfly_factor: static i32 = 1,
-) -> f32[..L, O] requires I == D * K, F == boft_n_butterfly_factor, boft_n_butterfly_factor >= 1 {
+) -> f32[..L, O] requires I == D * K, F == boft_n_butterfly_factor, boft_n_butterfly_factor >= 1,
+    // PEFT's checks for butterfly factors: even block size and count, and the widest butterfly
+    // segment (K·2^(F−1)) dividing I.
+    boft_n_butterfly_factor == 1 || (K % 2 == 0 && D % 2 == 0
+        && I % (K * i32(round(pow(2.0, f32(boft_n_butterfly_factor - 1))))) == 0) {
     let rot = cayley(boft_R);
     (rotate(x, rot, boft_n_butterfly_factor) @ weight) * boft_s + (bias ?? 0.0)
 }

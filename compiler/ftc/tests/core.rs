@@ -666,6 +666,28 @@ fn wrong_inputs_give_one_clear_error_and_write_nothing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A failing `requires` is reported as written: BOFT's butterfly check keeps its `%` operators
+/// (the text once lost every `%`, the marker of a parameter in the IR's text).
+#[test]
+fn a_failing_requires_is_printed_with_its_operators() {
+    let args = RunArgs {
+        file: repo().join("stdlib").join("adapters").join("boft.ftl"),
+        entry: "boft".into(),
+        sets: vec!["boft_n_butterfly_factor=3".into()],
+        random_dims: Some("L=2,I=12,O=3,F=3,D=6,K=2,K'=2".into()),
+        ..RunArgs::default()
+    };
+    let o = driver::run_entry(&args, &options(), MessageFormat::Short);
+    assert!(!o.success());
+    assert!(
+        o.stderr.contains("error[E0093]")
+            && o.stderr.contains("(size(K) % 2) == 0")
+            && o.stderr.contains("(boft_n_butterfly_factor == 1)"),
+        "{}",
+        o.stderr
+    );
+}
+
 /// `ftc gradcheck` on the examples' differentiable entries, including dropout and rsLoRA.
 #[test]
 fn gradcheck_command_passes_on_the_examples() {

@@ -412,15 +412,25 @@ fn print_stmt(out: &mut String, hir: &Hir, body: &Body, s: &Stmt, depth: usize) 
 
 /// One expression as text: parameters as `%name`, calls by qualified name, fully parenthesized.
 pub fn expr_text(hir: &Hir, body: &Body, id: ExprId) -> String {
+    expr_text_with(hir, body, id, "%")
+}
+
+/// One expression as a user reads it in a diagnostic: as [`expr_text`], parameters by their
+/// bare names.
+pub fn expr_source_text(hir: &Hir, body: &Body, id: ExprId) -> String {
+    expr_text_with(hir, body, id, "")
+}
+
+fn expr_text_with(hir: &Hir, body: &Body, id: ExprId, param_prefix: &str) -> String {
     let e = body.expr(id);
-    let t = |id: ExprId| expr_text(hir, body, id);
+    let t = |id: ExprId| expr_text_with(hir, body, id, param_prefix);
     let list = |ids: &[ExprId]| ids.iter().map(|i| t(*i)).collect::<Vec<_>>().join(", ");
     match &e.kind {
         ExprKind::Int(v) => v.to_string(),
         ExprKind::Float(v) => format!("{v:?}"),
         ExprKind::Bool(v) => v.to_string(),
         ExprKind::Tensor(elems) => format!("[{}]", list(elems)),
-        ExprKind::Param(i) => format!("%{}", body.param_names[*i as usize]),
+        ExprKind::Param(i) => format!("{param_prefix}{}", body.param_names[*i as usize]),
         ExprKind::Local(l) => body.locals[l.0 as usize].0.clone(),
         ExprKind::DimSize(dims) => {
             format!(

@@ -357,7 +357,7 @@ impl<'h, 'c> Lowerer<'h, 'c> {
             let text = format!(
                 "{} requires {}",
                 decl.name,
-                hir::expr_text(self.hir, &decl.body, r).replace('%', "")
+                hir::expr_source_text(self.hir, &decl.body, r)
             );
             self.b.graph.checks.push(Check { cond, text });
         }

@@ -190,6 +190,17 @@ fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<String, Failure> {
                 format!("mlir: {how} {compile_ms:.1} ms, kernels {run_ms:.2} ms"),
             )
         }
+        run::Backend::Cranelift => {
+            let compiled = run::CompiledEntry::with_cranelift(&g)?;
+            let compile_ms = start.elapsed().as_secs_f64() * 1e3;
+            let (outputs, timings) = compiled.run_timed(&inputs)?;
+            let run_ms: f64 = timings.iter().map(|(_, t)| t).sum();
+            (
+                outputs,
+                timings,
+                format!("cranelift: compile {compile_ms:.1} ms, kernels {run_ms:.2} ms"),
+            )
+        }
         run::Backend::Interp => {
             let outputs = run::run_graph(&g, &inputs)?;
             let ms = start.elapsed().as_secs_f64() * 1e3;
@@ -464,6 +475,7 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
         let g = pipeline::compile_entry(analysis, &request, &mut inputs)?;
         let compiled = match args.backend {
             run::Backend::Mlir => Some(run::CompiledEntry::new(&g)?),
+            run::Backend::Cranelift => Some(run::CompiledEntry::with_cranelift(&g)?),
             run::Backend::Interp => None,
         };
         let compile_ms = start.elapsed().as_secs_f64() * 1e3;

@@ -99,6 +99,9 @@ enum Backend {
     Mlir,
     /// The reference interpreter (the oracle the compiled path is tested against).
     Interp,
+    /// Fused kernels compiled by Cranelift in milliseconds, without LLVM (loop kernels in f32,
+    /// f64 and integer types so far; others are refused with E0095).
+    Cranelift,
 }
 
 #[derive(Subcommand)]
@@ -292,6 +295,7 @@ impl From<Backend> for ftc::run::Backend {
         match b {
             Backend::Mlir => ftc::run::Backend::Mlir,
             Backend::Interp => ftc::run::Backend::Interp,
+            Backend::Cranelift => ftc::run::Backend::Cranelift,
         }
     }
 }

@@ -362,6 +362,8 @@ pub enum Backend {
     Mlir,
     /// The reference interpreter.
     Interp,
+    /// Fused kernels compiled by Cranelift (no LLVM), run by the same executor.
+    Cranelift,
 }
 
 /// A graph fused into a kernel plan and compiled by a backend, ready to run on the executor.
@@ -386,9 +388,30 @@ impl CompiledEntry {
     where
         B::Kernels: 'static,
     {
+        CompiledEntry::from_plan(g, |plan| Ok(backend.compile(plan)?))
+    }
+
+    /// Fuses `g` and compiles it with the Cranelift backend; what that backend does not
+    /// compile yet is a user-facing error (E0095, with a hint to use the MLIR backend).
+    pub fn with_cranelift(g: &Graph) -> Result<CompiledEntry, Failure> {
+        CompiledEntry::from_plan(g, |plan| {
+            ftl_cranelift::Jit::compile(plan).map_err(|e| match e {
+                ftl_cranelift::CraneliftError::Unsupported(_) => Failure::new(
+                    Code::Unsupported,
+                    format!("{e} (run it with `--backend mlir`)"),
+                ),
+                ftl_cranelift::CraneliftError::Internal(m) => Failure::Internal(m),
+            })
+        })
+    }
+
+    fn from_plan<K: Kernels + 'static>(
+        g: &Graph,
+        compile: impl FnOnce(&fuse::Plan) -> Result<K, Failure>,
+    ) -> Result<CompiledEntry, Failure> {
         let plan = fuse::fuse(g);
         let manifest = manifest::build(&plan).map_err(Failure::Internal)?;
-        let kernels = backend.compile(&plan)?;
+        let kernels = compile(&plan)?;
         let executor = ftl_runtime::exec::Executor::new(manifest, |s| kernels.entry(s))?;
         Ok(CompiledEntry {
             executor,
@@ -424,6 +447,7 @@ pub fn run_on(
     match backend {
         Backend::Interp => run_graph(g, inputs),
         Backend::Mlir => CompiledEntry::new(g)?.run(inputs),
+        Backend::Cranelift => CompiledEntry::with_cranelift(g)?.run(inputs),
     }
 }
 

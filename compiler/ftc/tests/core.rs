@@ -878,13 +878,14 @@ fn rel_err(a: &[f64], b: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Every entry of the repository on both backends, on random inputs: outputs and gradients
-/// agree to a relative error of 1e-5 (f32; see `rel_err`); and each graph's text parses back
-/// to an equal graph.
+/// Every entry of the repository on the interpreter and both compiled backends (MLIR,
+/// Cranelift), on random inputs: outputs and gradients agree to a relative error of 1e-5 (f32;
+/// see `rel_err`); and each graph's text parses back to an equal graph. Cranelift may refuse a
+/// plan only for what it does not compile yet (f16 tensors), with E0095.
 #[test]
-fn mlir_backend_matches_the_interpreter_on_every_entry() {
+fn compiled_backends_match_the_interpreter_on_every_entry() {
     let mut failures = Vec::new();
-    let mut checked = 0;
+    let (mut checked, mut refused) = (0, 0);
     for (entry, g) in every_entry_graph() {
         let qualified = g.name.clone();
         // Its text reads back to the same graph.
@@ -896,35 +897,50 @@ fn mlir_backend_matches_the_interpreter_on_every_entry() {
         let dims = std::collections::BTreeMap::new();
         let inputs = run::random_inputs(&g, &dims, Some(3), 11).unwrap();
         let want = run::run_graph(&g, &inputs);
-        let got = run::run_on(run::Backend::Mlir, &g, &inputs);
-        let (want, got) = match (want, got) {
-            (Ok(w), Ok(g)) => (w, g),
-            (Err(w), Err(g)) if w.code() == g.code() => continue,
-            (w, g) => {
-                failures.push(format!(
-                    "{entry}: interp {:?} vs mlir {:?}",
-                    w.err(),
-                    g.err()
-                ));
-                continue;
+        for backend in [run::Backend::Mlir, run::Backend::Cranelift] {
+            let got = run::run_on(backend, &g, &inputs);
+            if let Err(e) = &got {
+                let text = e.render();
+                if backend == run::Backend::Cranelift && text.contains("error[E0095]") {
+                    if !text.contains("f16 tensors") {
+                        failures.push(format!("{entry}: cranelift refused it: {text}"));
+                    }
+                    refused += 1;
+                    continue;
+                }
             }
-        };
-        for ((name, w), (_, g)) in want.iter().zip(&got) {
-            let e = rel_err(&g.to_f64(), &w.to_f64());
-            if e.is_nan() || e > 1e-5 || w.shape() != g.shape() {
-                failures.push(format!(
-                    "{qualified}: {entry}: {name}: relative error {e:.2e}"
-                ));
+            let (want, got) = match (&want, got) {
+                (Ok(w), Ok(g)) => (w, g),
+                (Err(w), Err(g)) if w.code() == g.code() => continue,
+                (w, g) => {
+                    failures.push(format!(
+                        "{entry}: interp {:?} vs {backend:?} {:?}",
+                        w.as_ref().err(),
+                        g.err()
+                    ));
+                    continue;
+                }
+            };
+            for ((name, w), (_, g)) in want.iter().zip(&got) {
+                let e = rel_err(&g.to_f64(), &w.to_f64());
+                if e.is_nan() || e > 1e-5 || w.shape() != g.shape() {
+                    failures.push(format!(
+                        "{qualified} ({backend:?}): {entry}: {name}: relative error {e:.2e}"
+                    ));
+                }
             }
+            checked += 1;
         }
-        checked += 1;
     }
+    eprintln!(
+        "{checked} entry runs checked on the compiled backends, {refused} refused by cranelift"
+    );
     assert!(
         failures.is_empty(),
-        "{checked} entries checked; failures:\n{}",
+        "{checked} entry runs checked; failures:\n{}",
         failures.join("\n")
     );
-    assert!(checked >= 20, "{checked}");
+    assert!(checked >= 40, "{checked}");
 }
 
 /// `ftc run --set offset=1` on a parameter named `offset` (an i64 setting, like the random

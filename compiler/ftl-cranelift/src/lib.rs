@@ -1,0 +1,141 @@
+//! The Cranelift CPU backend: a fused [`Plan`] becomes Cranelift IR (`emit`, with the shared
+//! scalar math of `math`) compiled in process by `cranelift-jit`, in milliseconds and without
+//! LLVM. It implements [`Backend`] on the same plans and manifests as the MLIR backend and calls
+//! its kernels through the same packed convention (runtime/src/exec.rs).
+//!
+//! Every loop kernel is compiled (maps, reductions, scans, scatters, gathers with their range
+//! checks, Philox draws, sliced regions) in f32, f64, bf16 (computed in f32, rounded as
+//! PyTorch rounds), i32, i64 and bool; host steps (GEMM, solves, decompositions) run in the
+//! runtime as for the MLIR backend. Plans with f16 tensors are refused with
+//! [`CraneliftError::Unsupported`] (a user-facing error naming what is missing), never
+//! miscompiled.
+
+mod emit;
+mod math;
+
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::FuncId;
+use ftl_plan::backend::{Backend, BackendError, Kernels};
+use ftl_plan::fuse::{Kernel, Plan};
+use ftl_runtime::exec::PackedFn;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Why the Cranelift backend did not compile a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CraneliftError {
+    /// The plan uses something this backend does not compile yet (the MLIR backend does).
+    Unsupported(String),
+    /// A compiler bug: Cranelift rejected the code generated for a verified plan.
+    Internal(String),
+}
+
+impl fmt::Display for CraneliftError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CraneliftError::Unsupported(what) => {
+                write!(f, "the cranelift backend does not compile {what} yet")
+            }
+            CraneliftError::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+/// The Cranelift backend, JIT-compiled in process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cranelift;
+
+impl Backend for Cranelift {
+    type Kernels = Jit;
+
+    fn name(&self) -> &'static str {
+        "cranelift"
+    }
+
+    fn compile(&self, plan: &Plan) -> Result<Jit, BackendError> {
+        Jit::compile(plan).map_err(|e| BackendError(e.to_string()))
+    }
+}
+
+/// Compiled kernels: the JIT's memory and each kernel's entry point.
+pub struct Jit {
+    module: Option<JITModule>,
+    entries: HashMap<String, PackedFn>,
+}
+
+impl Kernels for Jit {
+    fn entry(&self, symbol: &str) -> Option<PackedFn> {
+        self.entries.get(symbol).copied()
+    }
+}
+
+impl Drop for Jit {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the entry points die with `self`; the executor that called them is
+            // dropped first (`CompiledEntry` keeps the kernels after it).
+            #[allow(unsafe_code)]
+            unsafe {
+                m.free_memory();
+            }
+        }
+    }
+}
+
+impl Jit {
+    /// Compiles every generated kernel of `plan` (the prelude included) for this CPU.
+    pub fn compile(plan: &Plan) -> Result<Jit, CraneliftError> {
+        let mut flags = settings::builder();
+        let set = |flags: &mut settings::Builder, k: &str, v: &str| {
+            flags
+                .set(k, v)
+                .map_err(|e| CraneliftError::Internal(format!("setting {k}: {e}")))
+        };
+        set(&mut flags, "opt_level", "speed")?;
+        set(&mut flags, "use_colocated_libcalls", "false")?;
+        set(&mut flags, "is_pic", "false")?;
+        let isa = cranelift_native::builder()
+            .map_err(|e| CraneliftError::Unsupported(format!("this CPU ({e})")))?
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| CraneliftError::Internal(e.to_string()))?;
+        let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+        for (name, f) in math::library() {
+            builder.symbol(name, f);
+        }
+        let mut module = JITModule::new(builder);
+        // A sliced region's kernels are compiled with its dim and slice-sized buffers.
+        let mut kernels: Vec<(&Kernel, Option<emit::SliceOf<'_>>)> = Vec::new();
+        for k in plan.prelude.iter().chain(&plan.kernels) {
+            match k {
+                Kernel::Sliced {
+                    dim, body, local, ..
+                } => kernels.extend(body.iter().map(|b| (b, Some((*dim, local.as_slice()))))),
+                _ => kernels.push((k, None)),
+            }
+        }
+        let mut ids: Vec<(String, FuncId)> = Vec::new();
+        for (k, slice) in kernels {
+            if let Kernel::Loops { name, .. } = k {
+                let id = emit::define(&mut module, plan, k, slice)?;
+                ids.push((name.clone(), id));
+            }
+        }
+        module
+            .finalize_definitions()
+            .map_err(|e| CraneliftError::Internal(e.to_string()))?;
+        let mut entries = HashMap::new();
+        for (name, id) in ids {
+            let code = module.get_finalized_function(id);
+            // SAFETY: `emit::define` gave every kernel the packed signature `fn(*mut *mut
+            // c_void)` in the platform's C calling convention.
+            #[allow(unsafe_code)]
+            let f: PackedFn = unsafe { std::mem::transmute::<*const u8, PackedFn>(code) };
+            entries.insert(name, f);
+        }
+        Ok(Jit {
+            module: Some(module),
+            entries,
+        })
+    }
+}

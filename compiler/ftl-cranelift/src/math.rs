@@ -1,0 +1,130 @@
+//! The shared scalar math ([`ftl_plan::scalar_math`]) as Cranelift instructions on f32, i32 and
+//! i64 values, and the C library's functions the kernels call for f64 (as the MLIR backend does).
+
+use crate::emit::Emitter;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
+use ftl_plan::scalar_math::{Compare, Convert, FloatOp, FloatUnary, Int, IntOp, ScalarOps};
+
+extern "C" {
+    fn exp(x: f64) -> f64;
+    fn log(x: f64) -> f64;
+    fn log1p(x: f64) -> f64;
+    fn expm1(x: f64) -> f64;
+    fn tanh(x: f64) -> f64;
+    fn erf(x: f64) -> f64;
+    fn sin(x: f64) -> f64;
+    fn cos(x: f64) -> f64;
+    fn pow(x: f64, y: f64) -> f64;
+    fn powf(x: f32, y: f32) -> f32;
+}
+
+/// The C library functions kernels may call, by the names `emit` imports them under.
+pub(crate) fn library() -> [(&'static str, *const u8); 10] {
+    [
+        ("exp", exp as *const u8),
+        ("log", log as *const u8),
+        ("log1p", log1p as *const u8),
+        ("expm1", expm1 as *const u8),
+        ("tanh", tanh as *const u8),
+        ("erf", erf as *const u8),
+        ("sin", sin as *const u8),
+        ("cos", cos as *const u8),
+        ("pow", pow as *const u8),
+        ("powf", powf as *const u8),
+    ]
+}
+
+fn int_type(ty: Int) -> types::Type {
+    match ty {
+        Int::I32 => types::I32,
+        Int::I64 => types::I64,
+    }
+}
+
+impl ScalarOps for Emitter<'_, '_> {
+    type Val = Value;
+
+    fn f32_const(&mut self, v: f64) -> Value {
+        self.b.ins().f32const(v as f32)
+    }
+
+    fn int_const(&mut self, ty: Int, v: i64) -> Value {
+        self.b.ins().iconst(int_type(ty), v)
+    }
+
+    fn float(&mut self, op: FloatOp, a: &Value, b: &Value) -> Value {
+        let (a, b) = (*a, *b);
+        let ins = self.b.ins();
+        match op {
+            FloatOp::Add => ins.fadd(a, b),
+            FloatOp::Sub => ins.fsub(a, b),
+            FloatOp::Mul => ins.fmul(a, b),
+            FloatOp::Div => ins.fdiv(a, b),
+            FloatOp::Min => ins.fmin(a, b),
+            FloatOp::Max => ins.fmax(a, b),
+            FloatOp::CopySign => ins.fcopysign(a, b),
+        }
+    }
+
+    fn float_unary(&mut self, op: FloatUnary, a: &Value) -> Value {
+        let ins = self.b.ins();
+        match op {
+            FloatUnary::Neg => ins.fneg(*a),
+            FloatUnary::Abs => ins.fabs(*a),
+            FloatUnary::Floor => ins.floor(*a),
+            FloatUnary::Sqrt => ins.sqrt(*a),
+        }
+    }
+
+    fn fma(&mut self, a: &Value, b: &Value, c: &Value) -> Value {
+        self.b.ins().fma(*a, *b, *c)
+    }
+
+    fn compare(&mut self, pred: Compare, a: &Value, b: &Value) -> Value {
+        let cc = match pred {
+            Compare::Lt => FloatCC::LessThan,
+            Compare::Gt => FloatCC::GreaterThan,
+            Compare::Eq => FloatCC::Equal,
+            Compare::Unordered => FloatCC::Unordered,
+        };
+        self.b.ins().fcmp(cc, *a, *b)
+    }
+
+    fn select(&mut self, c: &Value, a: &Value, b: &Value) -> Value {
+        self.b.ins().select(*c, *a, *b)
+    }
+
+    fn int(&mut self, op: IntOp, _ty: Int, a: &Value, b: &Value) -> Value {
+        let (a, b) = (*a, *b);
+        let ins = self.b.ins();
+        match op {
+            IntOp::Add => ins.iadd(a, b),
+            IntOp::Sub => ins.isub(a, b),
+            IntOp::Mul => ins.imul(a, b),
+            IntOp::And => ins.band(a, b),
+            IntOp::Or => ins.bor(a, b),
+            IntOp::Xor => ins.bxor(a, b),
+            IntOp::Shl => ins.ishl(a, b),
+            IntOp::ShrU => ins.ushr(a, b),
+        }
+    }
+
+    fn int_ne(&mut self, a: &Value, b: &Value) -> Value {
+        self.b.ins().icmp(IntCC::NotEqual, *a, *b)
+    }
+
+    fn convert(&mut self, op: Convert, a: &Value) -> Value {
+        let (a, plain) = (*a, MemFlagsData::new());
+        let ins = self.b.ins();
+        match op {
+            Convert::F32ToI32 => ins.fcvt_to_sint_sat(types::I32, a),
+            Convert::I32ToF32 => ins.fcvt_from_sint(types::F32, a),
+            Convert::U32ToF32 => ins.fcvt_from_uint(types::F32, a),
+            Convert::F32Bits => ins.bitcast(types::I32, plain, a),
+            Convert::BitsF32 => ins.bitcast(types::F32, plain, a),
+            Convert::I64Low => ins.ireduce(types::I32, a),
+            Convert::U32ToI64 => ins.uextend(types::I64, a),
+        }
+    }
+}

@@ -21,6 +21,12 @@ echo "ftc check: ${#files[@]} files clean"
 # (MLIR) backend. The core tests also run every block on the interpreter.
 cargo run --quiet --bin ftc -- test examples stdlib tests/run
 
+# The LLVM-free ftc (`--no-default-features`: Cranelift and the interpreter, no MLIR/LLVM) builds
+# and runs every test block on the Cranelift backend, its default there.
+cargo build --quiet -p ftc --no-default-features --bin ftc --target-dir target/light
+target/light/debug/ftc check "${files[@]}" > /dev/null
+target/light/debug/ftc test examples stdlib tests/run
+
 # The C ABI: runtime/include/ftl.h and the runtime's shared library, from a C program.
 bash tests/capi/run.sh
 

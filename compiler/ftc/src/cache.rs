@@ -67,7 +67,7 @@ impl Cache {
         let plan = fuse::fuse(g);
         let manifest = manifest::build(&plan).map_err(Failure::Internal)?;
         let target = Target::native();
-        let module = ftl_mlir::module_text(&plan)?;
+        let module = crate::llvm::module_text(&plan)?;
         let manifest_json = serde_json::to_string(&manifest)
             .map_err(|e| Failure::Internal(format!("manifest: {e}")))?;
         let target_json = serde_json::to_string(&target)
@@ -89,7 +89,7 @@ impl Cache {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| Failure::Internal(format!("cache {}: {e}", self.dir.display())))?;
         // Another process may store the same key meanwhile: its artifact is as good as ours.
-        let written = ftl_mlir::write_artifact(&plan, &path, &target);
+        let written = crate::llvm::write_artifact(&plan, &path, &target);
         match Artifact::load(&path) {
             Ok(a) => Ok((a, Lookup::Stored)),
             Err(e) => Err(written.err().unwrap_or_else(|| Failure::from(e))),

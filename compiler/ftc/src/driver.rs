@@ -253,7 +253,7 @@ pub fn cuda_chip(target: Option<&str>) -> Result<&'static str, Failure> {
         None | Some("cuda") => "sm_90",
         Some(t) => t.strip_prefix("cuda:").unwrap_or(""),
     };
-    ftl_mlir::cuda::CHIPS
+    crate::llvm::CHIPS
         .into_iter()
         .find(|c| *c == chip)
         .ok_or_else(|| {
@@ -265,16 +265,6 @@ pub fn cuda_chip(target: Option<&str>) -> Result<&'static str, Failure> {
                 ),
             )
         })
-}
-
-fn cuda_failure(e: ftl_mlir::cuda::CudaError) -> Failure {
-    use ftl_front::codes::Code;
-    use ftl_mlir::cuda::CudaError;
-    match e {
-        CudaError::UnknownChip(c) => Failure::new(Code::BadSetting, format!("unknown GPU `{c}`")),
-        CudaError::NoLibdevice(m) => Failure::new(Code::Unsupported, m),
-        CudaError::Internal(m) => Failure::Internal(m),
-    }
 }
 
 /// `ftc build --emit ir|grad|kernels|mlir|llvm|gpu|ptx`: a stage of one entry.
@@ -299,16 +289,10 @@ pub fn emit_graph(
         Ok(match stage {
             EntryStage::Ir | EntryStage::Grad => ftl_ir::print::print_graph(&g),
             EntryStage::Kernels => fuse::print_plan(&fuse::fuse(&g)),
-            EntryStage::Mlir => ftl_mlir::module_text(&fuse::fuse(&g))?,
-            EntryStage::Llvm => {
-                ftl_mlir::jit::lower_to_llvm_text(&ftl_mlir::module_text(&fuse::fuse(&g))?)
-                    .map_err(Failure::Internal)?
-            }
-            EntryStage::Gpu => ftl_mlir::cuda::gpu_text(&fuse::fuse(&g)).map_err(cuda_failure)?,
-            EntryStage::Ptx(chip) => {
-                let libdevice = ftl_mlir::cuda::libdevice().map_err(cuda_failure)?;
-                ftl_mlir::cuda::ptx(&fuse::fuse(&g), chip, &libdevice).map_err(cuda_failure)?
-            }
+            EntryStage::Mlir => crate::llvm::module_text(&fuse::fuse(&g))?,
+            EntryStage::Llvm => crate::llvm::llvm_text(&fuse::fuse(&g))?,
+            EntryStage::Gpu => crate::llvm::gpu_text(&fuse::fuse(&g))?,
+            EntryStage::Ptx(chip) => crate::llvm::ptx(&fuse::fuse(&g), chip)?,
         })
     })
 }
@@ -575,7 +559,7 @@ pub fn build_artifact(
             None => Target::default_for_artifact(),
         };
         let plan = fuse::fuse(&g);
-        ftl_mlir::write_artifact(&plan, output, &target)?;
+        crate::llvm::write_artifact(&plan, output, &target)?;
         Ok(format!(
             "wrote {} ({} kernels, for CPU {})\n",
             output.display(),

@@ -95,12 +95,12 @@ impl Stage {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Backend {
-    /// Fused kernels through MLIR and LLVM (the default).
+    /// Fused kernels through MLIR and LLVM (the default where ftc is built with LLVM).
     Mlir,
     /// The reference interpreter (the oracle the compiled path is tested against).
     Interp,
-    /// Fused kernels compiled by Cranelift in milliseconds, without LLVM (loop kernels in f32,
-    /// f64 and integer types so far; others are refused with E0095).
+    /// Fused kernels compiled by Cranelift in milliseconds, without LLVM (every dtype but f16;
+    /// f16 is refused with E0095).
     Cranelift,
 }
 
@@ -173,7 +173,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Which backend runs the kernels.
-        #[arg(long, value_enum, default_value = "mlir")]
+        #[arg(long, value_enum, default_value = DEFAULT_BACKEND)]
         backend: Backend,
         /// Compile in process without reading or filling the compile cache.
         #[arg(long)]
@@ -193,7 +193,7 @@ enum Command {
         /// Files or directories (default: the current directory).
         paths: Vec<PathBuf>,
         /// Which backend runs the entries the tests call.
-        #[arg(long, value_enum, default_value = "mlir")]
+        #[arg(long, value_enum, default_value = DEFAULT_BACKEND)]
         backend: Backend,
         #[command(flatten)]
         source: SourceArgs,
@@ -253,7 +253,7 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         reps: usize,
         /// Which backend runs it.
-        #[arg(long, value_enum, default_value = "mlir")]
+        #[arg(long, value_enum, default_value = DEFAULT_BACKEND)]
         backend: Backend,
         #[command(flatten)]
         source: SourceArgs,
@@ -289,6 +289,13 @@ enum CacheAction {
     /// Remove every cached entry.
     Clear,
 }
+
+/// `--backend`'s default: MLIR where it is built, else Cranelift.
+const DEFAULT_BACKEND: &str = if cfg!(feature = "mlir") {
+    "mlir"
+} else {
+    "cranelift"
+};
 
 impl From<Backend> for ftc::run::Backend {
     fn from(b: Backend) -> Self {

@@ -7,7 +7,6 @@ use ftl_ir::autodiff::differentiable_input;
 use ftl_ir::lower::EntryOptions;
 use ftl_ir::pipeline::{compile, Failure};
 use ftl_ir::{BinOp, DimId, DimSize, EntryKind, Graph, NodeId, Op, Role};
-use ftl_mlir::MlirCpu;
 use ftl_plan::backend::{self, Kernels};
 use ftl_plan::{fuse, manifest};
 use ftl_runtime::bind::{self, Binding};
@@ -355,15 +354,25 @@ pub fn run_graph(
 }
 
 /// Which backend runs an entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     /// Fused kernels compiled through MLIR and LLVM, run by the runtime's executor.
-    #[default]
     Mlir,
     /// The reference interpreter.
     Interp,
     /// Fused kernels compiled by Cranelift (no LLVM), run by the same executor.
     Cranelift,
+}
+
+impl Default for Backend {
+    /// MLIR where it is built (the `mlir` feature, on by default), else Cranelift.
+    fn default() -> Backend {
+        if cfg!(feature = "mlir") {
+            Backend::Mlir
+        } else {
+            Backend::Cranelift
+        }
+    }
 }
 
 /// A graph fused into a kernel plan and compiled by a backend, ready to run on the executor.
@@ -377,7 +386,7 @@ pub struct CompiledEntry {
 impl CompiledEntry {
     /// Fuses `g` and compiles it with the MLIR CPU backend.
     pub fn new(g: &Graph) -> Result<CompiledEntry, Failure> {
-        CompiledEntry::with_backend(&MlirCpu, g)
+        CompiledEntry::with_backend(&crate::llvm::backend()?, g)
     }
 
     /// Fuses `g`, builds its manifest and compiles its kernels with `backend`.

@@ -666,6 +666,38 @@ fn wrong_inputs_give_one_clear_error_and_write_nothing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The Cranelift backend refuses what it does not compile yet (f16 tensors) with E0095 and a
+/// hint, never an internal error; the same entry runs on MLIR.
+#[test]
+fn cranelift_refuses_f16_with_a_user_error() {
+    let dir = scratch("cranelift-f16");
+    let file = dir.join("half.ftl");
+    std::fs::write(
+        &file,
+        "step halve(x: f16[N]) -> (y: f16[N]) {\n    (y: x * 0.5,)\n}\n",
+    )
+    .unwrap();
+    let run = |backend| {
+        let args = RunArgs {
+            file: file.clone(),
+            entry: "halve".into(),
+            random_dims: Some("N=4".into()),
+            backend,
+            ..RunArgs::default()
+        };
+        driver::run_entry(&args, &options(), MessageFormat::Short)
+    };
+    let o = run(run::Backend::Cranelift);
+    assert_eq!(o.status, driver::Status::Failure, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("error[E0095]") && o.stderr.contains("--backend mlir"),
+        "{}",
+        o.stderr
+    );
+    assert!(run(run::Backend::Mlir).success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A failing `requires` is reported as written: BOFT's butterfly check keeps its `%` operators
 /// (the text once lost every `%`, the marker of a parameter in the IR's text).
 #[test]

@@ -23,6 +23,7 @@ cargo run --quiet --bin ftc -- test examples stdlib tests/run
 
 # The LLVM-free ftc (`--no-default-features`: Cranelift and the interpreter, no MLIR/LLVM) builds
 # and runs every test block on the Cranelift backend, its default there.
+cargo clippy --quiet -p ftc --no-default-features --lib --bins --target-dir target/light -- -D warnings
 cargo build --quiet -p ftc --no-default-features --bin ftc --target-dir target/light
 target/light/debug/ftc check "${files[@]}" > /dev/null
 target/light/debug/ftc test examples stdlib tests/run

@@ -7,6 +7,7 @@
 //! The translation mirrors compiler/ftl-mlir/src/emit.rs op for op, so both backends compute the
 //! same numbers up to summation order.
 
+use crate::lanes;
 use crate::CraneliftError;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, AbiParam, FuncRef, InstBuilder, MemFlagsData, Type, Value};
@@ -51,8 +52,8 @@ pub(crate) struct Emitter<'m, 'f> {
     /// The function builder (public to the shared math in `crate::math`).
     pub(crate) b: FunctionBuilder<'f>,
     module: &'m mut JITModule,
-    plan: &'m Plan,
-    g: &'m Graph,
+    pub(crate) plan: &'m Plan,
+    pub(crate) g: &'m Graph,
     /// Every dim's size (i64), loaded once.
     dims: Vec<Value>,
     /// The status word's address.
@@ -74,6 +75,10 @@ pub(crate) struct Emitter<'m, 'f> {
     slice: Option<(DimId, Value, Value)>,
     /// In a sliced region: the buffers that hold one slice.
     local: Vec<BufId>,
+    /// The dim whose loop runs `LANES` elements at a time, inside such a loop.
+    lanes: Option<DimId>,
+    /// Whether the shared math's constants are splatted (it is evaluating vectors).
+    pub(crate) splat_consts: bool,
 }
 
 /// A kernel of a sliced region: the sliced dim and the region's slice-sized buffers.
@@ -120,6 +125,8 @@ pub(crate) fn define(
         error: None,
         slice: None,
         local: slice.map_or_else(Vec::new, |(_, l)| l.to_vec()),
+        lanes: None,
+        splat_consts: false,
     };
     let (lo, hi) = e.prologue(args, k, ptr);
     if let Some((d, _)) = slice {
@@ -233,7 +240,7 @@ impl Emitter<'_, '_> {
 
     /// The loop dims a node's value depends on: a buffer's dims, or its operands' (a gather's
     /// indexed dim comes from its index instead).
-    fn deps_of(&mut self, id: NodeId) -> Vec<DimId> {
+    pub(crate) fn deps_of(&mut self, id: NodeId) -> Vec<DimId> {
         if let Some(d) = self.deps.get(&id) {
             return d.clone();
         }
@@ -345,10 +352,17 @@ impl Emitter<'_, '_> {
         self.b.ins().bitcast(types::F32, MemFlagsData::new(), bits)
     }
 
-    /// Loads a buffer element at the coordinates of `env`.
+    /// Loads a buffer element at the coordinates of `env` (four contiguous elements when the
+    /// buffer runs along the vectorized dim).
     fn load(&mut self, b: BufId, node: NodeId, env: usize) -> Value {
-        let dims = self.g.node(node).dims.clone();
+        let n = self.g.node(node);
+        let (dims, dtype) = (n.dims.clone(), n.dtype);
         let flat = self.flat_index(&dims, env);
+        if self.lanes.is_some_and(|d| dims.contains(&d)) {
+            let t = lanes::vector_of(self.ty(dtype));
+            let addr = self.address(b, dtype, flat);
+            return self.b.ins().load(t, lanes::vector_mem(), addr, 0);
+        }
         self.load_flat(b, node, flat)
     }
 
@@ -358,6 +372,12 @@ impl Emitter<'_, '_> {
         let (dims, dtype) = (n.dims.clone(), n.dtype);
         let flat = self.flat_index(&dims, env);
         let addr = self.address(b, dtype, flat);
+        if self.lanes.is_some_and(|d| dims.contains(&d)) {
+            let t = lanes::vector_of(self.ty(dtype));
+            let v = self.splat(v, t);
+            self.b.ins().store(lanes::vector_mem(), v, addr, 0);
+            return;
+        }
         let v = if dtype == DType::BF16 {
             let bits = self.bf16_bits(v);
             let high = self.b.ins().ushr_imm_s(bits, 16);
@@ -397,6 +417,19 @@ impl Emitter<'_, '_> {
         carried: Vec<Value>,
         body: Step<'_, Self, Value>,
     ) -> Vec<Value> {
+        self.loop_range(lo, hi, 1, carried, body).1
+    }
+
+    /// A loop from `lo` while `iv < hi`, `iv += step`; returns the first `iv` that failed the
+    /// test and the carried values at the exit.
+    fn loop_range(
+        &mut self,
+        lo: Value,
+        hi: Value,
+        step: i64,
+        carried: Vec<Value>,
+        body: Step<'_, Self, Value>,
+    ) -> (Value, Vec<Value>) {
         let types: Vec<Type> = carried
             .iter()
             .map(|v| self.b.func.dfg.value_type(*v))
@@ -407,6 +440,7 @@ impl Emitter<'_, '_> {
             self.b.create_block(),
         );
         self.b.append_block_param(header, types::I64);
+        self.b.append_block_param(exit, types::I64);
         for t in &types {
             self.b.append_block_param(header, *t);
             self.b.append_block_param(exit, *t);
@@ -419,27 +453,33 @@ impl Emitter<'_, '_> {
         let params = self.b.block_params(header).to_vec();
         let (iv, state) = (params[0], params[1..].to_vec());
         let more = self.b.ins().icmp(IntCC::SignedLessThan, iv, hi);
-        let out: Vec<_> = state.iter().map(|v| (*v).into()).collect();
+        let out: Vec<_> = std::iter::once(iv)
+            .chain(state.iter().copied())
+            .map(Into::into)
+            .collect();
         self.b.ins().brif(more, inside, &[], exit, &out);
         self.b.switch_to_block(inside);
         self.cache.push(HashMap::new());
         let next = body(self, iv, state);
         self.cache.pop();
-        let step = self.b.ins().iadd_imm_s(iv, 1);
-        let mut back = vec![step];
+        let next_iv = self.b.ins().iadd_imm_s(iv, step);
+        let mut back = vec![next_iv];
         back.extend(next);
         let back: Vec<_> = back.into_iter().map(Into::into).collect();
         self.b.ins().jump(header, &back);
         self.b.switch_to_block(exit);
-        self.b.block_params(exit).to_vec()
+        let params = self.b.block_params(exit).to_vec();
+        (params[0], params[1..].to_vec())
     }
 
-    /// Loops over `dims` (the first over `split` when given), then `body` at each point.
+    /// Loops over `dims` (the first over `split` when given), then `body` at each point; the
+    /// last dim runs `LANES` at a time, then one at a time, when it is `vector`.
     fn domain(
         &mut self,
         dims: &[DimId],
         split: Option<(Value, Value)>,
         coords: Env,
+        vector: Option<DimId>,
         body: &mut dyn FnMut(&mut Self, usize),
     ) {
         if dims.is_empty() {
@@ -452,10 +492,24 @@ impl Emitter<'_, '_> {
             Some(r) => r,
             None => (self.iconst(types::I64, 0), self.dims[d.0 as usize]),
         };
+        let lo = if dims.len() == 1 && vector == Some(d) {
+            let last = self.b.ins().iadd_imm_s(hi, 1 - lanes::LANES);
+            let (rest, _) = self.loop_range(lo, last, lanes::LANES, Vec::new(), &mut |s, iv, _| {
+                let mut c = coords.clone();
+                c.push((d, iv));
+                s.lanes = Some(d);
+                s.domain(&[], None, c, None, body);
+                s.lanes = None;
+                Vec::new()
+            });
+            rest
+        } else {
+            lo
+        };
         self.loop_over(lo, hi, Vec::new(), &mut |s, iv, _| {
             let mut c = coords.clone();
             c.push((d, iv));
-            s.domain(&dims[1..], None, c, body);
+            s.domain(&dims[1..], None, c, vector, body);
             Vec::new()
         });
     }
@@ -497,7 +551,8 @@ impl Emitter<'_, '_> {
             });
         if shared || (nests.len() == 1 && !matches!(nests[0].kind, NestKind::Scatter)) {
             let range = split.filter(|_| !first_dims.is_empty()).map(|_| (lo, hi));
-            self.domain(&first_dims, range, Vec::new(), &mut |s, env| {
+            let vector = self.map_vector_dim(nests, &first_dims);
+            self.domain(&first_dims, range, Vec::new(), vector, &mut |s, env| {
                 for n in nests {
                     s.nest_body(n, env);
                 }
@@ -509,9 +564,28 @@ impl Emitter<'_, '_> {
                     continue;
                 }
                 let dims = self.nest_dims(n);
-                self.domain(&dims, None, Vec::new(), &mut |s, env| s.nest_body(n, env));
+                let vector = self.map_vector_dim(std::slice::from_ref(n), &dims);
+                self.domain(&dims, None, Vec::new(), vector, &mut |s, env| {
+                    s.nest_body(n, env)
+                });
             }
         }
+    }
+
+    /// The dim a domain of map nests runs `LANES` at a time: its last, when every nest is a
+    /// map whose values all have a vector form (see crate::lanes) and no region is sliced.
+    fn map_vector_dim(&mut self, nests: &[Nest], dims: &[DimId]) -> Option<DimId> {
+        let d = *dims.last()?;
+        // Stored four at a time: f32 or i32 roots only (a bool is a byte in memory).
+        let ok = self.slice.is_none()
+            && nests.iter().all(|n| {
+                let root = self.g.node(n.root);
+                matches!(n.kind, NestKind::Map)
+                    && matches!(root.dtype, DType::F32 | DType::I32)
+                    && root.dims.last() == Some(&d)
+                    && self.vectorizable(n.root, d, n.root)
+            });
+        ok.then_some(d)
     }
 
     /// A nest's loop dims (a scan's without its scanned dim).
@@ -651,6 +725,42 @@ impl Emitter<'_, '_> {
             }
         };
         let float = in_dt.is_float();
+        // A float sum, max, min or logsumexp runs its last dim four lanes at a time when the
+        // operand has a vector form along it.
+        let vector = inner.last().copied().filter(|d| {
+            in_dt == DType::F32
+                && self.slice.is_none()
+                && matches!(
+                    op,
+                    Reduction::Sum | Reduction::Max | Reduction::Min | Reduction::LogSumExp
+                )
+                && self.vectorizable(operand, *d, root)
+        });
+        if let Some(d) = vector {
+            let first = if op == Reduction::LogSumExp {
+                Reduction::Max
+            } else {
+                op
+            };
+            let init = self.identity(first);
+            let acc = self.fold_lanes(inner, env, init, first, d, &eval);
+            if op != Reduction::LogSumExp {
+                return acc;
+            }
+            let m = acc;
+            let zero = self.b.ins().f32const(0.0);
+            let shifted_exp = move |s: &mut Self, env: usize| {
+                let x = eval(s, env);
+                let (x, m) = s.align(x, m);
+                let diff = s.b.ins().fsub(x, m);
+                s.splat_consts = s.is_vector(diff);
+                let e = s.unary_float(UnOp::Exp, diff, in_dt);
+                s.splat_consts = false;
+                e
+            };
+            let sum = self.fold_lanes(inner, env, zero, Reduction::Sum, d, &shifted_exp);
+            return self.lse_finish(m, sum, in_dt);
+        }
         let init = match op {
             Reduction::Sum => self.const_of(in_dt, 0.0),
             Reduction::Max | Reduction::LogSumExp => self.const_of(in_dt, lowest(in_dt)),
@@ -688,6 +798,61 @@ impl Emitter<'_, '_> {
             vec![s.b.ins().fadd(acc[0], e)]
         })[0];
         self.lse_finish(m, s, in_dt)
+    }
+
+    /// The f32 identity of a sum (0), max (−∞) or min (+∞).
+    fn identity(&mut self, op: Reduction) -> Value {
+        let v = match op {
+            Reduction::Max | Reduction::LogSumExp => f32::NEG_INFINITY,
+            Reduction::Min => f32::INFINITY,
+            _ => 0.0,
+        };
+        self.b.ins().f32const(v)
+    }
+
+    /// An f32 sum, max or min of `elem` over `dims` from `acc`, the last dim (`vector`) four
+    /// lanes at a time into a vector accumulator, folded into `acc` lane by lane, then the
+    /// remaining elements one at a time.
+    fn fold_lanes(
+        &mut self,
+        dims: &[DimId],
+        env: usize,
+        acc: Value,
+        op: Reduction,
+        vector: DimId,
+        elem: &dyn Fn(&mut Self, usize) -> Value,
+    ) -> Value {
+        if dims.is_empty() {
+            let x = elem(self, env);
+            return self.combine_scalar(op, acc, x);
+        }
+        let d = dims[0];
+        let (lo, hi) = (self.iconst(types::I64, 0), self.dims[d.0 as usize]);
+        let (lo, acc) = if dims.len() == 1 && d == vector {
+            let last = self.b.ins().iadd_imm_s(hi, 1 - lanes::LANES);
+            let identity = self.identity(op);
+            let start = self.b.ins().splat(types::F32X4, identity);
+            let (rest, lanes) =
+                self.loop_range(lo, last, lanes::LANES, vec![start], &mut |s, iv, a| {
+                    let mut coords = s.envs[env].clone();
+                    coords.push((d, iv));
+                    let at = s.push_env(coords);
+                    s.lanes = Some(d);
+                    let x = elem(s, at);
+                    s.lanes = None;
+                    vec![s.combine_scalar(op, a[0], x)]
+                });
+            let h = self.horizontal(op, lanes[0]);
+            (rest, self.combine_scalar(op, acc, h))
+        } else {
+            (lo, acc)
+        };
+        self.loop_over(lo, hi, vec![acc], &mut |s, iv, a| {
+            let mut coords = s.envs[env].clone();
+            coords.push((d, iv));
+            let at = s.push_env(coords);
+            vec![s.fold_lanes(&dims[1..], at, a[0], op, vector, elem)]
+        })[0]
     }
 
     /// The first index of the largest value along `inner[0]` (NaN counts as largest).
@@ -776,7 +941,7 @@ impl Emitter<'_, '_> {
         };
         let (out, root, dtype) = (nest.out, nest.root, node.dtype);
         let out_dims = node.dims.clone();
-        self.domain(&out_dims, None, Vec::new(), &mut |s, env| {
+        self.domain(&out_dims, None, Vec::new(), None, &mut |s, env| {
             let zero = s.const_of(dtype, 0.0);
             s.store(out, root, env, zero);
         });
@@ -792,7 +957,7 @@ impl Emitter<'_, '_> {
                 space.push(*d);
             }
         }
-        self.domain(&space, None, Vec::new(), &mut |s, env| {
+        self.domain(&space, None, Vec::new(), None, &mut |s, env| {
             let i = s.value(index, env);
             let it = s.g.node(index).dtype;
             let iv = s.convert(i, it, DType::I64);
@@ -982,6 +1147,7 @@ impl Emitter<'_, '_> {
             UnOp::Rsqrt => {
                 let s = self.b.ins().sqrt(x);
                 let one = self.fconst(dt, 1.0);
+                let one = self.const_like(x, one);
                 self.b.ins().fdiv(one, s)
             }
             UnOp::Abs => self.b.ins().fabs(x),
@@ -990,8 +1156,9 @@ impl Emitter<'_, '_> {
             UnOp::Round => self.b.ins().nearest(x),
             UnOp::Relu => {
                 let z = self.fconst(dt, 0.0);
+                let z = self.const_like(x, z);
                 let c = self.b.ins().fcmp(FloatCC::GreaterThan, x, z);
-                self.b.ins().select(c, x, z)
+                self.choose(c, x, z)
             }
             UnOp::Sign => {
                 let (z, one, m1) = (
@@ -999,10 +1166,11 @@ impl Emitter<'_, '_> {
                     self.fconst(dt, 1.0),
                     self.fconst(dt, -1.0),
                 );
+                let z = self.const_like(x, z);
                 let pos = self.b.ins().fcmp(FloatCC::GreaterThan, x, z);
                 let neg = self.b.ins().fcmp(FloatCC::LessThan, x, z);
-                let a = self.b.ins().select(neg, m1, x);
-                self.b.ins().select(pos, one, a)
+                let a = self.choose(neg, m1, x);
+                self.choose(pos, one, a)
             }
             _ => x,
         }
@@ -1016,13 +1184,15 @@ impl Emitter<'_, '_> {
             UnOp::Abs => self.b.ins().iabs(x),
             UnOp::Sign => {
                 let (z, one, m1) = (self.iconst(ty, 0), self.iconst(ty, 1), self.iconst(ty, -1));
+                let z = self.const_like(x, z);
                 let pos = self.b.ins().icmp(IntCC::SignedGreaterThan, x, z);
                 let neg = self.b.ins().icmp(IntCC::SignedLessThan, x, z);
-                let a = self.b.ins().select(neg, m1, z);
-                self.b.ins().select(pos, one, a)
+                let a = self.choose(neg, m1, z);
+                self.choose(pos, one, a)
             }
             UnOp::Relu => {
                 let z = self.iconst(ty, 0);
+                let z = self.const_like(x, z);
                 self.b.ins().smax(x, z)
             }
             _ => x,
@@ -1150,19 +1320,29 @@ impl Emitter<'_, '_> {
                     Some((sd, offset, _)) if sd == *d => self.b.ins().iadd(c, offset),
                     _ => c,
                 };
+                if self.lanes == Some(*d) {
+                    let positions = self.lane_positions(c);
+                    return self.convert_vector(positions, DType::I32, dt);
+                }
                 self.convert(c, DType::I64, dt)
             }
             Op::Unary(op, a) => {
                 let x = self.value(*a, env);
+                let vector = self.is_vector(x);
+                self.splat_consts = vector;
                 let r = if dt.is_float() {
                     self.unary_float(*op, x, dt)
+                } else if vector && dt == DType::Bool {
+                    self.b.ins().bnot(x)
                 } else {
                     self.unary_int(*op, x, dt)
                 };
+                self.splat_consts = false;
                 self.round(dt, r)
             }
             Op::Binary(op, a, b) => {
                 let (x, y) = (self.value(*a, env), self.value(*b, env));
+                let (x, y) = self.align(x, y);
                 let operand_dt = self.g.node(*a).dtype;
                 let r = self.binary(*op, x, y, operand_dt, *b);
                 if op.is_comparison() {
@@ -1177,11 +1357,14 @@ impl Emitter<'_, '_> {
                     self.value(*a, env),
                     self.value(*b, env),
                 );
-                self.b.ins().select(cv, x, y)
+                self.choose(cv, x, y)
             }
             Op::Cast(a) => {
                 let x = self.value(*a, env);
                 let from = self.g.node(*a).dtype;
+                if self.is_vector(x) {
+                    return self.convert_vector(x, from, dt);
+                }
                 let r = self.convert(x, from, dt);
                 self.round(dt, r)
             }
@@ -1208,6 +1391,7 @@ impl Emitter<'_, '_> {
             Op::Contract(a, b) => {
                 // Only reached as the operand of a Reduce-style contraction nest.
                 let (x, y) = (self.value(*a, env), self.value(*b, env));
+                let (x, y) = self.align(x, y);
                 self.b.ins().fmul(x, y)
             }
             Op::Relabel(a) if Some(id) == self.root => {
@@ -1280,7 +1464,7 @@ impl Emitter<'_, '_> {
         let v = self.value(base, genv);
         if let Some(dv) = default {
             let d = self.value(dv, env);
-            return self.b.ins().select(inside, v, d);
+            return self.choose(inside, v, d);
         }
         let (report, join) = (self.b.create_block(), self.b.create_block());
         self.b.ins().brif(inside, join, &[], report, &[]);

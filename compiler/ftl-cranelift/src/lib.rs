@@ -11,6 +11,7 @@
 //! miscompiled.
 
 mod emit;
+mod lanes;
 mod math;
 
 use cranelift_codegen::settings::{self, Configurable};

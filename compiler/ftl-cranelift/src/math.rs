@@ -35,6 +35,15 @@ pub(crate) fn library() -> [(&'static str, *const u8); 10] {
     ]
 }
 
+/// `t`, or its four-lane vector.
+fn lanes_of(t: types::Type, vector: bool) -> types::Type {
+    if vector {
+        crate::lanes::vector_of(t)
+    } else {
+        t
+    }
+}
+
 fn int_type(ty: Int) -> types::Type {
     match ty {
         Int::I32 => types::I32,
@@ -46,15 +55,46 @@ impl ScalarOps for Emitter<'_, '_> {
     type Val = Value;
 
     fn f32_const(&mut self, v: f64) -> Value {
-        self.b.ins().f32const(v as f32)
+        let c = self.b.ins().f32const(v as f32);
+        if self.splat_consts {
+            self.b.ins().splat(types::F32X4, c)
+        } else {
+            c
+        }
     }
 
     fn int_const(&mut self, ty: Int, v: i64) -> Value {
-        self.b.ins().iconst(int_type(ty), v)
+        let t = int_type(ty);
+        let imm = if t == types::I32 {
+            i64::from(v as u32)
+        } else {
+            v
+        };
+        let c = self.b.ins().iconst(t, imm);
+        if self.splat_consts && t == types::I32 {
+            self.b.ins().splat(types::I32X4, c)
+        } else {
+            c
+        }
     }
 
     fn float(&mut self, op: FloatOp, a: &Value, b: &Value) -> Value {
         let (a, b) = (*a, *b);
+        if op == FloatOp::CopySign && self.is_vector(a) {
+            // Cranelift's x64 backend has no vector fcopysign: |a|'s bits with b's sign bit.
+            let flags = MemFlagsData::new();
+            let (ai, bi) = (
+                self.b.ins().bitcast(types::I32X4, flags, a),
+                self.b.ins().bitcast(types::I32X4, flags, b),
+            );
+            let magnitude = self.b.ins().iconst(types::I32, 0x7FFF_FFFF);
+            let magnitude = self.b.ins().splat(types::I32X4, magnitude);
+            let sign = self.b.ins().bnot(magnitude);
+            let m = self.b.ins().band(ai, magnitude);
+            let s = self.b.ins().band(bi, sign);
+            let bits = self.b.ins().bor(m, s);
+            return self.b.ins().bitcast(types::F32X4, flags, bits);
+        }
         let ins = self.b.ins();
         match op {
             FloatOp::Add => ins.fadd(a, b),
@@ -92,11 +132,17 @@ impl ScalarOps for Emitter<'_, '_> {
     }
 
     fn select(&mut self, c: &Value, a: &Value, b: &Value) -> Value {
-        self.b.ins().select(*c, *a, *b)
+        self.choose(*c, *a, *b)
     }
 
     fn int(&mut self, op: IntOp, _ty: Int, a: &Value, b: &Value) -> Value {
         let (a, b) = (*a, *b);
+        // A vector shift takes a scalar amount (the math shifts by constants only).
+        let b = if matches!(op, IntOp::Shl | IntOp::ShrU) && self.is_vector(b) {
+            self.b.ins().extractlane(b, 0)
+        } else {
+            b
+        };
         let ins = self.b.ins();
         match op {
             IntOp::Add => ins.iadd(a, b),
@@ -116,13 +162,14 @@ impl ScalarOps for Emitter<'_, '_> {
 
     fn convert(&mut self, op: Convert, a: &Value) -> Value {
         let (a, plain) = (*a, MemFlagsData::new());
+        let vector = self.is_vector(a);
         let ins = self.b.ins();
         match op {
-            Convert::F32ToI32 => ins.fcvt_to_sint_sat(types::I32, a),
-            Convert::I32ToF32 => ins.fcvt_from_sint(types::F32, a),
-            Convert::U32ToF32 => ins.fcvt_from_uint(types::F32, a),
-            Convert::F32Bits => ins.bitcast(types::I32, plain, a),
-            Convert::BitsF32 => ins.bitcast(types::F32, plain, a),
+            Convert::F32ToI32 => ins.fcvt_to_sint_sat(lanes_of(types::I32, vector), a),
+            Convert::I32ToF32 => ins.fcvt_from_sint(lanes_of(types::F32, vector), a),
+            Convert::U32ToF32 => ins.fcvt_from_uint(lanes_of(types::F32, vector), a),
+            Convert::F32Bits => ins.bitcast(lanes_of(types::I32, vector), plain, a),
+            Convert::BitsF32 => ins.bitcast(lanes_of(types::F32, vector), plain, a),
             Convert::I64Low => ins.ireduce(types::I32, a),
             Convert::U32ToI64 => ins.uextend(types::I64, a),
         }

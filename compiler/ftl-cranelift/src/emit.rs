@@ -15,6 +15,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 use ftl_ir::{BinOp, DimId, Dist, Graph, NodeId, Op, Reduction, ScanKind, UnOp};
+use ftl_plan::deps::{highest, lowest, LoopDeps};
 use ftl_plan::fuse::{BufId, Kernel, Nest, NestKind, Plan};
 use ftl_plan::scalar_math;
 use ftl_runtime::DType;
@@ -64,7 +65,7 @@ pub(crate) struct Emitter<'m, 'f> {
     /// Values computed per open loop level, outermost first, keyed by node and the
     /// coordinates it depends on.
     cache: Vec<Level>,
-    deps: HashMap<NodeId, Vec<DimId>>,
+    deps: LoopDeps<'m>,
     /// The node the current nest computes (evaluated, never loaded).
     root: Option<NodeId>,
     libm: HashMap<&'static str, FuncRef>,
@@ -119,7 +120,7 @@ pub(crate) fn define(
         bufs: HashMap::new(),
         envs: Vec::new(),
         cache: vec![HashMap::new()],
-        deps: HashMap::new(),
+        deps: LoopDeps::new(plan),
         root: None,
         libm: HashMap::new(),
         error: None,
@@ -238,57 +239,9 @@ impl Emitter<'_, '_> {
         self.envs.len() - 1
     }
 
-    /// The loop dims a node's value depends on: a buffer's dims, or its operands' (a gather's
-    /// indexed dim comes from its index instead).
+    /// The loop dims a node's value depends on (`ftl_plan::deps`).
     pub(crate) fn deps_of(&mut self, id: NodeId) -> Vec<DimId> {
-        if let Some(d) = self.deps.get(&id) {
-            return d.clone();
-        }
-        let n = self.g.node(id);
-        let mut out: Vec<DimId> = Vec::new();
-        let add = |out: &mut Vec<DimId>, ds: Vec<DimId>| {
-            for d in ds {
-                if !out.contains(&d) {
-                    out.push(d);
-                }
-            }
-        };
-        if self.plan.buffer_of(id).is_some() {
-            add(&mut out, n.dims.clone());
-        } else {
-            match &n.op {
-                Op::Iota(d) => add(&mut out, vec![*d]),
-                Op::Random { .. } => add(&mut out, n.dims.clone()),
-                Op::Gather {
-                    base,
-                    dim,
-                    index,
-                    default,
-                } => {
-                    let (base, dim, index, default) = (*base, *dim, *index, *default);
-                    let b: Vec<DimId> = self
-                        .deps_of(base)
-                        .into_iter()
-                        .filter(|d| *d != dim)
-                        .collect();
-                    add(&mut out, b);
-                    let i = self.deps_of(index);
-                    add(&mut out, i);
-                    if let Some(dv) = default {
-                        let d = self.deps_of(dv);
-                        add(&mut out, d);
-                    }
-                }
-                op => {
-                    for o in op.operands() {
-                        let d = self.deps_of(o);
-                        add(&mut out, d);
-                    }
-                }
-            }
-        }
-        self.deps.insert(id, out.clone());
-        out
+        self.deps.of(id)
     }
 
     /// The address of element `flat` (row-major) of buffer `b` holding `dtype`.
@@ -1477,25 +1430,5 @@ impl Emitter<'_, '_> {
         self.b.ins().jump(join, &[]);
         self.b.switch_to_block(join);
         v
-    }
-}
-
-/// The identity of a maximum over `d`.
-fn lowest(d: DType) -> f64 {
-    match d {
-        DType::I64 => i64::MIN as f64,
-        DType::I32 => f64::from(i32::MIN),
-        DType::Bool => 0.0,
-        _ => f64::NEG_INFINITY,
-    }
-}
-
-/// The identity of a minimum over `d`.
-fn highest(d: DType) -> f64 {
-    match d {
-        DType::I64 => i64::MAX as f64,
-        DType::I32 => f64::from(i32::MAX),
-        DType::Bool => 1.0,
-        _ => f64::INFINITY,
     }
 }

@@ -6,6 +6,7 @@
 
 use ftl_ir::{BinOp, DimId, Graph, NodeId, Op, Reduction, UnOp};
 use ftl_plan::backend::BackendError;
+use ftl_plan::deps::{highest, lowest, LoopDeps};
 use ftl_plan::fuse::{BufId, Kernel, Nest, NestKind, Plan};
 use ftl_plan::scalar_math;
 use ftl_runtime::DType;
@@ -82,7 +83,7 @@ pub struct Func<'p> {
     /// Coordinate environments: dim → (SSA index value, scope level where it is defined).
     envs: Vec<Vec<(DimId, String, usize)>>,
     /// Per node: the loop dims its value depends on.
-    deps: HashMap<NodeId, Vec<DimId>>,
+    deps: LoopDeps<'p>,
     /// The node the current nest computes (evaluated, never loaded).
     root: Option<NodeId>,
     /// The C library's f64 functions the kernel calls (declared once in the module).
@@ -113,7 +114,7 @@ impl<'p> Func<'p> {
             scopes: vec![Scope::default()],
             at: 0,
             envs: Vec::new(),
-            deps: HashMap::new(),
+            deps: LoopDeps::new(plan),
             root: None,
             libm: BTreeSet::new(),
             slice: None,
@@ -304,58 +305,9 @@ impl<'p> Func<'p> {
         self.envs.len() as u32 - 1
     }
 
-    /// The loop dims a node's value depends on: a buffer's dims, or its operands' (a gather's
-    /// indexed dim comes from its index instead).
+    /// The loop dims a node's value depends on (`ftl_plan::deps`).
     fn deps_of(&mut self, id: NodeId) -> Vec<DimId> {
-        if let Some(d) = self.deps.get(&id) {
-            return d.clone();
-        }
-        let n = self.g.node(id);
-        let mut out: Vec<DimId> = Vec::new();
-        let add = |out: &mut Vec<DimId>, ds: Vec<DimId>| {
-            for d in ds {
-                if !out.contains(&d) {
-                    out.push(d);
-                }
-            }
-        };
-        if self.plan.buffer_of(id).is_some() {
-            add(&mut out, n.dims.clone());
-        } else {
-            match &n.op {
-                Op::Iota(d) => add(&mut out, vec![*d]),
-                // A draw depends on its element's position in its own dims.
-                Op::Random { .. } => add(&mut out, n.dims.clone()),
-                Op::Gather {
-                    base,
-                    dim,
-                    index,
-                    default,
-                } => {
-                    let (base, dim, index, default) = (*base, *dim, *index, *default);
-                    let b: Vec<DimId> = self
-                        .deps_of(base)
-                        .into_iter()
-                        .filter(|d| *d != dim)
-                        .collect();
-                    add(&mut out, b);
-                    let i = self.deps_of(index);
-                    add(&mut out, i);
-                    if let Some(dv) = default {
-                        let d = self.deps_of(dv);
-                        add(&mut out, d);
-                    }
-                }
-                op => {
-                    for o in op.operands() {
-                        let d = self.deps_of(o);
-                        add(&mut out, d);
-                    }
-                }
-            }
-        }
-        self.deps.insert(id, out.clone());
-        out
+        self.deps.of(id)
     }
 
     /// Loads a buffer element at the coordinates of `env` (converted to the compute type).
@@ -1590,26 +1542,4 @@ fn functions(
         let _ = writeln!(out, "{indent}func.func private @{name}(f64) -> f64");
     }
     Ok(out)
-}
-
-/// The identity of a maximum over `d`: −∞ for floats, the type's least value for integers
-/// (`i32::MIN` for i32: an i64 bound does not fit the i32 constant), false for bool.
-fn lowest(d: DType) -> f64 {
-    match d {
-        DType::F64 | DType::F32 | DType::BF16 | DType::F16 => f64::NEG_INFINITY,
-        DType::I64 => i64::MIN as f64,
-        DType::I32 => f64::from(i32::MIN),
-        DType::Bool => 0.0,
-    }
-}
-
-/// The identity of a minimum over `d`: +∞ for floats, the type's greatest value for integers,
-/// true for bool.
-fn highest(d: DType) -> f64 {
-    match d {
-        DType::F64 | DType::F32 | DType::BF16 | DType::F16 => f64::INFINITY,
-        DType::I64 => i64::MAX as f64,
-        DType::I32 => f64::from(i32::MAX),
-        DType::Bool => 1.0,
-    }
 }

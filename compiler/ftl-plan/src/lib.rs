@@ -4,9 +4,12 @@
 //! a loss from hidden states) so it never exists whole,
 //! [`manifest`] turns a plan into the runtime's manifest, and [`backend::Backend`] is the
 //! contract a code generator implements: `compile(&Plan)` to kernels the executor calls.
-//! [`scalar_math`] is the f32 math and Philox every backend shares, as scalar instructions.
+//! [`scalar_math`] is the f32 math and Philox every backend shares, as scalar instructions;
+//! [`deps`] the loop dims a value depends on and the reductions' identities, which every
+//! emitter asks.
 
 pub mod backend;
+pub mod deps;
 pub mod fuse;
 pub mod manifest;
 pub mod scalar_math;

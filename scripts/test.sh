@@ -27,6 +27,9 @@ cargo clippy --quiet -p ftc --no-default-features --lib --bins --target-dir targ
 cargo build --quiet -p ftc --no-default-features --bin ftc --target-dir target/light
 target/light/debug/ftc check "${files[@]}" > /dev/null
 target/light/debug/ftc test examples stdlib tests/run
+# ... and writes an artifact from Cranelift object code that `ftl-run` (no compiler) runs.
+target/light/debug/ftc build examples/dpo.ftl --entry sigmoid_from_logits -o target/light/dpo.ftlpack
+cargo run --quiet --bin ftl-run -- target/light/dpo.ftlpack --inputs examples/data/dpo_logits.safetensors > /dev/null
 
 # The C ABI: runtime/include/ftl.h and the runtime's shared library, from a C program.
 bash tests/capi/run.sh

@@ -6,7 +6,7 @@ use crate::{run, testing};
 use ftl_front::resolve::LoadOptions;
 use ftl_front::{analyze, Analysis, MessageFormat};
 use ftl_ir::pipeline::{self, EntryRequest, Failure, GradPolicy};
-use ftl_plan::fuse;
+use ftl_plan::{fuse, manifest};
 use ftl_runtime::target::Target;
 use ftl_runtime::Tensor;
 use std::collections::HashMap;
@@ -535,17 +535,36 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
     })
 }
 
-/// `ftc build FILE --entry E -o NAME.ftlpack`: the compiled entry as an artifact directory,
-/// its kernels compiled for `target_cpu` (default: [`Target::default_for_artifact`]).
-pub fn build_artifact(
-    file: &Path,
-    entry: &str,
-    sets: &[String],
-    output: &Path,
-    target_cpu: Option<&str>,
-    opts: &LoadOptions,
-    format: MessageFormat,
-) -> Outcome {
+/// What `ftc build -o` compiles, and how.
+#[derive(Clone, Copy, Debug)]
+pub struct BuildArgs<'a> {
+    /// The `.ftl` file.
+    pub file: &'a Path,
+    /// The entry.
+    pub entry: &'a str,
+    /// `--set` values.
+    pub sets: &'a [String],
+    /// The artifact directory (`NAME.ftlpack`).
+    pub output: &'a Path,
+    /// `--target-cpu` (MLIR: a level or `native`; Cranelift: `native` only).
+    pub target_cpu: Option<&'a str>,
+    /// Which backend compiles the kernels.
+    pub backend: run::Backend,
+}
+
+/// `ftc build FILE --entry E -o NAME.ftlpack`: the compiled entry as an artifact directory:
+/// MLIR's kernels compiled for `target_cpu` (default: [`Target::default_for_artifact`]), or
+/// Cranelift's for this machine's CPU.
+pub fn build_artifact(args: &BuildArgs<'_>, opts: &LoadOptions, format: MessageFormat) -> Outcome {
+    use ftl_front::codes::Code;
+    let BuildArgs {
+        file,
+        entry,
+        sets,
+        output,
+        target_cpu,
+        backend,
+    } = *args;
     with_analysis(file, opts, format, |analysis| {
         let request = EntryRequest {
             entry,
@@ -553,13 +572,49 @@ pub fn build_artifact(
             grad: GradPolicy::Differentiable,
         };
         let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?;
-        let target = match target_cpu {
-            Some(name) => Target::named(name)
-                .map_err(|m| Failure::new(ftl_front::codes::Code::BadSetting, m))?,
-            None => Target::default_for_artifact(),
-        };
         let plan = fuse::fuse(&g);
-        crate::llvm::write_artifact(&plan, output, &target)?;
+        let target = match backend {
+            run::Backend::Mlir => {
+                let target = match target_cpu {
+                    Some(name) => {
+                        Target::named(name).map_err(|m| Failure::new(Code::BadSetting, m))?
+                    }
+                    None => Target::default_for_artifact(),
+                };
+                crate::llvm::write_artifact(&plan, output, &target)?;
+                target
+            }
+            run::Backend::Cranelift => {
+                // Cranelift compiles for the machine it runs on; the manifest records its
+                // features so `ftl-run` refuses a CPU without them.
+                if target_cpu.is_some_and(|c| c != "native") {
+                    return Err(Failure::new(
+                        Code::Unsupported,
+                        "`--backend cranelift` compiles artifacts for this machine only \
+                         (`--target-cpu native`)",
+                    ));
+                }
+                let target = Target::native();
+                let digest = ftl_runtime::artifact::sha256_hex(
+                    format!("cranelift\n{}", fuse::print_plan(&plan)).as_bytes(),
+                );
+                let plan = ftl_plan::artifact::with_unique_symbols(&plan, &digest);
+                let manifest = manifest::build(&plan).map_err(Failure::Internal)?;
+                let digest = ftl_runtime::artifact::manifest_digest(&manifest);
+                let object =
+                    ftl_cranelift::object(&plan, &digest).map_err(run::cranelift_failure)?;
+                ftl_plan::artifact::link(output, &target, &manifest, |path| {
+                    std::fs::write(path, &object).map_err(|e| format!("{}: {e}", path.display()))
+                })?;
+                target
+            }
+            run::Backend::Interp => {
+                return Err(Failure::new(
+                    Code::BadSetting,
+                    "the interpreter makes no artifact: `-o` needs `--backend mlir` or `cranelift`",
+                ))
+            }
+        };
         Ok(format!(
             "wrote {} ({} kernels, for CPU {})\n",
             output.display(),

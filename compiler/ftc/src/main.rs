@@ -139,6 +139,10 @@ enum Command {
         /// The GPU for `--emit ptx`: `cuda` (sm_90), `cuda:sm_80` or `cuda:sm_90`.
         #[arg(long, value_name = "cuda[:sm_XX]")]
         target: Option<String>,
+        /// Which backend compiles the artifact (`-o`): MLIR (for `--target-cpu`) or Cranelift
+        /// (this machine's CPU).
+        #[arg(long, value_enum, default_value = DEFAULT_BACKEND)]
+        backend: Backend,
         #[command(flatten)]
         source: SourceArgs,
     },
@@ -359,6 +363,7 @@ fn run(cli: Cli) -> ExitCode {
             sets,
             output: Some(output),
             target_cpu,
+            backend,
             source,
             ..
         } => {
@@ -366,12 +371,16 @@ fn run(cli: Cli) -> ExitCode {
                 eprintln!("error: `-o NAME.ftlpack` needs `--entry NAME`");
                 return ExitCode::FAILURE;
             };
+            let args = driver::BuildArgs {
+                file: &file,
+                entry: &entry,
+                sets: &sets,
+                output: &output,
+                target_cpu: target_cpu.as_deref(),
+                backend: backend.into(),
+            };
             finish(driver::build_artifact(
-                &file,
-                &entry,
-                &sets,
-                &output,
-                target_cpu.as_deref(),
+                &args,
                 &source.options(),
                 source.format(),
             ))

@@ -1210,53 +1210,52 @@ fn a_module_left_partly_unlowered_is_refused_by_the_jit() {
 }
 
 /// `ftc build -o NAME.ftlpack` writes a manifest and a shared object that the runtime loads
-/// with the system loader (no LLVM in the loop) and runs to the JIT's results.
+/// with the system loader (no LLVM in the loop) and runs to the JIT's results, for both CPU
+/// backends (Cranelift's object code links the same way).
 #[test]
 fn artifacts_run_in_the_runtime_alone() {
     let r = repo();
     let dir = scratch("artifact");
-    let pack = dir.join("dpo.ftlpack");
-    let o = driver::build_artifact(
-        &r.join("examples").join("dpo.ftl"),
-        "sigmoid_from_logits",
-        &[],
-        &pack,
-        // Native, so the library's summation order is the JIT's and results are bit-equal.
-        Some("native"),
-        &options(),
-        MessageFormat::Short,
-    );
-    assert!(o.success(), "{}", o.stderr);
-    assert!(pack.join("manifest.json").exists() && pack.join("kernels.so").exists());
-    assert!(!pack.join("kernels.o").exists());
-    let artifact = ftl_runtime::artifact::Artifact::load(&pack).unwrap();
-    let inputs: HashMap<String, Tensor> = safetensors_io::read(
-        &r.join("examples")
-            .join("data")
-            .join("dpo_logits.safetensors"),
-    )
-    .unwrap()
-    .into_iter()
-    .collect();
-    let got = artifact.executor().run(&inputs).unwrap();
-    let args = RunArgs {
-        file: r.join("examples").join("dpo.ftl"),
-        entry: "sigmoid_from_logits".into(),
-        inputs: Some(
-            r.join("examples")
-                .join("data")
-                .join("dpo_logits.safetensors"),
-        ),
-        out: Some(dir.join("jit.safetensors")),
-        ..RunArgs::default()
-    };
-    assert!(driver::run_entry(&args, &options(), MessageFormat::Short).success());
-    let want: HashMap<String, Tensor> = safetensors_io::read(&dir.join("jit.safetensors"))
-        .unwrap()
-        .into_iter()
-        .collect();
-    for (name, t) in &got {
-        assert_eq!(t, &want[name], "{name}");
+    let data = r
+        .join("examples")
+        .join("data")
+        .join("dpo_logits.safetensors");
+    let inputs: HashMap<String, Tensor> =
+        safetensors_io::read(&data).unwrap().into_iter().collect();
+    for backend in [run::Backend::Mlir, run::Backend::Cranelift] {
+        let pack = dir.join(format!("dpo_{backend:?}.ftlpack"));
+        let file = r.join("examples").join("dpo.ftl");
+        let args = driver::BuildArgs {
+            file: &file,
+            entry: "sigmoid_from_logits",
+            sets: &[],
+            output: &pack,
+            // Native, so the library's summation order is the JIT's and results are bit-equal.
+            target_cpu: Some("native"),
+            backend,
+        };
+        let o = driver::build_artifact(&args, &options(), MessageFormat::Short);
+        assert!(o.success(), "{backend:?}: {}", o.stderr);
+        assert!(pack.join("manifest.json").exists() && pack.join("kernels.so").exists());
+        assert!(!pack.join("kernels.o").exists());
+        let artifact = ftl_runtime::artifact::Artifact::load(&pack).unwrap();
+        let got = artifact.executor().run(&inputs).unwrap();
+        let jit = dir.join(format!("jit_{backend:?}.safetensors"));
+        let args = RunArgs {
+            file: r.join("examples").join("dpo.ftl"),
+            entry: "sigmoid_from_logits".into(),
+            inputs: Some(data.clone()),
+            out: Some(jit.clone()),
+            backend,
+            cache: None,
+            ..RunArgs::default()
+        };
+        assert!(driver::run_entry(&args, &options(), MessageFormat::Short).success());
+        let want: HashMap<String, Tensor> =
+            safetensors_io::read(&jit).unwrap().into_iter().collect();
+        for (name, t) in &got {
+            assert_eq!(t, &want[name], "{backend:?}: {name}");
+        }
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -12,7 +12,6 @@ use crate::CraneliftError;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, AbiParam, FuncRef, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 use ftl_ir::{BinOp, DimId, Dist, Graph, NodeId, Op, Reduction, ScanKind, UnOp};
 use ftl_plan::deps::{highest, lowest, LoopDeps};
@@ -52,7 +51,7 @@ type Step<'a, E, At> = &'a mut dyn FnMut(&mut E, At, Vec<Value>) -> Vec<Value>;
 pub(crate) struct Emitter<'m, 'f> {
     /// The function builder (public to the shared math in `crate::math`).
     pub(crate) b: FunctionBuilder<'f>,
-    module: &'m mut JITModule,
+    module: &'m mut dyn Module,
     pub(crate) plan: &'m Plan,
     pub(crate) g: &'m Graph,
     /// Every dim's size (i64), loaded once.
@@ -87,20 +86,22 @@ pub(crate) type SliceOf<'p> = (DimId, &'p [BufId]);
 
 /// Declares and defines the function of loop kernel `k` in `module`.
 pub(crate) fn define(
-    module: &mut JITModule,
+    module: &mut dyn Module,
     plan: &Plan,
     k: &Kernel,
     slice: Option<SliceOf<'_>>,
+    symbol: &str,
+    linkage: Linkage,
 ) -> Result<FuncId, CraneliftError> {
     let internal = |e: String| CraneliftError::Internal(format!("kernel `{}`: {e}", k.name()));
-    let Kernel::Loops { name, nests, .. } = k else {
+    let Kernel::Loops { nests, .. } = k else {
         return Err(internal("not a loop kernel".into()));
     };
     let ptr = module.target_config().pointer_type();
     let mut sig = module.make_signature();
     sig.params.push(AbiParam::new(ptr));
     let id = module
-        .declare_function(name, Linkage::Local, &sig)
+        .declare_function(symbol, linkage, &sig)
         .map_err(|e| internal(e.to_string()))?;
     let mut ctx = module.make_context();
     ctx.func.signature = sig;

@@ -14,9 +14,11 @@ mod emit;
 mod lanes;
 mod math;
 
+use cranelift_codegen::isa::TargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::FuncId;
+use cranelift_module::{DataDescription, FuncId, Linkage, Module};
+use cranelift_object::{ObjectBuilder, ObjectModule};
 use ftl_plan::backend::{Backend, BackendError, Kernels};
 use ftl_plan::fuse::{Kernel, Plan};
 use ftl_runtime::exec::PackedFn;
@@ -84,43 +86,53 @@ impl Drop for Jit {
     }
 }
 
+/// The kernels to compile: loop kernels, a sliced region's with its dim and slice buffers.
+fn loop_kernels(plan: &Plan) -> Vec<(&Kernel, Option<emit::SliceOf<'_>>)> {
+    let mut kernels = Vec::new();
+    for k in plan.prelude.iter().chain(&plan.kernels) {
+        match k {
+            Kernel::Sliced {
+                dim, body, local, ..
+            } => kernels.extend(body.iter().map(|b| (b, Some((*dim, local.as_slice()))))),
+            Kernel::Loops { .. } => kernels.push((k, None)),
+            Kernel::Host { .. } => {}
+        }
+    }
+    kernels
+}
+
+/// This CPU's instruction set at `opt_level=speed` (position-independent for a shared
+/// library's object code).
+fn host_isa(pic: bool) -> Result<std::sync::Arc<dyn TargetIsa>, CraneliftError> {
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, k: &str, v: &str| {
+        flags
+            .set(k, v)
+            .map_err(|e| CraneliftError::Internal(format!("setting {k}: {e}")))
+    };
+    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(&mut flags, "is_pic", if pic { "true" } else { "false" })?;
+    cranelift_native::builder()
+        .map_err(|e| CraneliftError::Unsupported(format!("this CPU ({e})")))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| CraneliftError::Internal(e.to_string()))
+}
+
 impl Jit {
     /// Compiles every generated kernel of `plan` (the prelude included) for this CPU.
     pub fn compile(plan: &Plan) -> Result<Jit, CraneliftError> {
-        let mut flags = settings::builder();
-        let set = |flags: &mut settings::Builder, k: &str, v: &str| {
-            flags
-                .set(k, v)
-                .map_err(|e| CraneliftError::Internal(format!("setting {k}: {e}")))
-        };
-        set(&mut flags, "opt_level", "speed")?;
-        set(&mut flags, "use_colocated_libcalls", "false")?;
-        set(&mut flags, "is_pic", "false")?;
-        let isa = cranelift_native::builder()
-            .map_err(|e| CraneliftError::Unsupported(format!("this CPU ({e})")))?
-            .finish(settings::Flags::new(flags))
-            .map_err(|e| CraneliftError::Internal(e.to_string()))?;
-        let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+        let mut builder =
+            JITBuilder::with_isa(host_isa(false)?, cranelift_module::default_libcall_names());
         for (name, f) in math::library() {
             builder.symbol(name, f);
         }
         let mut module = JITModule::new(builder);
-        // A sliced region's kernels are compiled with its dim and slice-sized buffers.
-        let mut kernels: Vec<(&Kernel, Option<emit::SliceOf<'_>>)> = Vec::new();
-        for k in plan.prelude.iter().chain(&plan.kernels) {
-            match k {
-                Kernel::Sliced {
-                    dim, body, local, ..
-                } => kernels.extend(body.iter().map(|b| (b, Some((*dim, local.as_slice()))))),
-                _ => kernels.push((k, None)),
-            }
-        }
         let mut ids: Vec<(String, FuncId)> = Vec::new();
-        for (k, slice) in kernels {
-            if let Kernel::Loops { name, .. } = k {
-                let id = emit::define(&mut module, plan, k, slice)?;
-                ids.push((name.clone(), id));
-            }
+        for (k, slice) in loop_kernels(plan) {
+            let name = k.name().to_string();
+            let id = emit::define(&mut module, plan, k, slice, &name, Linkage::Local)?;
+            ids.push((name, id));
         }
         module
             .finalize_definitions()
@@ -139,4 +151,33 @@ impl Jit {
             entries,
         })
     }
+}
+
+/// The object code of `plan`'s kernels for an `.ftlpack` (`ftl_plan::artifact::link`): each
+/// kernel exported as its packed entry `_mlir_<symbol>` (the name the runtime's loader looks
+/// up, shared with the MLIR backend's libraries), the f64 functions imported from the C
+/// library, and `manifest_digest` embedded after the runtime's mark. Compiled for this CPU.
+pub fn object(plan: &Plan, manifest_digest: &str) -> Result<Vec<u8>, CraneliftError> {
+    let internal = |e: String| CraneliftError::Internal(e);
+    let builder = ObjectBuilder::new(
+        host_isa(true)?,
+        "ftl_kernels",
+        cranelift_module::default_libcall_names(),
+    )
+    .map_err(|e| internal(e.to_string()))?;
+    let mut module = ObjectModule::new(builder);
+    for (k, slice) in loop_kernels(plan) {
+        let name = format!("_mlir_{}", k.name());
+        emit::define(&mut module, plan, k, slice, &name, Linkage::Export)?;
+    }
+    let id = module
+        .declare_data("ftl_manifest_digest", Linkage::Export, false, false)
+        .map_err(|e| internal(e.to_string()))?;
+    let mut data = DataDescription::new();
+    let mark = format!("{}{manifest_digest}", ftl_runtime::artifact::DIGEST_MARK);
+    data.define(mark.into_bytes().into_boxed_slice());
+    module
+        .define_data(id, &data)
+        .map_err(|e| internal(e.to_string()))?;
+    module.finish().emit().map_err(|e| internal(e.to_string()))
 }

@@ -93,7 +93,11 @@ fn loop_kernels(plan: &Plan) -> Vec<(&Kernel, Option<emit::SliceOf<'_>>)> {
         match k {
             Kernel::Sliced {
                 dim, body, local, ..
-            } => kernels.extend(body.iter().map(|b| (b, Some((*dim, local.as_slice()))))),
+            } => kernels.extend(
+                body.iter()
+                    .filter(|b| matches!(b, Kernel::Loops { .. }))
+                    .map(|b| (b, Some((*dim, local.as_slice())))),
+            ),
             Kernel::Loops { .. } => kernels.push((k, None)),
             Kernel::Host { .. } => {}
         }

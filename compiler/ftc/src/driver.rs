@@ -546,15 +546,15 @@ pub struct BuildArgs<'a> {
     pub sets: &'a [String],
     /// The artifact directory (`NAME.ftlpack`).
     pub output: &'a Path,
-    /// `--target-cpu` (MLIR: a level or `native`; Cranelift: `native` only).
+    /// `--target-cpu`: a level or `native` (Cranelift: from `x86-64-v2`).
     pub target_cpu: Option<&'a str>,
     /// Which backend compiles the kernels.
     pub backend: run::Backend,
 }
 
-/// `ftc build FILE --entry E -o NAME.ftlpack`: the compiled entry as an artifact directory:
-/// MLIR's kernels compiled for `target_cpu` (default: [`Target::default_for_artifact`]), or
-/// Cranelift's for this machine's CPU.
+/// `ftc build FILE --entry E -o NAME.ftlpack`: the compiled entry as an artifact directory, its
+/// kernels (MLIR's or Cranelift's) compiled for `target_cpu` (default:
+/// [`Target::default_for_artifact`]).
 pub fn build_artifact(args: &BuildArgs<'_>, opts: &LoadOptions, format: MessageFormat) -> Outcome {
     use ftl_front::codes::Code;
     let BuildArgs {
@@ -573,40 +573,24 @@ pub fn build_artifact(args: &BuildArgs<'_>, opts: &LoadOptions, format: MessageF
         };
         let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?;
         let plan = fuse::fuse(&g);
-        let target = match backend {
-            run::Backend::Mlir => {
-                let target = match target_cpu {
-                    Some(name) => {
-                        Target::named(name).map_err(|m| Failure::new(Code::BadSetting, m))?
-                    }
-                    None => Target::default_for_artifact(),
-                };
-                crate::llvm::write_artifact(&plan, output, &target)?;
-                target
-            }
+        let target = match target_cpu {
+            Some(name) => Target::named(name).map_err(|m| Failure::new(Code::BadSetting, m))?,
+            None => Target::default_for_artifact(),
+        };
+        match backend {
+            run::Backend::Mlir => crate::llvm::write_artifact(&plan, output, &target)?,
             run::Backend::Cranelift => {
-                // Cranelift compiles for the machine it runs on; the manifest records its
-                // features so `ftl-run` refuses a CPU without them.
-                if target_cpu.is_some_and(|c| c != "native") {
-                    return Err(Failure::new(
-                        Code::Unsupported,
-                        "`--backend cranelift` compiles artifacts for this machine only \
-                         (`--target-cpu native`)",
-                    ));
-                }
-                let target = Target::native();
                 let digest = ftl_runtime::artifact::sha256_hex(
-                    format!("cranelift\n{}", fuse::print_plan(&plan)).as_bytes(),
+                    format!("cranelift {}\n{}", target.cpu, fuse::print_plan(&plan)).as_bytes(),
                 );
                 let plan = ftl_plan::artifact::with_unique_symbols(&plan, &digest);
                 let manifest = manifest::build(&plan).map_err(Failure::Internal)?;
                 let digest = ftl_runtime::artifact::manifest_digest(&manifest);
-                let object =
-                    ftl_cranelift::object(&plan, &digest).map_err(run::cranelift_failure)?;
+                let object = ftl_cranelift::object(&plan, &digest, &target)
+                    .map_err(run::cranelift_failure)?;
                 ftl_plan::artifact::link(output, &target, &manifest, |path| {
                     std::fs::write(path, &object).map_err(|e| format!("{}: {e}", path.display()))
                 })?;
-                target
             }
             run::Backend::Interp => {
                 return Err(Failure::new(
@@ -614,7 +598,7 @@ pub fn build_artifact(args: &BuildArgs<'_>, opts: &LoadOptions, format: MessageF
                     "the interpreter makes no artifact: `-o` needs `--backend mlir` or `cranelift`",
                 ))
             }
-        };
+        }
         Ok(format!(
             "wrote {} ({} kernels, for CPU {})\n",
             output.display(),

@@ -139,8 +139,8 @@ enum Command {
         /// The GPU for `--emit ptx`: `cuda` (sm_90), `cuda:sm_80` or `cuda:sm_90`.
         #[arg(long, value_name = "cuda[:sm_XX]")]
         target: Option<String>,
-        /// Which backend compiles the artifact (`-o`): MLIR (for `--target-cpu`) or Cranelift
-        /// (this machine's CPU).
+        /// Which backend compiles the artifact (`-o`): MLIR or Cranelift (no LLVM; for
+        /// `native` or an x86-64 level from v2).
         #[arg(long, value_enum, default_value = DEFAULT_BACKEND)]
         backend: Backend,
         #[command(flatten)]

@@ -22,8 +22,10 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 use ftl_plan::backend::{Backend, BackendError, Kernels};
 use ftl_plan::fuse::{Kernel, Plan};
 use ftl_runtime::exec::PackedFn;
+use ftl_runtime::target::Target;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Why the Cranelift backend did not compile a plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,9 +107,10 @@ fn loop_kernels(plan: &Plan) -> Vec<(&Kernel, Option<emit::SliceOf<'_>>)> {
     kernels
 }
 
-/// This CPU's instruction set at `opt_level=speed` (position-independent for a shared
-/// library's object code).
-fn host_isa(pic: bool) -> Result<std::sync::Arc<dyn TargetIsa>, CraneliftError> {
+/// The instruction set at `opt_level=speed` for `target` (`None`: this CPU's, every feature it
+/// has), position-independent for a shared library's object code. A level's features become
+/// Cranelift's x86 flags; the vector loops need SSE4.1, so plain `x86-64` is refused.
+fn isa_for(target: Option<&Target>, pic: bool) -> Result<Arc<dyn TargetIsa>, CraneliftError> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, k: &str, v: &str| {
         flags
@@ -117,17 +120,33 @@ fn host_isa(pic: bool) -> Result<std::sync::Arc<dyn TargetIsa>, CraneliftError> 
     set(&mut flags, "opt_level", "speed")?;
     set(&mut flags, "use_colocated_libcalls", "false")?;
     set(&mut flags, "is_pic", if pic { "true" } else { "false" })?;
-    cranelift_native::builder()
-        .map_err(|e| CraneliftError::Unsupported(format!("this CPU ({e})")))?
-        .finish(settings::Flags::new(flags))
+    let level = target.filter(|t| t.cpu != "native");
+    let mut isa = cranelift_native::builder_with_options(level.is_none())
+        .map_err(|e| CraneliftError::Unsupported(format!("this CPU ({e})")))?;
+    if let Some(t) = level {
+        if !t.features.iter().any(|f| f == "sse4.1") {
+            return Err(CraneliftError::Unsupported(format!(
+                "kernels for `{}` (they need SSE4.1: x86-64-v2 or later)",
+                t.cpu
+            )));
+        }
+        for f in &t.features {
+            let flag = format!("has_{}", f.replace('.', ""));
+            // Features Cranelift has no flag for (sse, sse2, f16c, movbe, …) are ignored.
+            let _ = isa.enable(&flag);
+        }
+    }
+    isa.finish(settings::Flags::new(flags))
         .map_err(|e| CraneliftError::Internal(e.to_string()))
 }
 
 impl Jit {
     /// Compiles every generated kernel of `plan` (the prelude included) for this CPU.
     pub fn compile(plan: &Plan) -> Result<Jit, CraneliftError> {
-        let mut builder =
-            JITBuilder::with_isa(host_isa(false)?, cranelift_module::default_libcall_names());
+        let mut builder = JITBuilder::with_isa(
+            isa_for(None, false)?,
+            cranelift_module::default_libcall_names(),
+        );
         for (name, f) in math::library() {
             builder.symbol(name, f);
         }
@@ -160,11 +179,16 @@ impl Jit {
 /// The object code of `plan`'s kernels for an `.ftlpack` (`ftl_plan::artifact::link`): each
 /// kernel exported as its packed entry `_mlir_<symbol>` (the name the runtime's loader looks
 /// up, shared with the MLIR backend's libraries), the f64 functions imported from the C
-/// library, and `manifest_digest` embedded after the runtime's mark. Compiled for this CPU.
-pub fn object(plan: &Plan, manifest_digest: &str) -> Result<Vec<u8>, CraneliftError> {
+/// library, and `manifest_digest` embedded after the runtime's mark. Compiled for `target`
+/// (`native`, or an x86-64 level from v2).
+pub fn object(
+    plan: &Plan,
+    manifest_digest: &str,
+    target: &Target,
+) -> Result<Vec<u8>, CraneliftError> {
     let internal = |e: String| CraneliftError::Internal(e);
     let builder = ObjectBuilder::new(
-        host_isa(true)?,
+        isa_for(Some(target), true)?,
         "ftl_kernels",
         cranelift_module::default_libcall_names(),
     )

@@ -306,3 +306,14 @@ test "bf16 results round to nearest, ties to even, as PyTorch 2.15 (portable: no
     let r = bf16_square(x: bf16([1.0, 3.0, -0.5]));
     expect_close(f32(r.grad.x), [2.0, 6.0, -1.0], 0.0);
 }
+
+test "f16 results round to nearest, ties to even, with overflow to inf and subnormals (numpy's astype)" {
+    // numpy: np.array(x, np.float32).astype(np.float16): 65519.99 stays finite, 2^-25 ties
+    // down to 0, 3·2^-26 up to the smallest subnormal, 1 + 2^-11 ties down; 65520 (a tie) and
+    // 70000 overflow to inf.
+    let x = [65519.99, 0.0000000298023223876953125, 0.0000000447034835815429688,
+        1.00048828125, 1.00146484375, 0.00000001, 0.000061, -0.0000025];
+    expect_close(f32(f16(x)), [65504.0, 0.0, 5.960464477539063e-08, 1.0, 1.001953125,
+        0.0, 6.097555160522461e-05, -2.5033950805664062e-06], 0.0);
+    expect_close(f32(f32(f16([65520.0, 70000.0])) > 65504.0), [1.0, 1.0], 0.0);
+}

@@ -20,16 +20,15 @@ use ftl_plan::scalar_math;
 use ftl_runtime::DType;
 use std::collections::HashMap;
 
-/// The type a dtype's values are computed in (bool as a byte holding 0 or 1, bf16 in f32 as
-/// on the MLIR path; bf16 is stored as its 16 bits).
+/// The type a dtype's values are computed in (bool as a byte holding 0 or 1, bf16 and f16 in
+/// f32 as on the MLIR path; they are stored as their 16 bits).
 fn value_type(d: DType) -> Result<Type, CraneliftError> {
     match d {
         DType::F64 => Ok(types::F64),
-        DType::F32 | DType::BF16 => Ok(types::F32),
+        DType::F32 | DType::BF16 | DType::F16 => Ok(types::F32),
         DType::I64 => Ok(types::I64),
         DType::I32 => Ok(types::I32),
         DType::Bool => Ok(types::I8),
-        DType::F16 => Err(CraneliftError::Unsupported("f16 tensors".into())),
     }
 }
 
@@ -279,6 +278,11 @@ impl Emitter<'_, '_> {
             let bits = self.b.ins().ishl_imm_s(wide, 16);
             return self.b.ins().bitcast(types::F32, MemFlagsData::new(), bits);
         }
+        if dtype == DType::F16 {
+            let half = self.b.ins().load(types::I16, MEM, addr, 0);
+            let wide = self.b.ins().uextend(types::I32, half);
+            return self.f16_to_f32(wide);
+        }
         self.b.ins().load(ty, MEM, addr, 0)
     }
 
@@ -297,13 +301,19 @@ impl Emitter<'_, '_> {
         self.b.ins().band_imm_s(chosen, -65536)
     }
 
-    /// Rounds an f32-computed result to its dtype (bf16: to the nearest bf16).
+    /// Rounds an f32-computed result to its dtype (bf16, f16: to the nearest value of it).
     fn round(&mut self, d: DType, v: Value) -> Value {
-        if d != DType::BF16 {
-            return v;
+        match d {
+            DType::BF16 => {
+                let bits = self.bf16_bits(v);
+                self.b.ins().bitcast(types::F32, MemFlagsData::new(), bits)
+            }
+            DType::F16 => {
+                let bits = self.f32_to_f16(v);
+                self.f16_to_f32(bits)
+            }
+            _ => v,
         }
-        let bits = self.bf16_bits(v);
-        self.b.ins().bitcast(types::F32, MemFlagsData::new(), bits)
     }
 
     /// Loads a buffer element at the coordinates of `env` (four contiguous elements when the
@@ -332,12 +342,17 @@ impl Emitter<'_, '_> {
             self.b.ins().store(lanes::vector_mem(), v, addr, 0);
             return;
         }
-        let v = if dtype == DType::BF16 {
-            let bits = self.bf16_bits(v);
-            let high = self.b.ins().ushr_imm_s(bits, 16);
-            self.b.ins().ireduce(types::I16, high)
-        } else {
-            v
+        let v = match dtype {
+            DType::BF16 => {
+                let bits = self.bf16_bits(v);
+                let high = self.b.ins().ushr_imm_s(bits, 16);
+                self.b.ins().ireduce(types::I16, high)
+            }
+            DType::F16 => {
+                let bits = self.f32_to_f16(v);
+                self.b.ins().ireduce(types::I16, bits)
+            }
+            _ => v,
         };
         self.b.ins().store(MEM, v, addr, 0);
     }

@@ -4,13 +4,14 @@
 //! its kernels through the same packed convention (runtime/src/exec.rs).
 //!
 //! Every loop kernel is compiled (maps, reductions, scans, scatters, gathers with their range
-//! checks, Philox draws, sliced regions) in f32, f64, bf16 (computed in f32, rounded as
+//! checks, Philox draws, sliced regions) in f32, f64, bf16 and f16 (computed in f32, rounded as
 //! PyTorch rounds), i32, i64 and bool; host steps (GEMM, solves, decompositions) run in the
-//! runtime as for the MLIR backend. Plans with f16 tensors are refused with
-//! [`CraneliftError::Unsupported`] (a user-facing error naming what is missing), never
-//! miscompiled.
+//! runtime as for the MLIR backend. What it cannot compile (a CPU without SSE4.1 for an
+//! artifact) is [`CraneliftError::Unsupported`], a user-facing error naming what is missing,
+//! never a miscompilation.
 
 mod emit;
+mod half;
 mod lanes;
 mod math;
 

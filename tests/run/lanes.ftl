@@ -22,3 +22,16 @@ test "a gather indexed along the contiguous dim" {
     let r = pick(table: [1.0, 2.0, 3.0], at: [2, 0, 1, 1, 2, 0, 0]);
     expect_close(r.y, [6.0, 2.0, 4.0, 4.0, 6.0, 2.0, 2.0], 0.0);
 }
+
+step recenter(x: f32[N, V], at: i32[N]) -> (y: f32[N, V], total: f32[N]) {
+    let y = x - x[V: at] + f32(iota(V)[V: at]);
+    (y: y, total: sum(y, V))
+}
+
+test "a gather along the vectorized dim at an index that does not vary along it" {
+    // Row n subtracts its own element at[n] (a scalar for the whole row) and adds at[n]: the
+    // gathered load and iota are one value, not four consecutive ones.
+    let r = recenter(x: [[0.5, 1.0, 2.0, 4.0, 8.0, 16.0], [3.0, 1.0, 4.0, 1.0, 5.0, 9.0]], at: [4, 1]);
+    expect_close(r.y, [[-3.5, -3.0, -2.0, 0.0, 4.0, 12.0], [3.0, 1.0, 4.0, 1.0, 5.0, 9.0]], 0.0);
+    expect_close(r.total, [7.5, 23.0], 0.0);
+}

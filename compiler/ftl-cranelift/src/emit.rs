@@ -74,8 +74,10 @@ pub(crate) struct Emitter<'m, 'f> {
     slice: Option<(DimId, Value, Value)>,
     /// In a sliced region: the buffers that hold one slice.
     local: Vec<BufId>,
-    /// The dim whose loop runs `LANES` elements at a time, inside such a loop.
-    lanes: Option<DimId>,
+    /// Inside a loop that runs `LANES` elements at a time: its dim and the first element's
+    /// position. A value is a vector only where the environment's coordinate of that dim is
+    /// this position (a gather along the dim puts a scalar index there instead).
+    lanes: Option<(DimId, Value)>,
     /// Whether the shared math's constants are splatted (it is evaluating vectors).
     pub(crate) splat_consts: bool,
 }
@@ -322,12 +324,19 @@ impl Emitter<'_, '_> {
         let n = self.g.node(node);
         let (dims, dtype) = (n.dims.clone(), n.dtype);
         let flat = self.flat_index(&dims, env);
-        if self.lanes.is_some_and(|d| dims.contains(&d)) {
+        if self.along_lanes(&dims, env) {
             let t = lanes::vector_of(self.ty(dtype));
             let addr = self.address(b, dtype, flat);
             return self.b.ins().load(t, lanes::vector_mem(), addr, 0);
         }
         self.load_flat(b, node, flat)
+    }
+
+    /// Whether a buffer over `dims` is read four at a time at `env`: it runs along the vector
+    /// loop's dim and `env` is at the loop's position there.
+    fn along_lanes(&self, dims: &[DimId], env: usize) -> bool {
+        self.lanes
+            .is_some_and(|(d, iv)| dims.contains(&d) && self.env_coord(env, d) == Some(iv))
     }
 
     /// Stores a computed value into a buffer at `env`'s coordinates.
@@ -336,7 +345,7 @@ impl Emitter<'_, '_> {
         let (dims, dtype) = (n.dims.clone(), n.dtype);
         let flat = self.flat_index(&dims, env);
         let addr = self.address(b, dtype, flat);
-        if self.lanes.is_some_and(|d| dims.contains(&d)) {
+        if self.along_lanes(&dims, env) {
             let t = lanes::vector_of(self.ty(dtype));
             let v = self.splat(v, t);
             self.b.ins().store(lanes::vector_mem(), v, addr, 0);
@@ -466,7 +475,7 @@ impl Emitter<'_, '_> {
             let (rest, _) = self.loop_range(lo, last, lanes::LANES, Vec::new(), &mut |s, iv, _| {
                 let mut c = coords.clone();
                 c.push((d, iv));
-                s.lanes = Some(d);
+                s.lanes = Some((d, iv));
                 s.domain(&[], None, c, None, body);
                 s.lanes = None;
                 Vec::new()
@@ -698,7 +707,6 @@ impl Emitter<'_, '_> {
         // operand has a vector form along it.
         let vector = inner.last().copied().filter(|d| {
             in_dt == DType::F32
-                && self.slice.is_none()
                 && matches!(
                     op,
                     Reduction::Sum | Reduction::Max | Reduction::Min | Reduction::LogSumExp
@@ -806,7 +814,7 @@ impl Emitter<'_, '_> {
                     let mut coords = s.envs[env].clone();
                     coords.push((d, iv));
                     let at = s.push_env(coords);
-                    s.lanes = Some(d);
+                    s.lanes = Some((d, iv));
                     let x = elem(s, at);
                     s.lanes = None;
                     vec![s.combine_scalar(op, a[0], x)]
@@ -1285,11 +1293,12 @@ impl Emitter<'_, '_> {
                     Some(c) => c,
                     None => self.iconst(types::I64, 0),
                 };
+                let vector = self.lanes == Some((*d, c));
                 let c = match self.slice {
                     Some((sd, offset, _)) if sd == *d => self.b.ins().iadd(c, offset),
                     _ => c,
                 };
-                if self.lanes == Some(*d) {
+                if vector {
                     let positions = self.lane_positions(c);
                     return self.convert_vector(positions, DType::I32, dt);
                 }

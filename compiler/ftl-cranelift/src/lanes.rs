@@ -1,12 +1,13 @@
 //! Explicit SIMD: the innermost loop of a map nest, and of an f32 sum, max, min or logsumexp
 //! over the contiguous dim, runs four elements at a time as f32x4/i32x4 values (a scalar loop
-//! does the remainder; reductions inside sliced regions stay scalar for now). A
-//! value that depends on the vectorized dim is a vector; one that does not stays a scalar and
-//! is splatted where it meets a vector; booleans are i32x4 lane masks. [`Emitter::vectorizable`]
-//! admits a nest only when every value it computes along that dim has a vector form with the
-//! scalar path's numerics: f32, i32 and bool values, contiguous loads and stores of f32 and i32
-//! buffers, the shared polynomials (their constants splatted), no gather indexed along the dim,
-//! no integer division, no libm call, no random draw.
+//! does the remainder). A value evaluated where the vectorized dim's coordinate is the loop's
+//! position is a vector (a gather along that dim puts a scalar index there, so its base is read
+//! as a scalar); one that does not depend on the dim stays a scalar and is splatted where it
+//! meets a vector; booleans are i32x4 lane masks. [`Emitter::vectorizable`] admits a nest only
+//! when every value it computes along that dim has a vector form with the scalar path's
+//! numerics: f32, i32 and bool values, contiguous loads and stores of f32 and i32 buffers, the
+//! shared polynomials (their constants splatted), no gather indexed along the dim, no integer
+//! division, no libm call, no random draw.
 
 use crate::emit::Emitter;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};

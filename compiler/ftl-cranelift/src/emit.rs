@@ -492,27 +492,6 @@ impl Emitter<'_, '_> {
         });
     }
 
-    /// Nested loops over `dims` carrying accumulators from `init`; `step` combines one point.
-    fn fold(
-        &mut self,
-        dims: &[DimId],
-        env: usize,
-        init: Vec<Value>,
-        step: Step<'_, Self, usize>,
-    ) -> Vec<Value> {
-        if dims.is_empty() {
-            return step(self, env, init);
-        }
-        let d = dims[0];
-        let (lo, hi) = (self.iconst(types::I64, 0), self.dims[d.0 as usize]);
-        self.loop_over(lo, hi, init, &mut |s, iv, acc| {
-            let mut coords = s.envs[env].clone();
-            coords.push((d, iv));
-            let inner = s.push_env(coords);
-            s.fold(&dims[1..], inner, acc, step)
-        })
-    }
-
     /// The nests of a kernel: nests over one domain share its loops, others run one by one.
     fn kernel_body(&mut self, nests: &[Nest], split: Option<DimId>, lo: Value, hi: Value) {
         let Some(first) = nests.first() else {
@@ -702,7 +681,9 @@ impl Emitter<'_, '_> {
                 s.value(operand, env)
             }
         };
-        let float = in_dt.is_float();
+        if op == Reduction::ArgMax {
+            return self.argmax(inner, env, in_dt, out_dt, &eval);
+        }
         // A float sum, max, min or logsumexp runs its last dim four lanes at a time when the
         // operand has a vector form along it.
         let vector = inner.last().copied().filter(|d| {
@@ -713,82 +694,48 @@ impl Emitter<'_, '_> {
                 )
                 && self.vectorizable(operand, *d, root)
         });
-        if let Some(d) = vector {
-            let first = if op == Reduction::LogSumExp {
-                Reduction::Max
-            } else {
-                op
-            };
-            let init = self.identity(first);
-            let acc = self.fold_lanes(inner, env, init, first, d, &eval);
-            if op != Reduction::LogSumExp {
-                return acc;
-            }
-            let m = acc;
-            let zero = self.b.ins().f32const(0.0);
-            let shifted_exp = move |s: &mut Self, env: usize| {
-                let x = eval(s, env);
-                let (x, m) = s.align(x, m);
-                let diff = s.b.ins().fsub(x, m);
-                s.splat_consts = s.is_vector(diff);
-                let e = s.unary_float(UnOp::Exp, diff, in_dt);
-                s.splat_consts = false;
-                e
-            };
-            let sum = self.fold_lanes(inner, env, zero, Reduction::Sum, d, &shifted_exp);
-            return self.lse_finish(m, sum, in_dt);
-        }
-        let init = match op {
-            Reduction::Sum => self.const_of(in_dt, 0.0),
-            Reduction::Max | Reduction::LogSumExp => self.const_of(in_dt, lowest(in_dt)),
-            Reduction::Min => self.const_of(in_dt, highest(in_dt)),
-            Reduction::Any => self.iconst(types::I8, 0),
-            Reduction::All => self.iconst(types::I8, 1),
-            Reduction::ArgMax => return self.argmax(inner, env, in_dt, out_dt, &eval),
+        // A logsumexp takes two sweeps: the maximum, then the sum of exponentials shifted by it.
+        let first = if op == Reduction::LogSumExp {
+            Reduction::Max
+        } else {
+            op
         };
-        let acc = self.fold(inner, env, vec![init], &mut |s, env, acc| {
-            let x = eval(s, env);
-            let a = acc[0];
-            let ins = s.b.ins();
-            vec![match (op, float) {
-                (Reduction::Sum, true) => ins.fadd(a, x),
-                (Reduction::Sum, false) => ins.iadd(a, x),
-                (Reduction::Max | Reduction::LogSumExp, true) => ins.fmax(a, x),
-                (Reduction::Max | Reduction::LogSumExp, false) => ins.smax(a, x),
-                (Reduction::Min, true) => ins.fmin(a, x),
-                (Reduction::Min, false) => ins.smin(a, x),
-                (Reduction::Any, _) => ins.bor(a, x),
-                (Reduction::All, _) => ins.band(a, x),
-                (Reduction::ArgMax, _) => a,
-            }]
-        })[0];
+        let init = self.identity(first, in_dt);
+        let acc = self.fold_lanes(inner, env, init, first, vector, &eval);
         if op != Reduction::LogSumExp {
             return acc;
         }
-        // Two sweeps: the maximum, then the sum of exponentials shifted by it.
         let m = acc;
         let zero = self.const_of(in_dt, 0.0);
-        let s = self.fold(inner, env, vec![zero], &mut |s, env, acc| {
+        let shifted_exp = move |s: &mut Self, env: usize| {
             let x = eval(s, env);
-            let d = s.b.ins().fsub(x, m);
-            let e = s.unary_float(UnOp::Exp, d, in_dt);
-            vec![s.b.ins().fadd(acc[0], e)]
-        })[0];
-        self.lse_finish(m, s, in_dt)
-    }
-
-    /// The f32 identity of a sum (0), max (−∞) or min (+∞).
-    fn identity(&mut self, op: Reduction) -> Value {
-        let v = match op {
-            Reduction::Max | Reduction::LogSumExp => f32::NEG_INFINITY,
-            Reduction::Min => f32::INFINITY,
-            _ => 0.0,
+            let (x, m) = s.align(x, m);
+            let diff = s.b.ins().fsub(x, m);
+            s.splat_consts = s.is_vector(diff);
+            let e = s.unary_float(UnOp::Exp, diff, in_dt);
+            s.splat_consts = false;
+            e
         };
-        self.b.ins().f32const(v)
+        let sum = self.fold_lanes(inner, env, zero, Reduction::Sum, vector, &shifted_exp);
+        self.lse_finish(m, sum, in_dt)
     }
 
-    /// An f32 sum, max or min of `elem` over `dims` from `acc`, the last dim (`vector`) four
-    /// lanes at a time into a vector accumulator, folded into `acc` lane by lane, then the
+    /// The identity of a reduction over values of `dt` (a max's is the type's least value).
+    fn identity(&mut self, op: Reduction, dt: DType) -> Value {
+        match op {
+            Reduction::Max | Reduction::LogSumExp | Reduction::ArgMax => {
+                self.const_of(dt, lowest(dt))
+            }
+            Reduction::Min => self.const_of(dt, highest(dt)),
+            Reduction::Any => self.iconst(types::I8, 0),
+            Reduction::All => self.iconst(types::I8, 1),
+            Reduction::Sum => self.const_of(dt, 0.0),
+        }
+    }
+
+    /// A reduction of `elem` over `dims` from `acc` by `op` (a sum, max, min, any or all), one
+    /// element at a time; the last dim, when it is `vector` (f32 only), first
+    /// four lanes at a time into a vector accumulator folded into `acc` lane by lane, then the
     /// remaining elements one at a time.
     fn fold_lanes(
         &mut self,
@@ -796,18 +743,18 @@ impl Emitter<'_, '_> {
         env: usize,
         acc: Value,
         op: Reduction,
-        vector: DimId,
+        vector: Option<DimId>,
         elem: &dyn Fn(&mut Self, usize) -> Value,
     ) -> Value {
         if dims.is_empty() {
             let x = elem(self, env);
-            return self.combine_scalar(op, acc, x);
+            return self.combine_step(op, acc, x);
         }
         let d = dims[0];
         let (lo, hi) = (self.iconst(types::I64, 0), self.dims[d.0 as usize]);
-        let (lo, acc) = if dims.len() == 1 && d == vector {
+        let (lo, acc) = if dims.len() == 1 && vector == Some(d) {
             let last = self.b.ins().iadd_imm_s(hi, 1 - lanes::LANES);
-            let identity = self.identity(op);
+            let identity = self.identity(op, DType::F32);
             let start = self.b.ins().splat(types::F32X4, identity);
             let (rest, lanes) =
                 self.loop_range(lo, last, lanes::LANES, vec![start], &mut |s, iv, a| {
@@ -817,10 +764,10 @@ impl Emitter<'_, '_> {
                     s.lanes = Some((d, iv));
                     let x = elem(s, at);
                     s.lanes = None;
-                    vec![s.combine_scalar(op, a[0], x)]
+                    vec![s.combine_step(op, a[0], x)]
                 });
             let h = self.horizontal(op, lanes[0]);
-            (rest, self.combine_scalar(op, acc, h))
+            (rest, self.combine_step(op, acc, h))
         } else {
             (lo, acc)
         };
@@ -830,6 +777,20 @@ impl Emitter<'_, '_> {
             let at = s.push_env(coords);
             vec![s.fold_lanes(&dims[1..], at, a[0], op, vector, elem)]
         })[0]
+    }
+
+    /// One step of a reduction: `acc` combined with `x` (a scalar broadcast to meet a vector),
+    /// in the arithmetic of their type.
+    pub(crate) fn combine_step(&mut self, op: Reduction, acc: Value, x: Value) -> Value {
+        let (acc, x) = self.align(acc, x);
+        let dt = match self.b.func.dfg.value_type(acc).lane_type() {
+            types::F64 => DType::F64,
+            types::F32 => DType::F32,
+            types::I64 => DType::I64,
+            types::I32 => DType::I32,
+            _ => DType::Bool,
+        };
+        self.combined(op, acc, x, dt)
     }
 
     /// The first index of the largest value along `inner[0]` (NaN counts as largest).
@@ -842,7 +803,7 @@ impl Emitter<'_, '_> {
         eval: &dyn Fn(&mut Self, usize) -> Value,
     ) -> Value {
         let d = inner[0];
-        let init = self.const_of(in_dt, lowest(in_dt));
+        let init = self.identity(Reduction::ArgMax, in_dt);
         let (lo, hi) = (self.iconst(types::I64, 0), self.dims[d.0 as usize]);
         let at0 = self.iconst(types::I64, 0);
         let res = self.loop_over(lo, hi, vec![init, at0], &mut |s, iv, acc| {

@@ -119,24 +119,14 @@ impl Emitter<'_, '_> {
         }
     }
 
-    /// The lanes of `v` combined by `op` into one scalar, lane 0 first.
+    /// The lanes of the f32 vector `v` combined by `op` into one scalar, lane 0 first.
     pub(crate) fn horizontal(&mut self, op: Reduction, v: Value) -> Value {
         let mut acc = self.b.ins().extractlane(v, 0);
         for k in 1..LANES as u8 {
             let x = self.b.ins().extractlane(v, k);
-            acc = self.combine_scalar(op, acc, x);
+            acc = self.combine_step(op, acc, x);
         }
         acc
-    }
-
-    /// One step of a sum, max or min of f32 values (scalar or vector).
-    pub(crate) fn combine_scalar(&mut self, op: Reduction, a: Value, x: Value) -> Value {
-        let (a, x) = self.align(a, x);
-        match op {
-            Reduction::Max | Reduction::LogSumExp => self.b.ins().fmax(a, x),
-            Reduction::Min => self.b.ins().fmin(a, x),
-            _ => self.b.ins().fadd(a, x),
-        }
     }
 
     /// Whether every value the nest rooted at `root` computes along `d` has a vector form (see

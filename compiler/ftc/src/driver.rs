@@ -457,11 +457,7 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
         };
         let start = Instant::now();
         let g = pipeline::compile_entry(analysis, &request, &mut inputs)?;
-        let compiled = match args.backend {
-            run::Backend::Mlir => Some(run::CompiledEntry::new(&g)?),
-            run::Backend::Cranelift => Some(run::CompiledEntry::with_cranelift(&g)?),
-            run::Backend::Interp => None,
-        };
+        let compiled = run::CompiledEntry::for_backend(args.backend, &g)?;
         let compile_ms = start.elapsed().as_secs_f64() * 1e3;
         let baseline_mb = proc_mb("VmRSS:");
         let dims = run::parse_dims(&args.dims)?;

@@ -420,6 +420,16 @@ impl CompiledEntry {
         })
     }
 
+    /// Fuses `g` and compiles it with `backend`'s code generator (`None` for the interpreter,
+    /// which runs the graph itself).
+    pub fn for_backend(backend: Backend, g: &Graph) -> Result<Option<CompiledEntry>, Failure> {
+        match backend {
+            Backend::Mlir => CompiledEntry::new(g).map(Some),
+            Backend::Cranelift => CompiledEntry::with_cranelift(g).map(Some),
+            Backend::Interp => Ok(None),
+        }
+    }
+
     fn from_plan<K: Kernels + 'static>(
         g: &Graph,
         compile: impl FnOnce(&fuse::Plan) -> Result<K, Failure>,
@@ -459,10 +469,9 @@ pub fn run_on(
     g: &Graph,
     inputs: &HashMap<String, Tensor>,
 ) -> Result<Vec<(String, Tensor)>, Failure> {
-    match backend {
-        Backend::Interp => run_graph(g, inputs),
-        Backend::Mlir => CompiledEntry::new(g)?.run(inputs),
-        Backend::Cranelift => CompiledEntry::with_cranelift(g)?.run(inputs),
+    match CompiledEntry::for_backend(backend, g)? {
+        Some(compiled) => compiled.run(inputs),
+        None => run_graph(g, inputs),
     }
 }
 

@@ -1,3 +1,5 @@
+import std.adapters.oft
+
 // BOFT: butterfly orthogonal fine-tuning (Liu et al., 2024, arXiv 2311.06243) as PEFT 0.21's
 // `BOFTConfig` on a Linear layer (`peft/tuners/boft/layer.py`, `Linear`): the input is rotated
 // by a product of `boft_n_butterfly_factor` butterfly factors before the frozen layer, each a
@@ -12,13 +14,12 @@
 // `boft_dropout` (multiplicative dropout of whole blocks) is not modelled (0 only). Test values:
 // PEFT itself (f64; the butterfly cases with its block-diagonal CUDA op computed by torch).
 
-/// The rotation blocks of every factor: (I − S)(I + S)⁻¹, S = ½(R − Rᵀ), indexed [F, D, K, K'].
+/// The rotation blocks of every factor: (I − S)(I + S)⁻¹, S = ½(R − Rᵀ), indexed [F, D, K, K'] —
+/// OFT's exact Cayley transform (`std.adapters.oft`'s `rotation`, PEFT's same `solve(I + S,
+/// I − S, left=False)`) on every block.
 fn cayley(boft_R: f32[F, D, K, K']) -> f32[F, D, K, K'] {
     let s = 0.5 * (boft_R - boft_R[K -> J][K' -> K][J -> K']);
-    // X with X (I + S) = I − S, solved as (I + S)ᵀ Xᵀ = (I − S)ᵀ (PEFT's solve with left=False).
-    let a = s + eye(K, K');
-    let b = (-s + eye(K, K'))[K -> J];
-    solve(a, b, K)[K -> K'][J -> K]
+    rotation(s[(F, D) -> G], false)[G -> (F, D)]
 }
 
 /// PEFT's block-butterfly permutation of factor f (`block_butterfly_perm`): within each segment

@@ -38,6 +38,19 @@ fn eps_per_sample(
     }
 }
 
+/// The distillation scripts' elementwise distance of prediction and target (`d` their
+/// difference): `l2` is `d²`, `huber` the pseudo-Huber `√(d² + c²) − c`.
+fn distill_distance(
+    d: f32[B, ..S],
+    loss_type: enum { l2, huber } = l2,
+    huber_c: f32 = 0.001,
+) -> f32[B, ..S] {
+    match loss_type {
+        l2 => d * d,
+        huber => sqrt(d * d + huber_c * huber_c) - huber_c,
+    }
+}
+
 /// LCM's boundary scalings at integer timesteps (`scalings_for_boundary_conditions`, and
 /// `LCMScheduler.get_scalings_for_boundary_condition_discrete`): with `s = t · timestep_scaling`
 /// in f32, `c_skip = σ_d² / (s² + σ_d²)`, `c_out = s / √(s² + σ_d²)`.
@@ -142,11 +155,7 @@ objective lcm_distill(
     let x0_e = x0_per_sample(target_output, x_prev, ac[Tt: end_timesteps], prediction_type);
     let target = lcm_c_skip(t_e, timestep_scaling, 0.5) * x_prev + lcm_c_out(t_e, timestep_scaling, 0.5) * x0_e;
     let d = model_pred - target;
-    let per_element = match loss_type {
-        l2 => d * d,
-        huber => sqrt(d * d + huber_c * huber_c) - huber_c,
-    };
-    loss mean(per_element, B, ..S);
+    loss mean(distill_distance(d, loss_type, huber_c), B, ..S);
 }
 
 /// iCT's weighted pseudo-Huber consistency-training loss (diffusers' research script):
@@ -215,11 +224,7 @@ objective pcm_distill(
     let c_skip = where(edge == index, 1.0, 0.0);
     let target = f32(f64(c_skip * x_prev) + f64(1.0 - c_skip) * jumped);
     let d = model_pred - target;
-    let per_element = match loss_type {
-        l2 => d * d,
-        huber => sqrt(d * d + huber_c * huber_c) - huber_c,
-    };
-    loss mean(per_element, B, ..S);
+    loss mean(distill_distance(d, loss_type, huber_c), B, ..S);
 }
 
 /// Easy Consistency Tuning's noise levels (Geng et al., 2024, arXiv 2406.14548; locuslab/ect

@@ -163,13 +163,16 @@ fn poly<S: ScalarOps>(s: &mut S, x: &S::Val, coeffs: &[f64]) -> S::Val {
     acc
 }
 
-/// 2^n for an integral f32 n in [-126, 127], built in the exponent bits.
+/// 2^n for an integral f32 n in [-126, 127], built in the exponent bits: adding 1.5·2^23 + 127
+/// puts n + 127 in the low mantissa bits exactly (|n| < 2^22), and shifting them into the
+/// exponent field drops the rest (two instructions where a float-to-int conversion is many in
+/// some instruction sets).
 fn pow2<S: ScalarOps>(s: &mut S, n: &S::Val) -> S::Val {
-    let ni = s.convert(Convert::F32ToI32, n);
-    let bias = i32c(s, 127);
-    let e = s.int(IntOp::Add, Int::I32, &ni, &bias);
+    let shifter = s.f32_const(12_582_912.0 + 127.0);
+    let biased = add(s, n, &shifter);
+    let bits = s.convert(Convert::F32Bits, &biased);
     let sh = i32c(s, 23);
-    let bits = s.int(IntOp::Shl, Int::I32, &e, &sh);
+    let bits = s.int(IntOp::Shl, Int::I32, &bits, &sh);
     s.convert(Convert::BitsF32, &bits)
 }
 
@@ -179,8 +182,12 @@ pub fn exp<S: ScalarOps>(s: &mut S, x: &S::Val) -> S::Val {
         s.f32_const(88.376_262_664_794_9),
         s.f32_const(-88.376_262_664_794_9),
     );
-    let xc = s.float(FloatOp::Min, x, &hi);
-    let xc = s.float(FloatOp::Max, &xc, &lo);
+    // No clamp to [lo, hi]: outside it the result is selected below, and what the reduction
+    // computes there instead is discarded (pow2 is bit arithmetic, defined for any input; a NaN
+    // flows through to the result).
+    let over = s.compare(Compare::Gt, x, &hi);
+    let under = s.compare(Compare::Lt, x, &lo);
+    let xc = x.clone();
     let log2e = s.f32_const(std::f64::consts::LOG2_E);
     let half = s.f32_const(0.5);
     let fx = s.fma(&xc, &log2e, &half);
@@ -206,10 +213,8 @@ pub fn exp<S: ScalarOps>(s: &mut S, x: &S::Val) -> S::Val {
     let y = add(s, &y, &one);
     let p2 = pow2(s, &n);
     let y = mul(s, &y, &p2);
-    let over = s.compare(Compare::Gt, x, &hi);
     let inf = s.f32_const(f64::INFINITY);
     let y = s.select(&over, &inf, &y);
-    let under = s.compare(Compare::Lt, x, &lo);
     let zero = s.f32_const(0.0);
     s.select(&under, &zero, &y)
 }
@@ -736,6 +741,22 @@ mod tests {
                 .max()
                 .unwrap_or(0);
             assert!(worst <= bound, "{name}: {worst} ulp > {bound}");
+        }
+    }
+
+    #[test]
+    fn exp_saturates_and_keeps_nan_without_a_clamp() {
+        let e = |x: f32| f(&exp(&mut Eval, &V::F(x)));
+        for x in [88.5, 100.0, 1e30, f32::MAX, f32::INFINITY] {
+            assert_eq!(e(x), f32::INFINITY, "e^{x}");
+        }
+        for x in [-88.5, -100.0, -1e30, f32::MIN, f32::NEG_INFINITY] {
+            assert_eq!(e(x), 0.0, "e^{x}");
+        }
+        assert!(e(f32::NAN).is_nan());
+        // The ends of the computed range stay finite and accurate.
+        for x in [88.0_f32, -87.3] {
+            assert!(ulps(e(x), f64::from(x).exp() as f32) <= 2, "e^{x}");
         }
     }
 

@@ -18,7 +18,7 @@ use ftl_plan::deps::{highest, lowest, LoopDeps};
 use ftl_plan::fuse::{BufId, Kernel, Nest, NestKind, Plan};
 use ftl_plan::scalar_math;
 use ftl_runtime::DType;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The type a dtype's values are computed in (bool as a byte holding 0 or 1, bf16 and f16 in
 /// f32 as on the MLIR path; they are stored as their 16 bits).
@@ -74,6 +74,9 @@ pub(crate) struct Emitter<'m, 'f> {
     slice: Option<(DimId, Value, Value)>,
     /// In a sliced region: the buffers that hold one slice.
     local: Vec<BufId>,
+    /// The memory (see [`Plan::memory_of`]) of every buffer the kernel stores to; the others
+    /// are read-only while it runs.
+    written: HashSet<BufId>,
     /// Inside a loop that runs `LANES` elements at a time: its dim and the first element's
     /// position. A value is a vector only where the environment's coordinate of that dim is
     /// this position (a gather along the dim puts a scalar index there instead).
@@ -128,6 +131,7 @@ pub(crate) fn define(
         error: None,
         slice: None,
         local: slice.map_or_else(Vec::new, |(_, l)| l.to_vec()),
+        written: nests.iter().map(|n| plan.memory_of(n.out)).collect(),
         lanes: None,
         splat_consts: false,
     };
@@ -269,23 +273,35 @@ impl Emitter<'_, '_> {
         flat
     }
 
-    fn load_flat(&mut self, b: BufId, node: NodeId, flat: Value) -> Value {
+    fn load_flat(&mut self, b: BufId, node: NodeId, flat: Value, mem: MemFlagsData) -> Value {
         let dtype = self.g.node(node).dtype;
         let ty = self.ty(dtype);
         let addr = self.address(b, dtype, flat);
         if dtype == DType::BF16 {
             // A bf16 is the high half of the f32 with the same value.
-            let half = self.b.ins().load(types::I16, MEM, addr, 0);
+            let half = self.b.ins().load(types::I16, mem, addr, 0);
             let wide = self.b.ins().uextend(types::I32, half);
             let bits = self.b.ins().ishl_imm_s(wide, 16);
             return self.b.ins().bitcast(types::F32, MemFlagsData::new(), bits);
         }
         if dtype == DType::F16 {
-            let half = self.b.ins().load(types::I16, MEM, addr, 0);
+            let half = self.b.ins().load(types::I16, mem, addr, 0);
             let wide = self.b.ins().uextend(types::I32, half);
             return self.f16_to_f32(wide);
         }
-        self.b.ins().load(ty, MEM, addr, 0)
+        self.b.ins().load(ty, mem, addr, 0)
+    }
+
+    /// The flags of a load of buffer `b` at coordinates of the loops (always in bounds): one of
+    /// memory the kernel never writes may move, so Cranelift hoists it out of the loops over
+    /// dims it does not depend on (a row's label or log-normalizer read once per row, not
+    /// once per vocabulary element).
+    fn coordinate_load(&self, b: BufId, flags: MemFlagsData) -> MemFlagsData {
+        if self.written.contains(&self.plan.memory_of(b)) {
+            flags
+        } else {
+            flags.with_readonly().with_can_move()
+        }
     }
 
     /// The f32 `v` rounded to bf16 as PyTorch rounds (to nearest, ties to even; a NaN stays a
@@ -327,9 +343,11 @@ impl Emitter<'_, '_> {
         if self.along_lanes(&dims, env) {
             let t = lanes::vector_of(self.ty(dtype));
             let addr = self.address(b, dtype, flat);
-            return self.b.ins().load(t, lanes::vector_mem(), addr, 0);
+            let mem = self.coordinate_load(b, lanes::vector_mem());
+            return self.b.ins().load(t, mem, addr, 0);
         }
-        self.load_flat(b, node, flat)
+        let mem = self.coordinate_load(b, MEM);
+        self.load_flat(b, node, flat, mem)
     }
 
     /// Whether a buffer over `dims` is read four at a time at `env`: it runs along the vector
@@ -400,6 +418,14 @@ impl Emitter<'_, '_> {
 
     /// A loop from `lo` while `iv < hi`, `iv += step`; returns the first `iv` that failed the
     /// test and the carried values at the exit.
+    ///
+    /// It is laid out guarded and bottom-tested (`if lo < hi { do { … } while iv < hi }`): the
+    /// body is the loop's header and the exit is dominated by the guard, outside the loop.
+    /// Cranelift's loop-invariant code motion (egraph elaboration, in the version pinned) loses
+    /// the loop when it elaborates a header's dominator-tree child that is outside the loop
+    /// before the body, as it does for a top-tested loop's exit; with this layout every block the
+    /// header dominates is in the loop, so invariant values (a row's label, normalizer and
+    /// coefficients, the row's offset, the math's vector constants) are computed once per row.
     fn loop_range(
         &mut self,
         lo: Value,
@@ -412,39 +438,29 @@ impl Emitter<'_, '_> {
             .iter()
             .map(|v| self.b.func.dfg.value_type(*v))
             .collect();
-        let (header, inside, exit) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
-        self.b.append_block_param(header, types::I64);
-        self.b.append_block_param(exit, types::I64);
-        for t in &types {
-            self.b.append_block_param(header, *t);
-            self.b.append_block_param(exit, *t);
+        let (inside, exit) = (self.b.create_block(), self.b.create_block());
+        for block in [inside, exit] {
+            self.b.append_block_param(block, types::I64);
+            for t in &types {
+                self.b.append_block_param(block, *t);
+            }
         }
-        let mut start = vec![lo];
-        start.extend(carried);
-        let start: Vec<_> = start.into_iter().map(Into::into).collect();
-        self.b.ins().jump(header, &start);
-        self.b.switch_to_block(header);
-        let params = self.b.block_params(header).to_vec();
-        let (iv, state) = (params[0], params[1..].to_vec());
-        let more = self.b.ins().icmp(IntCC::SignedLessThan, iv, hi);
-        let out: Vec<_> = std::iter::once(iv)
-            .chain(state.iter().copied())
-            .map(Into::into)
-            .collect();
-        self.b.ins().brif(more, inside, &[], exit, &out);
+        let start: Vec<_> = std::iter::once(lo).chain(carried).map(Into::into).collect();
+        let any = self.b.ins().icmp(IntCC::SignedLessThan, lo, hi);
+        self.b.ins().brif(any, inside, &start, exit, &start);
         self.b.switch_to_block(inside);
+        let params = self.b.block_params(inside).to_vec();
+        let (iv, state) = (params[0], params[1..].to_vec());
         self.cache.push(HashMap::new());
         let next = body(self, iv, state);
         self.cache.pop();
         let next_iv = self.b.ins().iadd_imm_s(iv, step);
-        let mut back = vec![next_iv];
-        back.extend(next);
-        let back: Vec<_> = back.into_iter().map(Into::into).collect();
-        self.b.ins().jump(header, &back);
+        let back: Vec<_> = std::iter::once(next_iv)
+            .chain(next)
+            .map(Into::into)
+            .collect();
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, next_iv, hi);
+        self.b.ins().brif(more, inside, &back, exit, &back);
         self.b.switch_to_block(exit);
         let params = self.b.block_params(exit).to_vec();
         (params[0], params[1..].to_vec())
@@ -620,19 +636,23 @@ impl Emitter<'_, '_> {
 
     fn combined(&mut self, op: Reduction, old: Value, part: Value, dt: DType) -> Value {
         let float = dt.is_float();
+        match (op, float) {
+            (Reduction::Max, true) => return self.nan_propagating_extremum(true, old, part),
+            (Reduction::Min, true) => return self.nan_propagating_extremum(false, old, part),
+            _ => {}
+        }
         let ins = self.b.ins();
         match (op, float) {
             (Reduction::Sum, true) => ins.fadd(old, part),
             (Reduction::Sum, false) => ins.iadd(old, part),
-            (Reduction::Max, true) => ins.fmax(old, part),
+            (Reduction::Max, true) | (Reduction::Min, true) => unreachable!("handled above"),
             (Reduction::Max, false) => ins.smax(old, part),
-            (Reduction::Min, true) => ins.fmin(old, part),
             (Reduction::Min, false) => ins.smin(old, part),
             (Reduction::Any, _) => ins.bor(old, part),
             (Reduction::All, _) => ins.band(old, part),
             (Reduction::LogSumExp, _) => {
                 // log(e^a + e^b) = m + log(e^(a−m) + e^(b−m)), m = max(a, b).
-                let m = ins.fmax(old, part);
+                let m = self.nan_propagating_extremum(true, old, part);
                 let da = self.b.ins().fsub(old, m);
                 let db = self.b.ins().fsub(part, m);
                 let ea = self.unary_float(UnOp::Exp, da, dt);
@@ -1157,8 +1177,8 @@ impl Emitter<'_, '_> {
                 BinOp::Sub => return self.b.ins().fsub(a, b),
                 BinOp::Mul => return self.b.ins().fmul(a, b),
                 BinOp::Div => return self.b.ins().fdiv(a, b),
-                BinOp::Min => return self.b.ins().fmin(a, b),
-                BinOp::Max => return self.b.ins().fmax(a, b),
+                BinOp::Min => return self.nan_propagating_extremum(false, a, b),
+                BinOp::Max => return self.nan_propagating_extremum(true, a, b),
                 BinOp::Eq => FloatCC::Equal,
                 BinOp::Ne => FloatCC::NotEqual,
                 BinOp::Lt => FloatCC::LessThan,
@@ -1343,7 +1363,7 @@ impl Emitter<'_, '_> {
                     .buffer_of(a)
                     .filter(|_| !self.g.node(a).dims.is_empty())
                 {
-                    return self.load_flat(b, a, flat);
+                    return self.load_flat(b, a, flat, MEM);
                 }
                 let mut coords = Vec::new();
                 for d in self.g.node(a).dims.clone().iter().rev() {

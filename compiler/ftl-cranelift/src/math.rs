@@ -51,6 +51,37 @@ fn int_type(ty: Int) -> types::Type {
     }
 }
 
+impl Emitter<'_, '_> {
+    /// The larger (`max`) or smaller of `a` and `b`, NaN if either is: one or two comparisons
+    /// and a select, where Cranelift's IEEE `fmax`/`fmin` are a branchy (scalar) or eight
+    /// instruction (vector) sequence on x64. Of two zeros of different sign either may be
+    /// returned, as in PyTorch's vectorized max.
+    pub(crate) fn nan_propagating_extremum(&mut self, max: bool, a: Value, b: Value) -> Value {
+        let (a, b) = self.align(a, b);
+        let cc = if max {
+            FloatCC::GreaterThan
+        } else {
+            FloatCC::LessThan
+        };
+        let wins = self.b.ins().fcmp(cc, a, b);
+        let a_nan = self.b.ins().fcmp(FloatCC::Unordered, a, a);
+        let take_a = self.b.ins().bor(wins, a_nan);
+        self.choose(take_a, a, b)
+    }
+
+    /// The scalar a vector `v` was splatted from, when it was.
+    fn splatted_scalar(&self, v: Value) -> Option<Value> {
+        let inst = self.b.func.dfg.value_def(v).inst()?;
+        match self.b.func.dfg.insts[inst] {
+            cranelift_codegen::ir::InstructionData::Unary {
+                opcode: cranelift_codegen::ir::Opcode::Splat,
+                arg,
+            } => Some(arg),
+            _ => None,
+        }
+    }
+}
+
 impl ScalarOps for Emitter<'_, '_> {
     type Val = Value;
 
@@ -95,15 +126,17 @@ impl ScalarOps for Emitter<'_, '_> {
             let bits = self.b.ins().bor(m, s);
             return self.b.ins().bitcast(types::F32X4, flags, bits);
         }
+        if matches!(op, FloatOp::Min | FloatOp::Max) {
+            return self.nan_propagating_extremum(op == FloatOp::Max, a, b);
+        }
         let ins = self.b.ins();
         match op {
             FloatOp::Add => ins.fadd(a, b),
             FloatOp::Sub => ins.fsub(a, b),
             FloatOp::Mul => ins.fmul(a, b),
             FloatOp::Div => ins.fdiv(a, b),
-            FloatOp::Min => ins.fmin(a, b),
-            FloatOp::Max => ins.fmax(a, b),
             FloatOp::CopySign => ins.fcopysign(a, b),
+            FloatOp::Min | FloatOp::Max => unreachable!("handled above"),
         }
     }
 
@@ -137,9 +170,11 @@ impl ScalarOps for Emitter<'_, '_> {
 
     fn int(&mut self, op: IntOp, _ty: Int, a: &Value, b: &Value) -> Value {
         let (a, b) = (*a, *b);
-        // A vector shift takes a scalar amount (the math shifts by constants only).
+        // A vector shift takes a scalar amount (the math shifts by constants only): the splatted
+        // constant's scalar.
         let b = if matches!(op, IntOp::Shl | IntOp::ShrU) && self.is_vector(b) {
-            self.b.ins().extractlane(b, 0)
+            self.splatted_scalar(b)
+                .unwrap_or_else(|| self.b.ins().extractlane(b, 0))
         } else {
             b
         };

@@ -181,6 +181,14 @@ impl Plan {
     pub fn buffer(&self, id: BufId) -> &Buffer {
         &self.buffers[id.0 as usize]
     }
+
+    /// The buffer whose memory `id` is: itself, or the buffer a view relabels.
+    pub fn memory_of(&self, mut id: BufId) -> BufId {
+        while let BufRole::View(v) = self.buffer(id).role {
+            id = v;
+        }
+        id
+    }
 }
 
 fn is_transcendental(op: &Op) -> bool {

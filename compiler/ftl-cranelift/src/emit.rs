@@ -754,9 +754,9 @@ impl Emitter<'_, '_> {
     }
 
     /// A reduction of `elem` over `dims` from `acc` by `op` (a sum, max, min, any or all), one
-    /// element at a time; the last dim, when it is `vector` (f32 only), first
-    /// four lanes at a time into a vector accumulator folded into `acc` lane by lane, then the
-    /// remaining elements one at a time.
+    /// element at a time; the last dim, when it is `vector` (f32 only), first `lanes::UNROLL`
+    /// vectors at a time into as many vector accumulators, combined and folded into `acc` lane
+    /// by lane, then the remaining elements one at a time.
     fn fold_lanes(
         &mut self,
         dims: &[DimId],
@@ -773,20 +773,30 @@ impl Emitter<'_, '_> {
         let d = dims[0];
         let (lo, hi) = (self.iconst(types::I64, 0), self.dims[d.0 as usize]);
         let (lo, acc) = if dims.len() == 1 && vector == Some(d) {
-            let last = self.b.ins().iadd_imm_s(hi, 1 - lanes::LANES);
+            let last = self.b.ins().iadd_imm_s(hi, 1 - lanes::STEP);
             let identity = self.identity(op, DType::F32);
             let start = self.b.ins().splat(types::F32X4, identity);
-            let (rest, lanes) =
-                self.loop_range(lo, last, lanes::LANES, vec![start], &mut |s, iv, a| {
+            let starts = vec![start; lanes::UNROLL as usize];
+            // One accumulator per vector of an iteration, combined after the loop.
+            let (rest, accs) = self.loop_range(lo, last, lanes::STEP, starts, &mut |s, iv, a| {
+                let mut next = Vec::new();
+                for (k, acc) in (0..).zip(a) {
+                    let pos = s.b.ins().iadd_imm_s(iv, k * lanes::LANES);
                     let mut coords = s.envs[env].clone();
-                    coords.push((d, iv));
+                    coords.push((d, pos));
                     let at = s.push_env(coords);
-                    s.lanes = Some((d, iv));
+                    s.lanes = Some((d, pos));
                     let x = elem(s, at);
                     s.lanes = None;
-                    vec![s.combine_step(op, a[0], x)]
-                });
-            let h = self.horizontal(op, lanes[0]);
+                    next.push(s.combine_step(op, acc, x));
+                }
+                next
+            });
+            let mut lanes = accs[0];
+            for a in &accs[1..] {
+                lanes = self.combine_step(op, lanes, *a);
+            }
+            let h = self.horizontal(op, lanes);
             (rest, self.combine_step(op, acc, h))
         } else {
             (lo, acc)

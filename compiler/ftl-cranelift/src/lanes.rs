@@ -21,6 +21,15 @@ use std::collections::HashMap;
 /// Elements per vector.
 pub(crate) const LANES: i64 = 4;
 
+/// Vectors per iteration of a vector reduction loop, each with its own accumulator
+/// (independent chains for the out-of-order core, one loop test per `UNROLL * LANES`
+/// elements). Map loops stay at one vector: unrolling them bought ~5% for ~20% more compile
+/// time.
+pub(crate) const UNROLL: i64 = 2;
+
+/// Elements per iteration of a vector reduction loop.
+pub(crate) const STEP: i64 = LANES * UNROLL;
+
 /// Flags of a vector load or store: never trapping, not 16-byte aligned.
 pub(crate) fn vector_mem() -> MemFlagsData {
     MemFlagsData::new().with_notrap()

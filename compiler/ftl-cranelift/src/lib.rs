@@ -121,6 +121,14 @@ fn isa_for(target: Option<&Target>, pic: bool) -> Result<Arc<dyn TargetIsa>, Cra
     set(&mut flags, "opt_level", "speed")?;
     set(&mut flags, "use_colocated_libcalls", "false")?;
     set(&mut flags, "is_pic", if pic { "true" } else { "false" })?;
+    // Cranelift's IR verifier checks the emitter's output; test builds (debug assertions) run
+    // it on every kernel, release builds save its time.
+    let verify = if cfg!(debug_assertions) {
+        "true"
+    } else {
+        "false"
+    };
+    set(&mut flags, "enable_verifier", verify)?;
     let level = target.filter(|t| t.cpu != "native");
     let mut isa = cranelift_native::builder_with_options(level.is_none())
         .map_err(|e| CraneliftError::Unsupported(format!("this CPU ({e})")))?;

@@ -17,6 +17,11 @@ mapfile -t files < <(find examples stdlib -name '*.ftl' | sort)
 cargo run --quiet --bin ftc -- check "${files[@]}"
 echo "ftc check: ${#files[@]} files clean"
 
+# Every .ftl file but the error corpus is in `ftc fmt`'s canonical layout.
+mapfile -t formatted < <(git ls-files '*.ftl' | grep -v '^tests/ui/' | sort)
+cargo run --quiet --bin ftc -- fmt --check "${formatted[@]}"
+echo "ftc fmt --check: ${#formatted[@]} files formatted"
+
 # Every test block (reference values, gradchecks) must pass; entry calls run on the default
 # (MLIR) backend. The core tests also run every block on the interpreter.
 cargo run --quiet --bin ftc -- test examples stdlib tests/run

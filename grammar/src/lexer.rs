@@ -401,3 +401,42 @@ pub fn lex(source: &str) -> (Vec<Spanned>, Vec<LexError>) {
     }
     (tokens, errors)
 }
+
+/// A `//` comment (or a `///` line) of the source, for the formatter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comment {
+    /// From the slashes to the end of the line (the line break excluded).
+    pub span: Span,
+    /// Its text, slashes included, trailing spaces removed.
+    pub text: String,
+}
+
+/// Every comment of `source` in order, `///` lines included (those a top-level item holds as
+/// its doc too). Slashes inside string literals start none.
+pub fn comments(source: &str) -> Vec<Comment> {
+    let bytes = source.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // A string literal ends at its closing quote or the line's end.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                let end = source[i..].find('\n').map_or(source.len(), |n| i + n);
+                out.push(Comment {
+                    span: Span::new(i, end),
+                    text: source[i..end].trim_end().to_string(),
+                });
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}

@@ -1,19 +1,48 @@
 //! The pretty printer: canonical FTL source for an AST. Parsing its output gives back the same
 //! tree (spans aside); parentheses are written only where precedence needs them.
+//!
+//! Layout: four-space indents; a list (call arguments, a tensor literal, a record, parameters
+//! with defaults) that does not fit in [`WIDTH`] columns is broken one element per line with a
+//! trailing comma (a tensor of plain numbers packs as many per line as fit). [`format_source`]
+//! adds the source's comments and blank lines to that layout (`ftc fmt`).
 
 use crate::ast::*;
+use crate::lexer::{comments, Comment};
 use std::fmt::Write;
+
+/// The line width the layout keeps to where it can.
+pub const WIDTH: usize = 100;
 
 /// Canonical source text of a file.
 pub fn print_file(file: &File) -> String {
     let mut p = Printer::default();
-    for (i, item) in file.items.iter().enumerate() {
-        if i > 0 {
-            p.out.push('\n');
-        }
-        p.item(item);
-    }
+    p.file(file);
     p.out
+}
+
+/// `source` in the canonical layout with its comments (each on its own line, where it stood
+/// between items, statements or match arms; one inside an expression follows the statement)
+/// and single blank lines between statements where the source had any. `Err` with the syntax
+/// errors when it does not parse.
+pub fn format_source(source: &str) -> Result<String, Vec<crate::SyntaxError>> {
+    let (file, errors) = crate::parse_file(source);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut p = Printer {
+        trivia: Some(Trivia {
+            source,
+            comments: comments(source),
+            next: 0,
+            last_end: 0,
+        }),
+        ..Printer::default()
+    };
+    p.file(&file);
+    if !p.out.ends_with('\n') {
+        p.out.push('\n');
+    }
+    Ok(p.out)
 }
 
 /// Canonical source text of one expression.
@@ -31,9 +60,26 @@ pub fn print_type(ty: &TypeExpr) -> String {
 }
 
 #[derive(Default)]
-struct Printer {
+struct Printer<'s> {
     out: String,
     indent: usize,
+    /// The source's comments and blank lines, when formatting a source text.
+    trivia: Option<Trivia<'s>>,
+    /// `match` on one line (in `requires` conditions).
+    inline_match: bool,
+    /// Inside a binary chain already broken onto continuation lines.
+    continuation: bool,
+}
+
+/// What the AST does not hold: comments (in source order) and where the last element printed
+/// ended, to see blank lines between elements.
+struct Trivia<'s> {
+    source: &'s str,
+    comments: Vec<Comment>,
+    /// The first comment not yet printed.
+    next: usize,
+    /// The source offset where the last printed element or comment ended.
+    last_end: usize,
 }
 
 /// Binding strength, loosest first; a child weaker than its slot is parenthesized.
@@ -83,17 +129,24 @@ fn escape(s: &str) -> String {
     out
 }
 
-/// A float written so that it lexes as a float and reads back to the same value.
+/// A float written so that it lexes as a float and reads back to the same value: the shortest
+/// decimal form, in exponent form below 10⁻³ where that is shorter (`1e-4`, not `0.0001`).
 fn float_literal(v: f64) -> String {
     let s = format!("{v:?}");
-    if s.contains(['.', 'e', 'E']) {
+    let s = if s.contains(['.', 'e', 'E']) {
         s
     } else {
         format!("{s}.0")
+    };
+    let exp = format!("{v:e}");
+    if v != 0.0 && v.abs() < 1e-3 && exp.len() < s.len() {
+        exp
+    } else {
+        s
     }
 }
 
-impl Printer {
+impl Printer<'_> {
     fn newline(&mut self) {
         self.out.push('\n');
         for _ in 0..self.indent {
@@ -101,7 +154,134 @@ impl Printer {
         }
     }
 
+    /// The column the next character goes to.
+    fn column(&self) -> usize {
+        self.out.len() - self.out.rfind('\n').map_or(0, |i| i + 1)
+    }
+
+    /// `print` on one line in a scratch printer at this indent (no comments).
+    fn flat(&self, print: impl FnOnce(&mut Printer<'_>)) -> String {
+        let mut p = Printer {
+            indent: self.indent,
+            ..Printer::default()
+        };
+        print(&mut p);
+        p.out
+    }
+
+    /// Whether `text` fits on the current line with one column to spare (for the `;` or `,`
+    /// that usually follows).
+    fn fits(&self, text: &str) -> bool {
+        !text.contains('\n') && self.column() + text.chars().count() < WIDTH
+    }
+
+    fn file(&mut self, file: &File) {
+        for (i, item) in file.items.iter().enumerate() {
+            let comments = self.take_comments(item.span.start);
+            if comments.is_empty() {
+                if i > 0 {
+                    self.out.push('\n');
+                }
+            } else {
+                self.top_comments(&comments, i > 0);
+                if self.blank_before(item.span.start) {
+                    self.out.push('\n');
+                }
+            }
+            self.item(item);
+            self.mark_end(item.span.end);
+        }
+        let rest = self.take_comments(usize::MAX);
+        self.top_comments(&rest, true);
+    }
+
+    /// Top-level comments, each on its line; `separated`: a blank line before the first.
+    fn top_comments(&mut self, comments: &[(bool, String)], separated: bool) {
+        for (i, (blank, text)) in comments.iter().enumerate() {
+            if (i == 0 && separated) || (i > 0 && *blank) {
+                self.out.push('\n');
+            }
+            self.out.push_str(text);
+            self.out.push('\n');
+        }
+    }
+
+    /// The comments before source offset `before` not printed yet, each with whether a blank
+    /// line came before it in the source.
+    fn take_comments(&mut self, before: usize) -> Vec<(bool, String)> {
+        let Some(t) = &mut self.trivia else {
+            return Vec::new();
+        };
+        let mut taken = Vec::new();
+        while let Some(c) = t.comments.get(t.next).filter(|c| c.span.start < before) {
+            taken.push((
+                blank_between(t.source, t.last_end, c.span.start),
+                c.text.clone(),
+            ));
+            t.last_end = c.span.end;
+            t.next += 1;
+        }
+        taken
+    }
+
+    /// Whether the source has a blank line between the last element or comment and `start`.
+    fn blank_before(&self, start: usize) -> bool {
+        self.trivia
+            .as_ref()
+            .is_some_and(|t| blank_between(t.source, t.last_end, start))
+    }
+
+    /// A fresh indented line for an element of a block (a statement, a tail, a match arm, a
+    /// broken parameter) starting at source offset `start`, after the comments before it; a
+    /// blank line where the source had one, except before the first element.
+    fn open_line(&mut self, start: usize, first: bool) {
+        let comments = self.take_comments(start);
+        for (i, (blank, text)) in comments.iter().enumerate() {
+            if *blank && (i > 0 || !first) {
+                self.out.push('\n');
+            }
+            self.newline();
+            self.out.push_str(text);
+        }
+        let blank = self.blank_before(start);
+        if blank && (!comments.is_empty() || !first) {
+            self.out.push('\n');
+        }
+        self.newline();
+    }
+
+    /// Before a block's closing brace at `end`: its last comments, each on its line.
+    fn close_lines(&mut self, end: usize) {
+        for (blank, text) in self.take_comments(end) {
+            if blank {
+                self.out.push('\n');
+            }
+            self.newline();
+            self.out.push_str(&text);
+        }
+    }
+
+    /// After an element that ended at `end`: the comments inside it not printed within it,
+    /// each on its line below it.
+    fn end_element(&mut self, end: usize) {
+        for (_, text) in self.take_comments(end) {
+            self.newline();
+            self.out.push_str(&text);
+        }
+        self.mark_end(end);
+    }
+
+    /// An element ended at `end`.
+    fn mark_end(&mut self, end: usize) {
+        if let Some(t) = &mut self.trivia {
+            t.last_end = t.last_end.max(end);
+        }
+    }
+
     fn item(&mut self, item: &Item) {
+        if item.doc.is_some() {
+            self.skip_doc_comments(item.span.start);
+        }
         if let Some(doc) = &item.doc {
             for line in doc.split('\n') {
                 if line.is_empty() {
@@ -121,21 +301,28 @@ impl Printer {
             }
             ItemKind::Decl(d) => {
                 let _ = write!(self.out, "{} {}", d.kind.keyword(), d.name.name);
-                self.params(&d.params);
+                // The return type and ` {` follow the parameters on their line.
+                let after = d.ret.as_ref().map_or(2, |ret| {
+                    self.flat(|p| match ret {
+                        RetType::Single(t) => p.ty(t),
+                        RetType::Named(fields) => p.list(('(', ')'), fields, false, |p, (n, t)| {
+                            let _ = write!(p.out, "{}: ", n.name);
+                            p.ty(t);
+                        }),
+                    })
+                    .len()
+                        + 6
+                });
+                self.params(&d.params, after);
                 if let Some(ret) = &d.ret {
                     self.out.push_str(" -> ");
                     match ret {
                         RetType::Single(t) => self.ty(t),
                         RetType::Named(fields) => {
-                            self.out.push('(');
-                            for (i, (name, t)) in fields.iter().enumerate() {
-                                if i > 0 {
-                                    self.out.push_str(", ");
-                                }
-                                let _ = write!(self.out, "{}: ", name.name);
-                                self.ty(t);
-                            }
-                            self.out.push(')');
+                            self.list(('(', ')'), fields, false, |p, (name, t)| {
+                                let _ = write!(p.out, "{}: ", name.name);
+                                p.ty(t);
+                            });
                         }
                     }
                 }
@@ -147,7 +334,7 @@ impl Printer {
             ItemKind::Attached(a) => {
                 let _ = write!(self.out, "{} {}", a.kind.keyword(), a.target.name);
                 if !a.params.is_empty() {
-                    self.params(&a.params);
+                    self.params(&a.params, 2);
                 }
                 self.requires(&a.requires);
                 self.out.push(' ');
@@ -162,27 +349,55 @@ impl Printer {
         }
     }
 
-    fn params(&mut self, params: &[Param]) {
-        if params.len() <= 3 && params.iter().all(|p| p.default.is_none()) {
-            self.out.push('(');
-            for (i, p) in params.iter().enumerate() {
-                if i > 0 {
-                    self.out.push_str(", ");
+    /// The `///` lines the item at `start` holds as its doc (not printed again as comments).
+    fn skip_doc_comments(&mut self, start: usize) {
+        if let Some(t) = &mut self.trivia {
+            while let Some(c) = t.comments.get(t.next) {
+                let doc_line = c.text.starts_with("///")
+                    && c.span.start >= start
+                    && t.source[start..c.span.start]
+                        .trim()
+                        .lines()
+                        .all(|l| l.starts_with("///"));
+                if !doc_line {
+                    break;
                 }
-                self.param(p);
+                t.last_end = c.span.end;
+                t.next += 1;
             }
-            self.out.push(')');
-            return;
+        }
+    }
+
+    /// The parameter list, `after` columns of the line kept for what follows it.
+    fn params(&mut self, params: &[Param], after: usize) {
+        if params.len() <= 3 {
+            let flat = self.flat(|p| p.param_list(params));
+            if self.fits(&format!("{flat}{}", " ".repeat(after))) {
+                self.out.push_str(&flat);
+                return;
+            }
         }
         self.out.push('(');
         self.indent += 1;
-        for p in params {
-            self.newline();
+        for (i, p) in params.iter().enumerate() {
+            self.open_line(p.span.start, i == 0);
             self.param(p);
             self.out.push(',');
+            self.end_element(p.span.end);
         }
         self.indent -= 1;
         self.newline();
+        self.out.push(')');
+    }
+
+    fn param_list(&mut self, params: &[Param]) {
+        self.out.push('(');
+        for (i, p) in params.iter().enumerate() {
+            if i > 0 {
+                self.out.push_str(", ");
+            }
+            self.param(p);
+        }
         self.out.push(')');
     }
 
@@ -201,16 +416,28 @@ impl Printer {
         }
     }
 
+    /// ` requires a, b, …`, the conditions packed on continuation lines where they do not fit.
     fn requires(&mut self, requires: &[Expr]) {
         if requires.is_empty() {
             return;
         }
         self.out.push_str(" requires ");
         for (i, r) in requires.iter().enumerate() {
+            let text = self.flat(|p| {
+                p.inline_match = true;
+                p.expr(r, 0);
+            });
             if i > 0 {
-                self.out.push_str(", ");
+                self.out.push(',');
+                if self.fits(&format!(" {text} {{")) {
+                    self.out.push(' ');
+                } else {
+                    self.indent += 1;
+                    self.newline();
+                    self.indent -= 1;
+                }
             }
-            self.expr(r, 0);
+            self.out.push_str(&text);
         }
     }
 
@@ -255,35 +482,50 @@ impl Printer {
         }
     }
 
-    fn block(&mut self, b: &Block) {
-        if b.stmts.is_empty() {
-            if let Some(tail) = &b.tail {
-                if tail.depth <= 8
-                    && !matches!(
-                        tail.kind,
-                        ExprKind::If(..) | ExprKind::Match(..) | ExprKind::For(..)
-                    )
-                {
-                    self.out.push_str("{ ");
-                    self.expr(tail, 0);
-                    self.out.push_str(" }");
-                    return;
-                }
-            } else {
-                self.out.push_str("{}");
-                return;
-            }
+    /// `b` as `{ tail }` (or `{}`) when it is only a short tail that fits here.
+    fn one_line_block(&self, b: &Block) -> Option<String> {
+        if !b.stmts.is_empty() || self.comment_within(b.span) {
+            return None;
         }
+        let Some(tail) = &b.tail else {
+            return Some("{}".to_string());
+        };
+        let one_line = self.flat(|p| {
+            p.out.push_str("{ ");
+            p.expr(tail, 0);
+            p.out.push_str(" }");
+        });
+        let simple = tail.depth <= 8
+            && !matches!(
+                tail.kind,
+                ExprKind::If(..) | ExprKind::Match(..) | ExprKind::For(..)
+            );
+        (simple && self.fits(&one_line)).then_some(one_line)
+    }
+
+    fn block(&mut self, b: &Block) {
+        if let Some(one_line) = self.one_line_block(b) {
+            self.out.push_str(&one_line);
+            return;
+        }
+        self.block_lines(b);
+    }
+
+    /// `b` with each statement on its line.
+    fn block_lines(&mut self, b: &Block) {
         self.out.push('{');
         self.indent += 1;
-        for s in &b.stmts {
-            self.newline();
+        for (i, s) in b.stmts.iter().enumerate() {
+            self.open_line(s.span.start, i == 0);
             self.stmt(s);
+            self.end_element(s.span.end);
         }
         if let Some(tail) = &b.tail {
-            self.newline();
+            self.open_line(tail.span.start, b.stmts.is_empty());
             self.expr(tail, 0);
+            self.end_element(tail.span.end);
         }
+        self.close_lines(b.span.end);
         self.indent -= 1;
         self.newline();
         self.out.push('}');
@@ -336,12 +578,64 @@ impl Printer {
         self.out.push(';');
     }
 
-    fn args(&mut self, args: &[Arg]) {
-        self.out.push('(');
-        for (i, a) in args.iter().enumerate() {
-            if i > 0 {
-                self.out.push_str(", ");
+    /// Whether a comment not printed yet lies inside `span`.
+    fn comment_within(&self, span: Span) -> bool {
+        self.trivia.as_ref().is_some_and(|t| {
+            t.comments[t.next..]
+                .iter()
+                .any(|c| c.span.start >= span.start && c.span.start < span.end)
+        })
+    }
+
+    /// `open items close` on one line when it fits, else one item per line (or, `packed`, as
+    /// many as fit) with a trailing comma.
+    fn list<T>(
+        &mut self,
+        (open, close): (char, char),
+        items: &[T],
+        packed: bool,
+        item: fn(&mut Printer<'_>, &T),
+    ) {
+        let flat = self.flat(|p| {
+            p.out.push(open);
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    p.out.push_str(", ");
+                }
+                item(p, x);
             }
+            p.out.push(close);
+        });
+        if items.is_empty() || self.fits(&flat) {
+            self.out.push_str(&flat);
+            return;
+        }
+        self.out.push(open);
+        self.indent += 1;
+        self.newline();
+        for (i, x) in items.iter().enumerate() {
+            if i > 0 {
+                let text = self.flat(|p| item(p, x));
+                if packed && self.fits(&format!(" {text},")) {
+                    self.out.push(' ');
+                } else {
+                    self.newline();
+                }
+            }
+            item(self, x);
+            self.out.push(',');
+        }
+        self.indent -= 1;
+        self.newline();
+        self.out.push(close);
+    }
+
+    fn args(&mut self, args: &[Arg]) {
+        self.list(('(', ')'), args, false, |p, a| p.arg(a));
+    }
+
+    fn arg(&mut self, a: &Arg) {
+        {
             match a {
                 Arg::Positional(e) => self.expr(e, 0),
                 Arg::Keyword(n, e) => {
@@ -357,7 +651,19 @@ impl Printer {
                 }
             }
         }
-        self.out.push(')');
+    }
+
+    fn match_pattern(&mut self, p: &MatchPattern) {
+        match p {
+            MatchPattern::Variant(v) => self.out.push_str(&v.name),
+            MatchPattern::Int(v, _) => {
+                let _ = write!(self.out, "{v}");
+            }
+            MatchPattern::Bool(v, _) => {
+                let _ = write!(self.out, "{v}");
+            }
+            MatchPattern::Wildcard(_) => self.out.push('_'),
+        }
     }
 
     fn dim_pattern(&mut self, p: &DimPattern) {
@@ -400,25 +706,20 @@ impl Printer {
                 let _ = write!(self.out, "..{}", d.name);
             }
             ExprKind::Tensor(elems) => {
-                self.out.push('[');
-                for (i, el) in elems.iter().enumerate() {
-                    if i > 0 {
-                        self.out.push_str(", ");
-                    }
-                    self.expr(el, 0);
-                }
-                self.out.push(']');
+                let numbers = elems.iter().all(|e| {
+                    matches!(
+                        &e.kind,
+                        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_)
+                    ) || matches!(&e.kind, ExprKind::Unary(UnOp::Neg, x)
+                        if matches!(x.kind, ExprKind::Int(_) | ExprKind::Float(_)))
+                });
+                self.list(('[', ']'), elems, numbers, |p, el| p.expr(el, 0));
             }
             ExprKind::Record(fields) => {
-                self.out.push('(');
-                for (i, (name, value)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        self.out.push_str(", ");
-                    }
-                    let _ = write!(self.out, "{}: ", name.name);
-                    self.expr(value, 0);
-                }
-                self.out.push(')');
+                self.list(('(', ')'), fields, false, |p, (name, value)| {
+                    let _ = write!(p.out, "{}: ", name.name);
+                    p.expr(value, 0);
+                });
             }
             ExprKind::Unary(op, inner) => {
                 self.out.push(match op {
@@ -435,9 +736,51 @@ impl Printer {
                 } else {
                     (p, p + 1)
                 };
+                let flat = self.flat(|q| {
+                    q.expr(a, left_min);
+                    let _ = write!(q.out, " {} ", op.symbol());
+                    q.expr(c, right_min);
+                });
+                if self.fits(&flat) {
+                    self.out.push_str(&flat);
+                    return;
+                }
+                // A call on the right of a name whose head fits after it breaks its own
+                // arguments instead.
+                let atomic = matches!(
+                    a.kind,
+                    ExprKind::Name(_) | ExprKind::Field(..) | ExprKind::Int(_) | ExprKind::Float(_)
+                );
+                if let (ExprKind::Call(f, _), true) = (&c.kind, atomic) {
+                    let head = self.flat(|q| {
+                        q.expr(a, left_min);
+                        let _ = write!(q.out, " {} ", op.symbol());
+                        q.expr(f, prec::POSTFIX);
+                        q.out.push('(');
+                    });
+                    if self.fits(&head) && expr_prec(c) >= right_min {
+                        self.expr(a, left_min);
+                        let _ = write!(self.out, " {} ", op.symbol());
+                        self.expr(c, right_min);
+                        return;
+                    }
+                }
+                // Too long: the right operand on a continuation line, led by the operator (a
+                // chain of one operator continues at the same indent).
                 self.expr(a, left_min);
-                let _ = write!(self.out, " {} ", op.symbol());
+                let continued = self.continuation;
+                if !continued {
+                    self.indent += 1;
+                }
+                self.continuation = true;
+                self.newline();
+                let _ = write!(self.out, "{} ", op.symbol());
+                self.continuation = false;
                 self.expr(c, right_min);
+                self.continuation = continued;
+                if !continued {
+                    self.indent -= 1;
+                }
             }
             ExprKind::Compare(first, rest) => {
                 self.expr(first, prec::ADD);
@@ -495,11 +838,29 @@ impl Printer {
                 self.out.push_str("if ");
                 self.expr(cond, 0);
                 self.out.push(' ');
-                self.block(then);
+                let else_if = match (&otherwise.stmts[..], &otherwise.tail) {
+                    ([], Some(tail)) if matches!(tail.kind, ExprKind::If(..)) => Some(tail),
+                    _ => None,
+                };
+                // Both branches on one line when both are short, else both on lines.
+                let flat = self.flat(|p| {
+                    p.out
+                        .push_str(&p.one_line_block(then).unwrap_or_else(|| "\n".into()));
+                    p.out.push_str(" else ");
+                    if else_if.is_none() {
+                        p.out
+                            .push_str(&p.one_line_block(otherwise).unwrap_or_else(|| "\n".into()));
+                    }
+                });
+                if else_if.is_none() && self.fits(&flat) {
+                    self.out.push_str(&flat);
+                    return;
+                }
+                self.block_lines(then);
                 self.out.push_str(" else ");
-                match (&otherwise.stmts[..], &otherwise.tail) {
-                    ([], Some(tail)) if matches!(tail.kind, ExprKind::If(..)) => self.expr(tail, 0),
-                    _ => self.block(otherwise),
+                match else_if {
+                    Some(tail) => self.expr(tail, 0),
+                    None => self.block_lines(otherwise),
                 }
             }
             ExprKind::For(f) => {
@@ -512,32 +873,143 @@ impl Printer {
                 self.out.push(' ');
                 self.block(&f.body);
             }
+            ExprKind::Match(scrutinee, arms) if self.inline_match => {
+                self.out.push_str("match ");
+                self.expr(scrutinee, 0);
+                self.out.push_str(" { ");
+                for (i, arm) in arms.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push_str(", ");
+                    }
+                    self.match_pattern(&arm.pattern);
+                    self.out.push_str(" => ");
+                    self.expr(&arm.value, 0);
+                }
+                self.out.push_str(" }");
+            }
             ExprKind::Match(scrutinee, arms) => {
                 self.out.push_str("match ");
                 self.expr(scrutinee, 0);
                 self.out.push_str(" {");
                 self.indent += 1;
-                for arm in arms {
-                    self.newline();
-                    match &arm.pattern {
-                        MatchPattern::Variant(v) => self.out.push_str(&v.name),
-                        MatchPattern::Int(v, _) => {
-                            let _ = write!(self.out, "{v}");
-                        }
-                        MatchPattern::Bool(v, _) => {
-                            let _ = write!(self.out, "{v}");
-                        }
-                        MatchPattern::Wildcard(_) => self.out.push('_'),
-                    }
+                for (i, arm) in arms.iter().enumerate() {
+                    self.open_line(arm.span.start, i == 0);
+                    self.match_pattern(&arm.pattern);
                     self.out.push_str(" => ");
                     self.expr(&arm.value, 0);
                     self.out.push(',');
+                    self.end_element(arm.span.end);
                 }
+                self.close_lines(e.span.end);
                 self.indent -= 1;
                 self.newline();
                 self.out.push('}');
             }
             ExprKind::Error => self.out.push_str("/* error */"),
         }
+    }
+}
+
+/// Whether `source[from..to]` holds an empty line (two line breaks with only spaces between).
+fn blank_between(source: &str, from: usize, to: usize) -> bool {
+    let Some(gap) = source.get(from.min(to)..to) else {
+        return false;
+    };
+    let mut breaks = 0;
+    for c in gap.chars() {
+        match c {
+            '\n' => {
+                breaks += 1;
+                if breaks >= 2 {
+                    return true;
+                }
+            }
+            ' ' | '\t' | '\r' => {}
+            _ => breaks = 0,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_source;
+
+    const MESSY: &str = "// A file comment.
+
+import std.objectives.dpo
+
+
+/// Doc of f.
+fn f(x: f32[B], y: f32[B]) -> f32 {
+    // before the first statement
+    let a = x + y;   // trailing, moved below
+
+
+    let b = sum(a, // inside a call
+        B);
+    // at the end of the block
+    b
+}
+// between items
+test \"t\" { let v = f(x: [1.0, 2.0], y: [0.5, 0.25]); expect_close(v, 3.75, 1e-6); }
+// last
+";
+
+    const CANONICAL: &str = "// A file comment.
+
+import std.objectives.dpo
+
+/// Doc of f.
+fn f(x: f32[B], y: f32[B]) -> f32 {
+    // before the first statement
+    let a = x + y;
+    // trailing, moved below
+
+    let b = sum(a, B);
+    // inside a call
+    // at the end of the block
+    b
+}
+
+// between items
+test \"t\" {
+    let v = f(x: [1.0, 2.0], y: [0.5, 0.25]);
+    expect_close(v, 3.75, 1e-6);
+}
+
+// last
+";
+
+    #[test]
+    fn formatting_keeps_comments_and_blank_lines_and_is_idempotent() {
+        let once = format_source(MESSY).unwrap();
+        assert_eq!(once, CANONICAL);
+        assert_eq!(format_source(&once).unwrap(), once);
+    }
+
+    #[test]
+    fn long_lists_break_one_element_per_line_and_numbers_pack() {
+        let long = format!(
+            "fn g() -> f32 {{ h(first_argument_name: {0}, second_argument_name: [{1}], third: 1.0) }}\n",
+            "1.0 + 2.0 + 3.0",
+            (0..30).map(|i| format!("{i}.5")).collect::<Vec<_>>().join(", ")
+        );
+        let out = format_source(&long).unwrap();
+        assert!(out.lines().all(|l| l.len() < super::WIDTH), "{out}");
+        assert!(
+            out.contains("    h(\n        first_argument_name: 1.0 + 2.0 + 3.0,\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("0.5, 1.5, 2.5,"),
+            "numbers pack several per line:\n{out}"
+        );
+        assert_eq!(format_source(&out).unwrap(), out);
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_not_formatted() {
+        assert!(format_source("fn f( {").is_err());
     }
 }

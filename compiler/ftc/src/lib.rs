@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod driver;
+pub mod fmt;
 pub mod llvm;
 pub mod peft;
 pub mod run;

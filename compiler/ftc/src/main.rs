@@ -114,6 +114,19 @@ enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Rewrite FILEs in the canonical layout (comments and blank lines kept); with `--check`,
+    /// only list those that are not formatted (exit 1 if any).
+    Fmt {
+        /// `.ftl` files to format.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Change nothing: exit 1 and name each file that is not formatted.
+        #[arg(long)]
+        check: bool,
+        /// How to print errors: human (with source excerpts), short (one line each), json.
+        #[arg(long, value_enum, default_value = "human")]
+        message_format: Format,
+    },
     /// Print a compiler stage of FILE.
     Build {
         /// The `.ftl` file.
@@ -320,7 +333,13 @@ impl SourceArgs {
     }
 
     fn format(&self) -> MessageFormat {
-        match self.message_format {
+        self.message_format.into()
+    }
+}
+
+impl From<Format> for MessageFormat {
+    fn from(f: Format) -> MessageFormat {
+        match f {
             Format::Human => MessageFormat::Human,
             Format::Short => MessageFormat::Short,
             Format::Json => MessageFormat::Json,
@@ -357,6 +376,11 @@ fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Fmt {
+            files,
+            check,
+            message_format,
+        } => finish(ftc::fmt::format_files(&files, check, message_format.into())),
         Command::Build {
             file,
             entry,

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "core/editor.rs"]
+mod editor;
 #[path = "core/from_hidden.rs"]
 mod from_hidden;
 #[path = "core/hardening.rs"]

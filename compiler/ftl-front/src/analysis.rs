@@ -4,6 +4,7 @@
 use crate::diagnostic::{self, Diagnostic};
 use crate::hir::{self, Decl};
 use crate::resolve::{self, LoadOptions, Program};
+use crate::source::SourceMap;
 use crate::{check, codes};
 use std::path::PathBuf;
 
@@ -36,19 +37,7 @@ impl Analysis {
     /// Renders the diagnostics in `format`: every one for tools (JSON), the first
     /// [`MAX_SHOWN`] for people, then how many more there are.
     pub fn render(&self, format: MessageFormat) -> String {
-        let sources = &self.program.sources;
-        let shown = &self.diagnostics[..self.diagnostics.len().min(MAX_SHOWN)];
-        let hidden = self.diagnostics.len() - shown.len();
-        let more = if hidden > 0 {
-            format!("error: … and {hidden} more errors (the first {MAX_SHOWN} are shown)\n")
-        } else {
-            String::new()
-        };
-        match format {
-            MessageFormat::Human => diagnostic::render_text(shown, sources) + &more,
-            MessageFormat::Short => diagnostic::render_short(shown, sources) + &more,
-            MessageFormat::Json => diagnostic::render_json(&self.diagnostics, sources),
-        }
+        render_diagnostics(&self.diagnostics, &self.program.sources, format)
     }
 
     /// The diagnostics in `format`, then (for people, not for machines) the
@@ -78,6 +67,27 @@ impl Analysis {
             .enumerate()
             .filter_map(|(i, d)| Some((hir::DeclId(i as u32), d.as_ref()?)))
             .filter(|(_, d)| self.in_roots(d))
+    }
+}
+
+/// Renders `diagnostics` in `format`: every one for tools (JSON), the first [`MAX_SHOWN`] for
+/// people, then how many more there are.
+pub fn render_diagnostics(
+    diagnostics: &[Diagnostic],
+    sources: &SourceMap,
+    format: MessageFormat,
+) -> String {
+    let shown = &diagnostics[..diagnostics.len().min(MAX_SHOWN)];
+    let hidden = diagnostics.len() - shown.len();
+    let more = if hidden > 0 {
+        format!("error: … and {hidden} more errors (the first {MAX_SHOWN} are shown)\n")
+    } else {
+        String::new()
+    };
+    match format {
+        MessageFormat::Human => diagnostic::render_text(shown, sources) + &more,
+        MessageFormat::Short => diagnostic::render_short(shown, sources) + &more,
+        MessageFormat::Json => diagnostic::render_json(diagnostics, sources),
     }
 }
 

@@ -15,4 +15,4 @@ pub mod source;
 pub mod stdlib;
 pub mod types;
 
-pub use analysis::{analyze, Analysis, MessageFormat};
+pub use analysis::{analyze, render_diagnostics, Analysis, MessageFormat};

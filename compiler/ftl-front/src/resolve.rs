@@ -116,6 +116,20 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> (Program, Vec<Diagnostic>)
     (loader.program, loader.diags)
 }
 
+/// One source file read as [`load`] reads it (size limit, UTF-8), not parsed: the source map
+/// holding it, its id and text when it could be read, and the diagnostics why not.
+pub fn read_one(path: &Path) -> (SourceMap, Option<(FileId, String)>, Vec<Diagnostic>) {
+    let mut loader = Loader {
+        program: Program::default(),
+        diags: Vec::new(),
+        by_path: HashMap::new(),
+        lib: PathBuf::new(),
+        stack: Vec::new(),
+    };
+    let read = loader.read_source(path, None);
+    (loader.program.sources, read, loader.diags)
+}
+
 struct Loader {
     program: Program,
     diags: Vec<Diagnostic>,

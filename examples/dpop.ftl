@@ -31,8 +31,16 @@ test "dpop matches the paper's loss in torch" {
         ref_rejected_logps: [-11.5, -12.5, -14.0],
     );
     expect_close(r.loss, 1.3363961775337287, 1e-6);
-    expect_close(r.grad.chosen_logps, [-1.5824646854163102, -0.016666666666666666, -0.01583402708403533], 1e-6);
-    expect_close(r.grad.rejected_logps, [0.03102871932188844, 0.016666666666666666, 0.01583402708403533], 1e-6);
+    expect_close(
+        r.grad.chosen_logps,
+        [-1.5824646854163102, -0.016666666666666666, -0.01583402708403533],
+        1e-6,
+    );
+    expect_close(
+        r.grad.rejected_logps,
+        [0.03102871932188844, 0.016666666666666666, 0.01583402708403533],
+        1e-6,
+    );
     expect_close(r.metric.penalty, 0.5 / 3.0, 1e-6);
     gradcheck dpop(B: 4);
 }
@@ -42,10 +50,19 @@ test "with lambda 0 dpop is dpo's sigmoid" {
     let y = [-11.0, -12.0, -15.0];
     let rx = [-9.5, -13.0, -8.0];
     let ry = [-11.5, -12.5, -14.0];
-    let p = dpop(chosen_logps: x, rejected_logps: y, ref_chosen_logps: rx, ref_rejected_logps: ry,
-                 lambda_dpop: 0.0);
-    let d = dpo.sigmoid(chosen_logps: x, rejected_logps: y, ref_chosen_logps: rx,
-                        ref_rejected_logps: ry);
+    let p = dpop(
+        chosen_logps: x,
+        rejected_logps: y,
+        ref_chosen_logps: rx,
+        ref_rejected_logps: ry,
+        lambda_dpop: 0.0,
+    );
+    let d = dpo.sigmoid(
+        chosen_logps: x,
+        rejected_logps: y,
+        ref_chosen_logps: rx,
+        ref_rejected_logps: ry,
+    );
     expect_close(p.loss, d.loss, 1e-7);
     expect_close(p.grad.chosen_logps, d.grad.chosen_logps, 1e-7);
 }

@@ -10,9 +10,7 @@
 import std.adapters.lora
 
 /// The inverse of a small symmetric positive definite `m[R, R']`, indexed as `m`.
-fn inverse(m: f32[R, R']) -> f32[R, R'] {
-    solve(m, eye(R, R''), R')[R' -> P][R'' -> R'][P -> R]
-}
+fn inverse(m: f32[R, R']) -> f32[R, R'] { solve(m, eye(R, R''), R')[R' -> P][R'' -> R'][P -> R] }
 
 /// X with `sb·X + X·sa = c` (all r × r), by the vec trick: one (r²) × (r²) solve of
 /// `(I ⊗ sb + saᵀ ⊗ I) vec(X) = vec(c)`.
@@ -23,9 +21,7 @@ fn sylvester(sb: f32[R, R'], sa: f32[R, R'], c: f32[R, R']) -> f32[R, R'] {
 }
 
 /// `x` rounded to bf16 and back.
-fn through_bf16(x: f32[O, I]) -> f32[O, I] {
-    f32(bf16(x))
-}
+fn through_bf16(x: f32[O, I]) -> f32[O, I] { f32(bf16(x)) }
 
 /// One LoRA-Pro step on the loss Σ y of `lora.lora` (upstream gradient 1): `m`, `v` are the
 /// full-size AdamW moments of the equivalent gradient `s·(B·g_A + g_B·A)`, `t` the 0-based step.
@@ -38,7 +34,7 @@ step lora_pro(
     v: f32[O, I],
     t: i32,
     lora_alpha: f32 = 8.0,
-    lr: f64 = 0.0001,
+    lr: f64 = 1e-4,
     beta1: f64 = 0.9,
     beta2: f64 = 0.999,
     eps: f64 = 1e-8,
@@ -69,7 +65,7 @@ step lora_pro(
     let step_index = f64(t + 1);
     let bias1 = f32(1.0 - pow(beta1, step_index));
     let bias2 = f32(1.0 - pow(beta2, step_index));
-    let g = (m2 / bias1) / (sqrt(v2) / sqrt(bias2) + f32(eps));
+    let g = m2 / bias1 / (sqrt(v2) / sqrt(bias2) + f32(eps));
     let grad_a_orin = s * contract(b, g, O);
     let grad_b_orin = s * contract(g, a, I);
     let right_orin = contract(grad_b_orin, aat_inv, R)[R' -> R];
@@ -96,14 +92,66 @@ test "two LoRA-Pro steps match lora-pro-adamw on a PEFT LoRA layer" {
     let x = [[1.0, 2.0, -1.0], [0.5, -0.5, 2.0]];
     let w = [[1.0, 0.0, 0.5], [0.0, 1.0, -0.5]];
     let zero = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]];
-    let s0 = lora_pro(x: x, weight: w, lora_A: [[0.1, -0.2, 0.3], [0.0, 0.4, -0.1]],
-                      lora_B: [[0.2, -0.1], [0.05, 0.3]], m: zero, v: zero, t: 0, lr: 0.01);
-    expect_close(s0.lora_A, [[0.08999000489711761, -0.20998001098632812, 0.2899700105190277], [-0.00800000037997961, 0.3919600248336792, -0.10799000412225723]], 1e-5);
-    expect_close(s0.lora_B, [[0.18566377460956573, -0.11366520822048187], [0.035678766667842865, 0.2862947881221771]], 1e-5);
-    let s1 = lora_pro(x: x, weight: w, lora_A: s0.lora_A, lora_B: s0.lora_B, m: s0.m, v: s0.v,
-                      t: 1, lr: 0.01);
-    expect_close(s1.lora_A, [[0.07701588422060013, -0.21659961342811584, 0.283159464597702], [-0.013080982491374016, 0.3888187110424042, -0.11129345744848251]], 1e-5);
-    expect_close(s1.lora_B, [[0.1774221658706665, -0.12198560684919357], [0.02973156049847603, 0.28010332584381104]], 1e-5);
-    expect_close(s1.m, [[0.2767230272293091, 0.35710763931274414, 0.2624307870864868], [0.3685230612754822, 0.44890764355659485, 0.32363077998161316]], 1e-5);
-    expect_close(s1.v, [[0.004230577498674393, 0.007540206890553236, 0.004253996070474386], [0.008139455690979958, 0.013269312679767609, 0.007167988922446966]], 1e-5);
+    let s0 = lora_pro(
+        x: x,
+        weight: w,
+        lora_A: [[0.1, -0.2, 0.3], [0.0, 0.4, -0.1]],
+        lora_B: [[0.2, -0.1], [0.05, 0.3]],
+        m: zero,
+        v: zero,
+        t: 0,
+        lr: 0.01,
+    );
+    expect_close(
+        s0.lora_A,
+        [
+            [0.08999000489711761, -0.20998001098632813, 0.2899700105190277],
+            [-0.00800000037997961, 0.3919600248336792, -0.10799000412225723],
+        ],
+        1e-5,
+    );
+    expect_close(
+        s0.lora_B,
+        [[0.18566377460956573, -0.11366520822048187], [0.035678766667842865, 0.2862947881221771]],
+        1e-5,
+    );
+    let s1 = lora_pro(
+        x: x,
+        weight: w,
+        lora_A: s0.lora_A,
+        lora_B: s0.lora_B,
+        m: s0.m,
+        v: s0.v,
+        t: 1,
+        lr: 0.01,
+    );
+    expect_close(
+        s1.lora_A,
+        [
+            [0.07701588422060013, -0.21659961342811584, 0.283159464597702],
+            [-0.013080982491374016, 0.3888187110424042, -0.11129345744848251],
+        ],
+        1e-5,
+    );
+    expect_close(
+        s1.lora_B,
+        [[0.1774221658706665, -0.12198560684919357], [0.02973156049847603, 0.28010332584381104]],
+        1e-5,
+    );
+    expect_close(
+        s1.m,
+        [
+            [0.2767230272293091, 0.35710763931274414, 0.2624307870864868],
+            [0.3685230612754822, 0.44890764355659485, 0.32363077998161316],
+        ],
+        1e-5,
+    );
+    expect_close(
+        s1.v,
+        [
+            [0.004230577498674393, 0.007540206890553236, 0.004253996070474386],
+            [0.008139455690979958, 0.013269312679767609, 0.007167988922446966],
+        ],
+        1e-5,
+    );
 }

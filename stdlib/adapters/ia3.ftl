@@ -9,9 +9,7 @@ adapter ia3(
     weight: const f32[O, I],
     bias: const f32[O]?,
     ia3_l: param f32[O],
-) -> f32[..L, O] {
-    ia3_l * (x @ weight + (bias ?? 0.0))
-}
+) -> f32[..L, O] { ia3_l * (x @ weight + (bias ?? 0.0)) }
 
 /// PEFT's init: `l = 1`.
 init ia3 {
@@ -37,9 +35,7 @@ adapter ia3_feedforward(
     weight: const f32[O, I],
     bias: const f32[O]?,
     ia3_l: param f32[I],
-) -> f32[..L, O] {
-    (ia3_l * x) @ weight + (bias ?? 0.0)
-}
+) -> f32[..L, O] { ia3_l * x @ weight + (bias ?? 0.0) }
 
 /// PEFT's init: `l = 1`.
 init ia3_feedforward {

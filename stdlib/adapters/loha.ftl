@@ -15,7 +15,7 @@ adapter loha(
     hada_w2_b: param f32[R, I],
     alpha: f32 = 8.0,
 ) -> f32[..L, O] {
-    let delta = (hada_w1_a @ hada_w1_b) * (hada_w2_a @ hada_w2_b) * (alpha / R);
+    let delta = hada_w1_a @ hada_w1_b * (hada_w2_a @ hada_w2_b) * (alpha / R);
     x @ weight + (bias ?? 0.0) + x @ delta
 }
 

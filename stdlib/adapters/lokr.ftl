@@ -23,8 +23,12 @@ adapter lokr(
 /// `init` (PEFT `LoKrLayer.reset_adapter_parameters`): `lokr_w1 = 0`, `lokr_w2` kaiming-uniform
 /// (a = √5). `(out_l, out_k)` and `(in_m, in_n)` are PEFT's `factorization(O)` and
 /// `factorization(I)`: `lokr_w1` is `[out_l, in_m]`, `lokr_w2` is `[out_k, in_n]`.
-init lokr(out_l: i32, out_k: i32, in_m: i32, in_n: i32)
-requires O1 == out_l, O2 == out_k, I1 == in_m, I2 == in_n, O == out_l * out_k, I == in_m * in_n {
+init lokr(
+    out_l: i32,
+    out_k: i32,
+    in_m: i32,
+    in_n: i32,
+) requires O1 == out_l, O2 == out_k, I1 == in_m, I2 == in_n, O == out_l * out_k, I == in_m * in_n {
     lokr_w1 = zeros();
     lokr_w2 = kaiming_uniform(fan_in: I2, a: sqrt(5.0));
 }
@@ -55,8 +59,14 @@ adapter lokr_decomposed(
 }
 
 /// `init`: `lokr_w1 = 0`, `lokr_w2_a` and `lokr_w2_b` kaiming-uniform (a = √5), at rank `r`.
-init lokr_decomposed(r: i32 = 8, out_l: i32, out_k: i32, in_m: i32, in_n: i32)
-requires R == r, O1 == out_l, O2 == out_k, I1 == in_m, I2 == in_n, O == out_l * out_k, I == in_m * in_n {
+init lokr_decomposed(
+    r: i32 = 8,
+    out_l: i32,
+    out_k: i32,
+    in_m: i32,
+    in_n: i32,
+) requires R == r, O1 == out_l, O2 == out_k, I1 == in_m, I2 == in_n, O == out_l * out_k,
+    I == in_m * in_n {
     lokr_w1 = zeros();
     lokr_w2_a = kaiming_uniform(fan_in: R, a: sqrt(5.0));
     lokr_w2_b = kaiming_uniform(fan_in: I2, a: sqrt(5.0));
@@ -75,7 +85,12 @@ unmerge lokr_decomposed {
 test "lokr's delta is torch.kron of its factors" {
     let k = lokr(
         x: [[1.0, 2.0, 3.0, 4.0]],
-        weight: [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]],
+        weight: [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ],
         lokr_w1: [[1.0, 2.0], [0.5, -1.0]],
         lokr_w2: [[0.1, 0.0], [0.2, 0.3]],
         alpha: 8.0,
@@ -85,7 +100,12 @@ test "lokr's delta is torch.kron of its factors" {
     gradcheck lokr(L: 3, I: 4, O: 4, O1: 2, I1: 2, O2: 2, I2: 2);
     let d = lokr_decomposed(
         x: [[1.0, 2.0, 3.0, 4.0]],
-        weight: [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]],
+        weight: [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ],
         lokr_w1: [[1.0, 2.0], [0.5, -1.0]],
         lokr_w2_a: [[0.5, -1.0], [0.2, 0.4]],
         lokr_w2_b: [[0.1, 0.0], [0.2, 0.3]],

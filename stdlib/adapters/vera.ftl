@@ -15,7 +15,8 @@ adapter vera(
     vera_lambda_b: param f32[O],
     vera_dropout: f32 = 0.0,
 ) -> f32[..L, O] requires 0.0 <= vera_dropout < 1.0 {
-    x @ weight + (bias ?? 0.0) + vera_lambda_b * ((vera_lambda_d * (drop(x, vera_dropout) @ vera_A)) @ vera_B)
+    x @ weight + (bias ?? 0.0)
+        + vera_lambda_b * (vera_lambda_d * (drop(x, vera_dropout) @ vera_A) @ vera_B)
 }
 
 /// PEFT's init: `λ_d = d_initial` (0.1), `λ_b = 0` — the adapter starts as the base layer.
@@ -26,12 +27,12 @@ init vera(d_initial: f32 = 0.1) {
 
 /// `merge`: `W ← W + (λ_b ⊙ B_v)(λ_d ⊙ A_v)`.
 merge vera {
-    weight = weight + (vera_lambda_b * vera_B) @ (vera_lambda_d * vera_A);
+    weight = weight + vera_lambda_b * vera_B @ (vera_lambda_d * vera_A);
 }
 
 /// `unmerge`: `W ← W − (λ_b ⊙ B_v)(λ_d ⊙ A_v)`.
 unmerge vera {
-    weight = weight - (vera_lambda_b * vera_B) @ (vera_lambda_d * vera_A);
+    weight = weight - vera_lambda_b * vera_B @ (vera_lambda_d * vera_A);
 }
 
 test "vera matches PEFT on research vector 6" {

@@ -5,9 +5,9 @@
 /// N entries on or above the `diagonal`-th diagonal of a `size × size` matrix, row-major, as two
 /// i32 vectors (N = m(m + 1)/2 with m = max(size − diagonal, 0)). Row r starts at
 /// `r·m − r(r − 1)/2`; an entry's row is the number of later row starts at or before it.
-step triu_indices(size: i32, diagonal: i32 = 0) -> (rows: i32[N], cols: i32[N])
-requires K == size, N == floordiv(max(size - diagonal, 0) * (max(size - diagonal, 0) + 1), 2),
-    size >= 0, diagonal >= 0 {
+step triu_indices(size: i32, diagonal: i32 = 0) -> (rows: i32[N], cols: i32[N]) requires K == size,
+    N == floordiv(max(size - diagonal, 0) * (max(size - diagonal, 0) + 1), 2), size >= 0,
+    diagonal >= 0 {
     let m = max(size - diagonal, 0);
     let n = iota(N);
     let r = iota(K);

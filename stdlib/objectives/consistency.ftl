@@ -60,7 +60,10 @@ step lcm_scalings(
     sigma_data: f32 = 0.5,
 ) -> (c_skip: f32[N], c_out: f32[N]) {
     let t = f32(timesteps);
-    (c_skip: lcm_c_skip(t, timestep_scaling, sigma_data), c_out: lcm_c_out(t, timestep_scaling, sigma_data))
+    (
+        c_skip: lcm_c_skip(t, timestep_scaling, sigma_data),
+        c_out: lcm_c_out(t, timestep_scaling, sigma_data),
+    )
 }
 
 /// EDM/consistency-model scalings at noise levels σ (`CMStochasticIterativeScheduler`):
@@ -87,7 +90,7 @@ step add_noise(
     noise: f32[B, ..S],
     timesteps: i32[B],
     num_train_timesteps: i32 = 1000,
-    beta_start: f64 = 0.00085,
+    beta_start: f64 = 8.5e-4,
     beta_end: f64 = 0.012,
     beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = scaled_linear,
 ) -> (noisy_samples: f32[B, ..S]) requires Tt == num_train_timesteps {
@@ -108,7 +111,7 @@ step lcd_teacher_step(
     start_timesteps: i32[B],
     end_timesteps: i32[B],
     num_train_timesteps: i32 = 1000,
-    beta_start: f64 = 0.00085,
+    beta_start: f64 = 8.5e-4,
     beta_end: f64 = 0.012,
     beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = scaled_linear,
     prediction_type: enum { epsilon, sample, v_prediction } = epsilon,
@@ -141,7 +144,7 @@ objective lcm_distill(
     huber_c: f32 = 0.001,
     timestep_scaling: f32 = 10.0,
     num_train_timesteps: i32 = 1000,
-    beta_start: f64 = 0.00085,
+    beta_start: f64 = 8.5e-4,
     beta_end: f64 = 0.012,
     beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = scaled_linear,
     prediction_type: enum { epsilon, sample, v_prediction } = epsilon,
@@ -153,7 +156,8 @@ objective lcm_distill(
     let model_pred = lcm_c_skip(t_s, timestep_scaling, 0.5) * noisy_latents
         + lcm_c_out(t_s, timestep_scaling, 0.5) * x0_s;
     let x0_e = x0_per_sample(target_output, x_prev, ac[Tt: end_timesteps], prediction_type);
-    let target = lcm_c_skip(t_e, timestep_scaling, 0.5) * x_prev + lcm_c_out(t_e, timestep_scaling, 0.5) * x0_e;
+    let target = lcm_c_skip(t_e, timestep_scaling, 0.5) * x_prev
+        + lcm_c_out(t_e, timestep_scaling, 0.5) * x0_e;
     let d = model_pred - target;
     loss mean(distill_distance(d, loss_type, huber_c), B, ..S);
 }
@@ -170,7 +174,7 @@ objective ict_loss(
     teacher_sigmas: const f32[B],
     huber_c: f32 = 0.0,
 ) requires huber_c >= 0.0 {
-    let c = where(huber_c > 0.0, huber_c, 0.00054 * sqrt(f32(size(..S))));
+    let c = where(huber_c > 0.0, huber_c, 5.4e-4 * sqrt(f32(size(..S))));
     let d = student_denoised - teacher_denoised;
     let weight = 1.0 / (student_sigmas - teacher_sigmas);
     loss mean(weight * (sqrt(d * d + c * c) - c), B, ..S);
@@ -199,7 +203,7 @@ objective pcm_distill(
     loss_type: enum { l2, huber } = l2,
     huber_c: f32 = 0.001,
     num_train_timesteps: i32 = 1000,
-    beta_start: f64 = 0.00085,
+    beta_start: f64 = 8.5e-4,
     beta_end: f64 = 0.012,
     beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = scaled_linear,
     prediction_type: enum { epsilon, sample, v_prediction } = epsilon,
@@ -242,7 +246,10 @@ step ect_schedule(
     mapping: enum { sigmoid, constant } = sigmoid,
 ) -> (t: f32[B], r: f32[B]) requires stage >= 0, q > 0.0 {
     let t = exp(rnd_normal * p_std + p_mean);
-    let adj = match mapping { sigmoid => 1.0 + k * sigmoid(-b * t), constant => 1.0 + 0.0 * t };
+    let adj = match mapping {
+        sigmoid => 1.0 + k * sigmoid(-b * t),
+        constant => 1.0 + 0.0 * t,
+    };
     let decay = f32(1.0 / pow(q, f64(stage + 1)));
     (t: t, r: max(t * (1.0 - decay * adj), 0.0))
 }
@@ -269,7 +276,7 @@ objective ect_loss(
     let squared = sum(d * d, ..S);
     let distance = where(c > 0.0, sqrt(squared + c * c) - c, sqrt(squared));
     let weight = match weighting {
-        snrpk => (t * t + sigma_data * sigma_data) / ((t * sigma_data) * (t * sigma_data)),
+        snrpk => (t * t + sigma_data * sigma_data) / (t * sigma_data * (t * sigma_data)),
         inverse_gap => 1.0 / (t - r),
     };
     loss mean(distance * weight, B);
@@ -278,11 +285,15 @@ objective ect_loss(
 test "boundary scalings match diffusers (research vectors 9.2 and 9.5, float32)" {
     // Expected values: tests/reference/diffusers_schedulers.py vectors.
     let l = lcm_scalings(timesteps: [0, 1, 19, 259, 999]);
-    expect_close(l.c_skip, [1.0, 0.002493765671, 6.925159596e-06, 3.726837861e-08, 2.505007535e-09], 1e-7);
+    expect_close(
+        l.c_skip,
+        [1.0, 0.002493765671, 6.925159596e-6, 3.726837861e-8, 2.505007535e-9],
+        1e-7,
+    );
     // c_out rounds to exactly 1.0 in f32 from t = 259 on.
     expect_close(l.c_out, [0.0, 0.9987523556, 0.9999965429, 1.0, 1.0], 1e-7);
     let c = cm_scalings(sigmas: [80.0, 1.382367957, 0.002]);
-    expect_close(c.c_skip, [3.906292477e-05, 0.115986906, 1.0], 1e-7);
+    expect_close(c.c_skip, [3.906292477e-5, 0.115986906, 1.0], 1e-7);
     expect_close(c.c_out, [0.4999777377, 0.4695084691, 0.0], 1e-7);
     expect_close(c.c_in, [0.01249975525, 0.6802656651, 1.999984026], 1e-7);
 }
@@ -313,7 +324,11 @@ test "one LCD step matches the distillation script (research vector 9.6, float32
         end_timesteps: [739],
     );
     expect_close(l2.loss, 0.0746636013, 1e-6);
-    expect_close(l2.grad.model_output, [[-0.843318177, 0.695075146, 0.0461389931, 0.398593401]], 1e-5);
+    expect_close(
+        l2.grad.model_output,
+        [[-0.843318177, 0.695075146, 0.0461389931, 0.398593401]],
+        1e-5,
+    );
     let h = lcm_distill(
         model_output: [[0.1, -0.2, 0.3, -0.4]],
         noisy_latents: [[1.0877943, -0.715273201, 0.0571253486, 0.70038867]],
@@ -325,7 +340,13 @@ test "one LCD step matches the distillation script (research vector 9.6, float32
     );
     expect_close(h.loss, 0.231737858, 1e-6);
     gradcheck lcm_distill(B: 2, S: 3);
-    gradcheck lcm_distill(B: 2, S: 3, loss_type: huber, huber_c: 0.1, prediction_type: v_prediction);
+    gradcheck lcm_distill(
+        B: 2,
+        S: 3,
+        loss_type: huber,
+        huber_c: 0.1,
+        prediction_type: v_prediction,
+    );
 }
 
 test "ict_loss is iCT's λ-weighted pseudo-Huber loss" {
@@ -353,12 +374,24 @@ test "ect_schedule is ECMLoss's t and r (sigmoid and const mappings)" {
     // Expected values: tests/reference/consistency_training.py (torch, f32).
     let n = [-1.5, 0.0, 0.8, 2.2];
     let a = ect_schedule(rnd_normal: n, stage: 0);
-    expect_close(a.t, [0.016572676599025726, 0.33287107944488525, 1.6487212181091309, 27.11264419555664], 1e-6);
+    expect_close(
+        a.t,
+        [0.016572676599025726, 0.33287107944488525, 1.6487212181091309, 27.11264419555664],
+        1e-6,
+    );
     expect_close(a.r, [0.0, 0.0, 0.0, 13.55632209777832], 1e-6);
     let b = ect_schedule(rnd_normal: n, stage: 3);
-    expect_close(b.r, [0.011428045108914375, 0.24257276952266693, 1.4127217531204224, 25.41810417175293], 1e-6);
+    expect_close(
+        b.r,
+        [0.011428045108914375, 0.24257276952266693, 1.4127217531204224, 25.41810417175293],
+        1e-6,
+    );
     let c = ect_schedule(rnd_normal: n, stage: 1, mapping: constant);
-    expect_close(c.r, [0.012429507449269295, 0.24965330958366394, 1.2365409135818481, 20.334484100341797], 1e-6);
+    expect_close(
+        c.r,
+        [0.012429507449269295, 0.24965330958366394, 1.2365409135818481, 20.334484100341797],
+        1e-6,
+    );
 }
 
 test "ect_loss is ECMLoss's weighted per-sample distance, teacher NaN/inf cleaned, y where r = 0" {
@@ -371,13 +404,51 @@ test "ect_loss is ECMLoss's weighted per-sample distance, teacher NaN/inf cleane
     let r = [0.3, 1.5, 0.0];
     let a = ect_loss(student_denoised: student, teacher_denoised: teacher, samples: y, t: t, r: r);
     expect_close(a.loss, 21.99884033203125, 1e-6);
-    expect_close(a.grad.student_denoised, [[1.0886622667312622, -2.177324056625366, 1.0886622667312622], [1.3631882667541504, 0.27263766527175903, -0.27263763546943665], [-44.88888168334961, 89.77776336669922, -89.77777099609375]], 1e-6);
-    let h = ect_loss(student_denoised: student, teacher_denoised: teacher, samples: y, t: t, r: r, c: 0.03);
+    expect_close(
+        a.grad.student_denoised,
+        [
+            [1.0886622667312622, -2.177324056625366, 1.0886622667312622],
+            [1.3631882667541504, 0.27263766527175903, -0.27263763546943665],
+            [-44.88888168334961, 89.77776336669922, -89.77777099609375],
+        ],
+        1e-6,
+    );
+    let h = ect_loss(
+        student_denoised: student,
+        teacher_denoised: teacher,
+        samples: y,
+        t: t,
+        r: r,
+        c: 0.03,
+    );
     expect_close(h.loss, 18.24664878845215, 1e-6);
-    expect_close(h.grad.student_denoised, [[1.0574023723602295, -2.114804267883301, 1.0574023723602295], [1.3626205921173096, 0.2725241184234619, -0.2725240886211395], [-44.01716995239258, 88.03433990478516, -88.03434753417969]], 1e-6);
-    let g = ect_loss(student_denoised: student, teacher_denoised: teacher, samples: y, t: t, r: r, weighting: inverse_gap);
+    expect_close(
+        h.grad.student_denoised,
+        [
+            [1.0574023723602295, -2.114804267883301, 1.0574023723602295],
+            [1.3626205921173096, 0.2725241184234619, -0.2725240886211395],
+            [-44.01716995239258, 88.03433990478516, -88.03434753417969],
+        ],
+        1e-6,
+    );
+    let g = ect_loss(
+        student_denoised: student,
+        teacher_denoised: teacher,
+        samples: y,
+        t: t,
+        r: r,
+        weighting: inverse_gap,
+    );
     expect_close(g.loss, 1.896944522857666, 1e-6);
-    expect_close(g.grad.student_denoised, [[0.6804139614105225, -1.3608276844024658, 0.6804139614105225], [0.6415003538131714, 0.12830007076263428, -0.12830005586147308], [-2.222222328186035, 4.44444465637207, -4.4444451332092285]], 1e-6);
+    expect_close(
+        g.grad.student_denoised,
+        [
+            [0.6804139614105225, -1.3608276844024658, 0.6804139614105225],
+            [0.6415003538131714, 0.12830007076263428, -0.12830005586147308],
+            [-2.222222328186035, 4.44444465637207, -4.4444451332092285],
+        ],
+        1e-6,
+    );
     gradcheck ect_loss(B: 2, S: 3, c: 0.1);
     gradcheck ect_loss(B: 3, S: 2, weighting: inverse_gap);
 }
@@ -389,14 +460,63 @@ test "pcm_distill is PCM's phased LCD loss (l2, huber, v-prediction, one phase)"
     let noisy = [[0.9, -0.5, 0.1], [0.3, 1.2, -0.8], [-1.0, 0.4, 0.6]];
     let target_out = [[0.05, -0.2, 0.25], [0.4, 0.1, -0.3], [-0.1, 0.6, 0.2]];
     let x_prev = [[0.8, -0.45, 0.15], [0.35, 1.1, -0.7], [-0.9, 0.35, 0.55]];
-    let a = pcm_distill(model_output: out, noisy_latents: noisy, target_output: target_out, x_prev: x_prev, index: [13, 6, 0]);
+    let a = pcm_distill(
+        model_output: out,
+        noisy_latents: noisy,
+        target_output: target_out,
+        x_prev: x_prev,
+        index: [13, 6, 0],
+    );
     expect_close(a.loss, 0.006223912350833416, 1e-6);
-    expect_close(a.grad.model_output, [[-0.002347497269511223, 0.0009170407429337502, 0.0010832897387444973], [0.0006135893054306507, -0.0011036945506930351, 0.0008901171386241913], [0.0020468062721192837, 0.0004733236273750663, -0.0005512160714715719]], rtol: 1e-5, atol: 1e-9);
-    let h = pcm_distill(model_output: out, noisy_latents: noisy, target_output: target_out, x_prev: x_prev, index: [13, 6, 0], loss_type: huber, multiphase: 4);
+    expect_close(
+        a.grad.model_output,
+        [
+            [-0.002347497269511223, 9.170407429337502e-4, 0.0010832897387444973],
+            [6.135893054306507e-4, -0.0011036945506930351, 8.901171386241913e-4],
+            [0.0020468062721192837, 4.733236273750663e-4, -5.512160714715719e-4],
+        ],
+        rtol: 1e-5,
+        atol: 1e-9,
+    );
+    let h = pcm_distill(
+        model_output: out,
+        noisy_latents: noisy,
+        target_output: target_out,
+        x_prev: x_prev,
+        index: [13, 6, 0],
+        loss_type: huber,
+        multiphase: 4,
+    );
     expect_close(h.loss, 0.07572802901268005, 1e-6);
-    expect_close(h.grad.model_output, [[-0.009781867265701294, 0.009779978543519974, 0.009780611842870712], [0.044663410633802414, -0.04466453939676285, 0.04466041550040245], [0.011692407540977001, 0.011678922921419144, -0.011682660318911076]], rtol: 1e-5, atol: 1e-9);
-    let v = pcm_distill(model_output: out, noisy_latents: noisy, target_output: target_out, x_prev: x_prev, index: [13, 6, 0], prediction_type: v_prediction, multiphase: 1);
+    expect_close(
+        h.grad.model_output,
+        [
+            [-0.009781867265701294, 0.009779978543519974, 0.009780611842870712],
+            [0.044663410633802414, -0.04466453939676285, 0.04466041550040245],
+            [0.011692407540977001, 0.011678922921419144, -0.011682660318911076],
+        ],
+        rtol: 1e-5,
+        atol: 1e-9,
+    );
+    let v = pcm_distill(
+        model_output: out,
+        noisy_latents: noisy,
+        target_output: target_out,
+        x_prev: x_prev,
+        index: [13, 6, 0],
+        prediction_type: v_prediction,
+        multiphase: 1,
+    );
     expect_close(v.loss, 0.003527514636516571, 1e-6);
-    expect_close(v.grad.model_output, [[-0.004137976095080376, -0.004347000736743212, 0.0026496953796595335], [0.00829887855798006, -0.008879555389285088, 0.002796604298055172], [0.0016149993753060699, 0.0006141516496427357, -0.0003048268554266542]], rtol: 1e-5, atol: 1e-9);
+    expect_close(
+        v.grad.model_output,
+        [
+            [-0.004137976095080376, -0.004347000736743212, 0.0026496953796595335],
+            [0.00829887855798006, -0.008879555389285088, 0.002796604298055172],
+            [0.0016149993753060699, 6.141516496427357e-4, -3.048268554266542e-4],
+        ],
+        rtol: 1e-5,
+        atol: 1e-9,
+    );
     gradcheck pcm_distill(B: 2, S: 3, loss_type: huber, huber_c: 0.5);
 }

@@ -1,5 +1,7 @@
 import std.core.logps
+
 import std.objectives.sft
+
 import std.objectives.dpo
 
 // CPO (Xu et al., 2024, arXiv 2401.08417) and SimPO (Meng et al., 2024, arXiv 2405.14734) as
@@ -22,22 +24,14 @@ objective cpo(
 }
 
 /// CPO with the hinge loss, TRL `loss_type="hinge"`: `relu(1 − β(s_c − s_r))`.
-objective cpo_hinge(
-    chosen_logps: f32[B],
-    rejected_logps: f32[B],
-    beta: f32 = 0.1,
-) requires beta > 0.0 {
+objective cpo_hinge(chosen_logps: f32[B], rejected_logps: f32[B], beta: f32 = 0.1) requires beta > 0.0 {
     loss mean(relu(1.0 - beta * (chosen_logps - rejected_logps)), B);
     metric ..dpo.rewards(beta, chosen_logps, rejected_logps);
 }
 
 /// CPO with the IPO loss, TRL `loss_type="ipo"` (averaged log-probs): `((ā_c − ā_r) − 1/(2β))²`.
-objective cpo_ipo(
-    chosen_logps: f32[B],
-    rejected_logps: f32[B],
-    beta: f32 = 0.1,
-) requires beta > 0.0 {
-    loss mean(pow((chosen_logps - rejected_logps) - 1.0 / (2.0 * beta), 2.0), B);
+objective cpo_ipo(chosen_logps: f32[B], rejected_logps: f32[B], beta: f32 = 0.1) requires beta > 0.0 {
+    loss mean(pow(chosen_logps - rejected_logps - 1.0 / (2.0 * beta), 2.0), B);
     metric ..dpo.rewards(beta, chosen_logps, rejected_logps);
 }
 
@@ -50,7 +44,7 @@ objective simpo(
     simpo_gamma: f32 = 0.5,
     label_smoothing: f32 = 0.0,
 ) requires beta > 0.0, 0.0 <= label_smoothing <= 1.0 {
-    let z = beta * ((chosen_logps - rejected_logps) - simpo_gamma / beta);
+    let z = beta * (chosen_logps - rejected_logps - simpo_gamma / beta);
     loss mean(-(1.0 - label_smoothing) * log_sigmoid(z) - label_smoothing * log_sigmoid(-z), B);
     metric ..dpo.rewards(beta, chosen_logps, rejected_logps);
 }

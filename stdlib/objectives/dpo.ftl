@@ -9,12 +9,11 @@ import std.core.logps
 
 /// TRL's `rewards/*` metrics from the log-ratios `chosen` = s_c − s_ref,c and `rejected`
 /// (every objective of this module spreads them with `metric ..rewards(…)`).
-fn rewards(beta: f32, chosen: f32[B], rejected: f32[B]) -> (
-    rewards_chosen: f32,
-    rewards_rejected: f32,
-    rewards_accuracies: f32,
-    rewards_margins: f32,
-) {
+fn rewards(
+    beta: f32,
+    chosen: f32[B],
+    rejected: f32[B],
+) -> (rewards_chosen: f32, rewards_rejected: f32, rewards_accuracies: f32, rewards_margins: f32) {
     (
         rewards_chosen: mean(beta * chosen, B),
         rewards_rejected: mean(beta * rejected, B),
@@ -75,7 +74,12 @@ test "every DPO loss takes TRL's f_divergence_type (TRL 1.16 _compute_loss lines
         f_divergence_type: js_divergence,
     );
     expect_close(sigmoid_js_divergence.loss, 0.7074371153576822, rtol: 1e-6, atol: 1e-7);
-    expect_close(sigmoid_js_divergence.grad.chosen_logps, [-0.006501465582608662, -0.019359294060224668], rtol: 1e-5, atol: 1e-8);
+    expect_close(
+        sigmoid_js_divergence.grad.chosen_logps,
+        [-0.006501465582608662, -0.019359294060224668],
+        rtol: 1e-5,
+        atol: 1e-8,
+    );
     let sigmoid_alpha_divergence = sigmoid(
         chosen_logps: [-10.0, -25.0],
         rejected_logps: [-12.0, -24.0],
@@ -84,7 +88,12 @@ test "every DPO loss takes TRL's f_divergence_type (TRL 1.16 _compute_loss lines
         f_divergence_type: alpha_divergence,
     );
     expect_close(sigmoid_alpha_divergence.loss, 0.7285513755018087, rtol: 1e-6, atol: 1e-7);
-    expect_close(sigmoid_alpha_divergence.grad.chosen_logps, [-0.014137531630694866, -0.04646872729063034], rtol: 1e-5, atol: 1e-8);
+    expect_close(
+        sigmoid_alpha_divergence.grad.chosen_logps,
+        [-0.014137531630694866, -0.04646872729063034],
+        rtol: 1e-5,
+        atol: 1e-8,
+    );
     let hinge_forward_kl = hinge(
         chosen_logps: [-10.0, -25.0],
         rejected_logps: [-12.0, -24.0],
@@ -93,7 +102,12 @@ test "every DPO loss takes TRL's f_divergence_type (TRL 1.16 _compute_loss lines
         f_divergence_type: forward_kl,
     );
     expect_close(hinge_forward_kl.loss, 1.0651052357846873, rtol: 1e-6, atol: 1e-7);
-    expect_close(hinge_forward_kl.grad.chosen_logps, [-0.018393972058572117, -0.13591409142295227], rtol: 1e-5, atol: 1e-8);
+    expect_close(
+        hinge_forward_kl.grad.chosen_logps,
+        [-0.018393972058572117, -0.13591409142295227],
+        rtol: 1e-5,
+        atol: 1e-8,
+    );
     let ipo_js_divergence = ipo(
         chosen_logps: [-10.0, -25.0],
         rejected_logps: [-12.0, -24.0],
@@ -104,7 +118,12 @@ test "every DPO loss takes TRL's f_divergence_type (TRL 1.16 _compute_loss lines
         f_divergence_type: js_divergence,
     );
     expect_close(ipo_js_divergence.loss, 24.991638589774865, rtol: 1e-6, atol: 1e-7);
-    expect_close(ipo_js_divergence.grad.chosen_logps, [-0.2610770605571958, -0.46974420768625996], rtol: 1e-5, atol: 1e-8);
+    expect_close(
+        ipo_js_divergence.grad.chosen_logps,
+        [-0.2610770605571958, -0.46974420768625996],
+        rtol: 1e-5,
+        atol: 1e-8,
+    );
     let exo_pair_forward_kl = exo_pair(
         chosen_logps: [-10.0, -25.0],
         rejected_logps: [-12.0, -24.0],
@@ -114,7 +133,12 @@ test "every DPO loss takes TRL's f_divergence_type (TRL 1.16 _compute_loss lines
         f_divergence_type: forward_kl,
     );
     expect_close(exo_pair_forward_kl.loss, 0.5514030359677728, rtol: 1e-6, atol: 1e-7);
-    expect_close(exo_pair_forward_kl.grad.chosen_logps, [-0.009476009681161855, -0.0820586315472997], rtol: 1e-5, atol: 1e-8);
+    expect_close(
+        exo_pair_forward_kl.grad.chosen_logps,
+        [-0.009476009681161855, -0.0820586315472997],
+        rtol: 1e-5,
+        atol: 1e-8,
+    );
     let robust_js_divergence = robust(
         chosen_logps: [-10.0, -25.0],
         rejected_logps: [-12.0, -24.0],
@@ -124,7 +148,12 @@ test "every DPO loss takes TRL's f_divergence_type (TRL 1.16 _compute_loss lines
         f_divergence_type: js_divergence,
     );
     expect_close(robust_js_divergence.loss, 0.7107216052315156, rtol: 1e-6, atol: 1e-7);
-    expect_close(robust_js_divergence.grad.chosen_logps, [-0.008182349466171131, -0.0239284101766622], rtol: 1e-5, atol: 1e-8);
+    expect_close(
+        robust_js_divergence.grad.chosen_logps,
+        [-0.008182349466171131, -0.0239284101766622],
+        rtol: 1e-5,
+        atol: 1e-8,
+    );
     let discopop_alpha_divergence = discopop(
         chosen_logps: [-10.0, -25.0],
         rejected_logps: [-12.0, -24.0],
@@ -133,7 +162,12 @@ test "every DPO loss takes TRL's f_divergence_type (TRL 1.16 _compute_loss lines
         f_divergence_type: alpha_divergence,
     );
     expect_close(discopop_alpha_divergence.loss, 0.8450544753535878, rtol: 1e-6, atol: 1e-7);
-    expect_close(discopop_alpha_divergence.grad.chosen_logps, [-0.017000075429677963, -0.0423356331884861], rtol: 1e-5, atol: 1e-8);
+    expect_close(
+        discopop_alpha_divergence.grad.chosen_logps,
+        [-0.017000075429677963, -0.0423356331884861],
+        rtol: 1e-5,
+        atol: 1e-8,
+    );
     let sigmoid_norm_forward_kl = sigmoid_norm(
         chosen_logps: [-10.0, -25.0],
         rejected_logps: [-12.0, -24.0],
@@ -144,7 +178,12 @@ test "every DPO loss takes TRL's f_divergence_type (TRL 1.16 _compute_loss lines
         f_divergence_type: forward_kl,
     );
     expect_close(sigmoid_norm_forward_kl.loss, 0.6938159964151376, rtol: 1e-6, atol: 1e-7);
-    expect_close(sigmoid_norm_forward_kl.grad.chosen_logps, [-0.001812856139002951, -0.008626651739713399], rtol: 1e-5, atol: 1e-8);
+    expect_close(
+        sigmoid_norm_forward_kl.grad.chosen_logps,
+        [-0.001812856139002951, -0.008626651739713399],
+        rtol: 1e-5,
+        atol: 1e-8,
+    );
 }
 
 test "sigmoid matches TRL on V1 and stays finite at margins of ±1000" {
@@ -496,7 +535,8 @@ objective aot(
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
     let d = sort(chosen_logps - rejected_logps, B) - sort(ref_chosen_logps - ref_rejected_logps, B);
-    let smooth = -(1.0 - label_smoothing) * log_sigmoid(beta * d) - label_smoothing * log_sigmoid(-beta * d);
+    let smooth = -(1.0 - label_smoothing) * log_sigmoid(beta * d)
+        - label_smoothing * log_sigmoid(-beta * d);
     loss mean(smooth, B);
     metric ..rewards(beta, chosen, rejected);
 }
@@ -540,7 +580,8 @@ objective aot_unpaired(
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
     let d = sort(chosen, B) - sort(rejected, B);
-    let smooth = -(1.0 - label_smoothing) * log_sigmoid(beta * d) - label_smoothing * log_sigmoid(-beta * d);
+    let smooth = -(1.0 - label_smoothing) * log_sigmoid(beta * d)
+        - label_smoothing * log_sigmoid(-beta * d);
     loss mean(smooth, B);
     metric ..rewards(beta, chosen, rejected);
 }
@@ -621,7 +662,10 @@ objective apo_down(
 ) requires beta > 0.0 {
     let chosen = chosen_logps - ref_chosen_logps;
     let rejected = rejected_logps - ref_rejected_logps;
-    loss mean(exp(log_sigmoid(beta * chosen)) + 1.0 - exp(log_sigmoid(beta * (chosen - rejected))), B);
+    loss mean(
+        exp(log_sigmoid(beta * chosen)) + 1.0 - exp(log_sigmoid(beta * (chosen - rejected))),
+        B,
+    );
     metric ..rewards(beta, chosen, rejected);
 }
 
@@ -936,7 +980,7 @@ objective sigmoid_from_logits(
         beta: beta,
     );
     loss if use_weighting {
-        let delta = (chosen_logps - ref_chosen_logps) - (rejected_logps - ref_rejected_logps);
+        let delta = chosen_logps - ref_chosen_logps - (rejected_logps - ref_rejected_logps);
         let weights = wpo_weight(chosen_logits, chosen_labels, ignore_index)
             * wpo_weight(rejected_logits, rejected_labels, ignore_index);
         mean(-log_sigmoid(beta * delta) * weights, B)
@@ -1018,10 +1062,17 @@ objective sigmoid_from_hidden(
 test "sigmoid_from_hidden with an identity head is sigmoid_from_logits on the hidden states" {
     // The V0 case below, chosen and rejected rows concatenated, lm_head = I: loss log 2.
     let r = sigmoid_from_hidden(
-        hidden: [[[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]],
-                 [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]],
+        hidden: [
+            [[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]],
+            [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]],
+        ],
         labels: [[-100, 1, 3], [-100, -100, -100]],
-        lm_head: [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]],
+        lm_head: [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ],
         ref_chosen_logps: [-1.3487402175623866],
         ref_rejected_logps: [0.0],
     );
@@ -1050,11 +1101,15 @@ test "weighted_from_logits with MPO's weights is TRL 1.16's sigmoid + bco_pair +
     // TRL 1.16's loss loop for loss_type=["sigmoid", "bco_pair", "sft"], loss_weights=[0.8,
     // 0.2, 1.0], transcribed in torch (f64) on the WPO test's pairs.
     let r = weighted_from_logits(
-        chosen_logits: [[[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]],
-                        [[0.5, -0.5, 1.5, 0.0], [2.0, 0.0, -1.0, 0.3], [0.1, 0.9, -0.4, 0.6]]],
+        chosen_logits: [
+            [[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]],
+            [[0.5, -0.5, 1.5, 0.0], [2.0, 0.0, -1.0, 0.3], [0.1, 0.9, -0.4, 0.6]],
+        ],
         chosen_labels: [[-100, 1, 3], [0, 2, -100]],
-        rejected_logits: [[[1.0, 0.0, -1.0, 0.5], [0.3, 0.3, 1.2, -0.2], [0.0, 2.0, 1.0, 0.0]],
-                          [[-0.5, 0.5, 0.0, 1.0], [1.0, 1.0, 0.0, -2.0], [0.4, -0.3, 0.8, 0.1]]],
+        rejected_logits: [
+            [[1.0, 0.0, -1.0, 0.5], [0.3, 0.3, 1.2, -0.2], [0.0, 2.0, 1.0, 0.0]],
+            [[-0.5, 0.5, 0.0, 1.0], [1.0, 1.0, 0.0, -2.0], [0.4, -0.3, 0.8, 0.1]],
+        ],
         rejected_labels: [[2, 0, 1], [-100, 3, 0]],
         ref_chosen_logps: [-3.0, -2.5],
         ref_rejected_logps: [-4.0, -3.5],
@@ -1063,12 +1118,67 @@ test "weighted_from_logits with MPO's weights is TRL 1.16's sigmoid + bco_pair +
         sft_weight: 1.0,
     );
     expect_close(r.loss, 2.3422733599489955, rtol: 1e-6, atol: 1e-7);
-    expect_close(r.grad.chosen_logits, [
-        [[0.0, 0.0, 0.0, 0.0], [0.061004047126369705, -0.10626087207149422, 0.0370008249486976, 0.008255999996426913], [0.05206868888041787, 0.05206868888041787, 0.05206868888041787, -0.1562060666412536]],
-        [[-0.21737955110444948, 0.02165614389517441, 0.16001846212795826, 0.03570494508131678], [0.2019636400497721, 0.027332806429633205, -0.26619187597421573, 0.03689542949481038], [0.0, 0.0, 0.0, 0.0]]], rtol: 1e-5, atol: 1e-8);
-    expect_close(r.grad.rejected_logits, [
-        [[-0.0105620986526037, -0.0038855789499174934, 0.02085391426623483, -0.006406236663713639], [0.017884848849522166, -0.004398490029435829, -0.010818539760793187, -0.002667819059293154], [-0.0018404821119717611, 0.00868391330452029, -0.005002949080576764, -0.0018404821119717611]],
-        [[0.0, 0.0, 0.0, 0.0], [-0.010438262737804849, -0.010438262737804849, -0.003840022262784337, 0.024716547738394035], [0.018469090524775918, -0.003360466103450861, -0.010095398092610735, -0.005013226328714318]]], rtol: 1e-5, atol: 1e-8);
+    expect_close(
+        r.grad.chosen_logits,
+        [
+            [
+                [0.0, 0.0, 0.0, 0.0],
+                [
+                    0.061004047126369705, -0.10626087207149422, 0.0370008249486976,
+                    0.008255999996426913,
+                ],
+                [
+                    0.05206868888041787, 0.05206868888041787, 0.05206868888041787,
+                    -0.1562060666412536,
+                ],
+            ],
+            [
+                [
+                    -0.21737955110444948, 0.02165614389517441, 0.16001846212795826,
+                    0.03570494508131678,
+                ],
+                [
+                    0.2019636400497721, 0.027332806429633205, -0.26619187597421573,
+                    0.03689542949481038,
+                ],
+                [0.0, 0.0, 0.0, 0.0],
+            ],
+        ],
+        rtol: 1e-5,
+        atol: 1e-8,
+    );
+    expect_close(
+        r.grad.rejected_logits,
+        [
+            [
+                [
+                    -0.0105620986526037, -0.0038855789499174934, 0.02085391426623483,
+                    -0.006406236663713639,
+                ],
+                [
+                    0.017884848849522166, -0.004398490029435829, -0.010818539760793187,
+                    -0.002667819059293154,
+                ],
+                [
+                    -0.0018404821119717611, 0.00868391330452029, -0.005002949080576764,
+                    -0.0018404821119717611,
+                ],
+            ],
+            [
+                [0.0, 0.0, 0.0, 0.0],
+                [
+                    -0.010438262737804849, -0.010438262737804849, -0.003840022262784337,
+                    0.024716547738394035,
+                ],
+                [
+                    0.018469090524775918, -0.003360466103450861, -0.010095398092610735,
+                    -0.005013226328714318,
+                ],
+            ],
+        ],
+        rtol: 1e-5,
+        atol: 1e-8,
+    );
     gradcheck weighted_from_logits(B: 2, T: 3, V: 4, bco_pair_weight: 0.5, sft_weight: 0.5);
 }
 
@@ -1076,62 +1186,161 @@ test "sigmoid_from_logits with ld_alpha is TRL's LD-DPO" {
     // TRL 1.16's ld_alpha lines transcribed in torch (f64) on the WPO test's pairs: completions
     // of lengths 2/3 and 2/2, ld_alpha = 0.5.
     let r = sigmoid_from_logits(
-        chosen_logits: [[[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]],
-                        [[0.5, -0.5, 1.5, 0.0], [2.0, 0.0, -1.0, 0.3], [0.1, 0.9, -0.4, 0.6]]],
+        chosen_logits: [
+            [[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]],
+            [[0.5, -0.5, 1.5, 0.0], [2.0, 0.0, -1.0, 0.3], [0.1, 0.9, -0.4, 0.6]],
+        ],
         chosen_labels: [[-100, 1, 3], [0, 2, -100]],
-        rejected_logits: [[[1.0, 0.0, -1.0, 0.5], [0.3, 0.3, 1.2, -0.2], [0.0, 2.0, 1.0, 0.0]],
-                          [[-0.5, 0.5, 0.0, 1.0], [1.0, 1.0, 0.0, -2.0], [0.4, -0.3, 0.8, 0.1]]],
+        rejected_logits: [
+            [[1.0, 0.0, -1.0, 0.5], [0.3, 0.3, 1.2, -0.2], [0.0, 2.0, 1.0, 0.0]],
+            [[-0.5, 0.5, 0.0, 1.0], [1.0, 1.0, 0.0, -2.0], [0.4, -0.3, 0.8, 0.1]],
+        ],
         rejected_labels: [[2, 0, 1], [-100, 3, 0]],
         ref_chosen_logps: [-3.0, -2.5],
         ref_rejected_logps: [-4.0, -3.5],
         ld_alpha: 0.5,
     );
     expect_close(r.loss, 0.6564481153374302, rtol: 1e-6, atol: 1e-7);
-    expect_close(r.grad.chosen_logits, [
-        [[0.0, 0.0, 0.0, 0.0],
-         [0.004972467657278242, -0.008661372064629592, 0.003015954088568705, 0.0006729503187826468],
-         [0.004244142538255372, 0.004244142538255372, 0.004244142538255372, -0.012732427614766118]],
-        [[-0.020321733067089152, 0.002024525183092066, 0.014959330151565123, 0.003337877732431961],
-         [0.01888057621563989, 0.0025552081298140777, -0.024884954544673307, 0.003449170199219339],
-         [0.0, 0.0, 0.0, 0.0]]], rtol: 1e-5, atol: 1e-8);
-    expect_close(r.grad.rejected_logits, [
-        [[-0.01051214080473166, -0.0038672004847601993, 0.020755276986777843, -0.006375935697285987],
-         [0.017800255002463315, -0.004377685537546041, -0.010767368967815024, -0.0026552004971022542],
-         [-0.0009158883923540924, 0.004321419558540884, -0.0024896427738326974, -0.0009158883923540924]],
-        [[0.0, 0.0, 0.0, 0.0],
-         [-0.01068177227158888, -0.01068177227158888, -0.003929604413992725, 0.02529314895717049],
-         [0.018899947625815806, -0.0034388609048371746, -0.010330909091389527, -0.005130177629589102]]],
-        rtol: 1e-5, atol: 1e-8);
+    expect_close(
+        r.grad.chosen_logits,
+        [
+            [
+                [0.0, 0.0, 0.0, 0.0],
+                [
+                    0.004972467657278242, -0.008661372064629592, 0.003015954088568705,
+                    6.729503187826468e-4,
+                ],
+                [
+                    0.004244142538255372, 0.004244142538255372, 0.004244142538255372,
+                    -0.012732427614766118,
+                ],
+            ],
+            [
+                [
+                    -0.020321733067089152, 0.002024525183092066, 0.014959330151565123,
+                    0.003337877732431961,
+                ],
+                [
+                    0.01888057621563989, 0.0025552081298140777, -0.024884954544673307,
+                    0.003449170199219339,
+                ],
+                [0.0, 0.0, 0.0, 0.0],
+            ],
+        ],
+        rtol: 1e-5,
+        atol: 1e-8,
+    );
+    expect_close(
+        r.grad.rejected_logits,
+        [
+            [
+                [
+                    -0.01051214080473166, -0.0038672004847601993, 0.020755276986777843,
+                    -0.006375935697285987,
+                ],
+                [
+                    0.017800255002463315, -0.004377685537546041, -0.010767368967815024,
+                    -0.0026552004971022542,
+                ],
+                [
+                    -9.158883923540924e-4, 0.004321419558540884, -0.0024896427738326974,
+                    -9.158883923540924e-4,
+                ],
+            ],
+            [
+                [0.0, 0.0, 0.0, 0.0],
+                [
+                    -0.01068177227158888, -0.01068177227158888, -0.003929604413992725,
+                    0.02529314895717049,
+                ],
+                [
+                    0.018899947625815806, -0.0034388609048371746, -0.010330909091389527,
+                    -0.005130177629589102,
+                ],
+            ],
+        ],
+        rtol: 1e-5,
+        atol: 1e-8,
+    );
 }
 
 test "sigmoid_from_logits with use_weighting is TRL's WPO" {
     // TRL 1.16's use_weighting lines transcribed in torch (f64), on two pairs with ignored
     // tokens in both completions; weights 1.4214·0.5405 and 0.1846·0.2285.
     let r = sigmoid_from_logits(
-        chosen_logits: [[[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]],
-                        [[0.5, -0.5, 1.5, 0.0], [2.0, 0.0, -1.0, 0.3], [0.1, 0.9, -0.4, 0.6]]],
+        chosen_logits: [
+            [[0.0, 1.0, 2.0, 3.0], [1.0, 2.0, 0.5, -1.0], [0.2, 0.2, 0.2, 1.0]],
+            [[0.5, -0.5, 1.5, 0.0], [2.0, 0.0, -1.0, 0.3], [0.1, 0.9, -0.4, 0.6]],
+        ],
         chosen_labels: [[-100, 1, 3], [0, 2, -100]],
-        rejected_logits: [[[1.0, 0.0, -1.0, 0.5], [0.3, 0.3, 1.2, -0.2], [0.0, 2.0, 1.0, 0.0]],
-                          [[-0.5, 0.5, 0.0, 1.0], [1.0, 1.0, 0.0, -2.0], [0.4, -0.3, 0.8, 0.1]]],
+        rejected_logits: [
+            [[1.0, 0.0, -1.0, 0.5], [0.3, 0.3, 1.2, -0.2], [0.0, 2.0, 1.0, 0.0]],
+            [[-0.5, 0.5, 0.0, 1.0], [1.0, 1.0, 0.0, -2.0], [0.4, -0.3, 0.8, 0.1]],
+        ],
         rejected_labels: [[2, 0, 1], [-100, 3, 0]],
         ref_chosen_logps: [-3.0, -2.5],
         ref_rejected_logps: [-4.0, -3.5],
         use_weighting: true,
     );
     expect_close(r.loss, 0.2363273315890505, 1e-6);
-    expect_close(r.grad.chosen_logits, [
-        [[0.0, 0.0, 0.0, 0.0],
-         [0.003767738651516204, -0.0065628956390095935, 0.002285249009928911, 0.0005099079775644786],
-         [0.003215872075210577, 0.003215872075210577, 0.003215872075210577, -0.009647616225631732]],
-        [[-0.0008574282171818038, 8.542012694722104e-05, 0.0006311741099907941, 0.00014083398024378852],
-         [0.0007966219588898538, 0.0001078110584388636, -0.0010499627241165087, 0.00014552970678779117],
-         [0.0, 0.0, 0.0, 0.0]]], 1e-6);
-    expect_close(r.grad.rejected_logits, [
-        [[-0.007965260299319401, -0.0029302555076986966, 0.01572669039114714, -0.004831174584129044],
-         [0.01348761086086897, -0.003317060288939907, -0.008158651806571765, -0.0020118987653573004],
-         [-0.00138797407411853, 0.006548852852285731, -0.003772904704048668, -0.00138797407411853]],
-        [[0.0, 0.0, 0.0, 0.0],
-         [-0.000450692513524014, -0.000450692513524014, -0.00016580051001536698, 0.001067185537063395],
-         [0.0007974392904450218, -0.0001450947301116721, -0.00043588865845516273, -0.0002164559018781869]]], 1e-6);
+    expect_close(
+        r.grad.chosen_logits,
+        [
+            [
+                [0.0, 0.0, 0.0, 0.0],
+                [
+                    0.003767738651516204, -0.0065628956390095935, 0.002285249009928911,
+                    5.099079775644786e-4,
+                ],
+                [
+                    0.003215872075210577, 0.003215872075210577, 0.003215872075210577,
+                    -0.009647616225631732,
+                ],
+            ],
+            [
+                [
+                    -8.574282171818038e-4, 8.542012694722104e-5, 6.311741099907941e-4,
+                    1.4083398024378852e-4,
+                ],
+                [
+                    7.966219588898538e-4, 1.078110584388636e-4, -0.0010499627241165087,
+                    1.4552970678779117e-4,
+                ],
+                [0.0, 0.0, 0.0, 0.0],
+            ],
+        ],
+        1e-6,
+    );
+    expect_close(
+        r.grad.rejected_logits,
+        [
+            [
+                [
+                    -0.007965260299319401, -0.0029302555076986966, 0.01572669039114714,
+                    -0.004831174584129044,
+                ],
+                [
+                    0.01348761086086897, -0.003317060288939907, -0.008158651806571765,
+                    -0.0020118987653573004,
+                ],
+                [
+                    -0.00138797407411853, 0.006548852852285731, -0.003772904704048668,
+                    -0.00138797407411853,
+                ],
+            ],
+            [
+                [0.0, 0.0, 0.0, 0.0],
+                [
+                    -4.50692513524014e-4, -4.50692513524014e-4, -1.6580051001536698e-4,
+                    0.001067185537063395,
+                ],
+                [
+                    7.974392904450218e-4, -1.450947301116721e-4, -4.3588865845516273e-4,
+                    -2.164559018781869e-4,
+                ],
+            ],
+        ],
+        1e-6,
+    );
     gradcheck sigmoid_from_logits(B: 2, T: 3, V: 5, use_weighting: true);
 }

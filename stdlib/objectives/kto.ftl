@@ -77,8 +77,12 @@ test "kto_from_hidden is kto on the log-probs of its desirable and undesirable r
     // states and the log-probs are seq_logps of them.
     let lm_head = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
     let r = kto_from_hidden(
-        hidden: [[[1.0, 2.0, 3.0], [0.5, -1.0, 0.0]], [[0.0, 0.0, 4.0], [2.0, 2.0, 2.0]],
-                 [[-1.0, 0.5, 0.25], [3.0, 0.0, -3.0]], [[0.1, 0.2, 0.3], [1.0, -2.0, 1.0]]],
+        hidden: [
+            [[1.0, 2.0, 3.0], [0.5, -1.0, 0.0]],
+            [[0.0, 0.0, 4.0], [2.0, 2.0, 2.0]],
+            [[-1.0, 0.5, 0.25], [3.0, 0.0, -3.0]],
+            [[0.1, 0.2, 0.3], [1.0, -2.0, 1.0]],
+        ],
         labels: [[2, 0], [1, -100], [0, 2], [1, 1]],
         lm_head: lm_head,
         label: [true, false, true, false],
@@ -88,8 +92,14 @@ test "kto_from_hidden is kto on the log-probs of its desirable and undesirable r
         beta: 0.5,
     );
     let k = kto(
-        chosen_logps: seq_logps([[[1.0, 2.0, 3.0], [0.5, -1.0, 0.0]], [[-1.0, 0.5, 0.25], [3.0, 0.0, -3.0]]], [[2, 0], [0, 2]]),
-        rejected_logps: seq_logps([[[0.0, 0.0, 4.0], [2.0, 2.0, 2.0]], [[0.1, 0.2, 0.3], [1.0, -2.0, 1.0]]], [[1, -100], [1, 1]]),
+        chosen_logps: seq_logps(
+            [[[1.0, 2.0, 3.0], [0.5, -1.0, 0.0]], [[-1.0, 0.5, 0.25], [3.0, 0.0, -3.0]]],
+            [[2, 0], [0, 2]],
+        ),
+        rejected_logps: seq_logps(
+            [[[0.0, 0.0, 4.0], [2.0, 2.0, 2.0]], [[0.1, 0.2, 0.3], [1.0, -2.0, 1.0]]],
+            [[1, -100], [1, 1]],
+        ),
         kl_logps: [-30.0, -28.0, -31.0, -29.0],
         ref_chosen_logps: [-3.0, -5.0],
         ref_rejected_logps: [-4.5, -3.5],

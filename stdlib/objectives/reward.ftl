@@ -32,12 +32,14 @@ test "reward matches TRL 1.16's RewardTrainer.compute_loss" {
     expect_close(
         r.grad.rewards_chosen,
         [-0.06723535534249878, -0.15561483280046362, -0.1374584993281195, -0.011856468294391697],
-        rtol: 1e-5, atol: 1e-7,
+        rtol: 1e-5,
+        atol: 1e-7,
     );
     expect_close(
         r.grad.rewards_rejected,
         [0.06723535534249878, 0.15561483280046362, 0.1374584993281195, 0.011856468294391697],
-        rtol: 1e-5, atol: 1e-7,
+        rtol: 1e-5,
+        atol: 1e-7,
     );
     expect_close(r.metric.min_reward, -1.0);
     expect_close(r.metric.mean_reward, 0.5875);
@@ -57,12 +59,14 @@ test "reward with a margin and centering matches TRL 1.16" {
     expect_close(
         r.grad.rewards_chosen,
         [-0.08438516719953637, -0.15511483280046362, -0.1841311958747544, -0.010021662543501904],
-        rtol: 1e-5, atol: 1e-7,
+        rtol: 1e-5,
+        atol: 1e-7,
     );
     expect_close(
         r.grad.rewards_rejected,
         [0.10438516719953636, 0.15611483280046362, 0.20013119587475442, 0.020021662543501906],
-        rtol: 1e-5, atol: 1e-7,
+        rtol: 1e-5,
+        atol: 1e-7,
     );
     gradcheck reward(B: 5);
 }

@@ -33,7 +33,11 @@ objective rloo(
 
 test "rloo matches TRL 1.16's RLOOTrainer._compute_loss (clipped both ways)" {
     let r = rloo(
-        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        per_token_logps: [
+            [-1.0, -0.5, -2.0, -0.1],
+            [-0.3, -1.2, -0.8, -0.05],
+            [-2.5, -0.7, -0.2, -1.1],
+        ],
         old_logps: [-3.3, -2.0, -3.6],
         advantages: [1.0, -0.5, 0.25],
         completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
@@ -42,9 +46,13 @@ test "rloo matches TRL 1.16's RLOOTrainer._compute_loss (clipped both ways)" {
     expect_close(r.loss, -0.23957691769266054, rtol: 1e-6, atol: 1e-7);
     expect_close(
         r.grad.per_token_logps,
-        [[-0.27291025102599387, -0.27291025102599387, -0.27291025102599387, 0.0],
-         [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]],
-        rtol: 1e-5, atol: 1e-7,
+        [
+            [-0.27291025102599387, -0.27291025102599387, -0.27291025102599387, 0.0],
+            [0.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0],
+        ],
+        rtol: 1e-5,
+        atol: 1e-7,
     );
     expect_close(r.metric.entropy, 0.5111111111111111, rtol: 1e-6, atol: 1e-7);
     expect_close(r.metric.clip_ratio_low_mean, 0.3333333432674408, rtol: 1e-6, atol: 1e-7);
@@ -53,7 +61,11 @@ test "rloo matches TRL 1.16's RLOOTrainer._compute_loss (clipped both ways)" {
     expect_close(r.metric.clip_ratio_high_max, 1.0, rtol: 1e-6, atol: 1e-7);
     expect_close(r.metric.clip_ratio_region_mean, 0.6666666865348816, rtol: 1e-6, atol: 1e-7);
     let h = rloo(
-        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        per_token_logps: [
+            [-1.0, -0.5, -2.0, -0.1],
+            [-0.3, -1.2, -0.8, -0.05],
+            [-2.5, -0.7, -0.2, -1.1],
+        ],
         old_logps: [-3.3, -2.0, -3.6],
         advantages: [1.0, -0.5, 0.25],
         completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
@@ -64,7 +76,11 @@ test "rloo matches TRL 1.16's RLOOTrainer._compute_loss (clipped both ways)" {
 
 test "rloo without clipping passes every completion's gradient (TRL 1.16)" {
     let r = rloo(
-        per_token_logps: [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.8, -0.05], [-2.5, -0.7, -0.2, -1.1]],
+        per_token_logps: [
+            [-1.0, -0.5, -2.0, -0.1],
+            [-0.3, -1.2, -0.8, -0.05],
+            [-2.5, -0.7, -0.2, -1.1],
+        ],
         old_logps: [-3.3, -2.0, -3.6],
         advantages: [1.0, -0.5, 0.25],
         completion_mask: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
@@ -73,10 +89,13 @@ test "rloo without clipping passes every completion's gradient (TRL 1.16)" {
     expect_close(r.loss, -0.27978096087631416, rtol: 1e-6, atol: 1e-7);
     expect_close(
         r.grad.per_token_logps,
-        [[-0.27291025102599387, -0.27291025102599387, -0.27291025102599387, 0.0],
-         [0.11744801495311893, 0.11744801495311893, 0.11744801495311893, 0.11744801495311893],
-         [-0.12431872480343917, -0.12431872480343917, 0.0, 0.0]],
-        rtol: 1e-5, atol: 1e-7,
+        [
+            [-0.27291025102599387, -0.27291025102599387, -0.27291025102599387, 0.0],
+            [0.11744801495311893, 0.11744801495311893, 0.11744801495311893, 0.11744801495311893],
+            [-0.12431872480343917, -0.12431872480343917, 0.0, 0.0],
+        ],
+        rtol: 1e-5,
+        atol: 1e-7,
     );
     expect_close(r.metric.clip_ratio_region_mean, 0.0);
     gradcheck rloo(B: 3, T: 4);

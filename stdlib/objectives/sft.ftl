@@ -78,9 +78,17 @@ test "sft_from_hidden with an identity head is sft on the hidden states" {
         labels: [[2, 0, -100]],
     );
     expect_close(r.loss, 0.7531091265, 1e-6);
-    expect_close(r.grad.hidden, [[[0.0450152834, 0.1223642373, -0.1673795207],
-                                  [-0.3333333333, 0.1666666667, 0.1666666667],
-                                  [0.0, 0.0, 0.0]]], 1e-6);
+    expect_close(
+        r.grad.hidden,
+        [
+            [
+                [0.0450152834, 0.1223642373, -0.1673795207],
+                [-0.3333333333, 0.1666666667, 0.1666666667],
+                [0.0, 0.0, 0.0],
+            ],
+        ],
+        1e-6,
+    );
     gradcheck sft_from_hidden(B: 2, T: 3, H: 4, V: 5);
     gradcheck sft_from_hidden(B: 2, T: 3, H: 4, V: 5, label_smoothing_factor: 0.1);
 }
@@ -95,9 +103,17 @@ test "sft is PyTorch's cross-entropy with ignore_index=-100" {
     expect_close(r.loss, 0.7531091265, 1e-6);
     expect_close(r.metric.num_tokens, 2.0, 0.0);
     // d loss / d logits = (softmax - onehot) / 2 on kept tokens, 0 on the ignored one.
-    expect_close(r.grad.logits, [[[0.0450152834, 0.1223642373, -0.1673795207],
-                                  [-0.3333333333, 0.1666666667, 0.1666666667],
-                                  [0.0, 0.0, 0.0]]], 1e-6);
+    expect_close(
+        r.grad.logits,
+        [
+            [
+                [0.0450152834, 0.1223642373, -0.1673795207],
+                [-0.3333333333, 0.1666666667, 0.1666666667],
+                [0.0, 0.0, 0.0],
+            ],
+        ],
+        1e-6,
+    );
     gradcheck sft(B: 2, T: 3, V: 5);
 }
 
@@ -105,19 +121,31 @@ test "sft's label smoothing and metrics are TRL 1.16's (LabelSmoother, entropy, 
     // transformers' LabelSmoother(epsilon=0.1) on aligned labels, TRL's entropy_from_logits and
     // argmax accuracy (the tie in row 2, token 1 picks index 0, not the label 1), f64.
     let r = sft(
-        logits: [[[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [5.0, -5.0, 0.0]],
-                 [[0.5, 0.5, -1.0], [2.0, 1.0, 0.0], [-1.0, 3.0, 1.0]]],
+        logits: [
+            [[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [5.0, -5.0, 0.0]],
+            [[0.5, 0.5, -1.0], [2.0, 1.0, 0.0], [-1.0, 3.0, 1.0]],
+        ],
         labels: [[2, 0, -100], [1, 0, 2]],
         label_smoothing_factor: 0.1,
     );
     expect_close(r.loss, 1.021134407982689, rtol: 1e-6, atol: 1e-7);
-    expect_close(r.grad.logits,
-        [[[0.011339447849580877, 0.04227902750138261, -0.053618475350963514],
-          [-0.12, 0.05999999999999999, 0.05999999999999999], [0.0, 0.0, 0.0]],
-         [[0.0832965769213994, -0.0967034230786006, 0.013406846157201203],
-          [-0.053618475350963514, 0.04227902750138261, 0.011339447849580877],
-          [-0.003491418825113893, 0.1666960000311581, -0.16320458120604422]]],
-        rtol: 1e-5, atol: 1e-7);
+    expect_close(
+        r.grad.logits,
+        [
+            [
+                [0.011339447849580877, 0.04227902750138261, -0.053618475350963514],
+                [-0.12, 0.05999999999999999, 0.05999999999999999],
+                [0.0, 0.0, 0.0],
+            ],
+            [
+                [0.0832965769213994, -0.0967034230786006, 0.013406846157201203],
+                [-0.053618475350963514, 0.04227902750138261, 0.011339447849580877],
+                [-0.003491418825113893, 0.1666960000311581, -0.16320458120604422],
+            ],
+        ],
+        rtol: 1e-5,
+        atol: 1e-7,
+    );
     expect_close(r.metric.entropy, 0.8307856856546108, rtol: 1e-6, atol: 1e-7);
     expect_close(r.metric.mean_token_accuracy, 0.6, rtol: 1e-6, atol: 1e-7);
     gradcheck sft(B: 2, T: 3, V: 4, label_smoothing_factor: 0.2);
@@ -133,9 +161,17 @@ test "sft's ignore_index is PyTorch's" {
     );
     expect_close(r.loss, 5.207183203995751, 1e-6);
     expect_close(r.metric.num_tokens, 2.0, 0.0);
-    expect_close(r.grad.logits, [[[0.04501528658519022, 0.12236423552739882, -0.1673795221125891],
-                                  [0.0, 0.0, 0.0],
-                                  [0.4966311784210872, -0.49997745297938184, 0.0033462745582946425]]], 1e-6);
+    expect_close(
+        r.grad.logits,
+        [
+            [
+                [0.04501528658519022, 0.12236423552739882, -0.1673795221125891],
+                [0.0, 0.0, 0.0],
+                [0.4966311784210872, -0.49997745297938184, 0.0033462745582946425],
+            ],
+        ],
+        1e-6,
+    );
 }
 
 /// Dynamic Fine-Tuning (DFT, arXiv 2508.05629), TRL's `SFTConfig(loss_type="dft")`: each
@@ -159,9 +195,17 @@ test "dft matches TRL's SFTTrainer with loss_type=dft" {
     );
     expect_close(r.loss, 0.31868013879460044, 1e-6);
     expect_close(r.metric.num_tokens, 2.0, 0.0);
-    expect_close(r.grad.logits, [[[0.029946012272409454, 0.0814017009949022, -0.1113477132673117],
-                                  [-0.1111111111111111, 0.05555555555555555, 0.05555555555555555],
-                                  [0.0, 0.0, 0.0]]], 1e-6);
+    expect_close(
+        r.grad.logits,
+        [
+            [
+                [0.029946012272409454, 0.0814017009949022, -0.1113477132673117],
+                [-0.1111111111111111, 0.05555555555555555, 0.05555555555555555],
+                [0.0, 0.0, 0.0],
+            ],
+        ],
+        1e-6,
+    );
     gradcheck dft(B: 2, T: 3, V: 5);
 }
 

@@ -47,8 +47,10 @@ step cm_stochastic_step(
     let denoised = if clip_denoised { clamp(raw, -1.0, 1.0) } else { raw };
     let z = where(add_noise, noise, 0.0) * s_noise;
     let sigma_hat = clamp(sigma_next, f32(sigma_min), f32(sigma_max));
-    (prev_sample: denoised + z * sqrt(sigma_hat * sigma_hat - f32(sigma_min * sigma_min)),
-     denoised: denoised)
+    (
+        prev_sample: denoised + z * sqrt(sigma_hat * sigma_hat - f32(sigma_min * sigma_min)),
+        denoised: denoised,
+    )
 }
 
 test "cm_sigmas is diffusers' set_timesteps" {
@@ -59,7 +61,11 @@ test "cm_sigmas is diffusers' set_timesteps" {
     expect_close(a.model_timesteps, f64([1095.5066586684702, 80.94948482281791]), 1e-13);
     let b = cm_sigmas(timesteps: [26, 13, 0]);
     expect_close(b.sigmas, [80.0, 9.723201751708984, 0.46997904777526855], 0.0);
-    expect_close(b.model_timesteps, f64([1095.5066586684702, 568.6287304457778, -188.76678568058682]), 1e-13);
+    expect_close(
+        b.model_timesteps,
+        f64([1095.5066586684702, 568.6287304457778, -188.76678568058682]),
+        1e-13,
+    );
 }
 
 test "two cm steps are diffusers' step with its own noise" {
@@ -73,7 +79,11 @@ test "two cm steps are diffusers' step with its own noise" {
         sigma_next: 1.3823679685592651,
         add_noise: true,
     );
-    expect_close(s1.prev_sample, [2.181781768798828, -0.508746862411499, -2.8611111640930176, 0.5920393466949463], 1e-6);
+    expect_close(
+        s1.prev_sample,
+        [2.181781768798828, -0.508746862411499, -2.8611111640930176, 0.5920393466949463],
+        1e-6,
+    );
     let s2 = cm_stochastic_step(
         model_output: [0.1, -0.2, 0.3, -0.4],
         sample: s1.prev_sample,
@@ -82,7 +92,11 @@ test "two cm steps are diffusers' step with its own noise" {
         sigma_next: 0.0020000000949949026,
         add_noise: true,
     );
-    expect_close(s2.prev_sample, [0.3000093996524811, -0.15290948748588562, -0.190998837351799, -0.11913415789604187], 1e-6);
+    expect_close(
+        s2.prev_sample,
+        [0.3000093996524811, -0.15290948748588562, -0.190998837351799, -0.11913415789604187],
+        1e-6,
+    );
 }
 
 test "one-step cm sampling adds no noise, and clip_denoised can be off" {
@@ -94,7 +108,11 @@ test "one-step cm sampling adds no noise, and clip_denoised can be off" {
         sigma_next: 0.0020000000949949026,
         add_noise: false,
     );
-    expect_close(one.prev_sample, [0.1515558511018753, -0.45310500264167786, 0.05077902972698212, 0.2562389373779297], 1e-6);
+    expect_close(
+        one.prev_sample,
+        [0.1515558511018753, -0.45310500264167786, 0.05077902972698212, 0.2562389373779297],
+        1e-6,
+    );
     let free = cm_stochastic_step(
         model_output: [3.0, -2.0, 0.5, 1.0],
         sample: [40.0, -80.0, 20.0, 160.0],
@@ -104,5 +122,9 @@ test "one-step cm sampling adds no noise, and clip_denoised can be off" {
         add_noise: true,
         clip_denoised: false,
     );
-    expect_close(free.prev_sample, [0.8285862803459167, -1.8377832174301147, -0.5207234621047974, 1.4289910793304443], 1e-6);
+    expect_close(
+        free.prev_sample,
+        [0.8285862803459167, -1.8377832174301147, -0.5207234621047974, 1.4289910793304443],
+        1e-6,
+    );
 }

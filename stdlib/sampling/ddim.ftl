@@ -18,7 +18,7 @@ step ddim_step(
     prev_timestep: i32,
     eta: f32 = 0.0,
     num_train_timesteps: i32 = 1000,
-    beta_start: f64 = 0.0001,
+    beta_start: f64 = 1e-4,
     beta_end: f64 = 0.02,
     beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = linear,
     prediction_type: enum { epsilon, sample, v_prediction } = epsilon,
@@ -26,10 +26,8 @@ step ddim_step(
     clip_sample: static bool = true,
     clip_sample_range: f32 = 1.0,
     use_clipped_model_output: static bool = false,
-) -> (prev_sample: f32[..S], pred_original_sample: f32[..S])
-requires Tt == num_train_timesteps,
-    0 <= timestep < num_train_timesteps,
-    prev_timestep < num_train_timesteps, eta >= 0.0 {
+) -> (prev_sample: f32[..S], pred_original_sample: f32[..S]) requires Tt == num_train_timesteps,
+    0 <= timestep < num_train_timesteps, prev_timestep < num_train_timesteps, eta >= 0.0 {
     let ac = alphas_cumprod(iota(Tt), beta_start, beta_end, beta_schedule);
     let final_alpha_cumprod = if set_alpha_to_one { 1.0 } else { ac[Tt: 0] };
     let a_t = ac[Tt: timestep];
@@ -37,7 +35,11 @@ requires Tt == num_train_timesteps,
     let x0 = pred_original_sample(model_output, sample, a_t, prediction_type);
     let x0c = if clip_sample { clamp(x0, -clip_sample_range, clip_sample_range) } else { x0 };
     let eps = pred_epsilon(model_output, sample, a_t, prediction_type);
-    let eps_c = if use_clipped_model_output { (sample - sqrt(a_t) * x0c) / sqrt(1.0 - a_t) } else { eps };
+    let eps_c = if use_clipped_model_output {
+        (sample - sqrt(a_t) * x0c) / sqrt(1.0 - a_t)
+    } else {
+        eps
+    };
     let variance = (1.0 - a_p) / (1.0 - a_t) * (1.0 - a_t / a_p);
     let std_dev = eta * sqrt(variance);
     let prev = sqrt(a_p) * x0c + sqrt(1.0 - a_p - std_dev * std_dev) * eps_c;
@@ -55,25 +57,25 @@ step ddim_timesteps(
     timestep_spacing: enum { leading, trailing, linspace } = leading,
     steps_offset: i32 = 0,
     num_train_timesteps: i32 = 1000,
-) -> (timesteps: i32[N])
-requires N == match timestep_spacing {
-        // numpy's arange(T, 0, −T/n) has ceil(T / (T/n)) elements: n + 1 for some n (61, 103…).
-        trailing => i32(ceil(f64(num_train_timesteps) / (f64(num_train_timesteps) / f64(num_inference_steps)))),
-        leading => num_inference_steps,
-        linspace => num_inference_steps,
-    },
+) -> (timesteps: i32[N]) requires N == match timestep_spacing { trailing => i32(ceil(
+    f64(num_train_timesteps) / (f64(num_train_timesteps) / f64(num_inference_steps)),
+)), leading => num_inference_steps, linspace => num_inference_steps },
     0 < num_inference_steps <= num_train_timesteps {
+    // numpy's arange(T, 0, −T/n) has ceil(T / (T/n)) elements: n + 1 for some n (61, 103…).
     let j = f64(iota(N));
     let t = f64(num_train_timesteps);
     let n = f64(num_inference_steps);
     let reversed = n - 1.0 - j;
-    let delta = (t - t / n) - t;
+    let delta = t - t / n - t;
     let last = f64(num_train_timesteps - 1);
     let spaced = match timestep_spacing {
-        leading => reversed * f64(floordiv(num_train_timesteps, num_inference_steps)) + f64(steps_offset),
+        leading => reversed * f64(floordiv(num_train_timesteps, num_inference_steps))
+            + f64(steps_offset),
         trailing => round(t + j * delta) - 1.0,
         // np.linspace(0, T − 1, n): its last element is exactly T − 1, and n = 1 gives [0].
-        linspace => round(where(n == 1.0, 0.0, where(reversed == n - 1.0, last, reversed * (last / (n - 1.0))))),
+        linspace => round(
+            where(n == 1.0, 0.0, where(reversed == n - 1.0, last, reversed * (last / (n - 1.0)))),
+        ),
     };
     (timesteps: i32(spaced))
 }
@@ -87,7 +89,7 @@ test "ddim_step matches DDIMScheduler.step (research/consistency.md §3, float32
         noise: [1.0, -0.5, 0.0, 0.25],
         timestep: 750,
         prev_timestep: 500,
-        beta_start: 0.00085,
+        beta_start: 8.5e-4,
         beta_end: 0.012,
         beta_schedule: scaled_linear,
         clip_sample: false,
@@ -101,7 +103,7 @@ test "ddim_step matches DDIMScheduler.step (research/consistency.md §3, float32
         timestep: 750,
         prev_timestep: 500,
         eta: 1.0,
-        beta_start: 0.00085,
+        beta_start: 8.5e-4,
         beta_end: 0.012,
         beta_schedule: scaled_linear,
         clip_sample: false,
@@ -122,14 +124,34 @@ test "ddim_step matches DDIMScheduler.step (research/consistency.md §3, float32
 test "ddim_timesteps match DDIMScheduler.set_timesteps" {
     // research/consistency.md §3: 4 leading steps are [750, 500, 250, 0].
     expect_close(ddim_timesteps(num_inference_steps: 4).timesteps, [750, 500, 250, 0], 0.0);
-    expect_close(ddim_timesteps(num_inference_steps: 4, steps_offset: 1).timesteps, [751, 501, 251, 1], 0.0);
+    expect_close(
+        ddim_timesteps(num_inference_steps: 4, steps_offset: 1).timesteps,
+        [751, 501, 251, 1],
+        0.0,
+    );
     // numpy: np.round(np.arange(1000, 0, -1000 / 3)) - 1 and np.linspace(0, 999, 3).round()[::-1].
-    expect_close(ddim_timesteps(num_inference_steps: 3, timestep_spacing: trailing).timesteps, [999, 666, 332], 0.0);
-    expect_close(ddim_timesteps(num_inference_steps: 4, timestep_spacing: linspace).timesteps, [999, 666, 333, 0], 0.0);
-    expect_close(ddim_timesteps(num_inference_steps: 3, timestep_spacing: linspace).timesteps, [999, 500, 0], 0.0);
+    expect_close(
+        ddim_timesteps(num_inference_steps: 3, timestep_spacing: trailing).timesteps,
+        [999, 666, 332],
+        0.0,
+    );
+    expect_close(
+        ddim_timesteps(num_inference_steps: 4, timestep_spacing: linspace).timesteps,
+        [999, 666, 333, 0],
+        0.0,
+    );
+    expect_close(
+        ddim_timesteps(num_inference_steps: 3, timestep_spacing: linspace).timesteps,
+        [999, 500, 0],
+        0.0,
+    );
     // diffusers 0.42: set_timesteps(1) with linspace gives [0]; trailing at n = 61 gives 62
     // timesteps (numpy's arange), starting 999, 983, 966 and ending 48, 32, 15, −1.
-    expect_close(ddim_timesteps(num_inference_steps: 1, timestep_spacing: linspace).timesteps, [0], 0.0);
+    expect_close(
+        ddim_timesteps(num_inference_steps: 1, timestep_spacing: linspace).timesteps,
+        [0],
+        0.0,
+    );
     let t61 = ddim_timesteps(num_inference_steps: 61, timestep_spacing: trailing).timesteps;
     expect_close(t61[N: 0], 999, 0.0);
     expect_close(t61[N: 2], 966, 0.0);

@@ -18,7 +18,7 @@ step lcm_step(
     prev_timestep: i32,
     last_step: bool,
     num_train_timesteps: i32 = 1000,
-    beta_start: f64 = 0.00085,
+    beta_start: f64 = 8.5e-4,
     beta_end: f64 = 0.012,
     beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = scaled_linear,
     prediction_type: enum { epsilon, sample, v_prediction } = epsilon,
@@ -27,8 +27,7 @@ step lcm_step(
     clip_sample: static bool = false,
     clip_sample_range: f32 = 1.0,
 ) -> (prev_sample: f32[..S], denoised: f32[..S]) requires Tt == num_train_timesteps,
-    0 <= timestep < num_train_timesteps,
-    prev_timestep < num_train_timesteps {
+    0 <= timestep < num_train_timesteps, prev_timestep < num_train_timesteps {
     let ac = alphas_cumprod(iota(Tt), beta_start, beta_end, beta_schedule);
     let final_alpha_cumprod = if set_alpha_to_one { 1.0 } else { ac[Tt: 0] };
     let a_t = ac[Tt: timestep];
@@ -54,11 +53,9 @@ step lcm_timesteps(
     original_inference_steps: i32 = 50,
     strength: f64 = 1.0,
     num_train_timesteps: i32 = 1000,
-) -> (timesteps: i32[N])
-requires N == num_inference_steps,
+) -> (timesteps: i32[N]) requires N == num_inference_steps,
     0 < num_inference_steps <= original_inference_steps,
-    original_inference_steps <= num_train_timesteps,
-    0.0 < strength <= 1.0,
+    original_inference_steps <= num_train_timesteps, 0.0 < strength <= 1.0,
     f64(original_inference_steps) * strength >= f64(num_inference_steps) {
     let k = floordiv(num_train_timesteps, original_inference_steps);
     let l = i32(f64(original_inference_steps) * strength);
@@ -128,13 +125,21 @@ test "lcm_timesteps match LCMScheduler.set_timesteps (research/consistency.md §
     expect_close(lcm_timesteps(num_inference_steps: 1).timesteps, [999], 0.0);
     expect_close(lcm_timesteps(num_inference_steps: 3).timesteps, [999, 679, 339], 0.0);
     expect_close(lcm_timesteps(num_inference_steps: 4).timesteps, [999, 759, 499, 259], 0.0);
-    expect_close(lcm_timesteps(num_inference_steps: 6).timesteps, [999, 839, 679, 499, 339, 179], 0.0);
+    expect_close(
+        lcm_timesteps(num_inference_steps: 6).timesteps,
+        [999, 839, 679, 499, 339, 179],
+        0.0,
+    );
     expect_close(
         lcm_timesteps(num_inference_steps: 8).timesteps,
         [999, 879, 759, 639, 499, 379, 259, 139],
         0.0,
     );
-    expect_close(lcm_timesteps(num_inference_steps: 4, strength: 0.5).timesteps, [499, 379, 259, 139], 0.0);
+    expect_close(
+        lcm_timesteps(num_inference_steps: 4, strength: 0.5).timesteps,
+        [499, 379, 259, 139],
+        0.0,
+    );
     expect_close(
         lcm_timesteps(num_inference_steps: 4, original_inference_steps: 20).timesteps,
         [999, 749, 499, 249],
@@ -145,7 +150,10 @@ test "lcm_timesteps match LCMScheduler.set_timesteps (research/consistency.md §
     let q = lcm_timesteps(num_inference_steps: 22, original_inference_steps: 30);
     expect_close(
         q.timesteps,
-        [989, 956, 923, 857, 824, 791, 725, 692, 659, 593, 560, 527, 461, 428, 362, 329, 296, 230, 197, 164, 98, 65],
+        [
+            989, 956, 923, 857, 824, 791, 725, 692, 659, 593, 560, 527, 461, 428, 362, 329, 296,
+            230, 197, 164, 98, 65,
+        ],
         0.0,
     );
 }

@@ -24,7 +24,7 @@ fn alphas_cumprod(
     let betas = match beta_schedule {
         linear => linspace(f32(beta_start), f32(beta_end), Tt),
         scaled_linear => root * root,
-        squaredcos_cap_v2 => f32(min(1.0 - (bar_2 * bar_2) / (bar_1 * bar_1), 0.999)),
+        squaredcos_cap_v2 => f32(min(1.0 - bar_2 * bar_2 / (bar_1 * bar_1), 0.999)),
     };
     cumprod(1.0 - betas, Tt)
 }
@@ -33,7 +33,7 @@ fn alphas_cumprod(
 /// `scaled_linear` from 0.00085 to 0.012; DDPM/DDIM: `linear` from 0.0001 to 0.02).
 step schedule(
     num_train_timesteps: i32 = 1000,
-    beta_start: f64 = 0.00085,
+    beta_start: f64 = 8.5e-4,
     beta_end: f64 = 0.012,
     beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = scaled_linear,
 ) -> (alphas_cumprod: f32[Tt]) requires Tt == num_train_timesteps {
@@ -88,7 +88,7 @@ fn lcm_c_out(timestep: f32[..N], timestep_scaling: f32, sigma_data: f32) -> f32[
 step schedule_at(
     timesteps: i32[N],
     num_train_timesteps: i32 = 1000,
-    beta_start: f64 = 0.00085,
+    beta_start: f64 = 8.5e-4,
     beta_end: f64 = 0.012,
     beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = scaled_linear,
 ) -> (alphas_cumprod: f32[N]) requires Tt == num_train_timesteps {
@@ -102,11 +102,19 @@ test "schedules match diffusers' float32 alphas_cumprod (research vector 9.1)" {
     let s = schedule_at(timesteps: [0, 19, 259, 499, 531, 759, 999]);
     expect_close(
         s.alphas_cumprod,
-        [0.999149978, 0.982243955, 0.658975244, 0.27766943, 0.236594155, 0.0522128902, 0.00466009509],
+        [
+            0.999149978, 0.982243955, 0.658975244, 0.27766943, 0.236594155, 0.0522128902,
+            0.00466009509,
+        ],
         1e-8,
     );
-    let l = schedule_at(timesteps: [0, 499, 999], beta_start: 0.0001, beta_end: 0.02, beta_schedule: linear);
-    expect_close(l.alphas_cumprod, [0.999899983, 0.0785872489, 4.03583072e-05], 1e-8);
+    let l = schedule_at(
+        timesteps: [0, 499, 999],
+        beta_start: 1e-4,
+        beta_end: 0.02,
+        beta_schedule: linear,
+    );
+    expect_close(l.alphas_cumprod, [0.999899983, 0.0785872489, 4.03583072e-5], 1e-8);
     let c = schedule_at(timesteps: [0, 499, 999], beta_schedule: squaredcos_cap_v2);
-    expect_close(c.alphas_cumprod, [0.999958694, 0.493843466, 2.42873499e-09], 1e-8);
+    expect_close(c.alphas_cumprod, [0.999958694, 0.493843466, 2.42873499e-9], 1e-8);
 }

@@ -1,4 +1,5 @@
 import std.sampling.schedules
+
 import std.sampling.lcm
 
 // Trajectory Consistency Distillation (Zheng et al., 2024, arXiv 2402.19159): diffusers'
@@ -20,14 +21,12 @@ step tcd_step(
     last_step: bool,
     eta: f64 = 0.3,
     num_train_timesteps: i32 = 1000,
-    beta_start: f64 = 0.00085,
+    beta_start: f64 = 8.5e-4,
     beta_end: f64 = 0.012,
     beta_schedule: enum { linear, scaled_linear, squaredcos_cap_v2 } = scaled_linear,
     prediction_type: enum { epsilon, sample, v_prediction } = epsilon,
-) -> (prev_sample: f32[..S], pred_noised_sample: f32[..S])
-requires Tt == num_train_timesteps,
-    0 <= timestep < num_train_timesteps,
-    prev_timestep < num_train_timesteps, 0.0 <= eta <= 1.0 {
+) -> (prev_sample: f32[..S], pred_noised_sample: f32[..S]) requires Tt == num_train_timesteps,
+    0 <= timestep < num_train_timesteps, prev_timestep < num_train_timesteps, 0.0 <= eta <= 1.0 {
     let ac = alphas_cumprod(iota(Tt), beta_start, beta_end, beta_schedule);
     let prev_t = max(prev_timestep, 0);
     let s = i32(floor(f32(1.0 - eta) * f32(prev_t)));
@@ -106,11 +105,9 @@ step tcd_timesteps(
     original_inference_steps: i32 = 50,
     strength: f64 = 1.0,
     num_train_timesteps: i32 = 1000,
-) -> (timesteps: i32[N])
-requires N == num_inference_steps,
+) -> (timesteps: i32[N]) requires N == num_inference_steps,
     0 < num_inference_steps <= original_inference_steps,
-    original_inference_steps <= num_train_timesteps,
-    0.0 < strength <= 1.0,
+    original_inference_steps <= num_train_timesteps, 0.0 < strength <= 1.0,
     f64(original_inference_steps) * strength >= f64(num_inference_steps) {
     let r = lcm.lcm_timesteps(
         num_inference_steps: num_inference_steps,
@@ -118,7 +115,7 @@ requires N == num_inference_steps,
         strength: strength,
         num_train_timesteps: num_train_timesteps,
     );
-    (timesteps: r.timesteps[N -> N],)
+    (timesteps: r.timesteps[N -> N])
 }
 
 test "tcd_timesteps are TCDScheduler.set_timesteps' (diffusers 0.42)" {

@@ -36,7 +36,12 @@ objective dead_code(x: f32[B]) {
 /// A gather of a contraction's free dim at a per-row index distributes over elementwise ops
 /// and becomes a masked sum over the dim, the index still checked through a gather of iota:
 /// the pick is then a reduction like the logsumexp beside it (see ftl_plan::slicing).
-objective gather_of_contraction(hidden: f32[N, H], w: f32[V, H], bias: f32[V], labels: i32[N]) {
+objective gather_of_contraction(
+    hidden: f32[N, H],
+    w: f32[V, H],
+    bias: f32[V],
+    labels: i32[N],
+) {
     loss sum((hidden @ w + bias)[V: labels], N);
 }
 
@@ -44,4 +49,3 @@ objective gather_of_contraction(hidden: f32[N, H], w: f32[V, H], bias: f32[V], l
 objective sum_of_shifted(x: f32[B, V]) {
     loss sum(sum(x - logsumexp(x, V), V), B);
 }
-

@@ -1,13 +1,9 @@
 // Max and min reductions over integer tensors start from the type's own extreme value
 // (an i32 reduction once started from i64::MIN, which MLIR rejects as an i32 constant).
 
-step extrema32(x: i32[N]) -> (max: i32, min: i32) {
-    (max: max(x, N), min: min(x, N))
-}
+step extrema32(x: i32[N]) -> (max: i32, min: i32) { (max: max(x, N), min: min(x, N)) }
 
-step extrema64(x: i64[N]) -> (max: i64, min: i64) {
-    (max: max(x, N), min: min(x, N))
-}
+step extrema64(x: i64[N]) -> (max: i64, min: i64) { (max: max(x, N), min: min(x, N)) }
 
 test "i32 and i64 max/min reductions" {
     let a = extrema32(x: [3, -7, 5]);

@@ -8,12 +8,13 @@ step flags(x: f32[R, N], limit: f32[R]) -> (big: bool[R, N], count: i32[R]) {
     (big: big, count: sum(i32(big), N))
 }
 
-step pick(table: f32[K], at: i32[N]) -> (y: f32[N]) {
-    (y: table[K: at] * 2.0,)
-}
+step pick(table: f32[K], at: i32[N]) -> (y: f32[N]) { (y: table[K: at] * 2.0) }
 
 test "bool outputs and counts along a 6-wide row" {
-    let r = flags(x: [[0.1, 0.9, 0.7, 0.2, 0.6, 0.3], [0.8, 0.8, 0.1, 0.9, 0.2, 0.95]], limit: [0.5, 0.7]);
+    let r = flags(
+        x: [[0.1, 0.9, 0.7, 0.2, 0.6, 0.3], [0.8, 0.8, 0.1, 0.9, 0.2, 0.95]],
+        limit: [0.5, 0.7],
+    );
     expect_close(f32(r.big), [[0.0, 1.0, 1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 1.0, 0.0, 1.0]], 0.0);
     expect_close(f32(r.count), [3.0, 4.0], 0.0);
 }
@@ -31,7 +32,10 @@ step recenter(x: f32[N, V], at: i32[N]) -> (y: f32[N, V], total: f32[N]) {
 test "a gather along the vectorized dim at an index that does not vary along it" {
     // Row n subtracts its own element at[n] (a scalar for the whole row) and adds at[n]: the
     // gathered load and iota are one value, not four consecutive ones.
-    let r = recenter(x: [[0.5, 1.0, 2.0, 4.0, 8.0, 16.0], [3.0, 1.0, 4.0, 1.0, 5.0, 9.0]], at: [4, 1]);
+    let r = recenter(
+        x: [[0.5, 1.0, 2.0, 4.0, 8.0, 16.0], [3.0, 1.0, 4.0, 1.0, 5.0, 9.0]],
+        at: [4, 1],
+    );
     expect_close(r.y, [[-3.5, -3.0, -2.0, 0.0, 4.0, 12.0], [3.0, 1.0, 4.0, 1.0, 5.0, 9.0]], 0.0);
     expect_close(r.total, [7.5, 23.0], 0.0);
 }

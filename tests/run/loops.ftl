@@ -3,9 +3,7 @@
 
 /// 1 + x + x² + … + x^(n−1), with n a static option.
 objective geometric(x: f32[B], n: static i32 = 4) {
-    let s = for k in 0..n, acc = zeros(B) {
-        acc + pow(x, f32(k))
-    };
+    let s = for k in 0..n, acc = zeros(B) { acc + pow(x, f32(k)) };
     loss sum(s, B);
 }
 
@@ -26,7 +24,7 @@ step neumann(s: f32[R, R'], n: static i32 = 30) -> (series: f32[R, R']) {
     let out = for k in 0..n, st = (p: eye(R, R'), sum: zeros(R, R')) {
         (p: contract(st.p[R' -> J], s[R -> J], J), sum: st.sum + st.p)
     };
-    (series: out.sum,)
+    (series: out.sum)
 }
 
 test "a record accumulator: the Neumann series converges to the inverse" {

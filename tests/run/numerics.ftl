@@ -1,9 +1,7 @@
 // Numerics of the interpreter and the gradient rules; `ftc test tests/run` runs these.
 
 /// TCD's `s = floor((1 - eta) * prev_t)`, computed in f32 as torch does (consistency.md §2.2).
-step tcd_s(prev_t: i32, eta: f32 = 0.3) -> (s: i32) {
-    (s: i32(floor((1.0 - eta) * f32(prev_t))),)
-}
+step tcd_s(prev_t: i32, eta: f32 = 0.3) -> (s: i32) { (s: i32(floor((1.0 - eta) * f32(prev_t)))) }
 
 test "f32 rounding gives 63 where f64 gives 62" {
     let r = tcd_s(prev_t: 90);
@@ -148,7 +146,7 @@ test "an adapter's auxiliary loss adds to its gradients" {
 
 /// A step whose output updates an input (an EMA target).
 step ema(target: f32[D], online: f32[D], decay: f32 = 0.9) -> (target: f32[D]) {
-    (target: decay * target + (1.0 - decay) * online,)
+    (target: decay * target + (1.0 - decay) * online)
 }
 
 test "a step output named like an input is its next value" {
@@ -172,8 +170,11 @@ test "a literal adopts a named dim" {
 /// A function that calls its predecessor twice: repeated calls with the same arguments are
 /// lowered once (the graph grows linearly with the depth, not exponentially).
 fn twice0(x: f32[N]) -> f32[N] { sin(x) }
+
 fn twice1(x: f32[N]) -> f32[N] { twice0(x) + twice0(x * 0.5) }
+
 fn twice2(x: f32[N]) -> f32[N] { twice1(x) + twice1(x * 0.5) }
+
 fn twice3(x: f32[N]) -> f32[N] { twice2(x) + twice2(x) }
 
 objective nested_calls(x: f32[N]) {
@@ -184,14 +185,16 @@ test "nested calls give the sum over their binomial tree" {
     // 2 · (sin(1) + 2·sin(0.5) + sin(0.25)), and its derivative.
     let r = nested_calls(x: [1.0]);
     expect_close(r.loss, 4.095452042645, 1e-6);
-    expect_close(r.grad.x, [2.0 * (0.5403023058681398 + 0.8775825618903728 + 0.25 * 0.9689124217106447)], 1e-6);
+    expect_close(
+        r.grad.x,
+        [2.0 * (0.5403023058681398 + 0.8775825618903728 + 0.25 * 0.9689124217106447)],
+        1e-6,
+    );
     gradcheck nested_calls(N: 3);
 }
 
 /// An f64 identity, to check that f64 literals keep their written digits (issue 13).
-step f64_ident(x: f64[B]) -> (y: f64[B]) {
-    (y: x * 1.0,)
-}
+step f64_ident(x: f64[B]) -> (y: f64[B]) { (y: x * 1.0) }
 
 test "f64 literals are not rounded through f32" {
     let r = f64_ident(x: [0.1, 0.2]);
@@ -235,9 +238,7 @@ test "kinks and singular points follow PyTorch" {
 }
 
 /// `expect_close` without a tolerance is PyTorch's `assert_close` (per-dtype rtol/atol).
-step scaled2(x: f32[B, C]) -> (y: f32[B, C]) {
-    (y: x * 1.0,)
-}
+step scaled2(x: f32[B, C]) -> (y: f32[B, C]) { (y: x * 1.0) }
 
 test "expect_close with rtol/atol follows assert_close" {
     let r = scaled2(x: [[1.0, 2.0], [3.0, 4.0]]);
@@ -257,7 +258,11 @@ objective smooth_maps(x: f64[B]) {
 test "expm1, rsqrt, tanh, softplus, erf and std gradients" {
     let r = smooth_maps(x: f64([-1.5, -0.25, 0.5, 2.0]));
     expect_close(r.loss, 14.797105405121378, 1e-12);
-    expect_close(r.grad.x, [0.5767471413103966, 3.345247023864751, 3.6498365088797855, 8.595225083478908], 1e-12);
+    expect_close(
+        r.grad.x,
+        [0.5767471413103966, 3.345247023864751, 3.6498365088797855, 8.595225083478908],
+        1e-12,
+    );
     gradcheck smooth_maps(B: 6);
 }
 
@@ -284,9 +289,17 @@ test "inv and its gradient" {
     let a = f64([[[2.0, 1.0], [1.0, 3.0]], [[4.0, -1.0], [2.0, 1.0]]]);
     let r = inverted(a: a, w: f64([[1.0, 2.0], [-1.0, 0.5]]));
     expect_close(r.loss, 1.7666666666666666, 1e-12);
-    expect_close(r.grad.a, f64([[[-0.26, -0.28], [0.32, -0.04]],
-                                [[-0.11111111111111113, 0.055555555555555525],
-                                 [-0.027777777777777762, -0.611111111111111]]]), 1e-12);
+    expect_close(
+        r.grad.a,
+        f64([
+            [[-0.26, -0.28], [0.32, -0.04]],
+            [
+                [-0.11111111111111113, 0.055555555555555525],
+                [-0.027777777777777762, -0.611111111111111],
+            ],
+        ]),
+        1e-12,
+    );
     gradcheck inverted(N: 2, R: 3, C: 3);
 }
 
@@ -298,7 +311,7 @@ test "bf16 results round to nearest, ties to even, as PyTorch 2.15 (portable: no
     // torch.tensor([...], dtype=float32).bfloat16(): ties at 1.00390625 and 1.01171875 go to
     // the even neighbour; large and subnormal values keep bf16's range.
     expect_close(
-        f32(bf16(f32([1.00390625, 1.01171875, 3.0e38, -1.0e-40, 3.3895314e38]))),
+        f32(bf16(f32([1.00390625, 1.01171875, 3e38, -1e-40, 3.3895314e38]))),
         f32([1.0, 1.015625, 3.00405527047391e38, -9.183549615799121e-41, 3.3895313892515355e38]),
         0.0,
     );
@@ -311,9 +324,17 @@ test "f16 results round to nearest, ties to even, with overflow to inf and subno
     // numpy: np.array(x, np.float32).astype(np.float16): 65519.99 stays finite, 2^-25 ties
     // down to 0, 3·2^-26 up to the smallest subnormal, 1 + 2^-11 ties down; 65520 (a tie) and
     // 70000 overflow to inf.
-    let x = [65519.99, 0.0000000298023223876953125, 0.0000000447034835815429688,
-        1.00048828125, 1.00146484375, 0.00000001, 0.000061, -0.0000025];
-    expect_close(f32(f16(x)), [65504.0, 0.0, 5.960464477539063e-08, 1.0, 1.001953125,
-        0.0, 6.097555160522461e-05, -2.5033950805664062e-06], 0.0);
+    let x = [
+        65519.99, 2.9802322387695313e-8, 4.470348358154297e-8, 1.00048828125, 1.00146484375, 1e-8,
+        6.1e-5, -2.5e-6,
+    ];
+    expect_close(
+        f32(f16(x)),
+        [
+            65504.0, 0.0, 5.960464477539063e-8, 1.0, 1.001953125, 0.0, 6.097555160522461e-5,
+            -2.5033950805664063e-6,
+        ],
+        0.0,
+    );
     expect_close(f32(f32(f16([65520.0, 70000.0])) > 65504.0), [1.0, 1.0], 0.0);
 }

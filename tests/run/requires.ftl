@@ -5,8 +5,8 @@ import std.sampling.schedules
 
 /// Splits x into R rows of K = I / R, with K2 = K + 1 read from K; the equations come
 /// before the dims they read.
-objective split_rows(x: f32[I], w: f32[R])
-requires K2 == K + 1, I == R * K, K == floordiv(I, R), K >= 1, K2 > K {
+objective split_rows(x: f32[I], w: f32[R]) requires K2 == K + 1, I == R * K, K == floordiv(I, R),
+    K >= 1, K2 > K {
     let y = x[I -> (R, K)];
     loss sum(y * w, R, K) * f32(K2);
 }
@@ -20,8 +20,7 @@ test "a dim bound from another bound dim has its value" {
 }
 
 /// A renamed copy of a bound dim (the form first reported: K' = 0 on the compiled path).
-objective primed(x: f32[I], r: i32 = 2)
-requires R == r, K == floordiv(I, R), K' == K, I == R * K {
+objective primed(x: f32[I], r: i32 = 2) requires R == r, K == floordiv(I, R), K' == K, I == R * K {
     let y = x[I -> (R, K)];
     loss sum(y, R, K) * f32(K');
 }
@@ -134,12 +133,12 @@ test "a constant metric beside a requires over the same constant" {
 /// A parameter named like the random-stream `offset`: `--set offset=1` gives an i64, which the
 /// binder converts to the declared i32 (it once bound it as an i64 input and the dim sized from
 /// it came out 0 on the compiled path; the core test runs it through `ftc run --set`).
-step offset_named(size: i32, offset: i32 = 0) -> (x: i32[N])
-requires K == size, N == floordiv(max(size - offset, 0) * (max(size - offset, 0) + 1), 2) {
+step offset_named(size: i32, offset: i32 = 0) -> (x: i32[N]) requires K == size,
+    N == floordiv(max(size - offset, 0) * (max(size - offset, 0) + 1), 2) {
     let m = max(size - offset, 0);
     let r = iota(K);
     let start = r * m - floordiv(r * (r - 1), 2);
-    (x: i32(sum(f32(r >= 1 && r < m && start <= iota(N)), K)),)
+    (x: i32(sum(f32(r >= 1 && r < m && start <= iota(N)), K)))
 }
 
 test "a dim sized from a parameter named offset" {

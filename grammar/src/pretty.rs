@@ -45,6 +45,18 @@ pub fn format_source(source: &str) -> Result<String, Vec<crate::SyntaxError>> {
     Ok(p.out)
 }
 
+/// The canonical header of a declaration or attached block (what precedes its body, doc
+/// comment excluded); `None` for imports and tests.
+pub fn print_signature(item: &Item) -> Option<String> {
+    let mut p = Printer::default();
+    match &item.kind {
+        ItemKind::Decl(d) => p.decl_header(d),
+        ItemKind::Attached(a) => p.attached_header(a),
+        ItemKind::Import(_) | ItemKind::Test(_) => return None,
+    }
+    Some(p.out)
+}
+
 /// Canonical source text of one expression.
 pub fn print_expr(expr: &Expr) -> String {
     let mut p = Printer::default();
@@ -300,43 +312,13 @@ impl Printer<'_> {
                 let _ = writeln!(self.out, "import {}", escape(path));
             }
             ItemKind::Decl(d) => {
-                let _ = write!(self.out, "{} {}", d.kind.keyword(), d.name.name);
-                // The return type and ` {` follow the parameters on their line.
-                let after = d.ret.as_ref().map_or(2, |ret| {
-                    self.flat(|p| match ret {
-                        RetType::Single(t) => p.ty(t),
-                        RetType::Named(fields) => p.list(('(', ')'), fields, false, |p, (n, t)| {
-                            let _ = write!(p.out, "{}: ", n.name);
-                            p.ty(t);
-                        }),
-                    })
-                    .len()
-                        + 6
-                });
-                self.params(&d.params, after);
-                if let Some(ret) = &d.ret {
-                    self.out.push_str(" -> ");
-                    match ret {
-                        RetType::Single(t) => self.ty(t),
-                        RetType::Named(fields) => {
-                            self.list(('(', ')'), fields, false, |p, (name, t)| {
-                                let _ = write!(p.out, "{}: ", name.name);
-                                p.ty(t);
-                            });
-                        }
-                    }
-                }
-                self.requires(&d.requires);
+                self.decl_header(d);
                 self.out.push(' ');
                 self.block(&d.body);
                 self.out.push('\n');
             }
             ItemKind::Attached(a) => {
-                let _ = write!(self.out, "{} {}", a.kind.keyword(), a.target.name);
-                if !a.params.is_empty() {
-                    self.params(&a.params, 2);
-                }
-                self.requires(&a.requires);
+                self.attached_header(a);
                 self.out.push(' ');
                 self.block(&a.body);
                 self.out.push('\n');
@@ -347,6 +329,41 @@ impl Printer<'_> {
                 self.out.push('\n');
             }
         }
+    }
+
+    /// `kind name(params) -> ret requires …`.
+    fn decl_header(&mut self, d: &Decl) {
+        let _ = write!(self.out, "{} {}", d.kind.keyword(), d.name.name);
+        // The return type and ` {` follow the parameters on their line.
+        let after = d
+            .ret
+            .as_ref()
+            .map_or(2, |ret| self.flat(|p| p.ret(ret)).len() + 6);
+        self.params(&d.params, after);
+        if let Some(ret) = &d.ret {
+            self.out.push_str(" -> ");
+            self.ret(ret);
+        }
+        self.requires(&d.requires);
+    }
+
+    fn ret(&mut self, ret: &RetType) {
+        match ret {
+            RetType::Single(t) => self.ty(t),
+            RetType::Named(fields) => self.list(('(', ')'), fields, false, |p, (name, t)| {
+                let _ = write!(p.out, "{}: ", name.name);
+                p.ty(t);
+            }),
+        }
+    }
+
+    /// `init name(params) requires …` (and merge, unmerge).
+    fn attached_header(&mut self, a: &Attached) {
+        let _ = write!(self.out, "{} {}", a.kind.keyword(), a.target.name);
+        if !a.params.is_empty() {
+            self.params(&a.params, 2);
+        }
+        self.requires(&a.requires);
     }
 
     /// The `///` lines the item at `start` holds as its doc (not printed again as comments).

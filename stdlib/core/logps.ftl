@@ -1,3 +1,15 @@
+// Log-probabilities of labels under logits, as TRL computes them, and the LM head that makes
+// logits from hidden states. Losses from hidden states (`*_from_hidden`: `sft`, `dpo`, `orpo`,
+// `cpo`, `simpo`, `kto`, `grpo`) take the last hidden states `hidden: f32[.., T, H]`, the head
+// `lm_head: f32[V, H]` (`nn.Linear(H, V).weight`) and an optional `lm_head_bias: f32[V]`,
+// compute their from-logits counterpart on `head_logits(...)` and return gradients for
+// `hidden`, `lm_head` and the bias. The `[.., T, V]` logits and their gradient are never stored
+// whole: the plan computes them a slice of the vocabulary at a time (language reference,
+// "Losses from hidden states"). Preference losses take one concatenated batch as TRL's
+// `concatenated_forward` builds it: the B chosen rows first, then the B rejected rows
+// (`N = 2B`, checked). Each equals its counterpart on `hidden @ lm_headᵀ (+ bias)`
+// (compiler/ftc/tests/core/from_hidden.rs).
+
 /// Per-token log-probabilities of `labels` under `logits`. Positions whose label equals
 /// `ignore` (PyTorch's ignore index, -100) read label 0 and count 0, as TRL's
 /// `get_batch_logps` does. Labels are already aligned with the logits (the caller shifts).

@@ -11,5 +11,6 @@ pub mod driver;
 pub mod fmt;
 pub mod llvm;
 pub mod peft;
+pub mod reference;
 pub mod run;
 pub mod testing;

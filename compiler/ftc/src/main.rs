@@ -127,6 +127,16 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         message_format: Format,
     },
+    /// Write the standard-library reference (`stdlib.md`, and `stdlib.html` with search) from
+    /// the library's doc comments and signatures into DIR.
+    Doc {
+        /// The directory to write into (it must exist).
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: PathBuf,
+        /// The library to document (default: the one built into ftc).
+        #[arg(long, value_name = "DIR")]
+        lib: Option<PathBuf>,
+    },
     /// Print a compiler stage of FILE.
     Build {
         /// The `.ftl` file.
@@ -381,6 +391,7 @@ fn run(cli: Cli) -> ExitCode {
             check,
             message_format,
         } => finish(ftc::fmt::format_files(&files, check, message_format.into())),
+        Command::Doc { out, lib } => finish(ftc::reference::write_reference(lib.as_deref(), &out)),
         Command::Build {
             file,
             entry,

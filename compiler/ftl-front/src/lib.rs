@@ -9,6 +9,7 @@ pub mod builtins;
 pub mod check;
 pub mod codes;
 pub mod diagnostic;
+pub mod doc;
 pub mod hir;
 pub mod resolve;
 pub mod source;

@@ -1,7 +1,7 @@
 //! The tools for people writing `.ftl` files: `ftc fmt` (in place, `--check`, refusing what
 //! does not parse or is not a file).
 
-use super::{ftc, scratch};
+use super::{ftc, repo, scratch};
 
 #[test]
 fn ftc_fmt_rewrites_in_place_checks_and_refuses_what_does_not_parse() {
@@ -39,4 +39,45 @@ fn ftc_fmt_rewrites_in_place_checks_and_refuses_what_does_not_parse() {
     assert_eq!(code, 1);
     assert!(err.contains("is not a file"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `docs/stdlib.md` and `docs/stdlib.html` are `ftc doc`'s output for `stdlib/` (regenerate
+/// with `ftc doc -o docs`), and the reference carries what a user needs of an entry.
+#[test]
+fn the_stdlib_reference_in_docs_is_ftc_docs_output() {
+    let files = ftc::reference::library_files(Some(&repo().join("stdlib"))).unwrap();
+    for (name, text) in ftc::reference::render(&files) {
+        let committed = std::fs::read_to_string(repo().join("docs").join(name)).unwrap();
+        assert!(
+            committed == text,
+            "docs/{name} is out of date: run `ftc doc -o docs`"
+        );
+    }
+    let r = ftl_front::doc::reference(&files);
+    let dpo = r
+        .modules
+        .iter()
+        .find(|m| m.path == "std.objectives.dpo")
+        .unwrap();
+    let sigmoid = dpo.entries.iter().find(|e| e.name == "sigmoid").unwrap();
+    assert_eq!(sigmoid.kind, "objective");
+    assert!(sigmoid.doc.contains("TRL"), "{}", sigmoid.doc);
+    let beta = sigmoid.params.iter().find(|p| p.name == "beta").unwrap();
+    assert_eq!(
+        (beta.role, beta.ty.as_str(), beta.default.as_deref()),
+        ("hyperparameter", "f32", Some("0.1"))
+    );
+    let chosen = &sigmoid.params[0];
+    assert_eq!(
+        (chosen.name.as_str(), chosen.ty.as_str()),
+        ("chosen_logps", "f32[B]")
+    );
+    assert!(sigmoid.requires.iter().any(|r| r.contains("beta > 0.0")));
+    assert!(sigmoid.outputs.contains(&"grad.chosen_logps".to_string()));
+    assert!(sigmoid.metrics.contains(&"rewards_accuracies".to_string()));
+    assert!(!dpo.doc.is_empty());
+
+    let (code, _, err) = ftc(&["doc", "-o", "no/such/dir"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("error[E0097]"), "{err}");
 }

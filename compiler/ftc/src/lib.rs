@@ -10,6 +10,7 @@ pub mod cache;
 pub mod driver;
 pub mod fmt;
 pub mod llvm;
+pub mod lsp;
 pub mod peft;
 pub mod reference;
 pub mod run;

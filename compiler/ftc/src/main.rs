@@ -127,6 +127,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         message_format: Format,
     },
+    /// Serve the Language Server Protocol on stdin/stdout (diagnostics, hover, go to
+    /// definition, completion, signature help) for editors.
+    Lsp {
+        /// Standard library directory for `import std.…` (default: $FTL_PATH, then the library
+        /// built into ftc).
+        #[arg(long, value_name = "DIR")]
+        lib: Option<PathBuf>,
+    },
     /// Write the standard-library reference (`stdlib.md`, and `stdlib.html` with search) from
     /// the library's doc comments and signatures into DIR.
     Doc {
@@ -339,6 +347,7 @@ impl SourceArgs {
         LoadOptions {
             lib_dir: self.lib.clone(),
             root: self.root.clone(),
+            ..LoadOptions::default()
         }
     }
 
@@ -391,6 +400,13 @@ fn run(cli: Cli) -> ExitCode {
             check,
             message_format,
         } => finish(ftc::fmt::format_files(&files, check, message_format.into())),
+        Command::Lsp { lib } => match ftc::lsp::serve(lib) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Doc { out, lib } => finish(ftc::reference::write_reference(lib.as_deref(), &out)),
         Command::Build {
             file,

@@ -30,6 +30,7 @@ fn options() -> LoadOptions {
     LoadOptions {
         lib_dir: Some(repo().join("stdlib")),
         root: None,
+        ..LoadOptions::default()
     }
 }
 

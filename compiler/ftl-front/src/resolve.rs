@@ -68,6 +68,8 @@ pub struct LoadOptions {
     pub lib_dir: Option<PathBuf>,
     /// Project root for string imports (`--root`); else each root file's directory.
     pub root: Option<PathBuf>,
+    /// Texts that stand for files on disk (by canonical path): an editor's unsaved documents.
+    pub overlay: HashMap<PathBuf, String>,
 }
 
 /// The standard library directory in effect: `--lib`, else a non-empty `FTL_PATH`, else the
@@ -99,6 +101,7 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> (Program, Vec<Diagnostic>)
         by_path: HashMap::new(),
         lib: canonical_or_self(&library_dir(opts)),
         stack: Vec::new(),
+        overlay: opts.overlay.clone(),
     };
     for path in paths {
         let root = match &opts.root {
@@ -125,6 +128,7 @@ pub fn read_one(path: &Path) -> (SourceMap, Option<(FileId, String)>, Vec<Diagno
         by_path: HashMap::new(),
         lib: PathBuf::new(),
         stack: Vec::new(),
+        overlay: HashMap::new(),
     };
     let read = loader.read_source(path, None);
     (loader.program.sources, read, loader.diags)
@@ -137,6 +141,8 @@ struct Loader {
     lib: PathBuf,
     /// Modules being loaded, for cycle detection: (canonical path, import site in the parent).
     stack: Vec<PathBuf>,
+    /// [`LoadOptions::overlay`].
+    overlay: HashMap<PathBuf, String>,
 }
 
 /// The path a module is known by: embedded paths as they are, others canonicalized.
@@ -226,6 +232,10 @@ impl Loader {
             Some(at) => Diagnostic::new(code, at, msg).with_label("imported here"),
             None => Diagnostic::unlocated(code, msg),
         };
+        if let Some(text) = self.overlay.get(path) {
+            let file = self.program.sources.add(path.to_path_buf(), text.clone());
+            return Some((file, text.clone()));
+        }
         if crate::stdlib::is_embedded(path) {
             let Some(text) = crate::stdlib::source(path) else {
                 self.diags.push(fail(

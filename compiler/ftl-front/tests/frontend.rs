@@ -19,6 +19,7 @@ fn options() -> LoadOptions {
     LoadOptions {
         lib_dir: Some(repo().join("stdlib")),
         root: None,
+        ..LoadOptions::default()
     }
 }
 

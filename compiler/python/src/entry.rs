@@ -89,6 +89,7 @@ pub fn library_dir(lib: Option<PathBuf>) -> PathBuf {
     ftl_front::resolve::library_dir(&LoadOptions {
         lib_dir: lib,
         root: None,
+        ..LoadOptions::default()
     })
 }
 
@@ -111,7 +112,11 @@ pub fn compile(
     lib: Option<PathBuf>,
     root: Option<PathBuf>,
 ) -> PyResult<Entry> {
-    let opts = LoadOptions { lib_dir: lib, root };
+    let opts = LoadOptions {
+        lib_dir: lib,
+        root,
+        ..LoadOptions::default()
+    };
     let dtypes: Vec<(String, DType)> = dtypes
         .into_iter()
         .filter_map(|(n, d)| dtype_named(&d).map(|d| (n, d)))

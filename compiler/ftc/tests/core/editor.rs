@@ -81,3 +81,192 @@ fn the_stdlib_reference_in_docs_is_ftc_docs_output() {
     assert_eq!(code, 1);
     assert!(err.contains("error[E0097]"), "{err}");
 }
+
+/// A JSON-RPC client of `ftc lsp` over its stdio.
+struct LspClient {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    next_id: i64,
+}
+
+impl LspClient {
+    fn start(lib: &std::path::Path) -> LspClient {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ftc"))
+            .args(["lsp", "--lib", lib.to_str().unwrap()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        LspClient {
+            child,
+            stdout,
+            next_id: 1,
+        }
+    }
+
+    fn send(&mut self, msg: serde_json::Value) {
+        use std::io::Write;
+        let body = msg.to_string();
+        let stdin = self.child.stdin.as_mut().unwrap();
+        write!(stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn read(&mut self) -> serde_json::Value {
+        use std::io::{BufRead, Read};
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            self.stdout.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(n) = line.strip_prefix("Content-Length: ") {
+                length = n.parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.stdout.read_exact(&mut body).unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// Sends a request and returns its result (skipping notifications in between).
+    fn request(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        );
+        loop {
+            let msg = self.read();
+            if msg["id"] == id {
+                assert!(msg.get("error").is_none(), "{msg}");
+                return msg["result"].clone();
+            }
+        }
+    }
+
+    fn notify(&mut self, method: &str, params: serde_json::Value) {
+        self.send(serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    /// The next diagnostics published.
+    fn diagnostics(&mut self) -> serde_json::Value {
+        loop {
+            let msg = self.read();
+            if msg["method"] == "textDocument/publishDiagnostics" {
+                return msg["params"].clone();
+            }
+        }
+    }
+}
+
+/// The LSP position of the first `needle` in `text` (ASCII text), plus `extra` characters.
+fn position_of(text: &str, needle: &str, extra: usize) -> serde_json::Value {
+    let at = text.find(needle).unwrap() + extra;
+    let line = text[..at].matches('\n').count();
+    let character = at - text[..at].rfind('\n').map_or(0, |i| i + 1);
+    serde_json::json!({"line": line, "character": character})
+}
+
+/// `ftc lsp` end to end: an error in an opened file is published with its code and range;
+/// hover shows a value's named-dim type; definition of an imported stdlib entry is its file
+/// and line; completion offers the callee's parameters; signature help names the active one.
+#[test]
+fn ftc_lsp_diagnoses_hovers_goes_to_definition_and_completes() {
+    let dir = scratch("lsp");
+    let file = dir.join("pref.ftl");
+    std::fs::write(&file, "").unwrap();
+    let uri = format!("file://{}", file.display());
+    let lib = repo().join("stdlib");
+    let mut lsp = LspClient::start(&lib);
+    let init = lsp.request(
+        "initialize",
+        serde_json::json!({"processId": null, "rootUri": null, "capabilities": {}}),
+    );
+    assert_eq!(init["capabilities"]["hoverProvider"], true, "{init}");
+    lsp.notify("initialized", serde_json::json!({}));
+
+    let broken = "objective f(x: f32[B]) {\n    loss sum(x, B) + undefined_name;\n}\n";
+    lsp.notify(
+        "textDocument/didOpen",
+        serde_json::json!({"textDocument": {"uri": uri, "languageId": "ftl", "version": 1, "text": broken}}),
+    );
+    let published = lsp.diagnostics();
+    let first = &published["diagnostics"][0];
+    assert_eq!(first["code"], "E0020", "{published}");
+    assert_eq!(
+        first["range"]["start"],
+        position_of(broken, "undefined_name", 0)
+    );
+    assert_eq!(
+        first["range"]["end"],
+        position_of(broken, "undefined_name", 14)
+    );
+
+    let good = "import std.objectives.dpo\n\n\
+                objective pair(c: f32[B], r: f32[B], rc: const f32[B], rr: const f32[B]) {\n    \
+                let margin = c - r;\n    \
+                let d = dpo.sigmoid(chosen_logps: c, rejected_logps: r, ref_chosen_logps: rc, ref_rejected_logps: rr);\n    \
+                loss d.loss + mean(margin, B);\n}\n";
+    lsp.notify(
+        "textDocument/didChange",
+        serde_json::json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": good}]}),
+    );
+    let published = lsp.diagnostics();
+    assert_eq!(
+        published["diagnostics"],
+        serde_json::json!([]),
+        "{published}"
+    );
+
+    let at = |needle: &str, extra: usize| serde_json::json!({"textDocument": {"uri": uri}, "position": position_of(good, needle, extra)});
+    let hover = lsp.request("textDocument/hover", at("mean(margin", 6));
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(text.contains("margin: f32[B]"), "{text}");
+
+    let def = lsp.request("textDocument/definition", at("dpo.sigmoid", 5));
+    let target = std::fs::canonicalize(lib.join("objectives").join("dpo.ftl")).unwrap();
+    assert_eq!(def["uri"], format!("file://{}", target.display()), "{def}");
+    let source = std::fs::read_to_string(&target).unwrap();
+    let line = source[..source.find("objective sigmoid(").unwrap()]
+        .matches('\n')
+        .count();
+    assert_eq!(def["range"]["start"]["line"], line, "{def}");
+
+    let hover = lsp.request("textDocument/hover", at("dpo.sigmoid", 5));
+    let text = hover["contents"]["value"].as_str().unwrap();
+    assert!(
+        text.contains("objective sigmoid(") && text.contains("TRL"),
+        "{text}"
+    );
+
+    let items = lsp.request("textDocument/completion", at("chosen_logps: c", 0));
+    let labels: Vec<&str> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["label"].as_str())
+        .collect();
+    for want in ["rejected_logps:", "beta:", "logsumexp", "margin", "let"] {
+        assert!(labels.contains(&want), "{want} not in {labels:?}");
+    }
+
+    let help = lsp.request("textDocument/signatureHelp", at("rejected_logps: r", 3));
+    let sig = &help["signatures"][0];
+    assert!(
+        sig["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("objective sigmoid("),
+        "{help}"
+    );
+    assert_eq!(help["activeParameter"], 1, "{help}");
+
+    lsp.request("shutdown", serde_json::Value::Null);
+    lsp.notify("exit", serde_json::Value::Null);
+    assert!(lsp.child.wait().unwrap().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,274 @@
+//! Hover and go to definition: what is at a position, from the checked HIR (expressions with
+//! their types and spans) and the syntax trees (declarations, parameters, `let` bindings).
+
+use super::analysis::{Doc, Workspace};
+use super::text;
+use ftl_front::hir::{self, ExprKind};
+use ftl_front::resolve::ModuleId;
+use ftl_front::Analysis;
+use ftl_syntax::ast::{self, Block, ItemKind, Pattern, Span, StmtKind};
+use lsp_types::{Hover, HoverContents, Location, MarkupContent, MarkupKind, Position, Url};
+
+/// The innermost checked expression of `doc` containing byte `at`, with its declaration.
+pub fn expr_at<'a>(doc: &Doc<'a>, at: usize) -> Option<(&'a hir::Decl, &'a hir::Expr)> {
+    let analysis = doc.analysis;
+    analysis
+        .hir
+        .decls
+        .iter()
+        .flatten()
+        .filter(|d| analysis.program.module(d.module).file == doc.file)
+        .flat_map(|d| d.body.exprs.iter().map(move |e| (d, e)))
+        .filter(|(_, e)| e.span.start <= at && at < e.span.end.max(e.span.start + 1))
+        .min_by_key(|(_, e)| e.span.end - e.span.start)
+}
+
+/// The syntax-tree item of a checked declaration (an attached block for `adapter.init`).
+pub fn item_of<'a>(analysis: &'a Analysis, decl: &hir::Decl) -> Option<&'a ast::Item> {
+    let short = decl.short_name();
+    analysis
+        .program
+        .module(decl.module)
+        .ast
+        .items
+        .iter()
+        .find(|item| match &item.kind {
+            ItemKind::Decl(d) => d.name.name == short,
+            ItemKind::Attached(a) => format!("{}.{}", a.target.name, a.kind.keyword()) == short,
+            _ => false,
+        })
+}
+
+/// The span of an item's name.
+fn name_span(item: &ast::Item) -> Span {
+    match &item.kind {
+        ItemKind::Decl(d) => d.name.span,
+        ItemKind::Attached(a) => a.target.span,
+        _ => item.span,
+    }
+}
+
+/// A declaration's signature and doc comment, as Markdown.
+pub fn describe(item: &ast::Item) -> String {
+    let sig = ftl_syntax::pretty::print_signature(item).unwrap_or_default();
+    match &item.doc {
+        Some(doc) => format!("```ftl\n{sig}\n```\n\n{doc}"),
+        None => format!("```ftl\n{sig}\n```"),
+    }
+}
+
+/// The hover text at `pos`.
+pub fn hover(ws: &Workspace, uri: &Url, pos: Position) -> Option<Hover> {
+    let doc = ws.doc(uri)?;
+    let at = text::offset(doc.text, pos);
+    let module = &doc.analysis.program.modules;
+    // A declaration's own name.
+    if let Some(m) = module.iter().find(|m| m.file == doc.file) {
+        if let Some(item) = m.ast.items.iter().find(|i| contains(name_span(i), at)) {
+            return Some(markdown(describe(item), None));
+        }
+    }
+    let (decl, e) = expr_at(&doc, at)?;
+    let value = match &e.kind {
+        ExprKind::Call { decl: callee, .. } => {
+            let callee = doc.analysis.hir.decl(*callee)?;
+            let item = item_of(doc.analysis, callee)?;
+            format!("{}\n\n---\nresult: `{}`", describe(item), e.ty)
+        }
+        ExprKind::Builtin { id, .. } => {
+            let row = id.row();
+            format!(
+                "```ftl\n{}\n```\n\n{}\n\n---\nresult: `{}`",
+                row.signature, row.doc, e.ty
+            )
+        }
+        ExprKind::Param(i) => {
+            let name = decl.body.param_names.get(*i as usize)?;
+            format!(
+                "```ftl\n{name}: {}\n```\nparameter of `{}`",
+                e.ty, decl.name
+            )
+        }
+        ExprKind::Local(id) => {
+            let (name, _) = decl.body.locals.get(id.0 as usize)?;
+            format!("```ftl\n{name}: {}\n```", e.ty)
+        }
+        _ => format!("```ftl\n{}\n```", e.ty),
+    };
+    Some(markdown(
+        value,
+        Some(text::range(doc.text, e.span.start, e.span.end)),
+    ))
+}
+
+fn markdown(value: String, range: Option<lsp_types::Range>) -> Hover {
+    Hover {
+        contents: HoverContents::Markup(MarkupContent {
+            kind: MarkupKind::Markdown,
+            value,
+        }),
+        range,
+    }
+}
+
+fn contains(span: Span, at: usize) -> bool {
+    span.start <= at && at < span.end
+}
+
+/// Where the thing at `pos` is defined.
+pub fn definition(ws: &Workspace, uri: &Url, pos: Position) -> Option<Location> {
+    let doc = ws.doc(uri)?;
+    let analysis = doc.analysis;
+    let at = text::offset(doc.text, pos);
+    let here = analysis
+        .program
+        .modules
+        .iter()
+        .position(|m| m.file == doc.file)?;
+    // An import's module.
+    if let Some(target) = import_at(analysis, ModuleId(here as u32), at) {
+        let file = analysis.program.module(target).file;
+        return Some(Location::new(
+            ws.uri_of(analysis, file)?,
+            Default::default(),
+        ));
+    }
+    let (decl, e) = expr_at(&doc, at)?;
+    match &e.kind {
+        ExprKind::Call { decl: callee, .. } => {
+            let callee = analysis.hir.decl(*callee)?;
+            let item = item_of(analysis, callee)?;
+            let file = analysis.program.module(callee.module).file;
+            let span = name_span(item);
+            let source = &analysis.program.sources.get(file).text;
+            Some(Location::new(
+                ws.uri_of(analysis, file)?,
+                text::range(source, span.start, span.end),
+            ))
+        }
+        ExprKind::Param(i) => {
+            let name = decl.body.param_names.get(*i as usize)?;
+            let span = param_span(analysis, decl, name)?;
+            Some(Location::new(
+                uri.clone(),
+                text::range(doc.text, span.start, span.end),
+            ))
+        }
+        ExprKind::Local(id) => {
+            let (name, _) = decl.body.locals.get(id.0 as usize)?;
+            let item = item_of(analysis, decl)?;
+            let body = match &item.kind {
+                ItemKind::Decl(d) => &d.body,
+                ItemKind::Attached(a) => &a.body,
+                ItemKind::Test(t) => &t.body,
+                ItemKind::Import(_) => return None,
+            };
+            let mut found = None;
+            bindings(body, name, at, &mut found);
+            let span = found?;
+            Some(Location::new(
+                uri.clone(),
+                text::range(doc.text, span.start, span.end),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The module an import of module `here` names, when byte `at` is on its path.
+fn import_at(analysis: &Analysis, here: ModuleId, at: usize) -> Option<ModuleId> {
+    let module = analysis.program.module(here);
+    let index = module
+        .ast
+        .items
+        .iter()
+        .filter(|i| matches!(i.kind, ItemKind::Import(_)))
+        .position(|i| contains(i.span, at))?;
+    let item = module
+        .ast
+        .items
+        .iter()
+        .filter(|i| matches!(i.kind, ItemKind::Import(_)))
+        .nth(index)?;
+    let name = match &item.kind {
+        ItemKind::Import(ast::Import::Module(path)) => path.last()?.name.clone(),
+        ItemKind::Import(ast::Import::File { path, .. }) => std::path::Path::new(path)
+            .file_stem()?
+            .to_string_lossy()
+            .into_owned(),
+        _ => return None,
+    };
+    module
+        .imports
+        .iter()
+        .find(|i| i.alias == name)
+        .map(|i| i.module)
+}
+
+/// The span of parameter `name` of a declaration (an attached block's own, else its
+/// adapter's).
+fn param_span(analysis: &Analysis, decl: &hir::Decl, name: &str) -> Option<Span> {
+    let module = &analysis.program.module(decl.module).ast;
+    let item = item_of(analysis, decl)?;
+    let own = match &item.kind {
+        ItemKind::Decl(d) => &d.params,
+        ItemKind::Attached(a) => &a.params,
+        _ => return None,
+    };
+    if let Some(p) = own.iter().find(|p| p.name.name == name) {
+        return Some(p.name.span);
+    }
+    let ItemKind::Attached(a) = &item.kind else {
+        return None;
+    };
+    module.items.iter().find_map(|i| match &i.kind {
+        ItemKind::Decl(d) if d.name.name == a.target.name => d
+            .params
+            .iter()
+            .find(|p| p.name.name == name)
+            .map(|p| p.name.span),
+        _ => None,
+    })
+}
+
+/// The last `let` binding `name` before byte `before` in `block` and the blocks inside it.
+fn bindings(block: &Block, name: &str, before: usize, found: &mut Option<Span>) {
+    for s in &block.stmts {
+        if s.span.start > before {
+            break;
+        }
+        if let StmtKind::Let { pat, value, .. } = &s.kind {
+            let names: Vec<&ast::Ident> = match pat {
+                Pattern::Name(n) => vec![n],
+                Pattern::Tuple(ns, _) => ns.iter().collect(),
+            };
+            if let Some(n) = names.into_iter().find(|n| n.name == name) {
+                *found = Some(n.span);
+            }
+            inner_blocks(value, name, before, found);
+        }
+    }
+    if let Some(tail) = &block.tail {
+        inner_blocks(tail, name, before, found);
+    }
+}
+
+/// `bindings` in the blocks of an expression that contains `before`.
+fn inner_blocks(e: &ast::Expr, name: &str, before: usize, found: &mut Option<Span>) {
+    if !contains(e.span, before) {
+        return;
+    }
+    match &e.kind {
+        ast::ExprKind::If(_, a, b) => {
+            bindings(a, name, before, found);
+            bindings(b, name, before, found);
+        }
+        ast::ExprKind::For(f) => bindings(&f.body, name, before, found),
+        ast::ExprKind::Match(_, arms) => {
+            for arm in arms {
+                inner_blocks(&arm.value, name, before, found);
+            }
+        }
+        _ => {}
+    }
+}

@@ -17,6 +17,16 @@ mapfile -t files < <(find examples stdlib -name '*.ftl' | sort)
 cargo run --quiet --bin ftc -- check "${files[@]}"
 echo "ftc check: ${#files[@]} files clean"
 
+# The tree-sitter grammar: its crate's tests (every .ftl file parses without error nodes, the
+# corpus) ran with `cargo test`; where the tree-sitter CLI is installed, the committed parser is
+# what grammar.js generates and `tree-sitter test` passes too.
+if command -v tree-sitter > /dev/null; then
+    (cd grammar/editors/tree-sitter-ftl && tree-sitter generate && tree-sitter test)
+    git diff --exit-code -- grammar/editors/tree-sitter-ftl/src
+else
+    echo "tree-sitter CLI not installed: grammar.js not regenerated (the crate's tests ran)"
+fi
+
 # Every .ftl file but the error corpus is in `ftc fmt`'s canonical layout.
 mapfile -t formatted < <(git ls-files '*.ftl' | grep -v '^tests/ui/' | sort)
 cargo run --quiet --bin ftc -- fmt --check "${formatted[@]}"

@@ -270,3 +270,76 @@ fn ftc_lsp_diagnoses_hovers_goes_to_definition_and_completes() {
     assert!(lsp.child.wait().unwrap().success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The VS Code extension's manifest, language configuration and TextMate grammar are valid
+/// JSON, wire the `ftl` language to `ftc lsp`'s extension and the grammar, and the grammar
+/// knows every keyword of the lexer.
+#[test]
+fn the_vscode_extension_is_wired_and_its_grammar_knows_every_keyword() {
+    let dir = repo().join("grammar").join("editors").join("vscode");
+    let json = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+    };
+    let manifest = json("package.json");
+    assert_eq!(
+        manifest["contributes"]["languages"][0]["extensions"][0],
+        ".ftl"
+    );
+    assert_eq!(
+        manifest["contributes"]["grammars"][0]["scopeName"],
+        "source.ftl"
+    );
+    assert!(std::fs::read_to_string(dir.join("extension.js"))
+        .unwrap()
+        .contains("['lsp']"));
+    json("language-configuration.json");
+    let grammar = json("syntaxes/ftl.tmLanguage.json");
+    assert_eq!(grammar["scopeName"], "source.ftl");
+    let text = grammar.to_string();
+    let keywords = [
+        "import",
+        "fn",
+        "objective",
+        "adapter",
+        "step",
+        "init",
+        "merge",
+        "unmerge",
+        "test",
+        "let",
+        "loss",
+        "metric",
+        "const",
+        "param",
+        "static",
+        "enum",
+        "if",
+        "else",
+        "for",
+        "in",
+        "match",
+        "requires",
+        "gradcheck",
+        "true",
+        "false",
+        "f64",
+        "f32",
+        "bf16",
+        "f16",
+        "i64",
+        "i32",
+        "bool",
+    ];
+    for k in keywords {
+        assert!(
+            ftl_syntax::lexer::Keyword::from_word(k).is_some(),
+            "{k} is not a keyword"
+        );
+        assert!(
+            text.contains(&format!("|{k}|"))
+                || text.contains(&format!("({k}|"))
+                || text.contains(&format!("|{k})")),
+            "{k}"
+        );
+    }
+}

@@ -1,0 +1,8 @@
+[
+  (block)
+  (parameters)
+  (match_expression)
+  (record)
+  (tensor)
+  (call)
+] @fold

@@ -2,7 +2,9 @@
 """Compile time of every stdlib objective on the MLIR and Cranelift backends (`ftc bench`'s
 `compile_ms`: lowering, autodiff, fusion and code generation; the release build), and the kernel
 time of the issue's workloads on both, in the same run. Dims the entry needs are given size 4
-(found from `ftc bench`'s E0092 messages). Not part of CI.
+(found from `ftc bench`'s E0092 messages). With torch installed (run it with the project venv's
+python), PyTorch eager's DPO from logits is timed in the same run (bench/eager_reference.py).
+Not part of CI.
 
     python3 bench/backends.py [path/to/ftc] [--reps N]
 """
@@ -72,6 +74,17 @@ def main():
                   f"{c['median_ms']:.2f} / {c['min_ms']:.2f} | {c['median_ms'] / m['median_ms']:.1f}× |")
         else:
             print(f"| `{entry}` | {m} | {c} | |")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("\ntorch not installed: no PyTorch eager row")
+        return
+    sys.path.insert(0, str(ROOT / "bench"))
+    from eager_reference import timed, torch_workloads
+
+    med, mn = timed(torch_workloads(False)["dpo_from_logits B=4,T=256,V=32000"], min(REPS, 5))
+    print(f"\nPyTorch {torch.__version__} eager, DPO from logits (same workload): "
+          f"median {med:.1f} ms, min {mn:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! The reference as one static HTML page (`docs/stdlib.html`): the modules in a side list,
-//! a search box that filters the entries as you type, doc comments rendered from Markdown
+//! a search box that filters the entries as you type (`stdlib.html?q=words` opens with a
+//! search), doc comments rendered from Markdown
 //! (pulldown-cmark) and signatures highlighted from the FTL lexer's tokens.
 
 use super::markdown::anchor;
@@ -202,4 +203,6 @@ function filter() {
   shown.textContent = words.length ? n + ' of ' + entries.length + ' entries' : '';
 }
 box.addEventListener('input', filter);
+const query = new URLSearchParams(location.search).get('q');
+if (query) { box.value = query; filter(); }
 ";

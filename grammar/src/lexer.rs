@@ -217,6 +217,42 @@ pub enum Keyword {
     Bool,
 }
 
+/// Every reserved word, as written (for editors' completion and grammars).
+pub const KEYWORDS: &[&str] = &[
+    "fn",
+    "objective",
+    "adapter",
+    "step",
+    "init",
+    "merge",
+    "unmerge",
+    "test",
+    "import",
+    "let",
+    "loss",
+    "metric",
+    "const",
+    "param",
+    "static",
+    "enum",
+    "if",
+    "else",
+    "for",
+    "in",
+    "match",
+    "requires",
+    "gradcheck",
+    "true",
+    "false",
+    "f64",
+    "f32",
+    "bf16",
+    "f16",
+    "i64",
+    "i32",
+    "bool",
+];
+
 impl Keyword {
     /// The keyword for a lowercase word, if it is one.
     pub fn from_word(word: &str) -> Option<Keyword> {
@@ -439,4 +475,18 @@ pub fn comments(source: &str) -> Vec<Comment> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Keyword, KEYWORDS};
+
+    #[test]
+    fn every_listed_keyword_is_one_and_names_itself() {
+        for word in KEYWORDS {
+            let k = Keyword::from_word(word).expect(word);
+            assert_eq!(format!("{k:?}").to_lowercase(), *word);
+        }
+        assert!(Keyword::from_word("floordiv").is_none());
+    }
 }

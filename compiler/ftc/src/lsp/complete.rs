@@ -12,41 +12,6 @@ use lsp_types::{
     ParameterInformation, ParameterLabel, Position, SignatureHelp, SignatureInformation, Url,
 };
 
-const KEYWORDS: &[&str] = &[
-    "import",
-    "fn",
-    "objective",
-    "adapter",
-    "step",
-    "init",
-    "merge",
-    "unmerge",
-    "test",
-    "let",
-    "loss",
-    "metric",
-    "const",
-    "param",
-    "static",
-    "enum",
-    "if",
-    "else",
-    "for",
-    "in",
-    "match",
-    "requires",
-    "gradcheck",
-    "true",
-    "false",
-    "f64",
-    "f32",
-    "bf16",
-    "f16",
-    "i64",
-    "i32",
-    "bool",
-];
-
 /// What a call around the cursor calls: a builtin or a checked declaration.
 enum Callee<'a> {
     Builtin(&'static builtins::Builtin),
@@ -216,7 +181,7 @@ pub fn completion(ws: &Workspace, uri: &Url, pos: Position) -> Option<Vec<Comple
             });
         }
     }
-    items.extend(KEYWORDS.iter().map(|k| CompletionItem {
+    items.extend(ftl_syntax::lexer::KEYWORDS.iter().map(|k| CompletionItem {
         label: k.to_string(),
         kind: Some(CompletionItemKind::KEYWORD),
         ..CompletionItem::default()

@@ -4,7 +4,7 @@
 //! related locations, hover (a value's type with named dims, a declaration's signature and doc
 //! comment), go to definition (calls across imports and into the standard library, parameters,
 //! `let` bindings, imports), completion (builtins, declarations in scope, `import std.` modules,
-//! a callee's parameters) and signature help.
+//! a callee's parameters), signature help, and formatting (`ftc fmt`'s layout).
 
 mod analysis;
 mod complete;
@@ -18,7 +18,7 @@ use lsp_types::notification::{
     PublishDiagnostics,
 };
 use lsp_types::request::{
-    Completion, GotoDefinition, HoverRequest, Request as _, SignatureHelpRequest,
+    Completion, Formatting, GotoDefinition, HoverRequest, Request as _, SignatureHelpRequest,
 };
 use lsp_types::{
     CompletionOptions, HoverProviderCapability, OneOf, ServerCapabilities, SignatureHelpOptions,
@@ -40,6 +40,7 @@ fn capabilities() -> ServerCapabilities {
             trigger_characters: Some(vec!["(".into(), ",".into()]),
             ..SignatureHelpOptions::default()
         }),
+        document_formatting_provider: Some(OneOf::Left(true)),
         ..ServerCapabilities::default()
     }
 }
@@ -159,6 +160,18 @@ fn respond(ws: &mut Workspace, req: Request) -> Response {
         SignatureHelpRequest::METHOD => answer::<SignatureHelpRequest>(id, params, |p| {
             let at = p.text_document_position_params;
             complete::signature_help(ws, &at.text_document.uri, at.position)
+        }),
+        Formatting::METHOD => answer::<Formatting>(id, params, |p| {
+            let doc = ws.doc(&p.text_document.uri)?;
+            let formatted = ftl_syntax::pretty::format_source(doc.text).ok()?;
+            // One edit replacing the whole text (none when it is formatted already); a text
+            // that does not parse is left alone, its errors already published.
+            let whole = text::range(doc.text, 0, doc.text.len());
+            Some(if formatted == doc.text {
+                Vec::new()
+            } else {
+                vec![lsp_types::TextEdit::new(whole, formatted)]
+            })
         }),
         _ => Response::new_err(
             id,

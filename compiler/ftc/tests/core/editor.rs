@@ -173,7 +173,8 @@ fn position_of(text: &str, needle: &str, extra: usize) -> serde_json::Value {
 
 /// `ftc lsp` end to end: an error in an opened file is published with its code and range;
 /// hover shows a value's named-dim type; definition of an imported stdlib entry is its file
-/// and line; completion offers the callee's parameters; signature help names the active one.
+/// and line; completion offers the callee's parameters; signature help names the active one;
+/// formatting gives `ftc fmt`'s text.
 #[test]
 fn ftc_lsp_diagnoses_hovers_goes_to_definition_and_completes() {
     let dir = scratch("lsp");
@@ -265,6 +266,17 @@ fn ftc_lsp_diagnoses_hovers_goes_to_definition_and_completes() {
     );
     assert_eq!(help["activeParameter"], 1, "{help}");
 
+    let edits = lsp.request(
+        "textDocument/formatting",
+        serde_json::json!({"textDocument": {"uri": uri}, "options": {"tabSize": 4, "insertSpaces": true}}),
+    );
+    let formatted = edits[0]["newText"].as_str().unwrap();
+    assert_eq!(formatted, ftl_syntax::pretty::format_source(good).unwrap());
+    assert!(
+        formatted.contains("\n    let d = dpo.sigmoid(\n        chosen_logps: c,\n"),
+        "{formatted}"
+    );
+
     lsp.request("shutdown", serde_json::Value::Null);
     lsp.notify("exit", serde_json::Value::Null);
     assert!(lsp.child.wait().unwrap().success());
@@ -296,45 +308,7 @@ fn the_vscode_extension_is_wired_and_its_grammar_knows_every_keyword() {
     let grammar = json("syntaxes/ftl.tmLanguage.json");
     assert_eq!(grammar["scopeName"], "source.ftl");
     let text = grammar.to_string();
-    let keywords = [
-        "import",
-        "fn",
-        "objective",
-        "adapter",
-        "step",
-        "init",
-        "merge",
-        "unmerge",
-        "test",
-        "let",
-        "loss",
-        "metric",
-        "const",
-        "param",
-        "static",
-        "enum",
-        "if",
-        "else",
-        "for",
-        "in",
-        "match",
-        "requires",
-        "gradcheck",
-        "true",
-        "false",
-        "f64",
-        "f32",
-        "bf16",
-        "f16",
-        "i64",
-        "i32",
-        "bool",
-    ];
-    for k in keywords {
-        assert!(
-            ftl_syntax::lexer::Keyword::from_word(k).is_some(),
-            "{k} is not a keyword"
-        );
+    for k in ftl_syntax::lexer::KEYWORDS {
         assert!(
             text.contains(&format!("|{k}|"))
                 || text.contains(&format!("({k}|"))

@@ -253,7 +253,7 @@ pub fn cuda_chip(target: Option<&str>) -> Result<&'static str, Failure> {
         None | Some("cuda") => "sm_90",
         Some(t) => t.strip_prefix("cuda:").unwrap_or(""),
     };
-    crate::llvm::CHIPS
+    ftl_plan::backend::CUDA_CHIPS
         .into_iter()
         .find(|c| *c == chip)
         .ok_or_else(|| {

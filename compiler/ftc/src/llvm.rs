@@ -38,9 +38,6 @@ mod imp {
         ftl_mlir::write_artifact(plan, dir, target)
     }
 
-    /// The GPU architectures PTX is made for.
-    pub const CHIPS: [&str; 2] = ftl_mlir::cuda::CHIPS;
-
     fn cuda_failure(e: CudaError) -> Failure {
         match e {
             CudaError::UnknownChip(c) => {
@@ -100,9 +97,6 @@ mod imp {
     pub fn write_artifact(_: &Plan, _: &Path, _: &Target) -> Result<(), Failure> {
         Err(without("an `.ftlpack` artifact"))
     }
-
-    /// The GPU architectures PTX is made for (none can be made in this build).
-    pub const CHIPS: [&str; 2] = ["sm_80", "sm_90"];
 
     /// Refused: the CUDA path is MLIR's.
     pub fn gpu_text(_: &Plan) -> Result<String, Failure> {

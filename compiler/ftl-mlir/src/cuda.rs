@@ -16,7 +16,7 @@ use ftl_plan::fuse::Plan;
 use std::path::{Path, PathBuf};
 
 /// The GPU architectures PTX is generated for.
-pub const CHIPS: [&str; 2] = ["sm_80", "sm_90"];
+pub use ftl_plan::backend::CUDA_CHIPS as CHIPS;
 
 /// The environment variable naming `libdevice.10.bc`.
 pub const LIBDEVICE_VAR: &str = "FTL_LIBDEVICE";

@@ -34,3 +34,8 @@ pub trait Backend {
     /// Compiles every kernel of `plan`, the prelude included.
     fn compile(&self, plan: &Plan) -> Result<Self::Kernels, BackendError>;
 }
+
+/// The GPU architectures the CUDA path makes PTX for (ftl-mlir's `cuda` module). Named here,
+/// with no LLVM, so that a build without the MLIR backend validates `--target cuda:sm_XX`
+/// against the same list.
+pub const CUDA_CHIPS: [&str; 2] = ["sm_80", "sm_90"];

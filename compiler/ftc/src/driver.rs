@@ -6,7 +6,7 @@ use crate::{run, testing};
 use ftl_front::resolve::LoadOptions;
 use ftl_front::{analyze, Analysis, MessageFormat};
 use ftl_ir::pipeline::{self, EntryRequest, Failure, GradPolicy};
-use ftl_plan::{fuse, manifest};
+use ftl_plan::fuse;
 use ftl_runtime::target::Target;
 use ftl_runtime::Tensor;
 use std::collections::HashMap;
@@ -575,19 +575,7 @@ pub fn build_artifact(args: &BuildArgs<'_>, opts: &LoadOptions, format: MessageF
         };
         match backend {
             run::Backend::Mlir => crate::llvm::write_artifact(&plan, output, &target)?,
-            run::Backend::Cranelift => {
-                let digest = ftl_runtime::artifact::sha256_hex(
-                    format!("cranelift {}\n{}", target.cpu, fuse::print_plan(&plan)).as_bytes(),
-                );
-                let plan = ftl_plan::artifact::with_unique_symbols(&plan, &digest);
-                let manifest = manifest::build(&plan).map_err(Failure::Internal)?;
-                let digest = ftl_runtime::artifact::manifest_digest(&manifest);
-                let object = ftl_cranelift::object(&plan, &digest, &target)
-                    .map_err(run::cranelift_failure)?;
-                ftl_plan::artifact::link(output, &target, &manifest, |path| {
-                    std::fs::write(path, &object).map_err(|e| format!("{}: {e}", path.display()))
-                })?;
-            }
+            run::Backend::Cranelift => ftl_cranelift::write_artifact(&plan, output, &target)?,
             run::Backend::Interp => {
                 return Err(Failure::new(
                     Code::BadSetting,

@@ -375,18 +375,6 @@ impl Default for Backend {
     }
 }
 
-/// What the Cranelift backend could not do: E0095 for what it does not compile yet, else an
-/// internal error.
-pub fn cranelift_failure(e: ftl_cranelift::CraneliftError) -> Failure {
-    match e {
-        ftl_cranelift::CraneliftError::Unsupported(_) => Failure::new(
-            Code::Unsupported,
-            format!("{e} (run it with `--backend mlir`)"),
-        ),
-        ftl_cranelift::CraneliftError::Internal(m) => Failure::Internal(m),
-    }
-}
-
 /// A graph fused into a kernel plan and compiled by a backend, ready to run on the executor.
 pub struct CompiledEntry {
     /// The executor, holding the manifest and the kernels' entry points.
@@ -416,7 +404,7 @@ impl CompiledEntry {
     /// compile yet is a user-facing error (E0095, with a hint to use the MLIR backend).
     pub fn with_cranelift(g: &Graph) -> Result<CompiledEntry, Failure> {
         CompiledEntry::from_plan(g, |plan| {
-            ftl_cranelift::Jit::compile(plan).map_err(cranelift_failure)
+            ftl_cranelift::Jit::compile(plan).map_err(Failure::from)
         })
     }
 

@@ -20,12 +20,14 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{DataDescription, FuncId, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
+use ftl_ir::pipeline::Failure;
 use ftl_plan::backend::{Backend, BackendError, Kernels};
 use ftl_plan::fuse::{Kernel, Plan};
 use ftl_runtime::exec::PackedFn;
 use ftl_runtime::target::Target;
 use std::collections::HashMap;
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 /// Why the Cranelift backend did not compile a plan.
@@ -44,6 +46,19 @@ impl fmt::Display for CraneliftError {
                 write!(f, "the cranelift backend does not compile {what} yet")
             }
             CraneliftError::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl From<CraneliftError> for Failure {
+    /// What the backend cannot compile is E0095, naming the backend that can; a rejected
+    /// function is a compiler bug.
+    fn from(e: CraneliftError) -> Failure {
+        match e {
+            CraneliftError::Unsupported(_) => {
+                Failure::unsupported(format!("{e} (run it with `--backend mlir`)"))
+            }
+            CraneliftError::Internal(m) => Failure::Internal(m),
         }
     }
 }
@@ -183,6 +198,27 @@ impl Jit {
             entries,
         })
     }
+}
+
+/// Builds the artifact `dir` (`.ftlpack`) of `plan` for `target` with Cranelift's object code,
+/// as `ftl_mlir::write_artifact` does with MLIR's: symbols made unique by a digest of the plan
+/// and the CPU, the manifest's digest embedded, linked by `ftl_plan::artifact::link`.
+pub fn write_artifact(plan: &Plan, dir: &Path, target: &Target) -> Result<(), Failure> {
+    let digest = ftl_runtime::artifact::sha256_hex(
+        format!(
+            "cranelift {}\n{}",
+            target.cpu,
+            ftl_plan::fuse::print_plan(plan)
+        )
+        .as_bytes(),
+    );
+    let plan = ftl_plan::artifact::with_unique_symbols(plan, &digest);
+    let manifest = ftl_plan::manifest::build(&plan).map_err(Failure::Internal)?;
+    let digest = ftl_runtime::artifact::manifest_digest(&manifest);
+    let code = object(&plan, &digest, target)?;
+    ftl_plan::artifact::link(dir, target, &manifest, |path| {
+        std::fs::write(path, &code).map_err(|e| format!("{}: {e}", path.display()))
+    })
 }
 
 /// The object code of `plan`'s kernels for an `.ftlpack` (`ftl_plan::artifact::link`): each

@@ -34,6 +34,12 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Something this build or backend does not do (E0095), with what to use instead in the
+    /// message.
+    pub fn unsupported(message: impl Into<String>) -> Failure {
+        Failure::new(Code::Unsupported, message)
+    }
+
     /// One user-facing problem.
     pub fn new(code: Code, message: impl Into<String>) -> Failure {
         Failure::User {

@@ -2,6 +2,20 @@
 // with PEFT's names and layout (`src/peft/tuners/lora/layer.py`; research/adapters.md §1.2–1.5):
 // `weight` is the base layer's `[O, I]`, `lora_A` is `[R, I]`, `lora_B` is `[O, R]`; dropout
 // applies only to the LoRA branch's input. Test vectors: research/adapters.md §6.
+//
+// Every adapter of the library follows PEFT's layouts (`weight: [O, I]`, `x: [..L, I]`,
+// `y: [..L, O]`) and takes an optional `bias: const f32[O]?`; `ftc run` writes `y` and, given
+// `grad.y`, `grad.x` and `grad.<param>`; `init`, `merge`, `unmerge` run as `--entry NAME.init`
+// and so on. Besides PEFT's default init, this module has PEFT's other inits as steps
+// (`gaussian_init`, `pissa_init`, `olora_init`) and the data-driven ones on the tensors PEFT's
+// preprocessing collects (`lora_ga_init`, `corda_covariance` + `corda_init`, `eva_init`),
+// checked against PEFT's own functions (`tests/reference/peft_inits.py`) with signs made
+// canonical; PEFT's randomized `svd_lowrank` is replaced by the exact SVD it approximates, and
+// LoRA-GA's `direction="random"`, EVA's rank redistribution across layers and its convergence
+// loop are left to the caller. The adapters are also checked on random inputs against PEFT's
+// layers (`compiler/python/tests/test_peft_layers.py`) or their plain-Python transcriptions
+// (`tests/reference/peft_adapters.py`): `y`, gradients, merge → forward = forward and merge →
+// unmerge = identity.
 
 /// LoRA: `y = x Wᵀ + b + s · (dropout(x) Aᵀ) Bᵀ`, `s = lora_alpha / r`, or `lora_alpha / √r` with
 /// `use_rslora` (PEFT `LoraConfig`, `Linear.forward`). R is bound by `lora_A`'s shape.

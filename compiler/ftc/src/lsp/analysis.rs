@@ -39,12 +39,23 @@ impl Workspace {
         }
     }
 
-    /// Opens or replaces a document and analyzes it: the diagnostics to publish for it.
+    /// Opens or replaces a document and analyzes it and every other open document (one may
+    /// import it): the diagnostics to publish, the changed document's first.
     pub fn open(&mut self, uri: Url, text: String) -> Vec<(Url, Vec<lsp_types::Diagnostic>)> {
         let Some(path) = canonical(&uri) else {
             return Vec::new();
         };
-        self.docs.insert(path.clone(), (uri.clone(), text));
+        self.docs.insert(path.clone(), (uri, text));
+        let mut order: Vec<PathBuf> = self.docs.keys().filter(|p| **p != path).cloned().collect();
+        order.sort();
+        order.insert(0, path);
+        order.into_iter().filter_map(|p| self.analyze(p)).collect()
+    }
+
+    /// Analyzes the open document at `path` (open documents overlaying their files): its URI
+    /// and diagnostics.
+    fn analyze(&mut self, path: PathBuf) -> Option<(Url, Vec<lsp_types::Diagnostic>)> {
+        let uri = self.docs.get(&path)?.0.clone();
         let opts = LoadOptions {
             lib_dir: self.lib.clone(),
             root: None,
@@ -57,7 +68,7 @@ impl Workspace {
         let analysis = ftl_front::analyze(std::slice::from_ref(&path), &opts);
         let diagnostics = self.lsp_diagnostics(&analysis, &path);
         self.analyses.insert(path, analysis);
-        vec![(uri, diagnostics)]
+        Some((uri, diagnostics))
     }
 
     /// Forgets a closed document.

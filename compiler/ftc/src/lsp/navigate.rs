@@ -68,6 +68,9 @@ pub fn hover(ws: &Workspace, uri: &Url, pos: Position) -> Option<Hover> {
             return Some(markdown(describe(item), None));
         }
     }
+    if let Some(binding) = binding_at(&doc, at) {
+        return Some(binding);
+    }
     let (decl, e) = expr_at(&doc, at)?;
     let value = match &e.kind {
         ExprKind::Call { decl: callee, .. } => {
@@ -99,6 +102,85 @@ pub fn hover(ws: &Workspace, uri: &Url, pos: Position) -> Option<Hover> {
         value,
         Some(text::range(doc.text, e.span.start, e.span.end)),
     ))
+}
+
+/// Hover on a name where it is bound: a parameter in a header or a `let` pattern, with the type
+/// the checker gave it.
+fn binding_at(doc: &Doc<'_>, at: usize) -> Option<Hover> {
+    let analysis = doc.analysis;
+    let here = analysis
+        .program
+        .modules
+        .iter()
+        .position(|m| m.file == doc.file)?;
+    let decl = analysis
+        .hir
+        .decls
+        .iter()
+        .flatten()
+        .filter(|d| d.module.0 as usize == here)
+        .find(|d| item_of(analysis, d).is_some_and(|i| contains(i.span, at)))?;
+    let item = item_of(analysis, decl)?;
+    let (params, body) = match &item.kind {
+        ItemKind::Decl(d) => (&d.params, &d.body),
+        ItemKind::Attached(a) => (&a.params, &a.body),
+        _ => return None,
+    };
+    let (name, span, ty) = if let Some(p) = params.iter().find(|p| contains(p.name.span, at)) {
+        let ty = decl
+            .params
+            .iter()
+            .find(|q| q.name == p.name.name)?
+            .ty
+            .to_string();
+        (p.name.name.clone(), p.name.span, ty)
+    } else {
+        let (name, span) = let_name_at(body, at)?;
+        let ty = decl
+            .body
+            .locals
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)?
+            .1
+            .to_string();
+        (name, span, ty)
+    };
+    Some(markdown(
+        format!("```ftl\n{name}: {ty}\n```"),
+        Some(text::range(doc.text, span.start, span.end)),
+    ))
+}
+
+/// The name a `let` pattern binds at byte `at`, anywhere in `block`.
+fn let_name_at(block: &Block, at: usize) -> Option<(String, Span)> {
+    for s in &block.stmts {
+        if let StmtKind::Let { pat, value, .. } = &s.kind {
+            let names: Vec<&ast::Ident> = match pat {
+                Pattern::Name(n) => vec![n],
+                Pattern::Tuple(ns, _) => ns.iter().collect(),
+            };
+            if let Some(n) = names.into_iter().find(|n| contains(n.span, at)) {
+                return Some((n.name.clone(), n.span));
+            }
+            if let Some(found) = let_name_in(value, at) {
+                return Some(found);
+            }
+        }
+    }
+    block.tail.as_deref().and_then(|t| let_name_in(t, at))
+}
+
+fn let_name_in(e: &ast::Expr, at: usize) -> Option<(String, Span)> {
+    if !contains(e.span, at) {
+        return None;
+    }
+    match &e.kind {
+        ast::ExprKind::If(_, a, b) => let_name_at(a, at).or_else(|| let_name_at(b, at)),
+        ast::ExprKind::For(f) => let_name_at(&f.body, at),
+        ast::ExprKind::Match(_, arms) => arms.iter().find_map(|a| let_name_in(&a.value, at)),
+        _ => None,
+    }
 }
 
 fn markdown(value: String, range: Option<lsp_types::Range>) -> Hover {

@@ -228,6 +228,24 @@ fn ftc_lsp_diagnoses_hovers_goes_to_definition_and_completes() {
     let text = hover["contents"]["value"].as_str().unwrap();
     assert!(text.contains("margin: f32[B]"), "{text}");
 
+    // Where names are bound: a parameter in the header, a `let`.
+    let hover = lsp.request("textDocument/hover", at("rc: const", 0));
+    assert!(
+        hover["contents"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("rc: f32[B]"),
+        "{hover}"
+    );
+    let hover = lsp.request("textDocument/hover", at("margin = c - r", 0));
+    assert!(
+        hover["contents"]["value"]
+            .as_str()
+            .unwrap()
+            .contains("margin: f32[B]"),
+        "{hover}"
+    );
+
     let def = lsp.request("textDocument/definition", at("dpo.sigmoid", 5));
     let target = std::fs::canonicalize(lib.join("objectives").join("dpo.ftl")).unwrap();
     assert_eq!(def["uri"], format!("file://{}", target.display()), "{def}");
@@ -276,6 +294,50 @@ fn ftc_lsp_diagnoses_hovers_goes_to_definition_and_completes() {
         formatted.contains("\n    let d = dpo.sigmoid(\n        chosen_logps: c,\n"),
         "{formatted}"
     );
+
+    // A change is re-checked in the open documents that import it.
+    let helper = dir.join("helper.ftl");
+    std::fs::write(&helper, "").unwrap();
+    let helper_uri = format!("file://{}", helper.display());
+    let user = dir.join("user.ftl");
+    std::fs::write(&user, "").unwrap();
+    let user_uri = format!("file://{}", user.display());
+    let open = |lsp: &mut LspClient, uri: &str, text: &str| {
+        lsp.notify(
+            "textDocument/didOpen",
+            serde_json::json!({"textDocument": {"uri": uri, "languageId": "ftl", "version": 1, "text": text}}),
+        );
+    };
+    open(
+        &mut lsp,
+        &helper_uri,
+        "fn twice(x: f32[B]) -> f32[B] { 2.0 * x }\n",
+    );
+    lsp.diagnostics();
+    open(
+        &mut lsp,
+        &user_uri,
+        "import \"./helper.ftl\"\n\nobjective o(x: f32[B]) {\n    loss sum(twice(x), B);\n}\n",
+    );
+    let mut published = Vec::new();
+    while published.len() < 3 {
+        published.push(lsp.diagnostics());
+    }
+    lsp.notify(
+        "textDocument/didChange",
+        serde_json::json!({"textDocument": {"uri": helper_uri, "version": 2},
+            "contentChanges": [{"text": "fn thrice(x: f32[B]) -> f32[B] { 3.0 * x }\n"}]}),
+    );
+    let mut for_user = None;
+    for _ in 0..4 {
+        let p = lsp.diagnostics();
+        if p["uri"] == user_uri.as_str() {
+            for_user = Some(p);
+            break;
+        }
+    }
+    let for_user = for_user.expect("the importing document is re-checked");
+    assert_eq!(for_user["diagnostics"][0]["code"], "E0020", "{for_user}");
 
     lsp.request("shutdown", serde_json::Value::Null);
     lsp.notify("exit", serde_json::Value::Null);

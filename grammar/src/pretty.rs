@@ -81,6 +81,10 @@ struct Printer<'s> {
     inline_match: bool,
     /// Inside a binary chain already broken onto continuation lines.
     continuation: bool,
+    /// Printing on one line (a scratch print measuring what fits): lists and operator chains
+    /// are written inline without trying to break them, so measuring costs the text's size
+    /// (trying every break inside a measurement would be exponential in the nesting).
+    one_line: bool,
 }
 
 /// What the AST does not hold: comments (in source order) and where the last element printed
@@ -175,6 +179,7 @@ impl Printer<'_> {
     fn flat(&self, print: impl FnOnce(&mut Printer<'_>)) -> String {
         let mut p = Printer {
             indent: self.indent,
+            one_line: true,
             ..Printer::default()
         };
         print(&mut p);
@@ -292,7 +297,7 @@ impl Printer<'_> {
 
     fn item(&mut self, item: &Item) {
         if item.doc.is_some() {
-            self.skip_doc_comments(item.span.start);
+            self.doc_region_comments(item.span.start);
         }
         if let Some(doc) = &item.doc {
             for line in doc.split('\n') {
@@ -366,22 +371,25 @@ impl Printer<'_> {
         self.requires(&a.requires);
     }
 
-    /// The `///` lines the item at `start` holds as its doc (not printed again as comments).
-    fn skip_doc_comments(&mut self, start: usize) {
-        if let Some(t) = &mut self.trivia {
-            while let Some(c) = t.comments.get(t.next) {
-                let doc_line = c.text.starts_with("///")
-                    && c.span.start >= start
-                    && t.source[start..c.span.start]
-                        .trim()
-                        .lines()
-                        .all(|l| l.starts_with("///"));
-                if !doc_line {
-                    break;
-                }
-                t.last_end = c.span.end;
-                t.next += 1;
+    /// Before a documented item starting at `start`: the comments between its first doc line
+    /// and its keyword. The `///` ones are its doc (printed from the tree, not again); plain
+    /// `//` lines among them are printed first, each on its line, so the doc stays together.
+    fn doc_region_comments(&mut self, start: usize) {
+        let Some(t) = &mut self.trivia else {
+            return;
+        };
+        let head = item_head(t.source, start);
+        let mut plain = Vec::new();
+        while let Some(c) = t.comments.get(t.next).filter(|c| c.span.start < head) {
+            if !c.text.starts_with("///") {
+                plain.push(c.text.clone());
             }
+            t.last_end = c.span.end;
+            t.next += 1;
+        }
+        for text in plain {
+            self.out.push_str(&text);
+            self.out.push('\n');
         }
     }
 
@@ -439,6 +447,8 @@ impl Printer<'_> {
             return;
         }
         self.out.push_str(" requires ");
+        let inline_match = std::mem::replace(&mut self.inline_match, true);
+        self.indent += 1;
         for (i, r) in requires.iter().enumerate() {
             let text = self.flat(|p| {
                 p.inline_match = true;
@@ -449,13 +459,18 @@ impl Printer<'_> {
                 if self.fits(&format!(" {text} {{")) {
                     self.out.push(' ');
                 } else {
-                    self.indent += 1;
                     self.newline();
-                    self.indent -= 1;
                 }
             }
-            self.out.push_str(&text);
+            if self.fits(&format!("{text} {{")) {
+                self.out.push_str(&text);
+            } else {
+                // Too long even on its own line: broken as an expression is.
+                self.expr(r, 0);
+            }
         }
+        self.indent -= 1;
+        self.inline_match = inline_match;
     }
 
     fn ty(&mut self, t: &TypeExpr) {
@@ -521,6 +536,19 @@ impl Printer<'_> {
     }
 
     fn block(&mut self, b: &Block) {
+        if self.one_line {
+            // Measuring: a lone tail inline, anything else on lines (it does not fit anyway).
+            match (&b.stmts[..], &b.tail) {
+                ([], None) => self.out.push_str("{}"),
+                ([], Some(tail)) => {
+                    self.out.push_str("{ ");
+                    self.expr(tail, 0);
+                    self.out.push_str(" }");
+                }
+                _ => self.block_lines(b),
+            }
+            return;
+        }
         if let Some(one_line) = self.one_line_block(b) {
             self.out.push_str(&one_line);
             return;
@@ -613,7 +641,7 @@ impl Printer<'_> {
         packed: bool,
         item: fn(&mut Printer<'_>, &T),
     ) {
-        let flat = self.flat(|p| {
+        let inline = |p: &mut Printer<'_>| {
             p.out.push(open);
             for (i, x) in items.iter().enumerate() {
                 if i > 0 {
@@ -622,7 +650,12 @@ impl Printer<'_> {
                 item(p, x);
             }
             p.out.push(close);
-        });
+        };
+        if self.one_line {
+            inline(self);
+            return;
+        }
+        let flat = self.flat(inline);
         if items.is_empty() || self.fits(&flat) {
             self.out.push_str(&flat);
             return;
@@ -753,11 +786,16 @@ impl Printer<'_> {
                 } else {
                     (p, p + 1)
                 };
-                let flat = self.flat(|q| {
+                let inline = |q: &mut Printer<'_>| {
                     q.expr(a, left_min);
                     let _ = write!(q.out, " {} ", op.symbol());
                     q.expr(c, right_min);
-                });
+                };
+                if self.one_line {
+                    inline(self);
+                    return;
+                }
+                let flat = self.flat(inline);
                 if self.fits(&flat) {
                     self.out.push_str(&flat);
                     return;
@@ -859,6 +897,15 @@ impl Printer<'_> {
                     ([], Some(tail)) if matches!(tail.kind, ExprKind::If(..)) => Some(tail),
                     _ => None,
                 };
+                if self.one_line {
+                    self.block(then);
+                    self.out.push_str(" else ");
+                    match else_if {
+                        Some(tail) => self.expr(tail, 0),
+                        None => self.block(otherwise),
+                    }
+                    return;
+                }
                 // Both branches on one line when both are short, else both on lines.
                 let flat = self.flat(|p| {
                     p.out
@@ -924,6 +971,21 @@ impl Printer<'_> {
             }
             ExprKind::Error => self.out.push_str("/* error */"),
         }
+    }
+}
+
+/// Where the item whose doc comment starts at `start` begins past its comment lines (its
+/// keyword).
+fn item_head(source: &str, start: usize) -> usize {
+    let mut at = start;
+    loop {
+        let rest = &source[at..];
+        let trimmed = rest.trim_start();
+        let skipped = rest.len() - trimmed.len();
+        if !trimmed.starts_with("//") {
+            return at + skipped;
+        }
+        at += skipped + trimmed.find('\n').map_or(trimmed.len(), |i| i + 1);
     }
 }
 
@@ -1023,6 +1085,29 @@ test \"t\" {
             "numbers pack several per line:\n{out}"
         );
         assert_eq!(format_source(&out).unwrap(), out);
+    }
+
+    #[test]
+    fn long_and_deep_expressions_format_in_time_proportional_to_their_size() {
+        // A 250-term chain and calls nested 100 deep: each measurement is linear, so these take
+        // milliseconds (trying every break inside measurements took exponential time).
+        let chain: Vec<String> = (0..250).map(|i| format!("x{i}")).collect();
+        let nested = format!("{}x{}", "f(".repeat(100), ")".repeat(100));
+        let ifs = format!(
+            "{}x{}",
+            "if x > 0.0 { 1.0 } else { ".repeat(60),
+            " }".repeat(60)
+        );
+        let tails = format!(
+            "{}x{}",
+            "if x > 0.0 { ".repeat(60),
+            " } else { x }".repeat(60)
+        );
+        for body in [chain.join(" + "), nested, ifs, tails] {
+            let src = format!("fn g(x: f32) -> f32 {{ {body} }}\n");
+            let out = format_source(&src).unwrap();
+            assert_eq!(format_source(&out).unwrap(), out);
+        }
     }
 
     #[test]

@@ -76,8 +76,8 @@ adapter boft(
     boft_n_butterfly_factor: static i32 = 1,
 ) -> f32[..L, O] requires I == D * K, F == boft_n_butterfly_factor, boft_n_butterfly_factor >= 1,
     boft_n_butterfly_factor == 1
-    || K % 2 == 0 && D % 2 == 0
-        && I % (K * i32(round(pow(2.0, f32(boft_n_butterfly_factor - 1))))) == 0 {
+        || K % 2 == 0 && D % 2 == 0
+            && I % (K * i32(round(pow(2.0, f32(boft_n_butterfly_factor - 1))))) == 0 {
     // PEFT's checks for butterfly factors: even block size and count, and the widest butterfly
     // segment (K·2^(F−1)) dividing I.
     let rot = cayley(boft_R);
@@ -86,8 +86,11 @@ adapter boft(
 
 /// PEFT's default init (`init_weights=True`): `boft_R = 0` (every block the identity), `boft_s
 /// = 1`, with `boft_block_size` (or, when it is 0, `boft_block_num`) fixing the blocks.
-init boft(boft_block_size: i32 = 4, boft_block_num: i32 = 0) requires K == where(boft_block_size > 0, boft_block_size, floordiv(I, max(boft_block_num, 1))),
-    K' == K, D == floordiv(I, K), F == boft_n_butterfly_factor,
+init boft(boft_block_size: i32 = 4, boft_block_num: i32 = 0) requires K == where(
+        boft_block_size > 0,
+        boft_block_size,
+        floordiv(I, max(boft_block_num, 1)),
+    ), K' == K, D == floordiv(I, K), F == boft_n_butterfly_factor,
     (boft_block_size > 0) != (boft_block_num > 0), I % K == 0 {
     boft_R = zeros();
     boft_s = ones();

@@ -58,8 +58,8 @@ step ddim_timesteps(
     steps_offset: i32 = 0,
     num_train_timesteps: i32 = 1000,
 ) -> (timesteps: i32[N]) requires N == match timestep_spacing { trailing => i32(ceil(
-    f64(num_train_timesteps) / (f64(num_train_timesteps) / f64(num_inference_steps)),
-)), leading => num_inference_steps, linspace => num_inference_steps },
+        f64(num_train_timesteps) / (f64(num_train_timesteps) / f64(num_inference_steps)),
+    )), leading => num_inference_steps, linspace => num_inference_steps },
     0 < num_inference_steps <= num_train_timesteps {
     // numpy's arange(T, 0, −T/n) has ceil(T / (T/n)) elements: n + 1 for some n (61, 103…).
     let j = f64(iota(N));

@@ -396,12 +396,56 @@ fn thousands_of_mutated_and_pathological_inputs_never_panic() {
                     );
                 }
                 let _ = std::fs::remove_file(&path);
+                if let Ok(text) = std::str::from_utf8(input) {
+                    if let Err(why) = formats_faithfully(text) {
+                        let kept = std::env::temp_dir().join("ftl-fuzz-format.ftl");
+                        std::fs::write(&kept, input).unwrap();
+                        panic!("input {i}: {why}; saved to {}", kept.display());
+                    }
+                }
             }
             let _ = std::fs::remove_dir(&dir);
         })
         .unwrap();
     worker.join().expect("a mutated input panicked");
     assert!(count > 3000);
+}
+
+/// `ftc fmt` on `text`, when it parses: the same tree (spans aside), the same comments, and
+/// formatting the result changes nothing.
+fn formats_faithfully(text: &str) -> Result<(), String> {
+    let out = match std::panic::catch_unwind(|| ftl_syntax::pretty::format_source(text)) {
+        Err(_) => return Err("the formatter panicked".into()),
+        Ok(Err(_)) => return Ok(()),
+        Ok(Ok(out)) => out,
+    };
+    let (before, _) = ftl_syntax::parse_file(text);
+    let (after, errors) = ftl_syntax::parse_file(&out);
+    if !errors.is_empty() || without_spans(&before) != without_spans(&after) {
+        return Err(format!("the formatted text means something else:\n{out}"));
+    }
+    // Compared as a sorted list: plain comments among an item's doc lines are printed before
+    // them; a doc line is written `/// text`.
+    let comments = |t: &str| {
+        let mut texts: Vec<String> = ftl_syntax::lexer::comments(t)
+            .into_iter()
+            .map(|c| match c.text.strip_prefix("///") {
+                Some(doc) => format!("/// {}", doc.strip_prefix(' ').unwrap_or(doc))
+                    .trim_end()
+                    .to_string(),
+                None => c.text,
+            })
+            .collect();
+        texts.sort();
+        texts
+    };
+    if comments(text) != comments(&out) {
+        return Err(format!("comments changed:\n{out}"));
+    }
+    match ftl_syntax::pretty::format_source(&out) {
+        Ok(again) if again == out => Ok(()),
+        _ => Err(format!("formatting is not idempotent:\n{out}")),
+    }
 }
 
 /// Every builtin the table gives a gradient rule is differentiated by some `gradcheck` of the

@@ -4,8 +4,9 @@
 use crate::driver::{Outcome, Status};
 use std::path::{Path, PathBuf};
 
-/// The library's `.ftl` files as (path under its root, text): those under `lib` when given,
-/// else the library built into `ftc`.
+/// The library's `.ftl` files as (path under its root, text): those under `lib` when given
+/// (read as the loader reads sources; symbolic links are not followed), else the library built
+/// into `ftc`. `Err`: the error lines to print.
 pub fn library_files(lib: Option<&Path>) -> Result<Vec<(String, String)>, String> {
     let Some(lib) = lib else {
         return Ok(ftl_front::stdlib::FILES
@@ -16,16 +17,26 @@ pub fn library_files(lib: Option<&Path>) -> Result<Vec<(String, String)>, String
     let mut files = Vec::new();
     let mut dirs = vec![lib.to_path_buf()];
     while let Some(dir) = dirs.pop() {
-        let entries =
-            std::fs::read_dir(&dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
+        let cannot_read = |what: &Path, e: std::io::Error| {
+            let code = ftl_front::codes::Code::CannotRead.id();
+            format!("error[{code}]: cannot read `{}`: {e}\n", what.display())
+        };
+        let entries = std::fs::read_dir(&dir).map_err(|e| cannot_read(&dir, e))?;
         for entry in entries.flatten() {
             let path = entry.path();
-            let kind = entry.file_type().map_err(|e| e.to_string())?;
+            let kind = entry.file_type().map_err(|e| cannot_read(&path, e))?;
             if kind.is_dir() {
                 dirs.push(path);
             } else if kind.is_file() && path.extension().is_some_and(|e| e == "ftl") {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+                // Read as the loader reads sources (size limit, UTF-8).
+                let (sources, read, diags) = ftl_front::resolve::read_one(&path);
+                let Some((_, text)) = read else {
+                    return Err(ftl_front::render_diagnostics(
+                        &diags,
+                        &sources,
+                        ftl_front::MessageFormat::Short,
+                    ));
+                };
                 let rel = path.strip_prefix(lib).unwrap_or(&path);
                 let rel: Vec<String> = rel
                     .components()
@@ -58,7 +69,13 @@ pub fn write_reference(lib: Option<&Path>, out: &Path) -> Outcome {
     };
     let files = match library_files(lib) {
         Ok(f) => f,
-        Err(m) => return fail(ftl_front::codes::Code::CannotRead, m),
+        Err(stderr) => {
+            return Outcome {
+                stdout: String::new(),
+                stderr,
+                status: Status::Failure,
+            }
+        }
     };
     if !out.is_dir() {
         return fail(

@@ -233,6 +233,16 @@ impl Loader {
             None => Diagnostic::unlocated(code, msg),
         };
         if let Some(text) = self.overlay.get(path) {
+            if text.len() as u64 > MAX_SOURCE_BYTES {
+                self.diags.push(fail(
+                    Code::FileTooLarge,
+                    format!(
+                        "`{shown}` is {} bytes; source files may be at most {MAX_SOURCE_BYTES} bytes",
+                        text.len()
+                    ),
+                ));
+                return None;
+            }
             let file = self.program.sources.add(path.to_path_buf(), text.clone());
             return Some((file, text.clone()));
         }

@@ -10,6 +10,7 @@ mod analysis;
 mod complete;
 mod navigate;
 mod text;
+mod transport;
 
 use analysis::Workspace;
 use lsp_server::{Connection, Message, Notification, Request, RequestId, Response};
@@ -48,11 +49,16 @@ fn capabilities() -> ServerCapabilities {
 /// Serves one client on stdin/stdout until it asks to shut down. `lib`: the standard library
 /// directory (`--lib`), else the embedded one (whose files definitions point at copies of).
 pub fn serve(lib: Option<PathBuf>) -> Result<(), String> {
-    let (connection, threads) = Connection::stdio();
+    let (connection, threads) = transport::stdio();
     let caps = serde_json::to_value(capabilities()).map_err(|e| e.to_string())?;
-    connection
-        .initialize(caps)
-        .map_err(|e| format!("initialize: {e}"))?;
+    if let Err(e) = connection.initialize(caps) {
+        // Say why the input ended, when the transport refused it.
+        drop(connection);
+        return Err(threads
+            .join()
+            .err()
+            .unwrap_or_else(|| format!("initialize: {e}")));
+    }
     let mut workspace = Workspace::new(lib);
     for msg in &connection.receiver {
         match msg {
@@ -81,7 +87,7 @@ pub fn serve(lib: Option<PathBuf>) -> Result<(), String> {
         }
     }
     drop(connection);
-    threads.join().map_err(|e| format!("stdio: {e}"))
+    threads.join()
 }
 
 fn send(connection: &Connection, msg: Message) -> Result<(), String> {

@@ -379,3 +379,31 @@ fn the_vscode_extension_is_wired_and_its_grammar_knows_every_keyword() {
         );
     }
 }
+
+/// Whatever arrives on `ftc lsp`'s stdin ends in a message and exit status 1, never an abort:
+/// a message too large to allocate, a malformed header, invalid JSON.
+#[test]
+fn ftc_lsp_refuses_oversized_and_malformed_input() {
+    use std::io::Write;
+    for input in [
+        &b"Content-Length: 99999999999999999\r\n\r\n"[..],
+        &b"garbage\n"[..],
+        &b"Content-Length: 5\r\n\r\n{oops"[..],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ftc"))
+            .arg("lsp")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{input:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: "), "{err}");
+    }
+    let (code, _, err) = ftc(&["doc", "--lib", "no/such/lib", "-o", "."]);
+    assert_eq!(code, 1);
+    assert!(err.contains("error[E0010]"), "{err}");
+}

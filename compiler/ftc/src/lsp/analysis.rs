@@ -3,7 +3,7 @@
 
 use super::text;
 use ftl_front::diagnostic::Diagnostic;
-use ftl_front::resolve::LoadOptions;
+use ftl_front::resolve::{LoadOptions, ModuleId};
 use ftl_front::source::FileId;
 use ftl_front::Analysis;
 use lsp_types::{DiagnosticRelatedInformation, Location, NumberOrString, Url};
@@ -23,8 +23,8 @@ pub struct Workspace {
 pub struct Doc<'w> {
     /// The analysis (the document and everything it imports).
     pub analysis: &'w Analysis,
-    /// The document's file in it.
-    pub file: FileId,
+    /// The document's module in it.
+    pub module: ModuleId,
     /// The document's text.
     pub text: &'w str,
 }
@@ -90,9 +90,14 @@ impl Workspace {
             .files()
             .find(|(_, f)| f.path == path)
             .map(|(id, _)| id)?;
+        let module = analysis
+            .program
+            .modules
+            .iter()
+            .position(|m| m.file == file)?;
         Some(Doc {
             analysis,
-            file,
+            module: ModuleId(module as u32),
             text,
         })
     }

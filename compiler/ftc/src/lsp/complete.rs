@@ -46,14 +46,12 @@ fn resolve<'a>(doc: &Doc<'a>, name: &str) -> Option<Callee<'a>> {
         return Some(Callee::Builtin(b));
     }
     let analysis = doc.analysis;
-    let here = analysis
-        .program
-        .modules
-        .iter()
-        .position(|m| m.file == doc.file)?;
+    let here = doc.module;
     let (module, short) = match name.rsplit_once('.') {
         Some((alias, short)) => {
-            let m = analysis.program.modules[here]
+            let m = analysis
+                .program
+                .module(here)
                 .imports
                 .iter()
                 .find(|i| i.alias == alias)?;
@@ -65,7 +63,7 @@ fn resolve<'a>(doc: &Doc<'a>, name: &str) -> Option<Callee<'a>> {
     let found = match module {
         Some(m) => decls().find(|d| d.module == m && d.short_name() == short),
         None => decls()
-            .find(|d| d.module.0 as usize == here && d.short_name() == short)
+            .find(|d| d.module == here && d.short_name() == short)
             .or_else(|| decls().find(|d| d.short_name() == short)),
     };
     found.map(Callee::Decl)
@@ -154,15 +152,11 @@ pub fn completion(ws: &Workspace, uri: &Url, pos: Position) -> Option<Vec<Comple
         });
     }
     let analysis = doc.analysis;
-    if let Some(here) = analysis
-        .program
-        .modules
-        .iter()
-        .position(|m| m.file == doc.file)
     {
-        let module = &analysis.program.modules[here];
+        let here = doc.module;
+        let module = analysis.program.module(here);
         for d in analysis.hir.decls.iter().flatten() {
-            let prefix = if d.module.0 as usize == here {
+            let prefix = if d.module == here {
                 String::new()
             } else if let Some(i) = module.imports.iter().find(|i| i.module == d.module) {
                 format!("{}.", i.alias)

@@ -17,7 +17,7 @@ pub fn expr_at<'a>(doc: &Doc<'a>, at: usize) -> Option<(&'a hir::Decl, &'a hir::
         .decls
         .iter()
         .flatten()
-        .filter(|d| analysis.program.module(d.module).file == doc.file)
+        .filter(|d| d.module == doc.module)
         .flat_map(|d| d.body.exprs.iter().map(move |e| (d, e)))
         .filter(|(_, e)| e.span.start <= at && at < e.span.end.max(e.span.start + 1))
         .min_by_key(|(_, e)| e.span.end - e.span.start)
@@ -61,12 +61,10 @@ pub fn describe(item: &ast::Item) -> String {
 pub fn hover(ws: &Workspace, uri: &Url, pos: Position) -> Option<Hover> {
     let doc = ws.doc(uri)?;
     let at = text::offset(doc.text, pos);
-    let module = &doc.analysis.program.modules;
     // A declaration's own name.
-    if let Some(m) = module.iter().find(|m| m.file == doc.file) {
-        if let Some(item) = m.ast.items.iter().find(|i| contains(name_span(i), at)) {
-            return Some(markdown(describe(item), None));
-        }
+    let items = &doc.analysis.program.module(doc.module).ast.items;
+    if let Some(item) = items.iter().find(|i| contains(name_span(i), at)) {
+        return Some(markdown(describe(item), None));
     }
     if let Some(binding) = binding_at(&doc, at) {
         return Some(binding);
@@ -108,17 +106,12 @@ pub fn hover(ws: &Workspace, uri: &Url, pos: Position) -> Option<Hover> {
 /// the checker gave it.
 fn binding_at(doc: &Doc<'_>, at: usize) -> Option<Hover> {
     let analysis = doc.analysis;
-    let here = analysis
-        .program
-        .modules
-        .iter()
-        .position(|m| m.file == doc.file)?;
     let decl = analysis
         .hir
         .decls
         .iter()
         .flatten()
-        .filter(|d| d.module.0 as usize == here)
+        .filter(|d| d.module == doc.module)
         .find(|d| item_of(analysis, d).is_some_and(|i| contains(i.span, at)))?;
     let item = item_of(analysis, decl)?;
     let (params, body) = match &item.kind {
@@ -202,13 +195,8 @@ pub fn definition(ws: &Workspace, uri: &Url, pos: Position) -> Option<Location> 
     let doc = ws.doc(uri)?;
     let analysis = doc.analysis;
     let at = text::offset(doc.text, pos);
-    let here = analysis
-        .program
-        .modules
-        .iter()
-        .position(|m| m.file == doc.file)?;
     // An import's module.
-    if let Some(target) = import_at(analysis, ModuleId(here as u32), at) {
+    if let Some(target) = import_at(analysis, doc.module, at) {
         let file = analysis.program.module(target).file;
         return Some(Location::new(
             ws.uri_of(analysis, file)?,

@@ -20,18 +20,6 @@ use ftl_plan::scalar_math;
 use ftl_runtime::DType;
 use std::collections::{HashMap, HashSet};
 
-/// The type a dtype's values are computed in (bool as a byte holding 0 or 1, bf16 and f16 in
-/// f32 as on the MLIR path; they are stored as their 16 bits).
-fn value_type(d: DType) -> Result<Type, CraneliftError> {
-    match d {
-        DType::F64 => Ok(types::F64),
-        DType::F32 | DType::BF16 | DType::F16 => Ok(types::F32),
-        DType::I64 => Ok(types::I64),
-        DType::I32 => Ok(types::I32),
-        DType::Bool => Ok(types::I8),
-    }
-}
-
 /// Flags of every load and store: aligned and never trapping (the executor checked every
 /// buffer's shape against the plan before the call).
 const MEM: MemFlagsData = MemFlagsData::trusted();
@@ -168,12 +156,16 @@ impl Emitter<'_, '_> {
         }
     }
 
-    /// The type of `d`'s values, recording a refusal (and using f32) for 16-bit floats.
-    fn ty(&mut self, d: DType) -> Type {
-        value_type(d).unwrap_or_else(|e| {
-            self.fail(e);
-            types::F32
-        })
+    /// The type `d`'s values are computed in (bool as a byte holding 0 or 1, bf16 and f16 in
+    /// f32 as on the MLIR path; they are stored as their 16 bits).
+    fn ty(&self, d: DType) -> Type {
+        match d {
+            DType::F64 => types::F64,
+            DType::F32 | DType::BF16 | DType::F16 => types::F32,
+            DType::I64 => types::I64,
+            DType::I32 => types::I32,
+            DType::Bool => types::I8,
+        }
     }
 
     /// An integer constant of `ty`, its immediate zero-extended as Cranelift wants it.
@@ -194,10 +186,7 @@ impl Emitter<'_, '_> {
                 let t = self.ty(d);
                 self.iconst(t, v as i64)
             }
-            _ => {
-                let _ = self.ty(d);
-                self.b.ins().f32const(v as f32)
-            }
+            DType::F32 | DType::BF16 | DType::F16 => self.b.ins().f32const(v as f32),
         }
     }
 
@@ -635,18 +624,13 @@ impl Emitter<'_, '_> {
     }
 
     fn combined(&mut self, op: Reduction, old: Value, part: Value, dt: DType) -> Value {
-        let float = dt.is_float();
-        match (op, float) {
-            (Reduction::Max, true) => return self.nan_propagating_extremum(true, old, part),
-            (Reduction::Min, true) => return self.nan_propagating_extremum(false, old, part),
-            _ => {}
-        }
         let ins = self.b.ins();
-        match (op, float) {
+        match (op, dt.is_float()) {
             (Reduction::Sum, true) => ins.fadd(old, part),
             (Reduction::Sum, false) => ins.iadd(old, part),
-            (Reduction::Max, true) | (Reduction::Min, true) => unreachable!("handled above"),
+            (Reduction::Max, true) => self.nan_propagating_extremum(true, old, part),
             (Reduction::Max, false) => ins.smax(old, part),
+            (Reduction::Min, true) => self.nan_propagating_extremum(false, old, part),
             (Reduction::Min, false) => ins.smin(old, part),
             (Reduction::Any, _) => ins.bor(old, part),
             (Reduction::All, _) => ins.band(old, part),
@@ -792,11 +776,11 @@ impl Emitter<'_, '_> {
                 }
                 next
             });
-            let mut lanes = accs[0];
+            let mut folded = accs[0];
             for a in &accs[1..] {
-                lanes = self.combine_step(op, lanes, *a);
+                folded = self.combine_step(op, folded, *a);
             }
-            let h = self.horizontal(op, lanes);
+            let h = self.horizontal(op, folded);
             (rest, self.combine_step(op, acc, h))
         } else {
             (lo, acc)
@@ -1026,14 +1010,6 @@ impl Emitter<'_, '_> {
         }
     }
 
-    fn fconst(&mut self, ty: DType, v: f64) -> Value {
-        if ty == DType::F64 {
-            self.b.ins().f64const(v)
-        } else {
-            self.b.ins().f32const(v as f32)
-        }
-    }
-
     fn unary_float(&mut self, op: UnOp, x: Value, dt: DType) -> Value {
         if dt == DType::F64 {
             // The C library's f64 functions, as the MLIR backend calls them.
@@ -1114,7 +1090,7 @@ impl Emitter<'_, '_> {
             UnOp::Sqrt => self.b.ins().sqrt(x),
             UnOp::Rsqrt => {
                 let s = self.b.ins().sqrt(x);
-                let one = self.fconst(dt, 1.0);
+                let one = self.const_of(dt, 1.0);
                 let one = self.const_like(x, one);
                 self.b.ins().fdiv(one, s)
             }
@@ -1123,16 +1099,16 @@ impl Emitter<'_, '_> {
             UnOp::Ceil => self.b.ins().ceil(x),
             UnOp::Round => self.b.ins().nearest(x),
             UnOp::Relu => {
-                let z = self.fconst(dt, 0.0);
+                let z = self.const_of(dt, 0.0);
                 let z = self.const_like(x, z);
                 let c = self.b.ins().fcmp(FloatCC::GreaterThan, x, z);
                 self.choose(c, x, z)
             }
             UnOp::Sign => {
                 let (z, one, m1) = (
-                    self.fconst(dt, 0.0),
-                    self.fconst(dt, 1.0),
-                    self.fconst(dt, -1.0),
+                    self.const_of(dt, 0.0),
+                    self.const_of(dt, 1.0),
+                    self.const_of(dt, -1.0),
                 );
                 let z = self.const_like(x, z);
                 let pos = self.b.ins().fcmp(FloatCC::GreaterThan, x, z);

@@ -187,13 +187,12 @@ pub fn exp<S: ScalarOps>(s: &mut S, x: &S::Val) -> S::Val {
     // flows through to the result).
     let over = s.compare(Compare::Gt, x, &hi);
     let under = s.compare(Compare::Lt, x, &lo);
-    let xc = x.clone();
     let log2e = s.f32_const(std::f64::consts::LOG2_E);
     let half = s.f32_const(0.5);
-    let fx = s.fma(&xc, &log2e, &half);
+    let fx = s.fma(x, &log2e, &half);
     let n = s.float_unary(FloatUnary::Floor, &fx);
     let (c1, c2) = (s.f32_const(-0.693_359_375), s.f32_const(2.121_944_4e-4));
-    let r = s.fma(&n, &c1, &xc);
+    let r = s.fma(&n, &c1, x);
     let r = s.fma(&n, &c2, &r);
     let r2 = mul(s, &r, &r);
     let p = poly(

@@ -174,6 +174,13 @@ pub struct Attached {
     pub body: Block,
 }
 
+impl Attached {
+    /// The entry name of the block (`lora.init`), as `--entry` takes it.
+    pub fn entry_name(&self) -> String {
+        format!("{}.{}", self.target.name, self.kind.keyword())
+    }
+}
+
 /// `test "name" { … }`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Test {

@@ -57,6 +57,13 @@ pub fn print_signature(item: &Item) -> Option<String> {
     Some(p.out)
 }
 
+/// Canonical source text of one parameter (`name: const f32[B] = default`).
+pub fn print_param(param: &Param) -> String {
+    let mut p = Printer::default();
+    p.param(param);
+    p.out
+}
+
 /// Canonical source text of one expression.
 pub fn print_expr(expr: &Expr) -> String {
     let mut p = Printer::default();
@@ -175,11 +182,13 @@ impl Printer<'_> {
         self.out.len() - self.out.rfind('\n').map_or(0, |i| i + 1)
     }
 
-    /// `print` on one line in a scratch printer at this indent (no comments).
+    /// `print` on one line in a scratch printer at this indent (no comments), matches inline
+    /// where they are here.
     fn flat(&self, print: impl FnOnce(&mut Printer<'_>)) -> String {
         let mut p = Printer {
             indent: self.indent,
             one_line: true,
+            inline_match: self.inline_match,
             ..Printer::default()
         };
         print(&mut p);
@@ -296,10 +305,8 @@ impl Printer<'_> {
     }
 
     fn item(&mut self, item: &Item) {
-        if item.doc.is_some() {
-            self.doc_region_comments(item.span.start);
-        }
         if let Some(doc) = &item.doc {
+            self.doc_region_comments(item.span.start);
             for line in doc.split('\n') {
                 if line.is_empty() {
                     self.out.push_str("///\n");
@@ -396,7 +403,7 @@ impl Printer<'_> {
     /// The parameter list, `after` columns of the line kept for what follows it.
     fn params(&mut self, params: &[Param], after: usize) {
         if params.len() <= 3 {
-            let flat = self.flat(|p| p.param_list(params));
+            let flat = self.flat(|p| p.list(('(', ')'), params, false, |p, x| p.param(x)));
             if self.fits(&format!("{flat}{}", " ".repeat(after))) {
                 self.out.push_str(&flat);
                 return;
@@ -412,17 +419,6 @@ impl Printer<'_> {
         }
         self.indent -= 1;
         self.newline();
-        self.out.push(')');
-    }
-
-    fn param_list(&mut self, params: &[Param]) {
-        self.out.push('(');
-        for (i, p) in params.iter().enumerate() {
-            if i > 0 {
-                self.out.push_str(", ");
-            }
-            self.param(p);
-        }
         self.out.push(')');
     }
 
@@ -450,10 +446,7 @@ impl Printer<'_> {
         let inline_match = std::mem::replace(&mut self.inline_match, true);
         self.indent += 1;
         for (i, r) in requires.iter().enumerate() {
-            let text = self.flat(|p| {
-                p.inline_match = true;
-                p.expr(r, 0);
-            });
+            let text = self.flat(|p| p.expr(r, 0));
             if i > 0 {
                 self.out.push(',');
                 if self.fits(&format!(" {text} {{")) {
@@ -685,20 +678,18 @@ impl Printer<'_> {
     }
 
     fn arg(&mut self, a: &Arg) {
-        {
-            match a {
-                Arg::Positional(e) => self.expr(e, 0),
-                Arg::Keyword(n, e) => {
-                    let _ = write!(self.out, "{}: ", n.name);
-                    self.expr(e, 0);
-                }
-                Arg::DimKeyword(d, e) => {
-                    let _ = write!(self.out, "{}: ", d.name);
-                    self.expr(e, 0);
-                }
-                Arg::DimMap(a, b) => {
-                    let _ = write!(self.out, "{} -> {}", a.name, b.name);
-                }
+        match a {
+            Arg::Positional(e) => self.expr(e, 0),
+            Arg::Keyword(n, e) => {
+                let _ = write!(self.out, "{}: ", n.name);
+                self.expr(e, 0);
+            }
+            Arg::DimKeyword(d, e) => {
+                let _ = write!(self.out, "{}: ", d.name);
+                self.expr(e, 0);
+            }
+            Arg::DimMap(a, b) => {
+                let _ = write!(self.out, "{} -> {}", a.name, b.name);
             }
         }
     }

@@ -19,3 +19,10 @@ pub fn source(path: &Path) -> Option<&'static str> {
     let rel = path.strip_prefix(ROOT).ok()?.to_str()?;
     FILES.iter().find(|(p, _)| *p == rel).map(|(_, text)| *text)
 }
+
+/// The import path of a library file named by its path under the library's root
+/// (`core/logps.ftl` → `std.core.logps`).
+pub fn import_path(rel: &str) -> String {
+    let stem = rel.strip_suffix(".ftl").unwrap_or(rel);
+    format!("std.{}", stem.replace(['/', '\\'], "."))
+}

@@ -19,7 +19,7 @@ pub struct Workspace {
     analyses: HashMap<PathBuf, Analysis>,
 }
 
-/// A document's analysis and the file it is in it.
+/// A document's analysis and its module in it.
 pub struct Doc<'w> {
     /// The analysis (the document and everything it imports).
     pub analysis: &'w Analysis,
@@ -49,13 +49,6 @@ impl Workspace {
         let mut order: Vec<PathBuf> = self.docs.keys().filter(|p| **p != path).cloned().collect();
         order.sort();
         order.insert(0, path);
-        order.into_iter().filter_map(|p| self.analyze(p)).collect()
-    }
-
-    /// Analyzes the open document at `path` (open documents overlaying their files): its URI
-    /// and diagnostics.
-    fn analyze(&mut self, path: PathBuf) -> Option<(Url, Vec<lsp_types::Diagnostic>)> {
-        let uri = self.docs.get(&path)?.0.clone();
         let opts = LoadOptions {
             lib_dir: self.lib.clone(),
             root: None,
@@ -65,7 +58,21 @@ impl Workspace {
                 .map(|(p, (_, t))| (p.clone(), t.clone()))
                 .collect(),
         };
-        let analysis = ftl_front::analyze(std::slice::from_ref(&path), &opts);
+        order
+            .into_iter()
+            .filter_map(|p| self.analyze(p, &opts))
+            .collect()
+    }
+
+    /// Analyzes the open document at `path` with `opts` (open documents overlaying their
+    /// files): its URI and diagnostics.
+    fn analyze(
+        &mut self,
+        path: PathBuf,
+        opts: &LoadOptions,
+    ) -> Option<(Url, Vec<lsp_types::Diagnostic>)> {
+        let uri = self.docs.get(&path)?.0.clone();
+        let analysis = ftl_front::analyze(std::slice::from_ref(&path), opts);
         let diagnostics = self.lsp_diagnostics(&analysis, &path);
         self.analyses.insert(path, analysis);
         Some((uri, diagnostics))

@@ -2,14 +2,14 @@
 //! callee's parameters; the signature of the call around the cursor with its active parameter.
 
 use super::analysis::{Doc, Workspace};
-use super::navigate::{expr_at, item_of};
+use super::navigate::{describe, expr_at, item_of, markup, params_and_body};
 use super::text;
 use ftl_front::builtins::{self, BUILTINS};
 use ftl_front::hir;
-use ftl_syntax::ast::{ItemKind, Param};
+use ftl_syntax::ast::Param;
 use lsp_types::{
-    CompletionItem, CompletionItemKind, Documentation, MarkupContent, MarkupKind,
-    ParameterInformation, ParameterLabel, Position, SignatureHelp, SignatureInformation, Url,
+    CompletionItem, CompletionItemKind, Documentation, ParameterInformation, ParameterLabel,
+    Position, SignatureHelp, SignatureInformation, Url,
 };
 
 /// What a call around the cursor calls: a builtin or a checked declaration.
@@ -70,19 +70,14 @@ fn resolve<'a>(doc: &Doc<'a>, name: &str) -> Option<Callee<'a>> {
 }
 
 /// The parameters of a declaration's syntax tree (an attached block's own).
-fn ast_params<'a>(doc: &Doc<'a>, decl: &hir::Decl) -> Vec<&'a Param> {
-    match item_of(doc.analysis, decl).map(|i| &i.kind) {
-        Some(ItemKind::Decl(d)) => d.params.iter().collect(),
-        Some(ItemKind::Attached(a)) => a.params.iter().collect(),
-        _ => Vec::new(),
-    }
+fn ast_params<'a>(doc: &Doc<'a>, decl: &hir::Decl) -> &'a [Param] {
+    item_of(doc.analysis, decl)
+        .and_then(params_and_body)
+        .map_or(&[], |(params, _)| params)
 }
 
 fn markdown(value: String) -> Documentation {
-    Documentation::MarkupContent(MarkupContent {
-        kind: MarkupKind::Markdown,
-        value,
-    })
+    Documentation::MarkupContent(markup(value))
 }
 
 /// Completion items at `pos`.
@@ -97,7 +92,7 @@ pub fn completion(ws: &Workspace, uri: &Url, pos: Position) -> Option<Vec<Comple
                 ftl_front::stdlib::FILES
                     .iter()
                     .map(|(path, _)| CompletionItem {
-                        label: format!("std.{}", path.trim_end_matches(".ftl").replace('/', ".")),
+                        label: ftl_front::stdlib::import_path(path),
                         kind: Some(CompletionItemKind::MODULE),
                         ..CompletionItem::default()
                     })
@@ -152,28 +147,25 @@ pub fn completion(ws: &Workspace, uri: &Url, pos: Position) -> Option<Vec<Comple
         });
     }
     let analysis = doc.analysis;
-    {
-        let here = doc.module;
-        let module = analysis.program.module(here);
-        for d in analysis.hir.decls.iter().flatten() {
-            let prefix = if d.module == here {
-                String::new()
-            } else if let Some(i) = module.imports.iter().find(|i| i.module == d.module) {
-                format!("{}.", i.alias)
-            } else {
-                continue;
-            };
-            if d.kind == hir::DeclKind::Test {
-                continue;
-            }
-            items.push(CompletionItem {
-                label: format!("{prefix}{}", d.short_name()),
-                kind: Some(CompletionItemKind::FUNCTION),
-                detail: Some(d.kind.keyword().to_string()),
-                documentation: item_of(analysis, d).map(|i| markdown(super::navigate::describe(i))),
-                ..CompletionItem::default()
-            });
+    let module = analysis.program.module(doc.module);
+    for d in analysis.hir.decls.iter().flatten() {
+        let prefix = if d.module == doc.module {
+            String::new()
+        } else if let Some(i) = module.imports.iter().find(|i| i.module == d.module) {
+            format!("{}.", i.alias)
+        } else {
+            continue;
+        };
+        if d.kind == hir::DeclKind::Test {
+            continue;
         }
+        items.push(CompletionItem {
+            label: format!("{prefix}{}", d.short_name()),
+            kind: Some(CompletionItemKind::FUNCTION),
+            detail: Some(d.kind.keyword().to_string()),
+            documentation: item_of(analysis, d).map(|i| markdown(describe(i))),
+            ..CompletionItem::default()
+        });
     }
     items.extend(ftl_syntax::lexer::KEYWORDS.iter().map(|k| CompletionItem {
         label: k.to_string(),
@@ -218,20 +210,9 @@ pub fn signature_help(ws: &Workspace, uri: &Url, pos: Position) -> Option<Signat
             (b.signature.to_string(), names, b.doc.to_string())
         }
         Callee::Decl(d) => {
-            let params = ast_params(&doc, d);
-            let shown: Vec<String> = params
+            let shown: Vec<String> = ast_params(&doc, d)
                 .iter()
-                .map(|p| {
-                    let ty = ftl_syntax::pretty::print_type(&p.ty);
-                    match &p.default {
-                        Some(v) => format!(
-                            "{}: {ty} = {}",
-                            p.name.name,
-                            ftl_syntax::pretty::print_expr(v)
-                        ),
-                        None => format!("{}: {ty}", p.name.name),
-                    }
-                })
+                .map(ftl_syntax::pretty::print_param)
                 .collect();
             let doc_text = item_of(doc.analysis, d)
                 .and_then(|i| i.doc.clone())

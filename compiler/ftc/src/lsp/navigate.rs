@@ -6,7 +6,7 @@ use super::text;
 use ftl_front::hir::{self, ExprKind};
 use ftl_front::resolve::ModuleId;
 use ftl_front::Analysis;
-use ftl_syntax::ast::{self, Block, ItemKind, Pattern, Span, StmtKind};
+use ftl_syntax::ast::{self, Block, ItemKind, Param, Pattern, Span, StmtKind};
 use lsp_types::{Hover, HoverContents, Location, MarkupContent, MarkupKind, Position, Url};
 
 /// The innermost checked expression of `doc` containing byte `at`, with its declaration.
@@ -34,9 +34,27 @@ pub fn item_of<'a>(analysis: &'a Analysis, decl: &hir::Decl) -> Option<&'a ast::
         .iter()
         .find(|item| match &item.kind {
             ItemKind::Decl(d) => d.name.name == short,
-            ItemKind::Attached(a) => format!("{}.{}", a.target.name, a.kind.keyword()) == short,
+            ItemKind::Attached(a) => a.entry_name() == short,
             _ => false,
         })
+}
+
+/// An item's own parameters and body (a test has none of the first; an import, neither).
+pub fn params_and_body(item: &ast::Item) -> Option<(&[Param], &Block)> {
+    match &item.kind {
+        ItemKind::Decl(d) => Some((&d.params, &d.body)),
+        ItemKind::Attached(a) => Some((&a.params, &a.body)),
+        ItemKind::Test(t) => Some((&[], &t.body)),
+        ItemKind::Import(_) => None,
+    }
+}
+
+/// Markdown for the client.
+pub fn markup(value: String) -> MarkupContent {
+    MarkupContent {
+        kind: MarkupKind::Markdown,
+        value,
+    }
 }
 
 /// The span of an item's name.
@@ -113,12 +131,7 @@ fn binding_at(doc: &Doc<'_>, at: usize) -> Option<Hover> {
         .flatten()
         .filter(|d| d.module == doc.module)
         .find(|d| item_of(analysis, d).is_some_and(|i| contains(i.span, at)))?;
-    let item = item_of(analysis, decl)?;
-    let (params, body) = match &item.kind {
-        ItemKind::Decl(d) => (&d.params, &d.body),
-        ItemKind::Attached(a) => (&a.params, &a.body),
-        _ => return None,
-    };
+    let (params, body) = params_and_body(item_of(analysis, decl)?)?;
     let (name, span, ty) = if let Some(p) = params.iter().find(|p| contains(p.name.span, at)) {
         let ty = decl
             .params
@@ -128,7 +141,10 @@ fn binding_at(doc: &Doc<'_>, at: usize) -> Option<Hover> {
             .to_string();
         (p.name.name.clone(), p.name.span, ty)
     } else {
-        let (name, span) = let_name_at(body, at)?;
+        let mut visible = Vec::new();
+        visible_lets(body, at, &mut visible);
+        let binding = visible.into_iter().find(|n| contains(n.span, at))?;
+        let (name, span) = (binding.name.clone(), binding.span);
         let ty = decl
             .body
             .locals
@@ -145,43 +161,9 @@ fn binding_at(doc: &Doc<'_>, at: usize) -> Option<Hover> {
     ))
 }
 
-/// The name a `let` pattern binds at byte `at`, anywhere in `block`.
-fn let_name_at(block: &Block, at: usize) -> Option<(String, Span)> {
-    for s in &block.stmts {
-        if let StmtKind::Let { pat, value, .. } = &s.kind {
-            let names: Vec<&ast::Ident> = match pat {
-                Pattern::Name(n) => vec![n],
-                Pattern::Tuple(ns, _) => ns.iter().collect(),
-            };
-            if let Some(n) = names.into_iter().find(|n| contains(n.span, at)) {
-                return Some((n.name.clone(), n.span));
-            }
-            if let Some(found) = let_name_in(value, at) {
-                return Some(found);
-            }
-        }
-    }
-    block.tail.as_deref().and_then(|t| let_name_in(t, at))
-}
-
-fn let_name_in(e: &ast::Expr, at: usize) -> Option<(String, Span)> {
-    if !contains(e.span, at) {
-        return None;
-    }
-    match &e.kind {
-        ast::ExprKind::If(_, a, b) => let_name_at(a, at).or_else(|| let_name_at(b, at)),
-        ast::ExprKind::For(f) => let_name_at(&f.body, at),
-        ast::ExprKind::Match(_, arms) => arms.iter().find_map(|a| let_name_in(&a.value, at)),
-        _ => None,
-    }
-}
-
 fn markdown(value: String, range: Option<lsp_types::Range>) -> Hover {
     Hover {
-        contents: HoverContents::Markup(MarkupContent {
-            kind: MarkupKind::Markdown,
-            value,
-        }),
+        contents: HoverContents::Markup(markup(value)),
         range,
     }
 }
@@ -226,16 +208,10 @@ pub fn definition(ws: &Workspace, uri: &Url, pos: Position) -> Option<Location> 
         }
         ExprKind::Local(id) => {
             let (name, _) = decl.body.locals.get(id.0 as usize)?;
-            let item = item_of(analysis, decl)?;
-            let body = match &item.kind {
-                ItemKind::Decl(d) => &d.body,
-                ItemKind::Attached(a) => &a.body,
-                ItemKind::Test(t) => &t.body,
-                ItemKind::Import(_) => return None,
-            };
-            let mut found = None;
-            bindings(body, name, at, &mut found);
-            let span = found?;
+            let (_, body) = params_and_body(item_of(analysis, decl)?)?;
+            let mut visible = Vec::new();
+            visible_lets(body, at, &mut visible);
+            let span = visible.into_iter().rev().find(|n| n.name == *name)?.span;
             Some(Location::new(
                 uri.clone(),
                 text::range(doc.text, span.start, span.end),
@@ -248,18 +224,11 @@ pub fn definition(ws: &Workspace, uri: &Url, pos: Position) -> Option<Location> 
 /// The module an import of module `here` names, when byte `at` is on its path.
 fn import_at(analysis: &Analysis, here: ModuleId, at: usize) -> Option<ModuleId> {
     let module = analysis.program.module(here);
-    let index = module
-        .ast
-        .items
-        .iter()
-        .filter(|i| matches!(i.kind, ItemKind::Import(_)))
-        .position(|i| contains(i.span, at))?;
     let item = module
         .ast
         .items
         .iter()
-        .filter(|i| matches!(i.kind, ItemKind::Import(_)))
-        .nth(index)?;
+        .find(|i| matches!(i.kind, ItemKind::Import(_)) && contains(i.span, at))?;
     let name = match &item.kind {
         ItemKind::Import(ast::Import::Module(path)) => path.last()?.name.clone(),
         ItemKind::Import(ast::Import::File { path, .. }) => std::path::Path::new(path)
@@ -280,11 +249,7 @@ fn import_at(analysis: &Analysis, here: ModuleId, at: usize) -> Option<ModuleId>
 fn param_span(analysis: &Analysis, decl: &hir::Decl, name: &str) -> Option<Span> {
     let module = &analysis.program.module(decl.module).ast;
     let item = item_of(analysis, decl)?;
-    let own = match &item.kind {
-        ItemKind::Decl(d) => &d.params,
-        ItemKind::Attached(a) => &a.params,
-        _ => return None,
-    };
+    let (own, _) = params_and_body(item)?;
     if let Some(p) = own.iter().find(|p| p.name.name == name) {
         return Some(p.name.span);
     }
@@ -301,42 +266,41 @@ fn param_span(analysis: &Analysis, decl: &hir::Decl, name: &str) -> Option<Span>
     })
 }
 
-/// The last `let` binding `name` before byte `before` in `block` and the blocks inside it.
-fn bindings(block: &Block, name: &str, before: usize, found: &mut Option<Span>) {
+/// The names `let`s bind in `block` and in the blocks inside it that hold byte `at`, in
+/// source order, from statements that start before `at`: those a use at `at` may refer to
+/// (the last of a name is its definition) and the one written at `at`.
+fn visible_lets<'a>(block: &'a Block, at: usize, out: &mut Vec<&'a ast::Ident>) {
     for s in &block.stmts {
-        if s.span.start > before {
+        if s.span.start > at {
             break;
         }
         if let StmtKind::Let { pat, value, .. } = &s.kind {
-            let names: Vec<&ast::Ident> = match pat {
-                Pattern::Name(n) => vec![n],
-                Pattern::Tuple(ns, _) => ns.iter().collect(),
-            };
-            if let Some(n) = names.into_iter().find(|n| n.name == name) {
-                *found = Some(n.span);
+            match pat {
+                Pattern::Name(n) => out.push(n),
+                Pattern::Tuple(ns, _) => out.extend(ns),
             }
-            inner_blocks(value, name, before, found);
+            lets_inside(value, at, out);
         }
     }
     if let Some(tail) = &block.tail {
-        inner_blocks(tail, name, before, found);
+        lets_inside(tail, at, out);
     }
 }
 
-/// `bindings` in the blocks of an expression that contains `before`.
-fn inner_blocks(e: &ast::Expr, name: &str, before: usize, found: &mut Option<Span>) {
-    if !contains(e.span, before) {
+/// `visible_lets` in the blocks of an expression that holds byte `at`.
+fn lets_inside<'a>(e: &'a ast::Expr, at: usize, out: &mut Vec<&'a ast::Ident>) {
+    if !contains(e.span, at) {
         return;
     }
     match &e.kind {
         ast::ExprKind::If(_, a, b) => {
-            bindings(a, name, before, found);
-            bindings(b, name, before, found);
+            visible_lets(a, at, out);
+            visible_lets(b, at, out);
         }
-        ast::ExprKind::For(f) => bindings(&f.body, name, before, found),
+        ast::ExprKind::For(f) => visible_lets(&f.body, at, out),
         ast::ExprKind::Match(_, arms) => {
             for arm in arms {
-                inner_blocks(&arm.value, name, before, found);
+                lets_inside(&arm.value, at, out);
             }
         }
         _ => {}

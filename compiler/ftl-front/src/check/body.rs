@@ -1344,12 +1344,7 @@ pub(super) fn check_attached(
     };
     let decl = hir::Decl {
         module: m,
-        name: format!(
-            "{}::{}.{}",
-            cx.ck.module_name(m),
-            a.target.name,
-            a.kind.keyword()
-        ),
+        name: format!("{}::{}", cx.ck.module_name(m), a.entry_name()),
         kind,
         params: cx.params,
         dims: cx.dims,

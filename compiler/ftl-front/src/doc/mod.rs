@@ -81,12 +81,6 @@ pub fn reference(files: &[(String, String)]) -> Reference {
     Reference { modules }
 }
 
-/// `core/logps.ftl` → `std.core.logps`.
-fn import_path(path: &str) -> String {
-    let stem = path.strip_suffix(".ftl").unwrap_or(path);
-    format!("std.{}", stem.replace(['/', '\\'], "."))
-}
-
 fn module(path: &str, text: &str, file: &File) -> ModuleDoc {
     // Named results of the module's fns, for `metric ..f(…)`.
     let records: HashMap<&str, Vec<String>> = file
@@ -104,7 +98,7 @@ fn module(path: &str, text: &str, file: &File) -> ModuleDoc {
         })
         .collect();
     ModuleDoc {
-        path: import_path(path),
+        path: crate::stdlib::import_path(path),
         doc: leading_comment(text, file),
         entries: file
             .items
@@ -122,16 +116,16 @@ fn leading_comment(text: &str, file: &File) -> String {
         .find(|i| !matches!(i.kind, ItemKind::Import(_)))
         .map_or(text.len(), |i| i.span.start);
     let mut lines: Vec<String> = Vec::new();
-    let mut last_line = None;
+    let mut last_end = None;
     for c in ftl_syntax::lexer::comments(text) {
         if c.span.start >= first_decl || c.text.starts_with("///") {
             break;
         }
-        let line = text[..c.span.start].matches('\n').count();
-        if last_line.is_some_and(|l| l + 1 != line) {
+        // The block ends at the first comment not on the line after the previous one.
+        if last_end.is_some_and(|end| text[end..c.span.start].matches('\n').count() != 1) {
             break;
         }
-        last_line = Some(line);
+        last_end = Some(c.span.end);
         let line = c.text.strip_prefix("//").unwrap_or(&c.text);
         lines.push(line.strip_prefix(' ').unwrap_or(line).to_string());
     }
@@ -152,7 +146,7 @@ fn entry(item: &Item, records: &HashMap<&str, Vec<String>>) -> Option<EntryDoc> 
                     outputs.extend(
                         d.params
                             .iter()
-                            .filter(|p| differentiable(p.kind, &p.ty, p.default.is_some()))
+                            .filter(|p| differentiable(p))
                             .map(|p| format!("grad.{}", p.name.name)),
                     );
                     metrics = metric_names(&d.body.stmts, records);
@@ -164,10 +158,7 @@ fn entry(item: &Item, records: &HashMap<&str, Vec<String>>) -> Option<EntryDoc> 
                     outputs.extend(
                         d.params
                             .iter()
-                            .filter(|p| {
-                                p.kind == ParamKind::Param
-                                    || differentiable(p.kind, &p.ty, p.default.is_some())
-                            })
+                            .filter(|p| p.kind == ParamKind::Param || differentiable(p))
                             .map(|p| format!("grad.{} (given grad.y)", p.name.name)),
                     );
                 }
@@ -190,7 +181,7 @@ fn entry(item: &Item, records: &HashMap<&str, Vec<String>>) -> Option<EntryDoc> 
         }
         ItemKind::Attached(a) => Some(EntryDoc {
             kind: a.kind.keyword(),
-            name: format!("{}.{}", a.target.name, a.kind.keyword()),
+            name: a.entry_name(),
             doc,
             signature,
             params: a.params.iter().map(param).collect(),
@@ -220,24 +211,18 @@ fn param(p: &ftl_syntax::ast::Param) -> ParamDoc {
 
 /// Whether an objective returns a gradient for the parameter: a plain float input without a
 /// default (hyperparameters are not differentiated).
-fn differentiable(kind: ParamKind, ty: &TypeExpr, has_default: bool) -> bool {
+fn differentiable(p: &ftl_syntax::ast::Param) -> bool {
     let float = matches!(
-        ty,
+        &p.ty,
         TypeExpr::Tensor { dtype, .. } if matches!(dtype.keyword(), "f32" | "f64" | "bf16" | "f16")
     );
-    kind == ParamKind::Input && float && !has_default
+    p.kind == ParamKind::Input && float && p.default.is_none()
 }
 
 fn ret_text(ret: &RetType) -> String {
     match ret {
         RetType::Single(t) => print_type(t),
-        RetType::Named(fields) => {
-            let fields: Vec<String> = fields
-                .iter()
-                .map(|(n, t)| format!("{}: {}", n.name, print_type(t)))
-                .collect();
-            format!("({})", fields.join(", "))
-        }
+        RetType::Named(_) => format!("({})", ret_outputs(ret).join(", ")),
     }
 }
 

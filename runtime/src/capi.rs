@@ -86,6 +86,7 @@ fn render(e: &ExecError) -> (i32, String) {
         ExecErrorKind::Requires => "E0093",
         ExecErrorKind::Run => "E0094",
         ExecErrorKind::TooLarge => "E0096",
+        ExecErrorKind::Device => "E0098",
         ExecErrorKind::InvalidManifest => return (ARTIFACT_ERROR, e.to_string()),
     };
     let text = e

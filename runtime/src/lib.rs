@@ -1,11 +1,14 @@
 //! `ftl-runtime`: what runs compiled FTL. It knows nothing of the language and never depends on
-//! the compiler: dtypes, host tensors, safetensors I/O, the argument binder and the counter-based
-//! random generator shared by every backend.
+//! the compiler: dtypes, host tensors, safetensors I/O, the argument binder, the counter-based
+//! random generator shared by every backend, the executor, and the CUDA device it can run
+//! kernels on.
 
 pub mod artifact;
 pub mod bind;
 pub mod budget;
 pub mod capi;
+pub mod cuda;
+pub mod device;
 pub mod dims;
 mod dtype;
 pub mod exec;

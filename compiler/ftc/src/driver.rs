@@ -190,15 +190,18 @@ fn run_checked(analysis: &Analysis, args: &RunArgs) -> Result<String, Failure> {
                 format!("mlir: {how} {compile_ms:.1} ms, kernels {run_ms:.2} ms"),
             )
         }
-        run::Backend::Cranelift => {
-            let compiled = run::CompiledEntry::with_cranelift(&g)?;
+        run::Backend::Cranelift | run::Backend::Cuda => {
+            let (compiled, name) = match args.backend {
+                run::Backend::Cuda => (run::CompiledEntry::with_cuda(&g)?, "cuda"),
+                _ => (run::CompiledEntry::with_cranelift(&g)?, "cranelift"),
+            };
             let compile_ms = start.elapsed().as_secs_f64() * 1e3;
             let (outputs, timings) = compiled.run_timed(&inputs)?;
             let run_ms: f64 = timings.iter().map(|(_, t)| t).sum();
             (
                 outputs,
                 timings,
-                format!("cranelift: compile {compile_ms:.1} ms, kernels {run_ms:.2} ms"),
+                format!("{name}: compile {compile_ms:.1} ms, kernels {run_ms:.2} ms"),
             )
         }
         run::Backend::Interp => {
@@ -370,6 +373,12 @@ pub fn test_files(
     opts: &LoadOptions,
     format: MessageFormat,
 ) -> Outcome {
+    if backend == run::Backend::Cuda {
+        // Every test would fail alike without a device: say why once.
+        if let Err(e) = ftl_runtime::cuda::open(0) {
+            return Outcome::from(Err::<String, Failure>(e.into()));
+        }
+    }
     let (mut passed, mut failed) = (0, 0);
     let mut stdout = String::new();
     let mut stderr = String::new();
@@ -576,10 +585,10 @@ pub fn build_artifact(args: &BuildArgs<'_>, opts: &LoadOptions, format: MessageF
         match backend {
             run::Backend::Mlir => crate::llvm::write_artifact(&plan, output, &target)?,
             run::Backend::Cranelift => ftl_cranelift::write_artifact(&plan, output, &target)?,
-            run::Backend::Interp => {
+            run::Backend::Interp | run::Backend::Cuda => {
                 return Err(Failure::new(
                     Code::BadSetting,
-                    "the interpreter makes no artifact: `-o` needs `--backend mlir` or `cranelift`",
+                    "`-o` makes a CPU artifact: it needs `--backend mlir` or `cranelift`",
                 ))
             }
         }

@@ -102,6 +102,9 @@ enum Backend {
     /// Fused kernels compiled by Cranelift in milliseconds, without LLVM (slower kernels than
     /// MLIR's).
     Cranelift,
+    /// Fused kernels as PTX, run on CUDA device 0 (needs an NVIDIA driver, an sm_80 or newer
+    /// GPU and libdevice: `FTL_LIBDEVICE`).
+    Cuda,
 }
 
 #[derive(Subcommand)]
@@ -338,6 +341,7 @@ impl From<Backend> for ftc::run::Backend {
             Backend::Mlir => ftc::run::Backend::Mlir,
             Backend::Interp => ftc::run::Backend::Interp,
             Backend::Cranelift => ftc::run::Backend::Cranelift,
+            Backend::Cuda => ftc::run::Backend::Cuda,
         }
     }
 }

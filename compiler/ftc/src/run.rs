@@ -362,6 +362,9 @@ pub enum Backend {
     Interp,
     /// Fused kernels compiled by Cranelift (no LLVM), run by the same executor.
     Cranelift,
+    /// Fused kernels as PTX through MLIR's NVVM path, launched on CUDA device 0 by the same
+    /// executor (host routines stay on the host).
+    Cuda,
 }
 
 impl Default for Backend {
@@ -379,8 +382,9 @@ impl Default for Backend {
 pub struct CompiledEntry {
     /// The executor, holding the manifest and the kernels' entry points.
     pub executor: ftl_runtime::exec::Executor,
-    /// Keeps the compiled code alive for the executor (dropped after it).
-    _kernels: Box<dyn Kernels>,
+    /// Keeps the compiled host code alive for the executor (dropped after it); a device
+    /// executor holds its own code.
+    _kernels: Option<Box<dyn Kernels>>,
 }
 
 impl CompiledEntry {
@@ -414,8 +418,27 @@ impl CompiledEntry {
         match backend {
             Backend::Mlir => CompiledEntry::new(g).map(Some),
             Backend::Cranelift => CompiledEntry::with_cranelift(g).map(Some),
+            Backend::Cuda => CompiledEntry::with_cuda(g).map(Some),
             Backend::Interp => Ok(None),
         }
+    }
+
+    /// Fuses `g`, makes PTX for CUDA device 0's chip and loads it there. The device is opened
+    /// first: without a driver or a usable device this is E0098 before anything compiles.
+    pub fn with_cuda(g: &Graph) -> Result<CompiledEntry, Failure> {
+        let (ctx, chip) = ftl_runtime::cuda::open(0)?;
+        let plan = fuse::fuse(g);
+        let manifest = manifest::build(&plan).map_err(Failure::Internal)?;
+        let ptx = crate::llvm::ptx(&plan, chip)?;
+        let symbols = ftl_runtime::exec::Executor::symbols(&manifest);
+        let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
+        let device = ftl_runtime::cuda::CudaDevice::load(ctx, &ptx, &symbols)?;
+        let executor =
+            ftl_runtime::exec::Executor::on_device(manifest, std::sync::Arc::new(device))?;
+        Ok(CompiledEntry {
+            executor,
+            _kernels: None,
+        })
     }
 
     fn from_plan<K: Kernels + 'static>(
@@ -428,7 +451,7 @@ impl CompiledEntry {
         let executor = ftl_runtime::exec::Executor::new(manifest, |s| kernels.entry(s))?;
         Ok(CompiledEntry {
             executor,
-            _kernels: Box::new(kernels),
+            _kernels: Some(Box::new(kernels)),
         })
     }
 

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "core/device.rs"]
+mod device;
 #[path = "core/editor.rs"]
 mod editor;
 #[path = "core/from_hidden.rs"]
@@ -302,8 +304,61 @@ fn every_entry_graph() -> Vec<(String, ftl_ir::Graph)> {
     out
 }
 
+/// Where the PTX's kernels do not take the parameter cells the device executor passes: each
+/// `.entry` must have `device::param_count` of its manifest buffers' ranks, and every kernel of
+/// the manifest must be an entry.
+fn launch_abi_mismatches(plan: &ftl_plan::fuse::Plan, ptx: &str) -> Vec<String> {
+    let manifest = ftl_plan::manifest::build(plan).unwrap();
+    let mut entries = HashMap::new();
+    let mut lines = ptx.lines();
+    while let Some(line) = lines.next() {
+        if let Some(rest) = line.trim().strip_prefix(".visible .entry ") {
+            let name = rest.trim_end_matches('(').to_string();
+            let params = lines
+                .by_ref()
+                .take_while(|l| l.trim() != ")")
+                .filter(|l| l.trim().starts_with(".param"))
+                .count();
+            entries.insert(name, params);
+        }
+    }
+    let kernels = manifest
+        .prelude
+        .iter()
+        .chain(manifest.steps.iter().flat_map(|s| {
+            match s {
+                ftl_runtime::manifest::Step::Kernel(k) => vec![k],
+                ftl_runtime::manifest::Step::Sliced { steps, .. } => steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        ftl_runtime::manifest::Step::Kernel(k) => Some(k),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            }
+        }));
+    let mut out = Vec::new();
+    for k in kernels {
+        let ranks = k
+            .buffers
+            .iter()
+            .map(|b| manifest.buffers[*b as usize].dims.len());
+        let want = ftl_runtime::device::param_count(ranks);
+        match entries.get(&k.symbol) {
+            Some(n) if *n == want => {}
+            other => out.push(format!(
+                "kernel {} takes {other:?} parameters, the executor passes {want}",
+                k.symbol
+            )),
+        }
+    }
+    out
+}
+
 /// Every entry of the repository compiles to PTX for sm_80 and sm_90 that `ptxas` accepts,
-/// with no spills in the DPO, SFT and LCM kernels (issue 15). Needs libdevice and ptxas
+/// whose kernels take the parameters the device executor passes, with no spills in the DPO,
+/// SFT and LCM kernels (issue 15). Needs libdevice and ptxas
 /// (`FTL_LIBDEVICE`, `FTL_PTXAS`: PyPI's nvidia-cuda-nvcc-cu12, which `scripts/test.sh` installs
 /// into the project venv and points them at); skipped with a printed reason without them.
 #[test]
@@ -329,6 +384,9 @@ fn every_entry_compiles_to_ptx_that_ptxas_accepts() {
                     continue;
                 }
             };
+            for failure in launch_abi_mismatches(&plan, &ptx) {
+                failures.push(format!("{entry} ({chip}): {failure}"));
+            }
             let path = dir.join(format!("{}_{chip}.ptx", entry.replace('.', "_")));
             std::fs::write(&path, &ptx).unwrap();
             let out = Command::new(&ptxas)

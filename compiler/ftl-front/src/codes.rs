@@ -145,11 +145,13 @@ pub enum Code {
     TooLarge,
     /// E0097: the output path cannot be written safely.
     BadOutput,
+    /// E0098: the CUDA device cannot be used.
+    Device,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 71] = [
+    pub const ALL: [Code; 72] = [
         Code::InvalidToken,
         Code::UnexpectedToken,
         Code::UnexpectedEof,
@@ -221,6 +223,7 @@ impl Code {
         Code::Unsupported,
         Code::TooLarge,
         Code::BadOutput,
+        Code::Device,
     ];
 
     fn entry(self) -> (&'static str, &'static str, &'static str) {
@@ -295,6 +298,7 @@ impl Code {
             Code::RunFailed => ("E0094", "error while running", "The entry failed on these inputs, for example a gather index out of range without an `else` value."),
             Code::Unsupported => ("E0095", "not supported by this backend yet", "The construct type-checks but the backend cannot run it yet; the message says which and why."),
             Code::TooLarge => ("E0096", "over the memory limit", "The dims bound by the inputs, `--dims` or `--set` ask for more memory than one run may allocate (half of the physical memory unless FTL_MEMORY_LIMIT says otherwise, e.g. FTL_MEMORY_LIMIT=64G), or for a size that does not fit in 64 bits. Nothing is allocated or run."),
+            Code::Device => ("E0098", "the CUDA device cannot be used", "`--backend cuda` (and a CUDA artifact) needs an NVIDIA driver (`libcuda.so`, loaded when the run starts), a device of compute capability 8.0 or 9.0 (sm_80, sm_90) and, to compile, libdevice (`FTL_LIBDEVICE`). The message says which is missing, or which driver call failed while running (out of device memory, a failed launch). Every other backend runs without CUDA."),
             Code::BadOutput => ("E0097", "cannot write the output", "Outputs are written to a new file beside the target and renamed over it. The target must be a regular file or not exist: a directory, a device, a FIFO or a symbolic link is refused, so that no run can replace what it was not meant to."),
         }
     }

@@ -88,6 +88,7 @@ fn run_failure(kind: ExecErrorKind, messages: Vec<String>) -> Failure {
         ExecErrorKind::Requires => Code::RequiresFailed,
         ExecErrorKind::Run => Code::RunFailed,
         ExecErrorKind::TooLarge => Code::TooLarge,
+        ExecErrorKind::Device => Code::Device,
         ExecErrorKind::InvalidManifest => return Failure::Internal(messages.join("; ")),
     };
     Failure::User { code, messages }
@@ -96,6 +97,12 @@ fn run_failure(kind: ExecErrorKind, messages: Vec<String>) -> Failure {
 impl From<ExecError> for Failure {
     fn from(e: ExecError) -> Failure {
         run_failure(e.kind, e.messages)
+    }
+}
+
+impl From<ftl_runtime::device::DeviceError> for Failure {
+    fn from(e: ftl_runtime::device::DeviceError) -> Failure {
+        Failure::new(Code::Device, e.to_string())
     }
 }
 

@@ -13,6 +13,7 @@
 
 use crate::bind::{self, ArgSpec};
 use crate::budget::Budget;
+use crate::device::{push_memref, Device};
 use crate::dims::{checked_product, DimError};
 use crate::host;
 use crate::manifest::{BufferRole, ContractDecl, DimRule, KernelDecl, Manifest, Step};
@@ -20,10 +21,22 @@ use crate::{DType, Tensor, TensorRef};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::fmt;
+use std::sync::Arc;
+
+mod device;
+use device::DeviceRun;
 
 /// A decomposition computed during a run: (kind, rows, columns, the matrix, its parts), kept
 /// for the steps that read its other parts.
 type Decomposed = (host::Decomposition, usize, usize, Vec<f64>, Vec<Vec<f64>>);
+
+/// What a run's host routines keep for later steps: solve factors by matrix buffer, and
+/// decompositions.
+#[derive(Default)]
+struct HostMemo {
+    factors: HashMap<u32, crate::solve::Factors>,
+    decomposed: Vec<Decomposed>,
+}
 /// Named output tensors, in manifest order.
 pub type Outputs = Vec<(String, Tensor)>;
 
@@ -56,6 +69,8 @@ pub enum ExecErrorKind {
     /// The manifest is not self-consistent (see [`crate::validate`]): a damaged or forged
     /// artifact, or a compiler bug.
     InvalidManifest,
+    /// The device failed (a driver call, device memory).
+    Device,
 }
 
 impl fmt::Display for ExecError {
@@ -74,10 +89,11 @@ struct Region<'m> {
 }
 
 /// A run's memory, dim sizes and kernel status, as the steps use them.
-struct Run<'r, 'm, 't> {
+struct Run<'r, 'm, 't, 'd> {
     mem: &'r mut [Option<Memory<'t>>],
     sizes: &'m [Option<i64>],
     status: &'r mut [i64],
+    device: Option<&'r mut DeviceRun<'d>>,
 }
 
 /// The slice a kernel or GEMM of a sliced region runs on.
@@ -131,6 +147,8 @@ pub struct Executor {
     /// Buffers of earlier runs (temporaries, recycled outputs), reused by size: repeated runs
     /// (a training loop, a benchmark) touch warm memory instead of faulting in fresh pages.
     pool: std::sync::Mutex<Vec<Vec<u64>>>,
+    /// The device the kernels run on (`None`: the host's `kernels`).
+    device: Option<Arc<dyn Device>>,
 }
 
 /// The most memory (in 8-byte words: 2 GiB) the pool of reused buffers holds between runs.
@@ -185,32 +203,22 @@ impl Executor {
             kind: ExecErrorKind::InvalidManifest,
         })?;
         let mut kernels = HashMap::new();
-        let decls = manifest
-            .prelude
-            .iter()
-            .chain(manifest.steps.iter().flat_map(|s| {
-                match s {
-                    Step::Kernel(k) => vec![k],
-                    Step::Sliced { steps, .. } => steps
-                        .iter()
-                        .filter_map(|s| match s {
-                            Step::Kernel(k) => Some(k),
-                            _ => None,
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                }
-            }));
-        for k in decls {
-            let f = resolve(&k.symbol).ok_or_else(|| ExecError {
-                messages: vec![format!(
-                    "kernel `{}` is missing from the artifact",
-                    k.symbol
-                )],
+        for symbol in Executor::symbols(&manifest) {
+            let f = resolve(&symbol).ok_or_else(|| ExecError {
+                messages: vec![format!("kernel `{symbol}` is missing from the artifact")],
                 kind: ExecErrorKind::InvalidManifest,
             })?;
-            kernels.insert(k.symbol.clone(), f);
+            kernels.insert(symbol, f);
         }
+        Executor::with_kernels(manifest, kernels, None)
+    }
+
+    /// The executor of a validated manifest with its kernels.
+    fn with_kernels(
+        manifest: Manifest,
+        kernels: HashMap<String, PackedFn>,
+        device: Option<Arc<dyn Device>>,
+    ) -> Result<Executor, ExecError> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let specs = manifest
             .args
@@ -232,7 +240,43 @@ impl Executor {
                 kind: ExecErrorKind::TooLarge,
             })?,
             pool: std::sync::Mutex::new(Vec::new()),
+            device,
         })
+    }
+
+    /// An executor for `manifest` whose kernels run on `device` (which must have loaded
+    /// every kernel the manifest names); host routines stay on the host.
+    pub fn on_device(manifest: Manifest, device: Arc<dyn Device>) -> Result<Executor, ExecError> {
+        let missing = Executor::symbols(&manifest)
+            .into_iter()
+            .find(|s| !device.has_kernel(s));
+        if let Some(s) = missing {
+            return fail(
+                ExecErrorKind::InvalidManifest,
+                format!("kernel `{s}` is missing from the device code"),
+            );
+        }
+        crate::validate::validate(&manifest).map_err(|e| ExecError {
+            messages: vec![e.to_string()],
+            kind: ExecErrorKind::InvalidManifest,
+        })?;
+        Executor::with_kernels(manifest, HashMap::new(), Some(device))
+    }
+
+    /// Every kernel symbol `manifest` names, the prelude's first.
+    pub fn symbols(manifest: &Manifest) -> Vec<String> {
+        let mut out: Vec<String> = manifest.prelude.iter().map(|k| k.symbol.clone()).collect();
+        for s in &manifest.steps {
+            match s {
+                Step::Kernel(k) => out.push(k.symbol.clone()),
+                Step::Sliced { steps, .. } => out.extend(steps.iter().filter_map(|s| match s {
+                    Step::Kernel(k) => Some(k.symbol.clone()),
+                    _ => None,
+                })),
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Uses at most `n` threads (1: everything on the calling thread).
@@ -316,10 +360,18 @@ impl Executor {
         self.check_prefilled(&mem, &sizes)?;
         let mut status = vec![0i64; 3];
         let mut budget = Budget::new(self.memory_limit);
+        let mut device = match &self.device {
+            Some(d) => Some(DeviceRun::new(d.as_ref(), m.buffers.len())?),
+            None => None,
+        };
         if let Some(p) = &m.prelude {
             self.charge(&mut budget, &mem, &p.buffers, &sizes)?;
             self.alloc(&mut mem, &p.buffers, &sizes)?;
-            self.kernel(p, &mut mem, &sizes, None, &mut status)?;
+            self.kernel(p, &mut mem, &sizes, None, &mut status, device.as_mut())?;
+            if let Some(run) = device.as_mut() {
+                self.device_status(run, &sizes, &mut status)?;
+                self.to_host(run, &mut mem, &p.buffers)?;
+            }
             let mut scalars = HashMap::new();
             for d in &m.dims {
                 if let DimRule::Scalar(b) = d.size {
@@ -384,8 +436,7 @@ impl Executor {
         let all: Vec<u32> = (0..m.buffers.len() as u32).collect();
         self.charge(&mut budget, &mem, &all, &sizes)?;
         self.alloc(&mut mem, &all, &sizes)?;
-        let mut factors = HashMap::new();
-        let mut decomposed: Vec<Decomposed> = Vec::new();
+        let mut memo = HostMemo::default();
         // Local buffers that hold their whole contraction (a region of one slice computed it).
         let mut whole = std::collections::HashSet::new();
         for (k, step) in m.steps.iter().enumerate() {
@@ -399,8 +450,9 @@ impl Executor {
                 Step::Sliced { .. } => format!("slices{k}"),
             };
             match step {
-                Step::Kernel(k) => self.kernel(k, &mut mem, &sizes, None, &mut status)?,
-                Step::Contract(c) => self.contract(c, &mut mem, &sizes, None)?,
+                Step::Kernel(k) => {
+                    self.kernel(k, &mut mem, &sizes, None, &mut status, device.as_mut())?
+                }
                 Step::Sliced {
                     dim,
                     local,
@@ -417,103 +469,33 @@ impl Executor {
                         mem: &mut mem,
                         sizes: &sizes,
                         status: &mut status,
+                        device: device.as_mut(),
                     };
                     // A region's time is its steps' (each summed over the slices).
                     let inner = self.sliced(&region, steps, width, run, &mut whole)?;
                     timings.extend(inner.into_iter().map(|(n, ms)| (format!("{name}/{n}"), ms)));
                     continue;
                 }
-                Step::ArgSort {
-                    x,
-                    out,
-                    dim,
-                    descending,
-                } => {
-                    let xv = self.tensor(&mem, *x, &sizes)?.to_f64();
-                    let (outer, n, inner) = self.split_at(*x, *dim, &sizes);
-                    let mut perm = vec![0.0; xv.len()];
-                    for o in 0..outer {
-                        for i in 0..inner {
-                            let at = |k: usize| (o * n + k) * inner + i;
-                            let row: Vec<f64> = (0..n).map(|k| xv[at(k)]).collect();
-                            for (k, p) in host::argsort(&row, *descending).into_iter().enumerate() {
-                                perm[at(k)] = p as f64;
-                            }
-                        }
+                _ => {
+                    if let Some(run) = device.as_mut() {
+                        self.before_host_step(run, step, &mut mem, &sizes, &mut status)?;
                     }
-                    self.store(&mut mem, *out, &sizes, &perm)?;
-                }
-                Step::Decompose {
-                    kind,
-                    part,
-                    a,
-                    out,
-                    row,
-                    col,
-                } => {
-                    let t = self.tensor(&mem, *a, &sizes)?.to_f64();
-                    let ad = &m.buffers[*a as usize].dims;
-                    let size = |d: u32| sizes[d as usize].unwrap_or(0) as usize;
-                    let (rs, cs) = (size(*row), size(*col));
-                    // Strides of the dims in the operand's layout.
-                    let stride = |d: u32| -> usize {
-                        let k = ad.iter().position(|x| *x == d).unwrap_or(0);
-                        ad[k + 1..].iter().map(|x| size(*x)).product()
-                    };
-                    let (sr, sc) = (stride(*row), stride(*col));
-                    // The operand's other dims are batch dims, leading in the result: one
-                    // decomposition per matrix.
-                    let batch: Vec<u32> = ad
-                        .iter()
-                        .copied()
-                        .filter(|d| d != row && d != col)
-                        .collect();
-                    let mut values = Vec::new();
-                    for bi in 0..batch.iter().map(|d| size(*d)).product::<usize>() {
-                        let (mut rest, mut base) = (bi, 0);
-                        for d in batch.iter().rev() {
-                            base += (rest % size(*d)) * stride(*d);
-                            rest /= size(*d).max(1);
-                        }
-                        let mat: Vec<f64> = (0..rs * cs)
-                            .map(|x| t[base + (x / cs) * sr + (x % cs) * sc])
-                            .collect();
-                        // The parts of one decomposition are separate steps: the matrix is
-                        // factored once and its parts kept for the others.
-                        let known = decomposed.iter().position(|(k, r, c, input, _)| {
-                            (*k, *r, *c) == (*kind, rs, cs) && *input == mat
-                        });
-                        let at = match known {
-                            Some(at) => at,
-                            None => {
-                                let parts = host::decompose(*kind, &mat, rs, cs).map_err(|e| {
-                                    ExecError {
-                                        messages: vec![e],
-                                        kind: ExecErrorKind::Run,
-                                    }
-                                })?;
-                                decomposed.push((*kind, rs, cs, mat, parts));
-                                decomposed.len() - 1
-                            }
-                        };
-                        let part =
-                            decomposed[at]
-                                .4
-                                .get(*part as usize)
-                                .ok_or_else(|| ExecError {
-                                    messages: vec![format!("a decomposition has no part {part}")],
-                                    kind: ExecErrorKind::InvalidManifest,
-                                })?;
-                        values.extend_from_slice(part);
+                    self.host_step(step, &mut mem, &sizes, &mut memo)?;
+                    if let (Some(run), Some((_, out))) =
+                        (device.as_mut(), device::host_operands(step))
+                    {
+                        self.wrote_on_host(run, &mem, out);
                     }
-                    self.store(&mut mem, *out, &sizes, &values)?;
-                }
-                Step::Solve { a, b, out, dim } => {
-                    self.solve((*a, *b, *out, *dim), &mut mem, &sizes, &mut factors)?
                 }
             }
             timings.push((name, start.elapsed().as_secs_f64() * 1e3));
         }
+        if let Some(run) = device.as_mut() {
+            self.device_status(run, &sizes, &mut status)?;
+            let outputs: Vec<u32> = m.outputs.iter().map(|(_, b)| *b).collect();
+            self.to_host(run, &mut mem, &outputs)?;
+        }
+        drop(device);
         let mut outs = Vec::new();
         for (name, b) in &m.outputs {
             let shape = self.file_shape(*b, &sizes, &binding);
@@ -544,6 +526,112 @@ impl Executor {
             }
         }
         Ok((outs, timings))
+    }
+
+    /// Runs a step that is a library routine on the host (argsort, a decomposition's part,
+    /// solve; GEMMs have [`Executor::contract`]) on host memory.
+    fn host_step(
+        &self,
+        step: &Step,
+        mem: &mut [Option<Memory<'_>>],
+        sizes: &[Option<i64>],
+        memo: &mut HostMemo,
+    ) -> Result<(), ExecError> {
+        let m = &self.manifest;
+        match step {
+            Step::ArgSort {
+                x,
+                out,
+                dim,
+                descending,
+            } => {
+                let xv = self.tensor(mem, *x, sizes)?.to_f64();
+                let (outer, n, inner) = self.split_at(*x, *dim, sizes);
+                let mut perm = vec![0.0; xv.len()];
+                for o in 0..outer {
+                    for i in 0..inner {
+                        let at = |k: usize| (o * n + k) * inner + i;
+                        let row: Vec<f64> = (0..n).map(|k| xv[at(k)]).collect();
+                        for (k, p) in host::argsort(&row, *descending).into_iter().enumerate() {
+                            perm[at(k)] = p as f64;
+                        }
+                    }
+                }
+                self.store(mem, *out, sizes, &perm)
+            }
+            Step::Decompose {
+                kind,
+                part,
+                a,
+                out,
+                row,
+                col,
+            } => {
+                let t = self.tensor(mem, *a, sizes)?.to_f64();
+                let ad = &m.buffers[*a as usize].dims;
+                let size = |d: u32| sizes[d as usize].unwrap_or(0) as usize;
+                let (rs, cs) = (size(*row), size(*col));
+                // Strides of the dims in the operand's layout.
+                let stride = |d: u32| -> usize {
+                    let k = ad.iter().position(|x| *x == d).unwrap_or(0);
+                    ad[k + 1..].iter().map(|x| size(*x)).product()
+                };
+                let (sr, sc) = (stride(*row), stride(*col));
+                // The operand's other dims are batch dims, leading in the result: one
+                // decomposition per matrix.
+                let batch: Vec<u32> = ad
+                    .iter()
+                    .copied()
+                    .filter(|d| d != row && d != col)
+                    .collect();
+                let mut values = Vec::new();
+                for bi in 0..batch.iter().map(|d| size(*d)).product::<usize>() {
+                    let (mut rest, mut base) = (bi, 0);
+                    for d in batch.iter().rev() {
+                        base += (rest % size(*d)) * stride(*d);
+                        rest /= size(*d).max(1);
+                    }
+                    let mat: Vec<f64> = (0..rs * cs)
+                        .map(|x| t[base + (x / cs) * sr + (x % cs) * sc])
+                        .collect();
+                    // The parts of one decomposition are separate steps: the matrix is
+                    // factored once and its parts kept for the others.
+                    let known = memo.decomposed.iter().position(|(k, r, c, input, _)| {
+                        (*k, *r, *c) == (*kind, rs, cs) && *input == mat
+                    });
+                    let at = match known {
+                        Some(at) => at,
+                        None => {
+                            let parts =
+                                host::decompose(*kind, &mat, rs, cs).map_err(|e| ExecError {
+                                    messages: vec![e],
+                                    kind: ExecErrorKind::Run,
+                                })?;
+                            memo.decomposed.push((*kind, rs, cs, mat, parts));
+                            memo.decomposed.len() - 1
+                        }
+                    };
+                    let part =
+                        memo.decomposed[at]
+                            .4
+                            .get(*part as usize)
+                            .ok_or_else(|| ExecError {
+                                messages: vec![format!("a decomposition has no part {part}")],
+                                kind: ExecErrorKind::InvalidManifest,
+                            })?;
+                    values.extend_from_slice(part);
+                }
+                self.store(mem, *out, sizes, &values)
+            }
+            Step::Solve { a, b, out, dim } => {
+                self.solve((*a, *b, *out, *dim), mem, sizes, &mut memo.factors)
+            }
+            Step::Contract(c) => self.contract(c, mem, sizes, None),
+            Step::Kernel(_) | Step::Sliced { .. } => fail(
+                ExecErrorKind::InvalidManifest,
+                "internal error: a kernel step run as a host routine",
+            ),
+        }
     }
 
     /// Sizes every dim it can from the binding, the scalars computed so far and the sizes
@@ -932,7 +1020,17 @@ impl Executor {
         (s[..k].iter().product(), s[k], s[k + 1..].iter().product())
     }
 
-    /// Runs one generated kernel, its outer loop split across threads when it is parallel.
+    /// Every dim's size (a sliced dim's at the slice's width), then the slice's offset and the
+    /// sliced dim's whole size (0, 0 outside a sliced region): a kernel compiled for a region
+    /// reads them for iota, gather bounds and `size`.
+    fn kernel_dims(&self, sizes: &[Option<i64>], slice: Option<&Slice<'_>>) -> Vec<i64> {
+        let mut dims: Vec<i64> = sizes.iter().map(|s| s.unwrap_or(0)).collect();
+        dims.extend(slice.map_or([0, 0], |s| [s.offset as i64, s.whole as i64]));
+        dims
+    }
+
+    /// Runs one generated kernel: launched on the run's device when it has one, else on the
+    /// host with its outer loop split across threads when it is parallel.
     fn kernel(
         &self,
         k: &KernelDecl,
@@ -940,13 +1038,20 @@ impl Executor {
         sizes: &[Option<i64>],
         slice: Option<&Slice<'_>>,
         status: &mut [i64],
+        device: Option<&mut DeviceRun<'_>>,
     ) -> Result<(), ExecError> {
-        let f = self.kernels[&k.symbol];
-        // Every dim's size (a sliced dim's at the slice's width), then the slice's offset and
-        // the sliced dim's whole size (0, 0 outside a sliced region): a kernel compiled for a
-        // region reads them for iota, gather bounds and `size`.
-        let mut dims: Vec<i64> = sizes.iter().map(|s| s.unwrap_or(0)).collect();
-        dims.extend(slice.map_or([0, 0], |s| [s.offset as i64, s.whole as i64]));
+        if let Some(run) = device {
+            return self.launch(run, k, mem, sizes, slice);
+        }
+        let f = self
+            .kernels
+            .get(&k.symbol)
+            .copied()
+            .ok_or_else(|| ExecError {
+                messages: vec![format!("kernel `{}` is not loaded", k.symbol)],
+                kind: ExecErrorKind::InvalidManifest,
+            })?;
+        let dims = self.kernel_dims(sizes, slice);
         let bufs: Vec<(Shared, Vec<i64>)> = k
             .buffers
             .iter()
@@ -966,30 +1071,17 @@ impl Executor {
         };
         let status_ptr = Shared(status.as_mut_ptr() as *mut u8);
         let call = |lo: i64, hi: i64| {
-            let mut cells: Vec<i64> = Vec::new();
-            let descr = |cells: &mut Vec<i64>, p: *mut u8, shape: &[i64]| {
-                cells.push(p as i64);
-                cells.push(p as i64);
-                cells.push(0);
-                cells.extend_from_slice(shape);
-                let mut stride = 1i64;
-                let mut strides = vec![0i64; shape.len()];
-                for (i, s) in shape.iter().enumerate().rev() {
-                    strides[i] = stride;
-                    stride *= s.max(&1);
-                }
-                cells.extend(strides);
-            };
-            descr(&mut cells, dims.as_ptr() as *mut u8, &[dims.len() as i64]);
-            descr(&mut cells, status_ptr.get(), &[3]);
-            cells.push(lo);
-            cells.push(hi);
+            let mut cells: Vec<u64> = Vec::new();
+            push_memref(&mut cells, dims.as_ptr() as u64, &[dims.len() as i64]);
+            push_memref(&mut cells, status_ptr.get() as u64, &[3]);
+            cells.push(lo as u64);
+            cells.push(hi as u64);
             for (p, shape) in &bufs {
-                descr(&mut cells, p.get(), shape);
+                push_memref(&mut cells, p.get() as u64, shape);
             }
             let mut args: Vec<*mut c_void> = cells
                 .iter_mut()
-                .map(|c| c as *mut i64 as *mut c_void)
+                .map(|c| c as *mut u64 as *mut c_void)
                 .collect();
             // SAFETY: the kernel was compiled for exactly this argument list (the manifest's
             // buffers, in order, with their dims), every pointer is live for the call, and
@@ -1010,6 +1102,11 @@ impl Executor {
                 }
             });
         }
+        self.check_status(status, &dims)
+    }
+
+    /// The error a kernel's status word reports (an out-of-range gather), if any.
+    fn check_status(&self, status: &[i64], dims: &[i64]) -> Result<(), ExecError> {
         if status[0] != 0 {
             let dim = usize::try_from(status[1]).ok();
             let (name, size) = match dim.and_then(|d| self.manifest.dims.get(d).zip(dims.get(d))) {
@@ -1195,13 +1292,21 @@ impl Executor {
         region: &Region<'_>,
         steps: &[Step],
         width: usize,
-        run: Run<'_, '_, '_>,
+        run: Run<'_, '_, '_, '_>,
         whole_buffers: &mut std::collections::HashSet<u32>,
     ) -> Result<Vec<(String, f64)>, ExecError> {
-        let Run { mem, sizes, status } = run;
+        let Run {
+            mem,
+            sizes,
+            status,
+            mut device,
+        } = run;
         for (b, identity) in region.start {
             let n = self.len(*b, sizes);
             self.store(mem, *b, sizes, &vec![identity.value(); n])?;
+            if let Some(run) = device.as_deref_mut() {
+                self.wrote_on_host(run, mem, *b);
+            }
         }
         let whole = sizes[region.dim as usize].unwrap_or(0).max(0) as usize;
         let single = width >= whole;
@@ -1230,8 +1335,23 @@ impl Executor {
             for (i, step) in steps.iter().enumerate().skip(usize::from(skip_source)) {
                 let start = std::time::Instant::now();
                 match step {
-                    Step::Kernel(k) => self.kernel(k, mem, &at_slice, Some(&slice), status)?,
-                    Step::Contract(c) => self.contract(c, mem, &at_slice, Some(&slice))?,
+                    Step::Kernel(k) => self.kernel(
+                        k,
+                        mem,
+                        &at_slice,
+                        Some(&slice),
+                        status,
+                        device.as_deref_mut(),
+                    )?,
+                    Step::Contract(c) => {
+                        if let Some(run) = device.as_deref_mut() {
+                            self.before_host_step(run, step, mem, &at_slice, status)?;
+                        }
+                        self.contract(c, mem, &at_slice, Some(&slice))?;
+                        if let Some(run) = device.as_deref_mut() {
+                            self.wrote_on_host(run, mem, c.out);
+                        }
+                    }
                     _ => {
                         return fail(
                             ExecErrorKind::InvalidManifest,

@@ -1,0 +1,303 @@
+//! The executor's device path without a GPU: [`SimDevice`] stands in for a CUDA device with
+//! memory of its own and the launch model of the CUDA path — the parameter cells a kernel's PTX
+//! takes (no `lo`/`hi`), one thread per index of the split dim — running the same plan's
+//! kernels compiled for the CPU, one thread index at a time. It checks every launch: the cell
+//! count is the PTX's (`device::param_count` of the kernel's buffers), and every pointer in
+//! the cells lies in device memory with room for its buffer. Every entry of the repository
+//! runs through it and must give the host executor's results bit for bit; with a real device,
+//! `cuda_runs_every_entry_like_the_interpreter` does the same on the GPU.
+
+#![allow(unsafe_code)]
+
+use super::every_entry_graph;
+use ftc::run;
+use ftl_plan::backend::{Backend, Kernels};
+use ftl_runtime::device::{param_count, Device, DeviceError, DevicePtr};
+use ftl_runtime::exec::{Executor, PackedFn};
+use ftl_runtime::manifest::{Manifest, Step};
+use ftl_runtime::Tensor;
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex};
+
+/// A device whose memory is host allocations it alone hands out and whose kernels are the
+/// plan's CPU kernels.
+struct SimDevice {
+    /// Each kernel's CPU entry point and its buffers' ranks and element sizes.
+    kernels: HashMap<String, (PackedFn, Vec<(usize, usize)>)>,
+    /// Live allocations by address.
+    memory: Mutex<BTreeMap<u64, Box<[u64]>>>,
+    launches: Mutex<usize>,
+}
+
+impl SimDevice {
+    /// The kernels of `manifest` from `jit`, which must outlive the device.
+    fn new(jit: &ftl_mlir::jit::Jit, manifest: &Manifest) -> SimDevice {
+        let mut kernels = HashMap::new();
+        let decls = manifest
+            .prelude
+            .iter()
+            .chain(manifest.steps.iter().flat_map(|s| {
+                match s {
+                    Step::Kernel(k) => vec![k],
+                    Step::Sliced { steps, .. } => steps
+                        .iter()
+                        .filter_map(|s| match s {
+                            Step::Kernel(k) => Some(k),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                }
+            }));
+        for k in decls {
+            let shapes = k
+                .buffers
+                .iter()
+                .map(|b| {
+                    let d = &manifest.buffers[*b as usize];
+                    (d.dims.len(), d.dtype.size_bytes())
+                })
+                .collect();
+            kernels.insert(k.symbol.clone(), (jit.entry(&k.symbol).unwrap(), shapes));
+        }
+        SimDevice {
+            kernels,
+            memory: Mutex::new(BTreeMap::new()),
+            launches: Mutex::new(0),
+        }
+    }
+
+    /// Whether `[ptr, ptr + bytes)` lies in one allocation.
+    fn holds(&self, ptr: u64, bytes: u64) -> bool {
+        let memory = self.memory.lock().unwrap();
+        memory
+            .range(..=ptr)
+            .next_back()
+            .is_some_and(|(start, words)| ptr + bytes <= start + words.len() as u64 * 8)
+    }
+}
+
+impl Device for SimDevice {
+    fn name(&self) -> String {
+        "simulated device".into()
+    }
+
+    fn alloc_zeroed(&self, bytes: usize) -> Result<DevicePtr, DeviceError> {
+        let words = vec![0u64; bytes.div_ceil(8).max(1)].into_boxed_slice();
+        let p = words.as_ptr() as u64;
+        self.memory.lock().unwrap().insert(p, words);
+        Ok(p)
+    }
+
+    fn free(&self, ptr: DevicePtr) {
+        assert!(
+            self.memory.lock().unwrap().remove(&ptr).is_some(),
+            "double free"
+        );
+    }
+
+    fn upload(&self, dst: DevicePtr, src: &[u8]) -> Result<(), DeviceError> {
+        assert!(self.holds(dst, src.len() as u64), "upload out of bounds");
+        // SAFETY: checked above: the destination is a live allocation of this device.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
+        Ok(())
+    }
+
+    fn download(&self, src: DevicePtr, dst: &mut [u8]) -> Result<(), DeviceError> {
+        assert!(self.holds(src, dst.len() as u64), "download out of bounds");
+        // SAFETY: checked above.
+        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    fn has_kernel(&self, symbol: &str) -> bool {
+        self.kernels.contains_key(symbol)
+    }
+
+    fn launch(&self, symbol: &str, threads: u64, params: &[u64]) -> Result<(), DeviceError> {
+        let (f, buffers) = &self.kernels[symbol];
+        assert_eq!(
+            params.len(),
+            param_count(buffers.iter().map(|(rank, _)| *rank)),
+            "{symbol}: cells"
+        );
+        // The dims and status memrefs, then each buffer: its pointer and sizes in device memory.
+        let dims = params[3] * 8;
+        assert!(self.holds(params[0], dims), "{symbol}: dims");
+        assert!(self.holds(params[5], 24), "{symbol}: status");
+        let mut at = 10;
+        for (rank, elem) in buffers {
+            let count: u64 = params[at + 3..at + 3 + rank].iter().product();
+            assert_eq!(params[at], params[at + 1]);
+            assert!(
+                self.holds(params[at], count * *elem as u64),
+                "{symbol}: a buffer is not in device memory"
+            );
+            at += 3 + 2 * rank;
+        }
+        for t in 0..threads {
+            let mut cells: Vec<u64> = params[..10].to_vec();
+            cells.extend([t, t + 1]);
+            cells.extend(&params[10..]);
+            let mut args: Vec<*mut c_void> = cells
+                .iter_mut()
+                .map(|c| c as *mut u64 as *mut c_void)
+                .collect();
+            // SAFETY: the cells are the kernel's parameters, checked above to point into live
+            // device allocations large enough for each buffer.
+            unsafe { f(args.as_mut_ptr()) };
+        }
+        *self.launches.lock().unwrap() += 1;
+        Ok(())
+    }
+
+    fn synchronize(&self) -> Result<(), DeviceError> {
+        Ok(())
+    }
+}
+
+/// The outputs of `g` on `inputs` through the device path over a [`SimDevice`], and how many
+/// kernels it launched.
+fn run_simulated(
+    g: &ftl_ir::Graph,
+    inputs: &HashMap<String, Tensor>,
+) -> (
+    Result<Vec<(String, Tensor)>, ftl_ir::pipeline::Failure>,
+    usize,
+) {
+    let plan = ftl_plan::fuse::fuse(g);
+    let manifest = ftl_plan::manifest::build(&plan).unwrap();
+    let jit = ftl_mlir::MlirCpu.compile(&plan).unwrap();
+    let device = Arc::new(SimDevice::new(&jit, &manifest));
+    let exec = Executor::on_device(manifest, device.clone()).unwrap();
+    let out = exec.run(inputs).map_err(Into::into);
+    drop(exec);
+    assert!(
+        device.memory.lock().unwrap().is_empty(),
+        "{}: device memory left allocated",
+        g.name
+    );
+    let launches = *device.launches.lock().unwrap();
+    (out, launches)
+}
+
+/// Every entry of the repository through the device path: the same outputs and gradients as
+/// the host executor, bit for bit (the same kernels, run per thread index), the same errors,
+/// no device memory left behind.
+#[test]
+fn the_device_path_runs_every_entry_like_the_host() {
+    let mut failures = Vec::new();
+    let (mut checked, mut launches) = (0, 0);
+    for (entry, g) in every_entry_graph() {
+        let inputs = run::random_inputs(&g, &BTreeMap::new(), Some(5), 21).unwrap();
+        let host = run::run_on(run::Backend::Mlir, &g, &inputs);
+        let (device, n) = run_simulated(&g, &inputs);
+        launches += n;
+        match (host, device) {
+            (Ok(h), Ok(d)) => {
+                for ((name, want), (_, got)) in h.iter().zip(&d) {
+                    if want.bytes() != got.bytes() || want.shape() != got.shape() {
+                        failures.push(format!("{entry}: {name} differs"));
+                    }
+                }
+                checked += 1;
+            }
+            (Err(h), Err(d)) if h.code() == d.code() => {}
+            (h, d) => failures.push(format!(
+                "{entry}: host {:?} vs device {:?}",
+                h.err(),
+                d.err()
+            )),
+        }
+    }
+    eprintln!("{checked} entries on the simulated device, {launches} launches");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked >= 200, "{checked}");
+}
+
+/// On a machine with a CUDA device: every entry on the GPU agrees with the interpreter to 1e-5
+/// (f32). Skipped, saying so, where there is none (CI).
+#[test]
+fn cuda_runs_every_entry_like_the_interpreter() {
+    if let Err(e) = ftl_runtime::cuda::open(0) {
+        println!("skipped: {e}");
+        return;
+    }
+    if ftl_mlir::cuda::libdevice().is_err() {
+        println!("skipped: no libdevice (set FTL_LIBDEVICE)");
+        return;
+    }
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (entry, g) in every_entry_graph() {
+        let inputs = run::random_inputs(&g, &BTreeMap::new(), Some(6), 11).unwrap();
+        let want = run::run_graph(&g, &inputs);
+        match (want, run::run_on(run::Backend::Cuda, &g, &inputs)) {
+            (Ok(w), Ok(got)) => {
+                super::compare_outputs(&format!("{entry} (cuda)"), &w, &got, &mut failures);
+                checked += 1;
+            }
+            (Err(w), Err(got)) if w.code() == got.code() => {}
+            (w, got) => failures.push(format!(
+                "{entry}: interp {:?} vs cuda {:?}",
+                w.err(),
+                got.err()
+            )),
+        }
+    }
+    println!("{checked} entries run on the GPU");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `--backend cuda` where no driver can be loaded (the CI machine): E0098 and exit status 1 for
+/// `ftc run`, `ftc test` and `ftc bench`, never a panic; `-o` refuses it (CPU artifacts only).
+#[test]
+fn cuda_without_a_driver_is_a_coded_error() {
+    if ftl_runtime::cuda::open(0).is_ok() {
+        println!("skipped: a CUDA device is present");
+        return;
+    }
+    let runs: [&[&str]; 3] = [
+        &[
+            "run",
+            "examples/dpo.ftl",
+            "--entry",
+            "sigmoid",
+            "--random",
+            "--dims",
+            "B=4",
+        ],
+        &["test", "examples/dpo.ftl"],
+        &[
+            "bench",
+            "examples/dpo.ftl",
+            "--entry",
+            "sigmoid",
+            "--dims",
+            "B=4",
+        ],
+    ];
+    for args in runs {
+        let mut args = args.to_vec();
+        args.extend(["--backend", "cuda"]);
+        let (code, _, err) = super::ftc(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("E0098"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = super::scratch("cuda-artifact").join("x.ftlpack");
+    let out = out.to_str().unwrap();
+    let (code, _, err) = super::ftc(&[
+        "build",
+        "examples/dpo.ftl",
+        "--entry",
+        "sigmoid",
+        "-o",
+        out,
+        "--backend",
+        "cuda",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("E0092"), "{err}");
+}

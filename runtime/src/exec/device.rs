@@ -1,0 +1,248 @@
+//! The executor's device path: the same run (binding, dims, budget, steps in order) with the
+//! generated kernels launched on a [`Device`] over device copies of the buffers. Host routines
+//! (GEMM, argsort, solve, decompositions) run on the host copies, so buffers move between the
+//! two where a step needs them: each buffer (each view's base) is fresh on the host, on the
+//! device or on both, and is copied only when a step needs it where it is stale.
+//!
+//! A kernel may write any of its buffers but the inputs, so after a launch those are fresh on
+//! the device only; a host routine writes its result, fresh on the host only. The status word
+//! (an out-of-range gather) lives on the device and is read after the prelude, before each host
+//! routine and at the end.
+
+use super::{fail, ExecError, ExecErrorKind, Executor, Memory, Slice};
+use crate::device::{push_memref, Device, DeviceError, DevicePtr};
+use crate::manifest::{BufferRole, KernelDecl, Step};
+
+/// Where a buffer's current contents are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fresh {
+    Host,
+    Device,
+    Both,
+}
+
+/// One run's device state: the device memory of each buffer base, where each is fresh, the
+/// status word and the dims vectors uploaded so far.
+pub(super) struct DeviceRun<'d> {
+    device: &'d dyn Device,
+    memory: Vec<Option<(DevicePtr, usize)>>,
+    fresh: Vec<Fresh>,
+    status: DevicePtr,
+    dims: Vec<(Vec<i64>, DevicePtr)>,
+}
+
+impl From<DeviceError> for ExecError {
+    fn from(e: DeviceError) -> ExecError {
+        ExecError {
+            messages: vec![e.to_string()],
+            kind: ExecErrorKind::Device,
+        }
+    }
+}
+
+impl<'d> DeviceRun<'d> {
+    /// A run on `device` over `buffers` buffers, all fresh on the host.
+    pub(super) fn new(device: &'d dyn Device, buffers: usize) -> Result<DeviceRun<'d>, ExecError> {
+        let status = device.alloc_zeroed(3 * 8)?;
+        Ok(DeviceRun {
+            device,
+            memory: vec![None; buffers],
+            fresh: vec![Fresh::Host; buffers],
+            status,
+            dims: Vec::new(),
+        })
+    }
+
+    /// The device copy of `dims` (uploaded once per distinct vector).
+    fn dims(&mut self, dims: &[i64]) -> Result<DevicePtr, ExecError> {
+        if let Some((_, p)) = self.dims.iter().find(|(d, _)| d == dims) {
+            return Ok(*p);
+        }
+        let p = self.device.alloc_zeroed(dims.len() * 8)?;
+        self.dims.push((dims.to_vec(), p));
+        self.device.upload(p, bytemuck::cast_slice(dims))?;
+        Ok(p)
+    }
+}
+
+impl Drop for DeviceRun<'_> {
+    fn drop(&mut self) {
+        for (p, _) in self.memory.iter().flatten() {
+            self.device.free(*p);
+        }
+        for (_, p) in &self.dims {
+            self.device.free(*p);
+        }
+        self.device.free(self.status);
+    }
+}
+
+impl Executor {
+    /// The buffer whose memory `b` is (a view's base).
+    fn base(&self, mem: &[Option<Memory<'_>>], b: u32) -> u32 {
+        let mut at = b;
+        for _ in 0..=mem.len() {
+            match &mem[at as usize] {
+                Some(Memory::View(of)) => at = *of,
+                _ => break,
+            }
+        }
+        at
+    }
+
+    /// Makes the device copies of `which` current: allocated at their host size and uploaded
+    /// where the host holds the only current copy.
+    fn to_device(
+        &self,
+        run: &mut DeviceRun<'_>,
+        mem: &[Option<Memory<'_>>],
+        which: &[u32],
+    ) -> Result<(), ExecError> {
+        for &b in which {
+            let base = self.base(mem, b) as usize;
+            let p = match run.memory[base] {
+                Some((p, _)) => p,
+                None => {
+                    let bytes = self.capacity(mem, base as u32);
+                    let p = run.device.alloc_zeroed(bytes)?;
+                    run.memory[base] = Some((p, bytes));
+                    p
+                }
+            };
+            if run.fresh[base] == Fresh::Host {
+                run.device.upload(p, self.all_bytes(mem, base as u32)?)?;
+                run.fresh[base] = Fresh::Both;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the host copies of `which` current (a host routine's operands, the prelude's
+    /// scalars, the outputs), downloading where the device holds the only current copy.
+    pub(super) fn to_host(
+        &self,
+        run: &mut DeviceRun<'_>,
+        mem: &mut [Option<Memory<'_>>],
+        which: &[u32],
+    ) -> Result<(), ExecError> {
+        for &b in which {
+            let base = self.base(mem, b) as usize;
+            if run.fresh[base] != Fresh::Device {
+                continue;
+            }
+            let Some((p, bytes)) = run.memory[base] else {
+                return fail(
+                    ExecErrorKind::Run,
+                    "internal error: a device buffer is missing",
+                );
+            };
+            match &mut mem[base] {
+                Some(Memory::Owned(w)) => {
+                    let host: &mut [u8] = bytemuck::cast_slice_mut(w);
+                    let n = bytes.min(host.len());
+                    run.device.download(p, &mut host[..n])?;
+                }
+                _ => {
+                    return fail(
+                        ExecErrorKind::Run,
+                        "internal error: a kernel wrote a buffer the run does not own",
+                    )
+                }
+            }
+            run.fresh[base] = Fresh::Both;
+        }
+        Ok(())
+    }
+
+    /// Launches kernel `k` on the device (the launch form of `Executor::kernel`): its buffers
+    /// made current there, offset to the slice's rows in a sliced region.
+    pub(super) fn launch(
+        &self,
+        run: &mut DeviceRun<'_>,
+        k: &KernelDecl,
+        mem: &[Option<Memory<'_>>],
+        sizes: &[Option<i64>],
+        slice: Option<&Slice<'_>>,
+    ) -> Result<(), ExecError> {
+        self.to_device(run, mem, &k.buffers)?;
+        let dims = self.kernel_dims(sizes, slice);
+        let mut cells = Vec::new();
+        push_memref(&mut cells, run.dims(&dims)?, &[dims.len() as i64]);
+        push_memref(&mut cells, run.status, &[3]);
+        for &b in &k.buffers {
+            let base = self.base(mem, b) as usize;
+            let Some((p, _)) = run.memory[base] else {
+                return fail(
+                    ExecErrorKind::Run,
+                    "internal error: a device buffer is missing",
+                );
+            };
+            let at = slice.map_or(0, |s| self.slice_offset(b, s, sizes));
+            let shape: Vec<i64> = self.shape(b, sizes).iter().map(|s| *s as i64).collect();
+            push_memref(&mut cells, p + at as u64, &shape);
+            if !matches!(self.manifest.buffers[base].role, BufferRole::Arg(_)) {
+                run.fresh[base] = Fresh::Device;
+            }
+        }
+        let threads = k.split.map_or(1, |d| dims[d as usize].max(0) as u64);
+        run.device.launch(&k.symbol, threads, &cells)?;
+        // Synchronized per step, so that step timings are the kernels' own.
+        run.device.synchronize()?;
+        Ok(())
+    }
+
+    /// Reads the device's status word into `status` and reports an out-of-range gather.
+    pub(super) fn device_status(
+        &self,
+        run: &mut DeviceRun<'_>,
+        sizes: &[Option<i64>],
+        status: &mut [i64],
+    ) -> Result<(), ExecError> {
+        run.device
+            .download(run.status, bytemuck::cast_slice_mut(&mut status[..3]))?;
+        self.check_status(status, &self.kernel_dims(sizes, None))
+    }
+
+    /// Brings a host routine's operands (and its result, which a slice may only partly write)
+    /// to the host; afterwards [`Executor::wrote_on_host`] marks the result.
+    pub(super) fn before_host_step(
+        &self,
+        run: &mut DeviceRun<'_>,
+        step: &Step,
+        mem: &mut [Option<Memory<'_>>],
+        sizes: &[Option<i64>],
+        status: &mut [i64],
+    ) -> Result<(), ExecError> {
+        self.device_status(run, sizes, status)?;
+        let Some((reads, out)) = host_operands(step) else {
+            return fail(
+                ExecErrorKind::Run,
+                "internal error: a kernel run as a host routine",
+            );
+        };
+        self.to_host(run, mem, &reads)?;
+        self.to_host(run, mem, &[out])
+    }
+
+    /// Marks buffer `b` as written on the host.
+    pub(super) fn wrote_on_host(
+        &self,
+        run: &mut DeviceRun<'_>,
+        mem: &[Option<Memory<'_>>],
+        b: u32,
+    ) {
+        let base = self.base(mem, b) as usize;
+        run.fresh[base] = Fresh::Host;
+    }
+}
+
+/// A host routine's operands and result (None for the steps that are not one).
+pub(super) fn host_operands(step: &Step) -> Option<(Vec<u32>, u32)> {
+    match step {
+        Step::Contract(c) => Some((vec![c.a, c.b], c.out)),
+        Step::ArgSort { x, out, .. } => Some((vec![*x], *out)),
+        Step::Decompose { a, out, .. } => Some((vec![*a], *out)),
+        Step::Solve { a, b, out, .. } => Some((vec![*a, *b], *out)),
+        Step::Kernel(_) | Step::Sliced { .. } => None,
+    }
+}

@@ -55,8 +55,11 @@ venv="$(bash scripts/python-env.sh)"
 "$venv/bin/python" -m pytest -q compiler/python/tests
 
 # The CUDA path without a GPU: the PTX of every entry for sm_80 and sm_90, assembled by ptxas
-# (ptxas and libdevice from PyPI's nvidia-cuda-nvcc-cu12 in the venv).
+# and taking the executor's launch cells, and a CUDA artifact built and checked (ptxas and
+# libdevice from PyPI's nvidia-cuda-nvcc-cu12 in the venv). Where a GPU is present the same
+# tests run the artifact on it (and the core tests ran every entry there).
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 FTL_LIBDEVICE="$site/nvidia/cuda_nvcc/nvvm/libdevice/libdevice.10.bc" \
 FTL_PTXAS="$site/nvidia/cuda_nvcc/bin/ptxas" \
-    cargo test -q -p ftc --test core every_entry_compiles_to_ptx -- --nocapture
+    cargo test -q -p ftc --test core -- --nocapture every_entry_compiles_to_ptx \
+    cuda_artifacts_are_sealed cuda_runs_every_entry

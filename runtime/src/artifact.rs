@@ -1,7 +1,8 @@
 //! `.ftlpack` artifacts: a directory holding `kernels.so` (the compiled kernels, with MLIR's
-//! packed entry points `_mlir_<symbol>`) and `manifest.json`: the format version, the
-//! [`Target`] the code was compiled for, the SHA-256 of `kernels.so` and the [`Manifest`].
-//! Loading needs neither LLVM nor MLIR.
+//! packed entry points `_mlir_<symbol>`) — or, for a CUDA target, `kernels.ptx` (one PTX
+//! module, loaded on CUDA device 0) — and `manifest.json`: the format version, the [`Target`]
+//! the code was compiled for, the SHA-256 of the kernels file and the [`Manifest`]. Loading
+//! needs neither LLVM nor MLIR.
 //!
 //! An artifact is native code: load only artifacts you trust. What the loader does guarantee
 //! is that nothing reaches native code unless the artifact is whole and consistent: both files
@@ -26,11 +27,14 @@ use std::path::Path;
 pub const MANIFEST: &str = "manifest.json";
 /// The shared object's file name inside an artifact.
 pub const KERNELS: &str = "kernels.so";
+/// The PTX module's file name inside a CUDA artifact.
+pub const KERNELS_PTX: &str = "kernels.ptx";
 /// The artifact format this runtime reads and writes.
 pub const FORMAT: u32 = 1;
 
 /// What precedes the manifest's digest inside `kernels.so` (a constant the compiler emits
-/// into the library), tying the library to the one manifest it was built for.
+/// into the library; a comment in `kernels.ptx`), tying the code to the one manifest it was
+/// built for.
 pub const DIGEST_MARK: &str = "ftl-manifest-sha256=";
 
 /// The largest `manifest.json` the loader reads.
@@ -57,12 +61,31 @@ pub struct Artifact {
     executor: Executor,
     target: Target,
     // Declared after the executor so the code outlives every use of its entry points.
-    _lib: libloading::Library,
-    /// The sealed copy the library was loaded from (Linux), open while the library is loaded:
-    /// the loader knows a library by its path `/proc/self/fd/N`, so a second artifact loaded
-    /// through a reused descriptor number would be taken for the first one.
-    #[cfg(target_os = "linux")]
-    _copy: std::fs::File,
+    _code: Code,
+}
+
+/// Where a loaded artifact's code lives.
+enum Code {
+    /// A shared object.
+    Native {
+        _lib: libloading::Library,
+        /// The sealed copy the library was loaded from (Linux), open while the library is
+        /// loaded: the loader knows a library by its path `/proc/self/fd/N`, so a second
+        /// artifact loaded through a reused descriptor number would be taken for the first one.
+        #[cfg(target_os = "linux")]
+        _copy: std::fs::File,
+    },
+    /// A PTX module on the CUDA device the executor holds.
+    Device,
+}
+
+/// The kernels file of an artifact for `target`.
+pub fn kernels_file(target: &Target) -> &'static str {
+    if target.is_cuda() {
+        KERNELS_PTX
+    } else {
+        KERNELS
+    }
 }
 
 fn err(message: String) -> ExecError {
@@ -132,11 +155,12 @@ pub fn is_artifact(dir: &Path) -> bool {
         .is_some_and(|v| v.get("format").is_some() && v.get("manifest").is_some())
 }
 
-/// Finishes the artifact being built in `dir`, which already holds `kernels.so`: writes
-/// `manifest.json` with the library's digest. Written last, so a directory with a manifest is
-/// complete.
+/// Finishes the artifact being built in `dir`, which already holds its kernels file
+/// ([`kernels_file`]): writes `manifest.json` with the file's digest. Written last, so a
+/// directory with a manifest is complete.
 pub fn seal(dir: &Path, target: &Target, manifest: &Manifest) -> Result<(), String> {
-    let so = read_regular(&dir.join(KERNELS), MAX_KERNELS_BYTES).map_err(|e| e.to_string())?;
+    let so = read_regular(&dir.join(kernels_file(target)), MAX_KERNELS_BYTES)
+        .map_err(|e| e.to_string())?;
     let header = ArtifactHeader {
         format: FORMAT,
         target: target.clone(),
@@ -209,7 +233,7 @@ impl Artifact {
         }
         crate::validate::validate(&header.manifest)
             .map_err(|e| err(format!("{}: {e}", manifest_path.display())))?;
-        let so_path = dir.join(KERNELS);
+        let so_path = dir.join(kernels_file(&header.target));
         let so = read_regular(&so_path, MAX_KERNELS_BYTES)?;
         if sha256_hex(&so) != header.kernels_sha256 {
             return Err(err(format!(
@@ -224,6 +248,9 @@ impl Artifact {
                  or comes from another build)",
                 so_path.display()
             )));
+        }
+        if header.target.is_cuda() {
+            return Artifact::on_cuda(header, &so, &so_path);
         }
         #[cfg(target_os = "linux")]
         let (_copy, path) = {
@@ -247,9 +274,40 @@ impl Artifact {
         Ok(Artifact {
             executor,
             target: header.target,
-            _lib: lib,
-            #[cfg(target_os = "linux")]
-            _copy,
+            _code: Code::Native {
+                _lib: lib,
+                #[cfg(target_os = "linux")]
+                _copy,
+            },
+        })
+    }
+
+    /// A checked CUDA artifact's PTX loaded on device 0, which must run PTX for its chip.
+    fn on_cuda(header: ArtifactHeader, ptx: &[u8], path: &Path) -> Result<Artifact, ExecError> {
+        let ptx = std::str::from_utf8(ptx)
+            .ok()
+            .filter(|t| !t.contains('\0'))
+            .ok_or_else(|| err(format!("{}: not PTX text", path.display())))?;
+        let (ctx, chip) = crate::cuda::open(0)?;
+        if !crate::cuda::runs(chip, &header.target.cpu) {
+            return Err(ExecError {
+                messages: vec![format!(
+                    "{}: made for {}, which this device ({chip} code) cannot run; rebuild it \
+                     with `ftc build --target cuda:{chip}`",
+                    path.display(),
+                    header.target.cpu
+                )],
+                kind: ExecErrorKind::Device,
+            });
+        }
+        let symbols = Executor::symbols(&header.manifest);
+        let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
+        let device = crate::cuda::CudaDevice::load(ctx, ptx, &symbols)?;
+        let executor = Executor::on_device(header.manifest, std::sync::Arc::new(device))?;
+        Ok(Artifact {
+            executor,
+            target: header.target,
+            _code: Code::Device,
         })
     }
 
@@ -258,7 +316,7 @@ impl Artifact {
         &self.executor
     }
 
-    /// The CPU the kernels were compiled for.
+    /// The CPU (or the GPU chip) the kernels were compiled for.
     pub fn target(&self) -> &Target {
         &self.target
     }

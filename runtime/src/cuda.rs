@@ -40,6 +40,12 @@ fn failed(what: &str) -> impl Fn(result::DriverError) -> DeviceError + '_ {
     move |e| DeviceError::Failed(format!("{what}: {e}"))
 }
 
+/// Whether a device whose PTX chip is `device_chip` ([`ptx_chip`]) runs PTX made for `chip`:
+/// sm_80 code runs on every supported device, sm_90 code from sm_90 on.
+pub fn runs(device_chip: &str, chip: &str) -> bool {
+    chip == "sm_80" || chip == device_chip
+}
+
 /// Opens device `ordinal` (its primary context): an error, never a panic, without a driver or
 /// a device. Returns the context and the chip to make PTX for ([`ptx_chip`]).
 pub fn open(ordinal: usize) -> Result<(Arc<CudaContext>, &'static str), DeviceError> {
@@ -220,6 +226,8 @@ mod tests {
         assert_eq!(ptx_chip(10, 0), Some("sm_90"));
         assert_eq!(ptx_chip(8, 9), Some("sm_80"));
         assert_eq!(ptx_chip(7, 5), None);
+        assert!(runs("sm_90", "sm_80") && runs("sm_90", "sm_90") && runs("sm_80", "sm_80"));
+        assert!(!runs("sm_80", "sm_90") && !runs("sm_90", "sm_100"));
     }
 
     /// Without a driver the device is an error (there is none on the CI machine); with one,

@@ -99,7 +99,24 @@ fn host_features() -> Vec<&'static str> {
     Vec::new()
 }
 
+/// The `arch` of CUDA code: PTX, which the driver assembles for the device it runs on.
+pub const CUDA_ARCH: &str = "nvptx64";
+
 impl Target {
+    /// PTX for `chip` (`sm_80`, `sm_90`: the `cpu` field names the chip).
+    pub fn cuda(chip: &str) -> Target {
+        Target {
+            arch: CUDA_ARCH.to_string(),
+            cpu: chip.to_string(),
+            features: Vec::new(),
+        }
+    }
+
+    /// Whether this is CUDA code (PTX) rather than CPU code.
+    pub fn is_cuda(&self) -> bool {
+        self.arch == CUDA_ARCH
+    }
+
     /// The running machine's CPU, with every feature the detection table finds.
     pub fn native() -> Target {
         let mut features: Vec<String> = host_features().into_iter().map(String::from).collect();
@@ -152,8 +169,12 @@ impl Target {
         self.cpu != "native"
     }
 
-    /// Why the running machine cannot run code for this target, if it cannot.
+    /// Why the running machine cannot run code for this target, if it cannot. CUDA code is
+    /// checked against the device when it is loaded (`crate::cuda::runs`), not here.
     pub fn unsupported_here(&self) -> Option<String> {
+        if self.is_cuda() {
+            return None;
+        }
         if self.arch != std::env::consts::ARCH {
             return Some(format!(
                 "it was compiled for {} and this machine is {}",

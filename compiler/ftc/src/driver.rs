@@ -553,6 +553,8 @@ pub struct BuildArgs<'a> {
     pub output: &'a Path,
     /// `--target-cpu`: a level or `native` (Cranelift: from `x86-64-v2`).
     pub target_cpu: Option<&'a str>,
+    /// `--target cuda[:sm_XX]`: a CUDA artifact (PTX) for this chip instead of CPU code.
+    pub gpu: Option<&'static str>,
     /// Which backend compiles the kernels.
     pub backend: run::Backend,
 }
@@ -569,6 +571,7 @@ pub fn build_artifact(args: &BuildArgs<'_>, opts: &LoadOptions, format: MessageF
         output,
         target_cpu,
         backend,
+        gpu,
     } = *args;
     with_analysis(file, opts, format, |analysis| {
         let request = EntryRequest {
@@ -578,6 +581,21 @@ pub fn build_artifact(args: &BuildArgs<'_>, opts: &LoadOptions, format: MessageF
         };
         let g = pipeline::compile_entry(analysis, &request, &mut HashMap::new())?;
         let plan = fuse::fuse(&g);
+        if let Some(chip) = gpu {
+            if target_cpu.is_some() || !matches!(backend, run::Backend::Mlir | run::Backend::Cuda) {
+                return Err(Failure::new(
+                    Code::BadSetting,
+                    "a CUDA artifact (`--target cuda…`) is PTX made through MLIR: it takes no \
+                     `--target-cpu` and no other `--backend`",
+                ));
+            }
+            crate::llvm::write_cuda_artifact(&plan, output, chip)?;
+            return Ok(format!(
+                "wrote {} ({} kernels, PTX for {chip})\n",
+                output.display(),
+                plan.kernels.len()
+            ));
+        }
         let target = match target_cpu {
             Some(name) => Target::named(name).map_err(|m| Failure::new(Code::BadSetting, m))?,
             None => Target::default_for_artifact(),
@@ -585,10 +603,12 @@ pub fn build_artifact(args: &BuildArgs<'_>, opts: &LoadOptions, format: MessageF
         match backend {
             run::Backend::Mlir => crate::llvm::write_artifact(&plan, output, &target)?,
             run::Backend::Cranelift => ftl_cranelift::write_artifact(&plan, output, &target)?,
+            // A CUDA build has its chip and returned above.
             run::Backend::Interp | run::Backend::Cuda => {
                 return Err(Failure::new(
                     Code::BadSetting,
-                    "`-o` makes a CPU artifact: it needs `--backend mlir` or `cranelift`",
+                    "the interpreter makes no artifact: `-o` needs `--backend mlir`, `cranelift` \
+                     or `cuda`",
                 ))
             }
         }

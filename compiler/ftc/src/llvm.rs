@@ -58,6 +58,12 @@ mod imp {
         let libdevice = ftl_mlir::cuda::libdevice().map_err(cuda_failure)?;
         ftl_mlir::cuda::ptx(plan, chip, &libdevice).map_err(cuda_failure)
     }
+
+    /// Writes `plan`'s CUDA artifact for `chip`.
+    pub fn write_cuda_artifact(plan: &Plan, dir: &Path, chip: &str) -> Result<(), Failure> {
+        let libdevice = ftl_mlir::cuda::libdevice().map_err(cuda_failure)?;
+        ftl_mlir::cuda::write_artifact(plan, dir, chip, &libdevice)
+    }
 }
 
 #[cfg(not(feature = "mlir"))]
@@ -105,7 +111,12 @@ mod imp {
 
     /// Refused: the CUDA path is MLIR's.
     pub fn ptx(_: &Plan, _: &str) -> Result<String, Failure> {
-        Err(without("`--emit ptx`"))
+        Err(without("CUDA code"))
+    }
+
+    /// Refused: the CUDA path is MLIR's.
+    pub fn write_cuda_artifact(_: &Plan, _: &Path, _: &str) -> Result<(), Failure> {
+        Err(without("a CUDA artifact"))
     }
 }
 

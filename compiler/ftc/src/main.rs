@@ -162,7 +162,8 @@ enum Command {
         #[arg(long = "set", value_name = "NAME=VALUE")]
         sets: Vec<String>,
         /// Write the compiled entry as an artifact directory `NAME.ftlpack` (manifest and
-        /// shared object), which `ftl-run` runs without the compiler.
+        /// shared object, or PTX with `--target cuda…`), which `ftl-run` runs without the
+        /// compiler.
         #[arg(short = 'o', long = "output", value_name = "NAME.ftlpack")]
         output: Option<PathBuf>,
         /// The CPU the artifact's kernels are compiled for: `native` (this machine's) or an
@@ -170,7 +171,8 @@ enum Command {
         /// `ftl-run` refuses a machine that lacks the level's features.
         #[arg(long, value_name = "CPU", requires = "output")]
         target_cpu: Option<String>,
-        /// The GPU for `--emit ptx`: `cuda` (sm_90), `cuda:sm_80` or `cuda:sm_90`.
+        /// The GPU for `--emit ptx`, or with `-o` of a CUDA artifact (PTX, run on the GPU by
+        /// `ftl-run`): `cuda` (sm_90), `cuda:sm_80` (runs on sm_80 and later) or `cuda:sm_90`.
         #[arg(long, value_name = "cuda[:sm_XX]")]
         target: Option<String>,
         /// Which backend compiles the artifact (`-o`): MLIR or Cranelift (no LLVM; for
@@ -418,6 +420,7 @@ fn run(cli: Cli) -> ExitCode {
             sets,
             output: Some(output),
             target_cpu,
+            target,
             backend,
             source,
             ..
@@ -426,6 +429,17 @@ fn run(cli: Cli) -> ExitCode {
                 eprintln!("error: `-o NAME.ftlpack` needs `--entry NAME`");
                 return ExitCode::FAILURE;
             };
+            let gpu = if target.is_some() || matches!(backend, Backend::Cuda) {
+                match driver::cuda_chip(target.as_deref()) {
+                    Ok(chip) => Some(chip),
+                    Err(f) => {
+                        eprint!("{}", f.render());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                None
+            };
             let args = driver::BuildArgs {
                 file: &file,
                 entry: &entry,
@@ -433,6 +447,7 @@ fn run(cli: Cli) -> ExitCode {
                 output: &output,
                 target_cpu: target_cpu.as_deref(),
                 backend: backend.into(),
+                gpu,
             };
             finish(driver::build_artifact(
                 &args,

@@ -762,6 +762,7 @@ fn cranelift_runs_f16_and_refuses_what_it_cannot_compile() {
         output: &pack,
         target_cpu: Some("x86-64"),
         backend: run::Backend::Cranelift,
+        gpu: None,
     };
     let o = driver::build_artifact(&args, &options(), MessageFormat::Short);
     assert_eq!(o.status, driver::Status::Failure, "{}", o.stderr);
@@ -1328,6 +1329,7 @@ fn artifacts_run_in_the_runtime_alone() {
             // Native, so the library's summation order is the JIT's and results are bit-equal.
             target_cpu: Some("native"),
             backend,
+            gpu: None,
         };
         let o = driver::build_artifact(&args, &options(), MessageFormat::Short);
         assert!(o.success(), "{backend:?}: {}", o.stderr);

@@ -106,6 +106,38 @@ pub fn ptx(plan: &Plan, chip: &str, libdevice: &Path) -> Result<String, CudaErro
     })
 }
 
+/// Writes the CUDA artifact `dir` (`NAME.ftlpack`: `manifest.json` and `kernels.ptx`) for
+/// `chip`: kernels named uniquely for this entry and build (as CPU artifacts), the PTX ending
+/// in a comment holding the manifest's digest, which the loader checks.
+pub fn write_artifact(
+    plan: &Plan,
+    dir: &Path,
+    chip: &str,
+    libdevice: &Path,
+) -> Result<(), ftl_ir::pipeline::Failure> {
+    use ftl_runtime::artifact;
+    let digest = artifact::sha256_hex(gpu_text(plan).map_err(internal)?.as_bytes());
+    let plan = ftl_plan::artifact::with_unique_symbols(plan, &digest);
+    let manifest = ftl_plan::manifest::build(&plan).map_err(ftl_ir::pipeline::Failure::Internal)?;
+    let ptx = ptx(&plan, chip, libdevice).map_err(internal)?;
+    let sealed = format!(
+        "{ptx}\n// {}{}\n",
+        artifact::DIGEST_MARK,
+        artifact::manifest_digest(&manifest)
+    );
+    let target = ftl_runtime::target::Target::cuda(chip);
+    ftl_runtime::output::write_dir(dir, artifact::is_artifact, |tmp| {
+        std::fs::write(tmp.join(artifact::KERNELS_PTX), &sealed).map_err(|e| e.to_string())?;
+        artifact::seal(tmp, &target, &manifest)
+    })?;
+    Ok(())
+}
+
+/// A failure the caller checked could not happen (a known chip, a usable libdevice).
+fn internal(e: CudaError) -> ftl_ir::pipeline::Failure {
+    ftl_ir::pipeline::Failure::Internal(format!("{e:?}"))
+}
+
 /// The PTX in a lowered module's `#gpu.object` (`assembly = "…"`, MLIR's escaped string:
 /// `\XX` hex bytes).
 fn assembly(module: &str) -> Option<String> {

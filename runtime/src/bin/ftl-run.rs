@@ -122,11 +122,13 @@ fn run(args: &Args) -> Result<String, Vec<String>> {
         return Err(errors.into_iter().map(|e| e.message).collect());
     }
     let (outputs, timings) = exec.run_timed(&tensors).map_err(|e| e.messages)?;
+    let target = artifact.target();
     let mut text = format!(
-        "{} ({}), ftl-run, CPU {}\n",
+        "{} ({}), ftl-run, {} {}\n",
         exec.manifest().entry,
         exec.manifest().kind,
-        artifact.target().cpu
+        if target.is_cuda() { "CUDA" } else { "CPU" },
+        target.cpu
     );
     for (name, t) in &outputs {
         if t.shape().is_empty() && t.dtype() != DType::Bool {

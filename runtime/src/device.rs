@@ -67,6 +67,10 @@ pub trait Device: Send + Sync {
     fn synchronize(&self) -> Result<(), DeviceError>;
 }
 
+/// The most threads one launch takes: a kernel's threads stride over its points, and 2²⁰ is
+/// several waves of a large GPU (132 SMs × 2048 resident threads on an H100).
+pub const MAX_THREADS: u64 = 1 << 20;
+
 /// The threads of one block: a multiple of the warp size that keeps every SM of sm_80/sm_90
 /// busy at 2048 resident threads.
 pub const BLOCK_THREADS: u32 = 256;

@@ -69,6 +69,10 @@ pub struct KernelDecl {
     pub buffers: Vec<u32>,
     /// The dim of the outermost loop, split across threads (`None`: one thread).
     pub split: Option<u32>,
+    /// The dims of the kernel's domain, whose points a device's threads share (one point per
+    /// thread, striding by the grid): empty for a kernel that runs on one thread.
+    #[serde(default)]
+    pub grid: Vec<u32>,
 }
 
 /// A contraction `out = Σ a·b` done by the packed GEMM: each operand's dims are grouped into

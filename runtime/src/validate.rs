@@ -103,6 +103,14 @@ impl Checker<'_> {
         if let Some(d) = k.split {
             self.dim(d, &what)?;
         }
+        for d in &k.grid {
+            self.dim(*d, &what)?;
+        }
+        if !k.grid.is_empty() && k.grid.first() != k.split.as_ref() {
+            return Err(InvalidManifest(format!(
+                "{what}: its grid does not start at its split dim"
+            )));
+        }
         Ok(())
     }
 
@@ -601,6 +609,7 @@ mod tests {
                         symbol: "k".into(),
                         buffers: vec![2, 3],
                         split: Some(0),
+                        grid: vec![0],
                     }),
                 ],
             }],
@@ -617,6 +626,7 @@ mod tests {
             symbol: "after".into(),
             buffers: vec![2],
             split: None,
+            grid: vec![],
         }));
         assert!(validate(&m)
             .unwrap_err()
@@ -636,6 +646,7 @@ mod tests {
                 symbol: "k".into(),
                 buffers: vec![1],
                 split: None,
+                grid: vec![],
             }));
         }
         assert!(validate(&m).is_err());

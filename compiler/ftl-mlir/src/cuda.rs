@@ -5,10 +5,12 @@
 //! functions NVVM maps there (`fabs`, `sqrt`, f64 `log1p`…); the f32 transcendentals are the
 //! shared polynomials, as on the CPU.
 //!
-//! Mapping (first version, before a GPU was available to tune it): one thread per index of a
-//! kernel's split dim, the rest of the nest as the CPU's loops; a kernel without a split dim
-//! runs on thread 0. Host steps (GEMM, solve, argsort, decompositions) are not kernels and stay
-//! with the runtime.
+//! Mapping (first version, before a GPU was available to tune it): the threads of a launch share
+//! the points of the kernel's domain (`ftl_plan::manifest::grid_dims`: the dims of its output,
+//! flattened row-major), each thread taking every stride-th point (a grid-stride loop), so the
+//! threads of a warp touch neighbouring elements of a map; a point's reductions run in its
+//! thread. A kernel without a grid (tails, the prelude) runs on thread 0. Host steps (GEMM,
+//! solve, argsort, decompositions) are not kernels and stay with the runtime.
 
 use crate::emit;
 use ftl_plan::backend::BackendError;
@@ -94,6 +96,15 @@ fn pipeline(chip: &str, libdevice: &Path) -> Result<String, CudaError> {
 /// The plan's kernels as `gpu.func`s (`ftc build --emit gpu`).
 pub fn gpu_text(plan: &Plan) -> Result<String, CudaError> {
     Ok(emit::gpu_module_text(plan, plan.prelude.as_ref())?)
+}
+
+/// The plan's CUDA kernels compiled for the host ([`emit::Flavor::GpuOnHost`]): each kernel
+/// has the CPU's packed signature with `lo` the thread's index and `hi` the grid's thread
+/// count. The oracle for the CUDA mapping where there is no GPU: run once per thread of a
+/// launch, they compute what the PTX computes on the device (compiler/ftc/tests/core/device.rs).
+pub fn host_emulation(plan: &Plan) -> Result<crate::jit::Jit, CudaError> {
+    let text = emit::gpu_on_host_module_text(plan, plan.prelude.as_ref())?;
+    crate::jit::Jit::compile(&text).map_err(CudaError::Internal)
 }
 
 /// The plan's kernels as PTX for `chip` (`ftc build --emit ptx`).

@@ -52,10 +52,16 @@ pub enum Flavor {
     /// `func.func @k(dims, status, lo, hi, buffers…)`: the executor calls it on a range of the
     /// split dim per thread.
     Cpu,
-    /// `gpu.func @k(dims, status, buffers…) kernel`: one thread per index of the split dim
-    /// (`block_id · block_dim + thread_id`, guarded by the dim's size); a kernel without a split
-    /// dim runs on thread 0. f64 transcendentals are `math` ops (libdevice's `__nv_log1p`, …).
+    /// `gpu.func @k(dims, status, buffers…) kernel`: the threads share the points of the
+    /// kernel's grid (`ftl_plan::manifest::grid_dims`), thread `block_id · block_dim +
+    /// thread_id` taking every `grid_dim · block_dim`-th point of the flattened domain; a kernel
+    /// without a grid runs on thread 0. f64 transcendentals are `math` ops (libdevice's
+    /// `__nv_log1p`, …).
     Gpu,
+    /// The GPU flavor's kernels as host functions with the CPU's signature, `lo` the thread's
+    /// index and `hi` the grid's thread count: run once per thread, they check the GPU mapping
+    /// on a machine without a GPU (`crate::cuda::host_emulation`).
+    GpuOnHost,
 }
 
 /// An open region: its text so far, the line that opens it, and the values computed in it
@@ -479,6 +485,7 @@ impl<'p> Func<'p> {
         if self.flavor == Flavor::Gpu {
             return self.emit_val(&format!("math.{name} {x} : f64"));
         }
+        // The host's C library (also for the GPU flavor run on the host).
         self.libm.insert(name);
         self.emit_val(&format!("func.call @{name}({x}) : (f64) -> f64"))
     }
@@ -908,6 +915,37 @@ impl<'p> Func<'p> {
         let one = self.idx(1);
         self.open(format!("scf.for {iv} = {lo} to {hi} step {one} {{"));
         body(self, iv);
+        self.close();
+    }
+
+    /// The GPU's loop over a domain: this thread's points `%gpu_tid, + %gpu_stride, …` of the
+    /// row-major flattened `dims`, each decomposed into its coordinates, then `body`.
+    fn grid_domain(&mut self, dims: &[DimId], body: &mut dyn FnMut(&mut Self, u32)) {
+        let mut total = self.idx(1);
+        for d in dims {
+            let size = self.dim_sizes[d.0 as usize].clone();
+            total = self.emit_val(&format!("arith.muli {total}, {size} : index"));
+        }
+        let t = self.fresh();
+        self.open(format!(
+            "scf.for {t} = %gpu_tid to {total} step %gpu_stride {{"
+        ));
+        let mut coords = Vec::new();
+        let mut rest = t;
+        for (k, d) in dims.iter().enumerate().rev() {
+            let size = self.dim_sizes[d.0 as usize].clone();
+            let i = if k == 0 {
+                rest.clone()
+            } else {
+                let i = self.emit_val(&format!("arith.remui {rest}, {size} : index"));
+                rest = self.emit_val(&format!("arith.divui {rest}, {size} : index"));
+                i
+            };
+            coords.push((*d, i, self.depth()));
+        }
+        coords.reverse();
+        let env = self.push_env(coords);
+        body(self, env);
         self.close();
     }
 
@@ -1368,16 +1406,16 @@ fn kernel_function(
     let Kernel::Loops { name, nests, .. } = k else {
         return Ok(None);
     };
-    let Some(first) = nests.first() else {
+    if nests.is_empty() {
         return Err(BackendError(format!("kernel `{name}` has no loop nest")));
-    };
+    }
     let mut f = Func::new(plan, flavor);
     let bufs = ftl_plan::manifest::kernel_buffers(plan, k);
     let mut params = vec![
         "%dims: memref<?xi64>".to_string(),
         "%status: memref<?xi64>".to_string(),
     ];
-    if flavor == Flavor::Cpu {
+    if flavor != Flavor::Gpu {
         params.push("%lo: index".to_string());
         params.push("%hi: index".to_string());
     }
@@ -1415,70 +1453,77 @@ fn kernel_function(
         f.slice = Some((d, extra[0].clone(), extra[1].clone()));
     }
     let split = ftl_plan::manifest::split_dim(plan, k);
-    // Nests of a non-tail kernel share their domain loops.
-    let first_dims: Vec<DimId> = match &first.kind {
-        NestKind::Scan => {
-            let node = plan.graph.node(first.root);
-            let Op::Scan { dim, .. } = node.op else {
-                return Err(BackendError(format!(
-                    "kernel `{name}`: a scan nest's root is no scan"
-                )));
-            };
-            node.dims.iter().copied().filter(|d| *d != dim).collect()
-        }
-        _ => plan.graph.node(nests[0].root).dims.clone(),
-    };
-    let shared = nests.len() > 1
-        && nests.iter().all(|n| {
-            matches!(n.kind, NestKind::Map | NestKind::Reduce { .. })
-                && plan.graph.node(n.root).dims == first_dims
-        });
-    if shared || (nests.len() == 1 && !matches!(nests[0].kind, NestKind::Scatter)) {
-        let range = split.map(|_| ("%lo".to_string(), "%hi".to_string()));
-        let range = if first_dims.is_empty() { None } else { range };
-        f.domain(&first_dims, range, vec![], &mut |s, env| {
+    let grid = ftl_plan::manifest::grid_dims(plan, k);
+    let on_cpu = flavor == Flavor::Cpu;
+    match ftl_plan::manifest::shared_domain(plan, k) {
+        // GPU threads share the domain's points.
+        Some(_) if !on_cpu && !grid.is_empty() => f.grid_domain(&grid, &mut |s, env| {
             for n in nests {
                 s.nest_body(n, env);
             }
-        });
-    } else {
-        for n in nests {
-            if matches!(n.kind, NestKind::Scatter) {
-                f.scatter(n);
-                continue;
-            }
-            let dims = match n.kind {
-                NestKind::Scan => {
-                    let node = plan.graph.node(n.root);
-                    let Op::Scan { dim, .. } = node.op else {
-                        f.fail(format!("kernel `{name}`: a scan nest's root is no scan"));
-                        continue;
-                    };
-                    node.dims.iter().copied().filter(|d| *d != dim).collect()
+        }),
+        // Nests of a non-tail kernel share their domain loops (a CPU thread runs a range of
+        // the first).
+        Some(dims) => {
+            let range = split.filter(|_| on_cpu && !dims.is_empty());
+            let range = range.map(|_| ("%lo".to_string(), "%hi".to_string()));
+            f.domain(&dims, range, vec![], &mut |s, env| {
+                for n in nests {
+                    s.nest_body(n, env);
                 }
-                _ => plan.graph.node(n.root).dims.clone(),
-            };
-            f.domain(&dims, None, vec![], &mut |s, env| s.nest_body(n, env));
+            });
+        }
+        None => {
+            for n in nests {
+                if matches!(n.kind, NestKind::Scatter) {
+                    f.scatter(n);
+                    continue;
+                }
+                let dims = match n.kind {
+                    NestKind::Scan => {
+                        let node = plan.graph.node(n.root);
+                        let Op::Scan { dim, .. } = node.op else {
+                            f.fail(format!("kernel `{name}`: a scan nest's root is no scan"));
+                            continue;
+                        };
+                        node.dims.iter().copied().filter(|d| *d != dim).collect()
+                    }
+                    _ => plan.graph.node(n.root).dims.clone(),
+                };
+                f.domain(&dims, None, vec![], &mut |s, env| s.nest_body(n, env));
+            }
         }
     }
     let mut text = match flavor {
-        Flavor::Cpu => format!("  func.func @{name}({}) {{\n", params.join(", ")),
+        Flavor::Cpu | Flavor::GpuOnHost => {
+            format!("  func.func @{name}({}) {{\n", params.join(", "))
+        }
         Flavor::Gpu => format!("    gpu.func @{name}({}) kernel {{\n", params.join(", ")),
     };
     text.push_str(&f.prologue);
-    if flavor == Flavor::Gpu {
-        // This thread's index of the split dim (or thread 0 alone), as the CPU's [lo, hi).
-        let active = match split {
-            Some(d) => format!("arith.cmpi ult, %lo, {} : index", f.dim_sizes[d.0 as usize]),
-            None => "arith.cmpi eq, %lo, %gpu_zero : index".to_string(),
-        };
-        let _ = write!(
-            text,
+    // The thread's index and the grid's thread count; a kernel without a grid runs on the
+    // first thread alone.
+    let single = grid.is_empty();
+    if flavor != Flavor::Cpu {
+        let _ = writeln!(text, "    %gpu_zero = arith.constant 0 : index");
+    }
+    match flavor {
+        Flavor::Cpu => {}
+        Flavor::Gpu => text.push_str(
             "    %gpu_block = gpu.block_id x\n    %gpu_threads = gpu.block_dim x\n    \
-             %gpu_thread = gpu.thread_id x\n    %gpu_first = arith.muli %gpu_block, %gpu_threads : index\n    \
-             %lo = arith.addi %gpu_first, %gpu_thread : index\n    \
-             %gpu_zero = arith.constant 0 : index\n    %gpu_one = arith.constant 1 : index\n    \
-             %hi = arith.addi %lo, %gpu_one : index\n    %gpu_active = {active}\n    scf.if %gpu_active {{\n"
+             %gpu_thread = gpu.thread_id x\n    %gpu_blocks = gpu.grid_dim x\n    \
+             %gpu_first = arith.muli %gpu_block, %gpu_threads : index\n    \
+             %gpu_tid = arith.addi %gpu_first, %gpu_thread : index\n    \
+             %gpu_stride = arith.muli %gpu_blocks, %gpu_threads : index\n",
+        ),
+        Flavor::GpuOnHost => text.push_str(
+            "    %gpu_tid = arith.addi %lo, %gpu_zero : index\n    \
+             %gpu_stride = arith.addi %hi, %gpu_zero : index\n",
+        ),
+    }
+    if flavor != Flavor::Cpu && single {
+        text.push_str(
+            "    %gpu_active = arith.cmpi eq, %gpu_tid, %gpu_zero : index\n    scf.if %gpu_active {\n",
         );
     }
     for l in &f.scopes[0].text {
@@ -1486,9 +1531,12 @@ fn kernel_function(
         text.push_str(l);
         text.push('\n');
     }
+    if flavor != Flavor::Cpu && single {
+        text.push_str("    }\n");
+    }
     match flavor {
-        Flavor::Cpu => text.push_str("    func.return\n  }\n"),
-        Flavor::Gpu => text.push_str("    }\n    gpu.return\n    }\n"),
+        Flavor::Cpu | Flavor::GpuOnHost => text.push_str("    func.return\n  }\n"),
+        Flavor::Gpu => text.push_str("    gpu.return\n    }\n"),
     }
     match f.error {
         Some(e) => Err(BackendError(format!("kernel `{name}`: {}", e.0))),
@@ -1500,6 +1548,17 @@ fn kernel_function(
 pub fn module_text(plan: &Plan, prelude: Option<&Kernel>) -> Result<String, BackendError> {
     let mut out = String::from("module {\n");
     out.push_str(&functions(plan, prelude, Flavor::Cpu, "  ")?);
+    out.push_str("}\n");
+    Ok(out)
+}
+
+/// The GPU flavor's kernels as host functions ([`Flavor::GpuOnHost`]).
+pub fn gpu_on_host_module_text(
+    plan: &Plan,
+    prelude: Option<&Kernel>,
+) -> Result<String, BackendError> {
+    let mut out = String::from("module {\n");
+    out.push_str(&functions(plan, prelude, Flavor::GpuOnHost, "  ")?);
     out.push_str("}\n");
     Ok(out)
 }

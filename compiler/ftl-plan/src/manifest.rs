@@ -15,6 +15,7 @@ fn kernel_decl(plan: &Plan, k: &Kernel) -> KernelDecl {
         symbol: k.name().to_string(),
         buffers: kernel_buffers(plan, k).iter().map(|b| b.0).collect(),
         split: split_dim(plan, k).map(|d| d.0),
+        grid: grid_dims(plan, k).iter().map(|d| d.0).collect(),
     }
 }
 
@@ -158,6 +159,45 @@ pub fn kernel_buffers(plan: &Plan, k: &Kernel) -> Vec<BufId> {
         }
     }
     out
+}
+
+/// The domain of a kernel that runs its nests over one shared domain of loops (a single
+/// map, reduction or scan nest, or maps and reductions with the same dims; a scan's domain
+/// lacks its scanned dim): the loops a CPU thread runs a range of the first of, and whose
+/// points a GPU's threads share. None for a kernel whose nests each loop over their own dims.
+pub fn shared_domain(plan: &Plan, k: &Kernel) -> Option<Vec<DimId>> {
+    let Kernel::Loops { nests, .. } = k else {
+        return None;
+    };
+    let first = nests.first()?;
+    let dims_of = |n: &fuse::Nest| -> Option<Vec<DimId>> {
+        let node = plan.graph.node(n.root);
+        match n.kind {
+            NestKind::Scan => {
+                let Op::Scan { dim, .. } = node.op else {
+                    return None;
+                };
+                Some(node.dims.iter().copied().filter(|d| *d != dim).collect())
+            }
+            _ => Some(node.dims.clone()),
+        }
+    };
+    let first_dims = dims_of(first)?;
+    let shared = nests.len() > 1
+        && nests.iter().all(|n| {
+            matches!(n.kind, NestKind::Map | NestKind::Reduce { .. })
+                && plan.graph.node(n.root).dims == first_dims
+        });
+    (shared || (nests.len() == 1 && !matches!(first.kind, NestKind::Scatter))).then_some(first_dims)
+}
+
+/// The dims whose points a GPU's threads share: the shared domain of a kernel with a split dim
+/// (which is its first), else none (the kernel runs on one thread).
+pub fn grid_dims(plan: &Plan, k: &Kernel) -> Vec<DimId> {
+    match (split_dim(plan, k), shared_domain(plan, k)) {
+        (Some(d), Some(dims)) if dims.first() == Some(&d) => dims,
+        _ => Vec::new(),
+    }
 }
 
 /// The dim whose outermost loop a kernel splits across threads, if any.

@@ -10,7 +10,7 @@
 //! routine and at the end.
 
 use super::{fail, ExecError, ExecErrorKind, Executor, Memory, Slice};
-use crate::device::{push_memref, Device, DeviceError, DevicePtr};
+use crate::device::{push_memref, Device, DeviceError, DevicePtr, MAX_THREADS};
 use crate::manifest::{BufferRole, KernelDecl, Step};
 
 /// Where a buffer's current contents are.
@@ -184,7 +184,7 @@ impl Executor {
                 run.fresh[base] = Fresh::Device;
             }
         }
-        let threads = k.split.map_or(1, |d| dims[d as usize].max(0) as u64);
+        let threads = grid_threads(&k.grid, &dims);
         run.device.launch(&k.symbol, threads, &cells)?;
         // Synchronized per step, so that step timings are the kernels' own.
         run.device.synchronize()?;
@@ -244,5 +244,32 @@ pub(super) fn host_operands(step: &Step) -> Option<(Vec<u32>, u32)> {
         Step::Decompose { a, out, .. } => Some((vec![*a], *out)),
         Step::Solve { a, b, out, .. } => Some((vec![*a, *b], *out)),
         Step::Kernel(_) | Step::Sliced { .. } => None,
+    }
+}
+
+/// The threads a launch of a kernel with this grid takes: one per point of the grid's dims (at
+/// `dims`' sizes), at most [`MAX_THREADS`] (each thread strides over the points), one for a
+/// kernel without a grid.
+fn grid_threads(grid: &[u32], dims: &[i64]) -> u64 {
+    if grid.is_empty() {
+        return 1;
+    }
+    let points = grid
+        .iter()
+        .map(|d| dims.get(*d as usize).copied().unwrap_or(0).max(0) as u64)
+        .fold(1u64, |a, s| a.saturating_mul(s));
+    points.clamp(1, MAX_THREADS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_launch_has_a_thread_per_point_up_to_the_cap() {
+        assert_eq!(grid_threads(&[], &[7, 9]), 1);
+        assert_eq!(grid_threads(&[0, 1], &[7, 9]), 63);
+        assert_eq!(grid_threads(&[1], &[7, 0]), 1);
+        assert_eq!(grid_threads(&[0, 1, 2], &[8, 1024, 128_256]), MAX_THREADS);
     }
 }

@@ -18,6 +18,7 @@ pub struct CudaDevice {
     stream: Arc<CudaStream>,
     functions: HashMap<String, CudaFunction>,
     name: String,
+    peak_bandwidth: Option<f64>,
 }
 
 /// The device's compute capability as a chip name (`sm_90`).
@@ -112,11 +113,20 @@ impl CudaDevice {
             ctx.name().unwrap_or_else(|_| "CUDA device".into()),
             chip_of(major, minor)
         );
+        // Memory clock (kHz) × bus width (bits), double data rate.
+        let attribute = |a| ctx.attribute(a).ok().filter(|v| *v > 0);
+        let peak_bandwidth =
+            attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE)
+                .zip(attribute(
+                    sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH,
+                ))
+                .map(|(khz, bits)| f64::from(khz) * 1e3 * 2.0 * f64::from(bits) / 8.0);
         Ok(CudaDevice {
             ctx,
             stream,
             functions,
             name,
+            peak_bandwidth,
         })
     }
 
@@ -204,6 +214,10 @@ impl Device for CudaDevice {
             )
         }
         .map_err(failed(&format!("launching `{symbol}`")))
+    }
+
+    fn peak_bandwidth(&self) -> Option<f64> {
+        self.peak_bandwidth
     }
 
     fn synchronize(&self) -> Result<(), DeviceError> {

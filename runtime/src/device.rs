@@ -65,6 +65,12 @@ pub trait Device: Send + Sync {
 
     /// Waits for every operation issued so far.
     fn synchronize(&self) -> Result<(), DeviceError>;
+
+    /// The memory bandwidth the device's specification gives, in bytes per second (for
+    /// benchmarks' roofline), when known.
+    fn peak_bandwidth(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// The most threads one launch takes: a kernel's threads stride over its points, and 2²⁰ is

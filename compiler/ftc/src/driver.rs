@@ -496,7 +496,7 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
                 c.recycle(t);
             }
         }
-        let mut times = Vec::new();
+        let (mut times, mut step_times) = (Vec::new(), Vec::new());
         let mut per_kernel: Vec<(String, Vec<f64>)> = Vec::new();
         for _ in 0..args.reps.max(1) {
             let t0 = Instant::now();
@@ -508,6 +508,13 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
                     c.recycle(t);
                 }
             }
+            step_times.push(
+                timings
+                    .iter()
+                    .filter(|(k, _)| k != ftl_runtime::exec::COPIES)
+                    .map(|(_, ms)| ms)
+                    .sum::<f64>(),
+            );
             for (k, (name, ms)) in timings.into_iter().enumerate() {
                 if per_kernel.len() <= k {
                     per_kernel.push((name, Vec::new()));
@@ -532,10 +539,31 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
         }
         let min = times.iter().copied().fold(f64::INFINITY, f64::min);
         let med = median(&mut times);
+        // The bytes every run must move at least (its inputs and outputs), per second of its
+        // steps (on a device: without the copies between host and device; the interpreter
+        // reports no steps).
+        let steps = match median(&mut step_times) {
+            s if s > 0.0 => s,
+            _ => med,
+        };
+        let gb_s = (input_mb + output_mb) * 1048576.0 / (steps * 1e-3) / 1e9;
         text.push_str(&format!(
-            "median_ms={med:.2} min_ms={min:.2} peak_rss_mb={:.1}\n",
+            "median_ms={med:.2} min_ms={min:.2} peak_rss_mb={:.1} steps_median_ms={steps:.2} \
+             io_gb_s={gb_s:.1}",
             proc_mb("VmHWM:")
         ));
+        let device = compiled.as_ref().and_then(|c| c.executor.device());
+        if let Some(d) = device {
+            text.push_str(&format!(" device=\"{}\"", d.name()));
+            if let Some(peak) = d.peak_bandwidth() {
+                text.push_str(&format!(
+                    " peak_gb_s={:.0} io_pct_of_peak={:.1}",
+                    peak / 1e9,
+                    100.0 * gb_s * 1e9 / peak
+                ));
+            }
+        }
+        text.push('\n');
         Ok(text)
     })
 }

@@ -1,7 +1,9 @@
-//! `ftl-run`: runs a compiled `.ftlpack` on a safetensors file, with no compiler in the
-//! process. `ftl-run NAME.ftlpack [--inputs IN.safetensors] [--out OUT.safetensors]
-//! [--set name=value]... [--allow-extra-inputs]`. Every failure is one `error: …` line per
-//! problem on stderr and exit status 1.
+//! `ftl-run`: runs a compiled `.ftlpack` (CPU code, or PTX on CUDA device 0) on a safetensors
+//! file, with no compiler in the process. `ftl-run NAME.ftlpack [--inputs IN.safetensors]
+//! [--out OUT.safetensors] [--set name=value]... [--allow-extra-inputs] [--reps N]`: with
+//! `--reps`, the run is repeated N times after one warm-up and timed (`median_ms=… min_ms=…
+//! io_gb_s=…`, and the device's peak bandwidth for a CUDA artifact). Every failure is one
+//! `error: …` line per problem on stderr and exit status 1.
 
 use ftl_runtime::artifact::Artifact;
 use ftl_runtime::{bind, output, safetensors_io, DType, Tensor};
@@ -11,7 +13,7 @@ use std::process::ExitCode;
 
 const USAGE: &str =
     "usage: ftl-run NAME.ftlpack [--inputs IN.safetensors] [--out OUT.safetensors] \
-[--set name=value]... [--allow-extra-inputs]";
+[--set name=value]... [--allow-extra-inputs] [--reps N]";
 
 /// The command line, each option at most once (`--set` once per name).
 #[derive(Debug, Default)]
@@ -21,6 +23,8 @@ struct Args {
     out: Option<PathBuf>,
     sets: Vec<(String, String)>,
     allow_extra_inputs: bool,
+    /// Timed repetitions after a warm-up run.
+    reps: Option<usize>,
 }
 
 fn parse_args(args: &[String]) -> Result<Args, String> {
@@ -48,6 +52,16 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
                 parsed.sets.push((k.to_string(), v.to_string()));
             }
             "--allow-extra-inputs" => parsed.allow_extra_inputs = true,
+            "--reps" => {
+                let n = it
+                    .next()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .filter(|n| (1..=100_000).contains(n))
+                    .ok_or("`--reps` needs a count from 1 to 100000")?;
+                if parsed.reps.replace(n).is_some() {
+                    return Err("`--reps` is given twice".into());
+                }
+            }
             _ if a.starts_with('-') => return Err(format!("unknown option `{a}`")),
             _ if parsed.pack.is_none() => parsed.pack = Some(PathBuf::from(a)),
             _ => return Err(format!("unexpected argument `{a}`")),
@@ -121,7 +135,23 @@ fn run(args: &Args) -> Result<String, Vec<String>> {
     if !errors.is_empty() {
         return Err(errors.into_iter().map(|e| e.message).collect());
     }
-    let (outputs, timings) = exec.run_timed(&tensors).map_err(|e| e.messages)?;
+    let (mut outputs, mut timings) = exec.run_timed(&tensors).map_err(|e| e.messages)?;
+    let (mut times, mut step_times) = (Vec::new(), Vec::new());
+    for _ in 0..args.reps.unwrap_or(0) {
+        for (_, t) in std::mem::take(&mut outputs) {
+            exec.recycle(t);
+        }
+        let start = std::time::Instant::now();
+        (outputs, timings) = exec.run_timed(&tensors).map_err(|e| e.messages)?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        step_times.push(
+            timings
+                .iter()
+                .filter(|(k, _)| k != ftl_runtime::exec::COPIES)
+                .map(|(_, ms)| ms)
+                .sum::<f64>(),
+        );
+    }
     let target = artifact.target();
     let mut text = format!(
         "{} ({}), ftl-run, {} {}\n",
@@ -142,6 +172,30 @@ fn run(args: &Args) -> Result<String, Vec<String>> {
     }
     for (k, ms) in timings {
         text.push_str(&format!("  {k:<16} {ms:.2} ms\n"));
+    }
+    if !times.is_empty() {
+        times.sort_by(f64::total_cmp);
+        step_times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        let steps = step_times[step_times.len() / 2];
+        // The bytes every run must move at least (its inputs and outputs), per second of its
+        // steps (on a device: without the copies between host and device).
+        let bytes: usize = tensors.values().map(|t| t.bytes().len()).sum::<usize>()
+            + outputs.iter().map(|(_, t)| t.bytes().len()).sum::<usize>();
+        let gb_s = bytes as f64 / (steps * 1e-3) / 1e9;
+        text.push_str(&format!(
+            "reps={} median_ms={median:.3} min_ms={:.3} steps_median_ms={steps:.3} io_gb_s={gb_s:.1}",
+            times.len(),
+            times[0]
+        ));
+        if let Some(peak) = exec.device().and_then(|d| d.peak_bandwidth()) {
+            text.push_str(&format!(
+                " peak_gb_s={:.0} io_pct_of_peak={:.1}",
+                peak / 1e9,
+                100.0 * gb_s * 1e9 / peak
+            ));
+        }
+        text.push('\n');
     }
     if let Some(o) = &args.out {
         safetensors_io::write_atomic(o, &outputs)
@@ -198,5 +252,16 @@ mod tests {
         assert!(parse(&["p", "--set", "beta"])
             .unwrap_err()
             .contains("name=value"));
+        assert_eq!(parse(&["p", "--reps", "5"]).unwrap().reps, Some(5));
+        for bad in [
+            &["p", "--reps", "0"][..],
+            &["p", "--reps", "x"],
+            &["p", "--reps"],
+        ] {
+            assert!(parse(bad).unwrap_err().contains("count"), "{bad:?}");
+        }
+        assert!(parse(&["p", "--reps", "2", "--reps", "3"])
+            .unwrap_err()
+            .contains("twice"));
     }
 }

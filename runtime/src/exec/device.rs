@@ -29,6 +29,8 @@ pub(super) struct DeviceRun<'d> {
     fresh: Vec<Fresh>,
     status: DevicePtr,
     dims: Vec<(Vec<i64>, DevicePtr)>,
+    /// Milliseconds spent copying buffers between host and device so far.
+    pub(super) copy_ms: f64,
 }
 
 impl From<DeviceError> for ExecError {
@@ -50,6 +52,7 @@ impl<'d> DeviceRun<'d> {
             fresh: vec![Fresh::Host; buffers],
             status,
             dims: Vec::new(),
+            copy_ms: 0.0,
         })
     }
 
@@ -110,7 +113,10 @@ impl Executor {
                 }
             };
             if run.fresh[base] == Fresh::Host {
+                let start = std::time::Instant::now();
                 run.device.upload(p, self.all_bytes(mem, base as u32)?)?;
+                run.device.synchronize()?;
+                run.copy_ms += start.elapsed().as_secs_f64() * 1e3;
                 run.fresh[base] = Fresh::Both;
             }
         }
@@ -140,7 +146,9 @@ impl Executor {
                 Some(Memory::Owned(w)) => {
                     let host: &mut [u8] = bytemuck::cast_slice_mut(w);
                     let n = bytes.min(host.len());
+                    let start = std::time::Instant::now();
                     run.device.download(p, &mut host[..n])?;
+                    run.copy_ms += start.elapsed().as_secs_f64() * 1e3;
                 }
                 _ => {
                     return fail(

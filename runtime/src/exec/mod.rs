@@ -40,8 +40,12 @@ struct HostMemo {
 /// Named output tensors, in manifest order.
 pub type Outputs = Vec<(String, Tensor)>;
 
-/// Each step's name and wall time in milliseconds.
+/// Each step's name and wall time in milliseconds (on a device, last, the time of the copies
+/// between host and device memory, named [`COPIES`], which the steps' times exclude).
 pub type Timings = Vec<(String, f64)>;
+
+/// The name of a device run's copy time in its [`Timings`].
+pub const COPIES: &str = "copies";
 
 /// A kernel's packed entry point.
 pub type PackedFn = unsafe extern "C" fn(*mut *mut c_void);
@@ -302,6 +306,11 @@ impl Executor {
         self
     }
 
+    /// The device the kernels run on, if not the host.
+    pub fn device(&self) -> Option<&dyn Device> {
+        self.device.as_deref()
+    }
+
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -441,6 +450,7 @@ impl Executor {
         let mut whole = std::collections::HashSet::new();
         for (k, step) in m.steps.iter().enumerate() {
             let start = std::time::Instant::now();
+            let copied_before = device.as_ref().map_or(0.0, |d| d.copy_ms);
             let name = match step {
                 Step::Kernel(k) => k.symbol.clone(),
                 Step::Contract(_) => "gemm".to_string(),
@@ -488,12 +498,15 @@ impl Executor {
                     }
                 }
             }
-            timings.push((name, start.elapsed().as_secs_f64() * 1e3));
+            // A device step's time is its own, without the copies it waited for.
+            let copied = device.as_ref().map_or(0.0, |d| d.copy_ms) - copied_before;
+            timings.push((name, start.elapsed().as_secs_f64() * 1e3 - copied));
         }
         if let Some(run) = device.as_mut() {
             self.device_status(run, &sizes, &mut status)?;
             let outputs: Vec<u32> = m.outputs.iter().map(|(_, b)| *b).collect();
             self.to_host(run, &mut mem, &outputs)?;
+            timings.push((COPIES.to_string(), run.copy_ms));
         }
         drop(device);
         let mut outs = Vec::new();

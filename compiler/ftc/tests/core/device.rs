@@ -404,3 +404,53 @@ fn cuda_artifacts_are_sealed_and_run_on_the_gpu() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Writes the bundle a GPU machine checks every entry with when `FTL_GPU_BUNDLE` names a
+/// directory (`scripts/gpu-check.sh` sets it; skipped otherwise): per entry a CUDA
+/// artifact for sm_90 (`NAME.ftlpack`), random inputs at dims 6 (`NAME.in.safetensors`) and the
+/// interpreter's outputs on them (`NAME.want.safetensors`), which `bench/gpu_check.py` compares
+/// with `ftl-run`'s on the device — the machine there has no Rust or LLVM to build `ftc` with.
+#[test]
+fn write_gpu_check_bundle() {
+    let Some(dir) = std::env::var_os("FTL_GPU_BUNDLE").filter(|d| !d.is_empty()) else {
+        println!("skipped: FTL_GPU_BUNDLE names no directory");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let libdevice = ftl_mlir::cuda::libdevice().expect("libdevice (FTL_LIBDEVICE)");
+    let (mut written, mut names) = (0, std::collections::HashSet::new());
+    for (_, g) in every_entry_graph() {
+        let inputs = run::random_inputs(&g, &BTreeMap::new(), Some(6), 11).unwrap();
+        let Ok(want) = run::run_graph(&g, &inputs) else {
+            continue; // An entry whose random inputs fail a check: nothing to compare.
+        };
+        let mut name: String = g
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        // Entries of the same name in two files (examples/dpo.ftl and the library's).
+        while !names.insert(name.clone()) {
+            name.push('_');
+        }
+        let plan = ftl_plan::fuse::fuse(&g);
+        let pack = dir.join(format!("{name}.ftlpack"));
+        ftl_mlir::cuda::write_artifact(&plan, &pack, "sm_90", &libdevice).unwrap();
+        let mut inputs: Vec<(String, Tensor)> = inputs.into_iter().collect();
+        inputs.sort_by(|a, b| a.0.cmp(&b.0));
+        ftl_runtime::safetensors_io::write_atomic(
+            &dir.join(format!("{name}.in.safetensors")),
+            &inputs,
+        )
+        .unwrap();
+        ftl_runtime::safetensors_io::write_atomic(
+            &dir.join(format!("{name}.want.safetensors")),
+            &want,
+        )
+        .unwrap();
+        written += 1;
+    }
+    println!("{written} entries written to {}", dir.display());
+    assert!(written >= 200, "{written}");
+}

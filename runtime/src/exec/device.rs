@@ -5,7 +5,9 @@
 //! device or on both, and is copied only when a step needs it where it is stale.
 //!
 //! A kernel may write any of its buffers but the inputs, so after a launch those are fresh on
-//! the device only; a host routine writes its result, fresh on the host only. The status word
+//! the device only; a host routine writes its result, fresh on the host only; temporaries and
+//! outputs start fresh nowhere (their contents are unspecified until a step writes them, as
+//! on the host), so neither is copied before its first write. The status word
 //! (an out-of-range gather) lives on the device and is read after the prelude, before each host
 //! routine and at the end.
 
@@ -16,6 +18,8 @@ use crate::manifest::{BufferRole, KernelDecl, Step};
 /// Where a buffer's current contents are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fresh {
+    /// Not written yet this run (a temporary or an output): nothing to copy either way.
+    Nowhere,
     Host,
     Device,
     Both,
@@ -43,13 +47,23 @@ impl From<DeviceError> for ExecError {
 }
 
 impl<'d> DeviceRun<'d> {
-    /// A run on `device` over `buffers` buffers, all fresh on the host.
-    pub(super) fn new(device: &'d dyn Device, buffers: usize) -> Result<DeviceRun<'d>, ExecError> {
+    /// A run on `device` over buffers of these roles: arguments and literals fresh on the
+    /// host, temporaries and outputs not written yet.
+    pub(super) fn new(
+        device: &'d dyn Device,
+        roles: impl Iterator<Item = &'d BufferRole>,
+    ) -> Result<DeviceRun<'d>, ExecError> {
+        let fresh: Vec<Fresh> = roles
+            .map(|r| match r {
+                BufferRole::Temp | BufferRole::Output(_) => Fresh::Nowhere,
+                _ => Fresh::Host,
+            })
+            .collect();
         let status = device.alloc_zeroed(3 * 8)?;
         Ok(DeviceRun {
             device,
-            memory: vec![None; buffers],
-            fresh: vec![Fresh::Host; buffers],
+            memory: vec![None; fresh.len()],
+            fresh,
             status,
             dims: Vec::new(),
             copy_ms: 0.0,
@@ -94,7 +108,7 @@ impl Executor {
     }
 
     /// Makes the device copies of `which` current: allocated at their host size and uploaded
-    /// where the host holds the only current copy.
+    /// where the host holds the only current copy (a buffer not written yet needs no copy).
     fn to_device(
         &self,
         run: &mut DeviceRun<'_>,
@@ -124,7 +138,8 @@ impl Executor {
     }
 
     /// Makes the host copies of `which` current (a host routine's operands, the prelude's
-    /// scalars, the outputs), downloading where the device holds the only current copy.
+    /// scalars, the outputs), downloading where the device holds the only current copy (a
+    /// buffer not written yet needs no copy).
     pub(super) fn to_host(
         &self,
         run: &mut DeviceRun<'_>,

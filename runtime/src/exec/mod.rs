@@ -370,7 +370,10 @@ impl Executor {
         let mut status = vec![0i64; 3];
         let mut budget = Budget::new(self.memory_limit);
         let mut device = match &self.device {
-            Some(d) => Some(DeviceRun::new(d.as_ref(), m.buffers.len())?),
+            Some(d) => Some(DeviceRun::new(
+                d.as_ref(),
+                m.buffers.iter().map(|b| &b.role),
+            )?),
             None => None,
         };
         if let Some(p) = &m.prelude {

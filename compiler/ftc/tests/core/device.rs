@@ -29,6 +29,8 @@ struct SimDevice {
     /// Live allocations by address.
     memory: Mutex<BTreeMap<u64, Box<[u64]>>>,
     launches: Mutex<usize>,
+    /// Bytes copied to and from the device.
+    copied: Mutex<(usize, usize)>,
 }
 
 impl SimDevice {
@@ -66,6 +68,7 @@ impl SimDevice {
             kernels,
             memory: Mutex::new(BTreeMap::new()),
             launches: Mutex::new(0),
+            copied: Mutex::new((0, 0)),
         }
     }
 
@@ -100,6 +103,7 @@ impl Device for SimDevice {
 
     fn upload(&self, dst: DevicePtr, src: &[u8]) -> Result<(), DeviceError> {
         assert!(self.holds(dst, src.len() as u64), "upload out of bounds");
+        self.copied.lock().unwrap().0 += src.len();
         // SAFETY: checked above: the destination is a live allocation of this device.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
         Ok(())
@@ -107,6 +111,7 @@ impl Device for SimDevice {
 
     fn download(&self, src: DevicePtr, dst: &mut [u8]) -> Result<(), DeviceError> {
         assert!(self.holds(src, dst.len() as u64), "download out of bounds");
+        self.copied.lock().unwrap().1 += dst.len();
         // SAFETY: checked above.
         unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.as_mut_ptr(), dst.len()) };
         Ok(())
@@ -169,14 +174,22 @@ impl Device for SimDevice {
     }
 }
 
-/// The outputs of `g` on `inputs` through the device path over a [`SimDevice`], and how many
-/// kernels it launched.
+/// What a run on the simulated device did: its launches and the bytes it uploaded and
+/// downloaded.
+struct Traffic {
+    launches: usize,
+    uploaded: usize,
+    downloaded: usize,
+}
+
+/// The outputs of `g` on `inputs` through the device path over a [`SimDevice`], and what it
+/// moved.
 fn run_simulated(
     g: &ftl_ir::Graph,
     inputs: &HashMap<String, Tensor>,
 ) -> (
     Result<Vec<(String, Tensor)>, ftl_ir::pipeline::Failure>,
-    usize,
+    Traffic,
 ) {
     let plan = ftl_plan::fuse::fuse(g);
     let manifest = ftl_plan::manifest::build(&plan).unwrap();
@@ -190,8 +203,14 @@ fn run_simulated(
         "{}: device memory left allocated",
         g.name
     );
+    let (uploaded, downloaded) = *device.copied.lock().unwrap();
     let launches = *device.launches.lock().unwrap();
-    (out, launches)
+    let traffic = Traffic {
+        launches,
+        uploaded,
+        downloaded,
+    };
+    (out, traffic)
 }
 
 /// Every entry of the repository through the device path: the same outputs and gradients as
@@ -204,8 +223,8 @@ fn the_device_path_runs_every_entry_like_the_host() {
     for (entry, g) in every_entry_graph() {
         let inputs = run::random_inputs(&g, &BTreeMap::new(), Some(5), 21).unwrap();
         let host = run::run_on(run::Backend::Mlir, &g, &inputs);
-        let (device, n) = run_simulated(&g, &inputs);
-        launches += n;
+        let (device, traffic) = run_simulated(&g, &inputs);
+        launches += traffic.launches;
         match (host, device) {
             (Ok(h), Ok(d)) => {
                 super::compare_outputs(&format!("{entry} (simulated)"), &h, &d, &mut failures);
@@ -222,6 +241,36 @@ fn the_device_path_runs_every_entry_like_the_host() {
     eprintln!("{checked} entries on the simulated device, {launches} launches");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(checked >= 200, "{checked}");
+}
+
+/// DPO from logits moves its inputs to the device once and its outputs back once: no
+/// temporary or output is copied before it is written, and nothing else comes back but the
+/// prelude's scalars and the status word (a few bytes each).
+#[test]
+fn a_device_run_copies_inputs_in_and_outputs_out_once() {
+    let file = super::repo().join("examples").join("dpo.ftl");
+    let g = super::graph_of(&file, "sigmoid_from_logits", true);
+    let dims = BTreeMap::from([
+        ("B".to_string(), vec![2]),
+        ("T".to_string(), vec![8]),
+        ("V".to_string(), vec![50]),
+    ]);
+    let inputs = run::random_inputs(&g, &dims, None, 3).unwrap();
+    let (out, traffic) = run_simulated(&g, &inputs);
+    let out = out.unwrap();
+    let input_bytes: usize = inputs.values().map(|t| t.bytes().len()).sum();
+    let output_bytes: usize = out.iter().map(|(_, t)| t.bytes().len()).sum();
+    let small = 256;
+    assert!(
+        traffic.uploaded >= input_bytes && traffic.uploaded <= input_bytes + small,
+        "uploaded {} for {input_bytes} bytes of inputs",
+        traffic.uploaded
+    );
+    assert!(
+        traffic.downloaded >= output_bytes && traffic.downloaded <= output_bytes + small,
+        "downloaded {} for {output_bytes} bytes of outputs",
+        traffic.downloaded
+    );
 }
 
 /// On a machine with a CUDA device: every entry on the GPU agrees with the interpreter to 1e-5

@@ -7,7 +7,8 @@
 
 #![allow(unsafe_code)]
 
-use crate::device::{launch_dims, Device, DeviceError, DevicePtr};
+use crate::device::{launch_dims, Device, DeviceError, DevicePtr, Gemm};
+use cudarc::cublas::{result as blas, sys as blas_sys};
 use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaStream};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,101 @@ pub struct CudaDevice {
     functions: HashMap<String, CudaFunction>,
     name: String,
     peak_bandwidth: Option<f64>,
+    /// cuBLAS on the device's stream, when its library loads (else GEMMs run on the host).
+    blas: Option<blas_sys::cublasHandle_t>,
+}
+
+// SAFETY: the cuBLAS handle is used only through `&self` methods that bind the context and
+// issue work on the device's one stream, as the driver handles are.
+unsafe impl Send for CudaDevice {}
+unsafe impl Sync for CudaDevice {}
+
+impl Drop for CudaDevice {
+    fn drop(&mut self) {
+        if let Some(h) = self.blas.take() {
+            // SAFETY: the handle was created by `load` and is destroyed once.
+            unsafe {
+                let _ = blas::destroy_handle(h);
+            }
+        }
+    }
+}
+
+/// The arguments of one cuBLAS strided batched GEMM (column-major: `C = op(A) · op(B)`,
+/// `C` of `m × n`) that computes a [`Gemm`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlasCall {
+    /// `op(A)` is `Aᵀ`.
+    pub transa: bool,
+    /// `op(B)` is `Bᵀ`.
+    pub transb: bool,
+    /// Rows of `C`.
+    pub m: i32,
+    /// Columns of `C`.
+    pub n: i32,
+    /// The summed size.
+    pub k: i32,
+    /// `A`, its leading dimension and batch stride (elements).
+    pub a: (DevicePtr, i32, i64),
+    /// `B`, likewise.
+    pub b: (DevicePtr, i32, i64),
+    /// `C`, likewise.
+    pub c: (DevicePtr, i32, i64),
+    /// The batch count.
+    pub batch: i32,
+}
+
+/// How cuBLAS takes a logical `rows × cols` matrix whose element `(r, c)` is at `r·sr + c·sc`:
+/// stored column-major with a leading dimension, used as is (`false`) or transposed. None when
+/// neither stride is a unit one.
+fn blas_operand(rows: usize, cols: usize, sr: usize, sc: usize) -> Option<(bool, usize)> {
+    if sr == 1 || rows == 1 {
+        let ld = if cols == 1 { rows.max(1) } else { sc };
+        return (ld >= rows.max(1)).then_some((false, ld));
+    }
+    if sc == 1 || cols == 1 {
+        let ld = if rows == 1 { cols.max(1) } else { sr };
+        return (ld >= cols.max(1)).then_some((true, ld));
+    }
+    None
+}
+
+/// `c = x · y` for logical `x` (`m × k`), `y` (`k × n`), `c` (`m × n`), each `(ptr, [batch,
+/// row, column] strides)`, when `c` is column-major as it stands.
+fn blas_direct(
+    (m, n, k, batch): (usize, usize, usize, usize),
+    x: (DevicePtr, [usize; 3]),
+    y: (DevicePtr, [usize; 3]),
+    c: (DevicePtr, [usize; 3]),
+) -> Option<BlasCall> {
+    let (c_trans, ldc) = blas_operand(m, n, c.1[1], c.1[2])?;
+    if c_trans {
+        return None;
+    }
+    let (transa, lda) = blas_operand(m, k, x.1[1], x.1[2])?;
+    let (transb, ldb) = blas_operand(k, n, y.1[1], y.1[2])?;
+    let int = |v: usize| i32::try_from(v).ok();
+    let long = |v: usize| i64::try_from(v).ok();
+    Some(BlasCall {
+        transa,
+        transb,
+        m: int(m)?,
+        n: int(n)?,
+        k: int(k)?,
+        a: (x.0, int(lda)?, long(x.1[0])?),
+        b: (y.0, int(ldb)?, long(y.1[0])?),
+        c: (c.0, int(ldc)?, long(c.1[0])?),
+        batch: int(batch)?,
+    })
+}
+
+/// The cuBLAS call computing `g`: directly when `c` is column-major, else as `cᵀ = bᵀ · aᵀ`
+/// (a row-major `c` is a column-major `cᵀ`). None when an operand has no unit stride or a size
+/// exceeds cuBLAS's integers.
+pub fn blas_call(g: &Gemm) -> Option<BlasCall> {
+    let t = |(p, [sb, sr, sc]): (DevicePtr, [usize; 3])| (p, [sb, sc, sr]);
+    blas_direct((g.m, g.n, g.k, g.batch), g.a, g.b, g.c)
+        .or_else(|| blas_direct((g.n, g.m, g.k, g.batch), t(g.b), t(g.a), t(g.c)))
 }
 
 /// The device's compute capability as a chip name (`sm_90`).
@@ -121,12 +217,24 @@ impl CudaDevice {
                     sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH,
                 ))
                 .map(|(khz, bits)| f64::from(khz) * 1e3 * 2.0 * f64::from(bits) / 8.0);
+        // SAFETY: only tries to load the library; cudarc's calls panic when it is missing.
+        let blas = if unsafe { blas_sys::is_culib_present() } {
+            let h =
+                blas::create_handle().map_err(|e| DeviceError::Failed(format!("cuBLAS: {e:?}")))?;
+            // SAFETY: a fresh handle and the device's live stream.
+            unsafe { blas::set_stream(h, stream.cu_stream() as blas_sys::cudaStream_t) }
+                .map_err(|e| DeviceError::Failed(format!("cuBLAS: {e:?}")))?;
+            Some(h)
+        } else {
+            None
+        };
         Ok(CudaDevice {
             ctx,
             stream,
             functions,
             name,
             peak_bandwidth,
+            blas,
         })
     }
 
@@ -220,6 +328,78 @@ impl Device for CudaDevice {
         self.peak_bandwidth
     }
 
+    fn gemm(&self, g: &Gemm) -> Result<bool, DeviceError> {
+        let (Some(h), Some(call)) = (self.blas, blas_call(g)) else {
+            return Ok(false);
+        };
+        if g.k == 0 {
+            return Ok(false); // c = 0 (or unchanged): the host's routine says so plainly.
+        }
+        if g.m == 0 || g.n == 0 || g.batch == 0 {
+            return Ok(true);
+        }
+        self.bind()?;
+        let op = |t: bool| {
+            if t {
+                blas_sys::cublasOperation_t::CUBLAS_OP_T
+            } else {
+                blas_sys::cublasOperation_t::CUBLAS_OP_N
+            }
+        };
+        let beta = if g.accumulate { 1.0 } else { 0.0 };
+        let (a, b, c) = (call.a, call.b, call.c);
+        // SAFETY: the pointers are live device allocations of this run holding every element
+        // the strides address (the executor's buffers); scalars are host values.
+        let done = unsafe {
+            if g.f64 {
+                blas::dgemm_strided_batched(
+                    h,
+                    op(call.transa),
+                    op(call.transb),
+                    call.m,
+                    call.n,
+                    call.k,
+                    &1.0,
+                    a.0 as *const f64,
+                    a.1,
+                    a.2,
+                    b.0 as *const f64,
+                    b.1,
+                    b.2,
+                    &beta,
+                    c.0 as *mut f64,
+                    c.1,
+                    c.2,
+                    call.batch,
+                )
+            } else {
+                let beta = beta as f32;
+                blas::sgemm_strided_batched(
+                    h,
+                    op(call.transa),
+                    op(call.transb),
+                    call.m,
+                    call.n,
+                    call.k,
+                    &1.0,
+                    a.0 as *const f32,
+                    a.1,
+                    a.2,
+                    b.0 as *const f32,
+                    b.1,
+                    b.2,
+                    &beta,
+                    c.0 as *mut f32,
+                    c.1,
+                    c.2,
+                    call.batch,
+                )
+            }
+        };
+        done.map_err(|e| DeviceError::Failed(format!("cuBLAS GEMM: {e:?}")))?;
+        Ok(true)
+    }
+
     fn synchronize(&self) -> Result<(), DeviceError> {
         self.bind()?;
         self.stream
@@ -242,6 +422,114 @@ mod tests {
         assert_eq!(ptx_chip(7, 5), None);
         assert!(runs("sm_90", "sm_80") && runs("sm_90", "sm_90") && runs("sm_80", "sm_80"));
         assert!(!runs("sm_80", "sm_90") && !runs("sm_90", "sm_100"));
+    }
+
+    /// cuBLAS's column-major GEMM as its documentation defines it, on `mem` (pointers are
+    /// element indices).
+    fn blas_reference(call: &BlasCall, mem: &mut [f64], accumulate: bool) {
+        let at = |(p, ld, _): (DevicePtr, i32, i64), r: usize, c: usize, bi: usize, stride: i64| {
+            p as usize + bi * stride as usize + r + c * ld as usize
+        };
+        for bi in 0..call.batch as usize {
+            for i in 0..call.m as usize {
+                for j in 0..call.n as usize {
+                    let mut sum = 0.0;
+                    for l in 0..call.k as usize {
+                        let (ar, ac) = if call.transa { (l, i) } else { (i, l) };
+                        let (br, bc) = if call.transb { (j, l) } else { (l, j) };
+                        sum += mem[at(call.a, ar, ac, bi, call.a.2)]
+                            * mem[at(call.b, br, bc, bi, call.b.2)];
+                    }
+                    let ci = at(call.c, i, j, bi, call.c.2);
+                    mem[ci] = if accumulate { mem[ci] + sum } else { sum };
+                }
+            }
+        }
+    }
+
+    /// [`Gemm`]'s meaning, on `mem`.
+    fn strided_reference(g: &Gemm, mem: &mut [f64]) {
+        let at = |(p, s): (DevicePtr, [usize; 3]), bi: usize, r: usize, c: usize| {
+            p as usize + bi * s[0] + r * s[1] + c * s[2]
+        };
+        for bi in 0..g.batch {
+            for i in 0..g.m {
+                for j in 0..g.n {
+                    let sum: f64 = (0..g.k)
+                        .map(|l| mem[at(g.a, bi, i, l)] * mem[at(g.b, bi, l, j)])
+                        .sum();
+                    let ci = at(g.c, bi, i, j);
+                    mem[ci] = if g.accumulate { mem[ci] + sum } else { sum };
+                }
+            }
+        }
+    }
+
+    /// Every combination of row- and column-major operands (padded leading dimensions, batch
+    /// strides, sizes of 1): the cuBLAS call [`blas_call`] makes computes what the `Gemm`
+    /// means; a layout without a unit stride has no call.
+    #[test]
+    fn gemm_layouts_map_to_the_cublas_call_that_computes_them() {
+        let mut checked = 0;
+        for (m, n, k, batch) in [
+            (3, 4, 5, 2),
+            (1, 4, 3, 1),
+            (3, 1, 2, 3),
+            (2, 3, 1, 2),
+            (1, 1, 4, 2),
+        ] {
+            for layout in 0..8u32 {
+                for accumulate in [false, true] {
+                    // Operand `rows × cols` at `base`, row-major (`major`) or column-major,
+                    // leading dimension padded by 1, batches one matrix apart plus 3.
+                    let place = |base: usize, rows: usize, cols: usize, row_major: bool| {
+                        let (sr, sc) = if row_major {
+                            (cols + 1, 1)
+                        } else {
+                            (1, rows + 1)
+                        };
+                        let size = (rows.max(1) + 1) * (cols.max(1) + 1) + 3;
+                        ((base as DevicePtr, [size, sr, sc]), base + size * batch)
+                    };
+                    let (a, end) = place(0, m, k, layout & 1 != 0);
+                    let (b, end) = place(end, k, n, layout & 2 != 0);
+                    let (c, end) = place(end, m, n, layout & 4 != 0);
+                    let g = Gemm {
+                        f64: true,
+                        batch,
+                        m,
+                        n,
+                        k,
+                        a,
+                        b,
+                        c,
+                        accumulate,
+                    };
+                    let mut want: Vec<f64> =
+                        (0..end).map(|x| ((x * 7919) % 13) as f64 - 6.0).collect();
+                    let mut got = want.clone();
+                    strided_reference(&g, &mut want);
+                    let call = blas_call(&g).expect("a unit-stride layout has a call");
+                    blas_reference(&call, &mut got, accumulate);
+                    assert_eq!(got, want, "{g:?} → {call:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 80);
+        // No unit stride in `a`: the host's GEMM takes it.
+        let g = Gemm {
+            f64: false,
+            batch: 1,
+            m: 2,
+            n: 2,
+            k: 2,
+            a: (0, [0, 4, 2]),
+            b: (16, [0, 2, 1]),
+            c: (32, [0, 2, 1]),
+            accumulate: false,
+        };
+        assert_eq!(blas_call(&g), None);
     }
 
     /// Without a driver the device is an error (there is none on the CI machine); with one,

@@ -71,6 +71,39 @@ pub trait Device: Send + Sync {
     fn peak_bandwidth(&self) -> Option<f64> {
         None
     }
+
+    /// Runs `gemm` on device memory, or returns false when the device cannot (no BLAS, or a
+    /// layout it does not take): the executor then runs it on the host.
+    fn gemm(&self, gemm: &Gemm) -> Result<bool, DeviceError> {
+        let _ = gemm;
+        Ok(false)
+    }
+}
+
+/// A batch of matrix products on device memory, every operand addressed by element strides:
+/// `c[b, i, j] = Σ_l a[b, i, l] · b[b, l, j]` (plus the old `c` when `accumulate`) for `b` in
+/// `0..batch`, `i` in `0..m`, `j` in `0..n`, `l` in `0..k`; element `(b, r, s)` of an operand
+/// with strides `[sb, sr, ss]` is at `ptr + (b·sb + r·sr + s·ss) · size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gemm {
+    /// f32 or f64, every operand.
+    pub f64: bool,
+    /// Batch count and the matrix sizes.
+    pub batch: usize,
+    /// Rows of `a` and `c`.
+    pub m: usize,
+    /// Columns of `b` and `c`.
+    pub n: usize,
+    /// Columns of `a`, rows of `b`.
+    pub k: usize,
+    /// `a` and its strides (batch, row, column).
+    pub a: (DevicePtr, [usize; 3]),
+    /// `b` and its strides.
+    pub b: (DevicePtr, [usize; 3]),
+    /// `c` and its strides.
+    pub c: (DevicePtr, [usize; 3]),
+    /// Adds the product to `c` instead of replacing it.
+    pub accumulate: bool,
 }
 
 /// The most threads one launch takes: a kernel's threads stride over its points, and 2²⁰ is

@@ -12,8 +12,9 @@
 //! routine and at the end.
 
 use super::{fail, ExecError, ExecErrorKind, Executor, Memory, Slice};
-use crate::device::{push_memref, Device, DeviceError, DevicePtr, MAX_THREADS};
-use crate::manifest::{BufferRole, KernelDecl, Step};
+use crate::device::{push_memref, Device, DeviceError, DevicePtr, Gemm, MAX_THREADS};
+use crate::manifest::{BufferRole, ContractDecl, KernelDecl, Step};
+use crate::DType;
 
 /// Where a buffer's current contents are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,6 +213,73 @@ impl Executor {
         // Synchronized per step, so that step timings are the kernels' own.
         run.device.synchronize()?;
         Ok(())
+    }
+
+    /// Runs contraction `c` on the device when it can — f32 or f64 operands of the result's
+    /// dtype, in a layout the device's GEMM takes — and says whether it did (else the caller
+    /// runs it on the host). In a sliced region the operands start at the slice's rows and a
+    /// result combined over the slices accumulates.
+    pub(super) fn device_contract(
+        &self,
+        run: &mut DeviceRun<'_>,
+        c: &ContractDecl,
+        mem: &[Option<Memory<'_>>],
+        sizes: &[Option<i64>],
+        slice: Option<&Slice<'_>>,
+    ) -> Result<bool, ExecError> {
+        let dtype = self.manifest.buffers[c.out as usize].dtype;
+        let same = [c.a, c.b]
+            .iter()
+            .all(|b| self.manifest.buffers[*b as usize].dtype == dtype);
+        if !same || !matches!(dtype, DType::F32 | DType::F64) {
+            return Ok(false);
+        }
+        let size = |d: &u32| sizes[*d as usize].unwrap_or(0).max(0) as usize;
+        let prod = |ds: &[u32]| ds.iter().map(size).product::<usize>();
+        // The element stride of each group (its last dim's; groups are contiguous runs).
+        let stride = |b: u32, group: &[u32]| -> usize {
+            let dims = &self.manifest.buffers[b as usize].dims;
+            let Some(last) = group.last() else {
+                return 0;
+            };
+            let at = dims.iter().position(|d| d == last).unwrap_or(dims.len());
+            dims.get(at + 1..)
+                .map_or(0, |rest| rest.iter().map(size).product())
+        };
+        let accumulate = slice.is_some_and(|s| s.region.start.iter().any(|(b, _)| *b == c.out));
+        self.to_device(run, mem, &[c.a, c.b, c.out])?;
+        let operand = |b: u32, rows: &[u32], cols: &[u32]| -> Result<_, ExecError> {
+            let base = self.base(mem, b) as usize;
+            let Some((p, _)) = run.memory[base] else {
+                return fail(
+                    ExecErrorKind::Run,
+                    "internal error: a device buffer is missing",
+                );
+            };
+            let at = slice.map_or(0, |s| self.slice_offset(b, s, sizes));
+            Ok((
+                p + at as u64,
+                [stride(b, &c.batch), stride(b, rows), stride(b, cols)],
+            ))
+        };
+        let gemm = Gemm {
+            f64: dtype == DType::F64,
+            batch: prod(&c.batch),
+            m: prod(&c.m),
+            n: prod(&c.n),
+            k: prod(&c.k),
+            a: operand(c.a, &c.m, &c.k)?,
+            b: operand(c.b, &c.k, &c.n)?,
+            c: operand(c.out, &c.m, &c.n)?,
+            accumulate,
+        };
+        if !run.device.gemm(&gemm)? {
+            return Ok(false);
+        }
+        run.device.synchronize()?;
+        let base = self.base(mem, c.out) as usize;
+        run.fresh[base] = Fresh::Device;
+        Ok(true)
     }
 
     /// Reads the device's status word into `status` and reports an out-of-range gather.

@@ -490,14 +490,22 @@ impl Executor {
                     continue;
                 }
                 _ => {
-                    if let Some(run) = device.as_mut() {
-                        self.before_host_step(run, step, &mut mem, &sizes, &mut status)?;
-                    }
-                    self.host_step(step, &mut mem, &sizes, &mut memo)?;
-                    if let (Some(run), Some((_, out))) =
-                        (device.as_mut(), device::host_operands(step))
-                    {
-                        self.wrote_on_host(run, &mem, out);
+                    let on_device = match (device.as_mut(), step) {
+                        (Some(run), Step::Contract(c)) => {
+                            self.device_contract(run, c, &mem, &sizes, None)?
+                        }
+                        _ => false,
+                    };
+                    if !on_device {
+                        if let Some(run) = device.as_mut() {
+                            self.before_host_step(run, step, &mut mem, &sizes, &mut status)?;
+                        }
+                        self.host_step(step, &mut mem, &sizes, &mut memo)?;
+                        if let (Some(run), Some((_, out))) =
+                            (device.as_mut(), device::host_operands(step))
+                        {
+                            self.wrote_on_host(run, &mem, out);
+                        }
                     }
                 }
             }
@@ -1360,12 +1368,20 @@ impl Executor {
                         device.as_deref_mut(),
                     )?,
                     Step::Contract(c) => {
-                        if let Some(run) = device.as_deref_mut() {
-                            self.before_host_step(run, step, mem, &at_slice, status)?;
-                        }
-                        self.contract(c, mem, &at_slice, Some(&slice))?;
-                        if let Some(run) = device.as_deref_mut() {
-                            self.wrote_on_host(run, mem, c.out);
+                        let on_device = match device.as_deref_mut() {
+                            Some(run) => {
+                                self.device_contract(run, c, mem, &at_slice, Some(&slice))?
+                            }
+                            None => false,
+                        };
+                        if !on_device {
+                            if let Some(run) = device.as_deref_mut() {
+                                self.before_host_step(run, step, mem, &at_slice, status)?;
+                            }
+                            self.contract(c, mem, &at_slice, Some(&slice))?;
+                            if let Some(run) = device.as_deref_mut() {
+                                self.wrote_on_host(run, mem, c.out);
+                            }
                         }
                     }
                     _ => {

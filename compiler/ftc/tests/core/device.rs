@@ -4,7 +4,8 @@
 //! (`ftl_mlir::cuda::host_emulation`: the same grid-stride mapping, thread index and thread
 //! count as parameters), once per thread of the padded grid. It checks every launch: the cell
 //! count is the PTX's (`device::param_count` of the kernel's buffers), and every pointer in
-//! the cells lies in device memory with room for its buffer. Every entry of the repository
+//! the cells lies in device memory with room for its buffer; its GEMM is `device::Gemm`'s
+//! meaning (the cuBLAS call that computes it is checked in runtime/src/cuda.rs). Every entry of the repository
 //! runs through it and must agree with the host executor; with a real device,
 //! `cuda_runs_every_entry_like_the_interpreter` runs the PTX itself.
 
@@ -13,7 +14,7 @@
 use super::every_entry_graph;
 use ftc::run;
 use ftl_plan::backend::Kernels;
-use ftl_runtime::device::{launch_dims, param_count, Device, DeviceError, DevicePtr};
+use ftl_runtime::device::{launch_dims, param_count, Device, DeviceError, DevicePtr, Gemm};
 use ftl_runtime::exec::{Executor, PackedFn};
 use ftl_runtime::manifest::{Manifest, Step};
 use ftl_runtime::Tensor;
@@ -31,6 +32,8 @@ struct SimDevice {
     launches: Mutex<usize>,
     /// Bytes copied to and from the device.
     copied: Mutex<(usize, usize)>,
+    /// GEMMs asked for, and those run here (every other one: the rest go to the host).
+    gemms: Mutex<(usize, usize)>,
 }
 
 impl SimDevice {
@@ -69,6 +72,7 @@ impl SimDevice {
             memory: Mutex::new(BTreeMap::new()),
             launches: Mutex::new(0),
             copied: Mutex::new((0, 0)),
+            gemms: Mutex::new((0, 0)),
         }
     }
 
@@ -172,6 +176,66 @@ impl Device for SimDevice {
     fn synchronize(&self) -> Result<(), DeviceError> {
         Ok(())
     }
+
+    /// `Gemm`'s meaning, on every other call (the others decline, so the executor's host
+    /// fallback runs too), after checking each operand's extent lies in device memory.
+    fn gemm(&self, g: &Gemm) -> Result<bool, DeviceError> {
+        {
+            let mut gemms = self.gemms.lock().unwrap();
+            gemms.0 += 1;
+            if gemms.0.is_multiple_of(2) {
+                return Ok(false);
+            }
+            gemms.1 += 1;
+        }
+        let size = if g.f64 { 8 } else { 4 };
+        let extent = |(p, s): (DevicePtr, [usize; 3]), rows: usize, cols: usize| {
+            let last = [(g.batch, s[0]), (rows, s[1]), (cols, s[2])]
+                .iter()
+                .map(|(n, st)| n.saturating_sub(1) * st)
+                .sum::<usize>();
+            let empty = g.batch == 0 || rows == 0 || cols == 0;
+            assert!(
+                empty || self.holds(p, ((last + 1) * size) as u64),
+                "a GEMM operand is not in device memory"
+            );
+        };
+        extent(g.a, g.m, g.k);
+        extent(g.b, g.k, g.n);
+        extent(g.c, g.m, g.n);
+        let at = |(p, s): (DevicePtr, [usize; 3]), bi: usize, r: usize, c: usize| {
+            p as usize + (bi * s[0] + r * s[1] + c * s[2]) * size
+        };
+        // SAFETY: every address below is inside an operand's extent, checked above.
+        let read = |addr: usize| unsafe {
+            if g.f64 {
+                *(addr as *const f64)
+            } else {
+                f64::from(*(addr as *const f32))
+            }
+        };
+        for bi in 0..g.batch {
+            for i in 0..g.m {
+                for j in 0..g.n {
+                    let mut sum = 0.0;
+                    for l in 0..g.k {
+                        sum += read(at(g.a, bi, i, l)) * read(at(g.b, bi, l, j));
+                    }
+                    let ci = at(g.c, bi, i, j);
+                    let v = if g.accumulate { read(ci) + sum } else { sum };
+                    // SAFETY: as above.
+                    unsafe {
+                        if g.f64 {
+                            *(ci as *mut f64) = v;
+                        } else {
+                            *(ci as *mut f32) = v as f32;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// What a run on the simulated device did: its launches and the bytes it uploaded and
@@ -180,6 +244,8 @@ struct Traffic {
     launches: usize,
     uploaded: usize,
     downloaded: usize,
+    /// GEMMs run on the device.
+    gemms: usize,
 }
 
 /// The outputs of `g` on `inputs` through the device path over a [`SimDevice`], and what it
@@ -209,22 +275,24 @@ fn run_simulated(
         launches,
         uploaded,
         downloaded,
+        gemms: device.gemms.lock().unwrap().1,
     };
     (out, traffic)
 }
 
 /// Every entry of the repository through the device path: the same outputs and gradients as
 /// the host executor (to 1e-5: the GPU kernels' loops are not vectorized), the same errors, no
-/// device memory left behind.
+/// device memory left behind; GEMMs run on the device (every other one) and on the host.
 #[test]
 fn the_device_path_runs_every_entry_like_the_host() {
     let mut failures = Vec::new();
-    let (mut checked, mut launches) = (0, 0);
+    let (mut checked, mut launches, mut gemms) = (0, 0, 0);
     for (entry, g) in every_entry_graph() {
         let inputs = run::random_inputs(&g, &BTreeMap::new(), Some(5), 21).unwrap();
         let host = run::run_on(run::Backend::Mlir, &g, &inputs);
         let (device, traffic) = run_simulated(&g, &inputs);
         launches += traffic.launches;
+        gemms += traffic.gemms;
         match (host, device) {
             (Ok(h), Ok(d)) => {
                 super::compare_outputs(&format!("{entry} (simulated)"), &h, &d, &mut failures);
@@ -238,9 +306,12 @@ fn the_device_path_runs_every_entry_like_the_host() {
             )),
         }
     }
-    eprintln!("{checked} entries on the simulated device, {launches} launches");
+    eprintln!(
+        "{checked} entries on the simulated device, {launches} launches, {gemms} GEMMs there"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(checked >= 200, "{checked}");
+    assert!(gemms >= 50, "{gemms} GEMMs on the device");
 }
 
 /// DPO from logits moves its inputs to the device once and its outputs back once: no

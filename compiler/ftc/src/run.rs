@@ -363,7 +363,7 @@ pub enum Backend {
     /// Fused kernels compiled by Cranelift (no LLVM), run by the same executor.
     Cranelift,
     /// Fused kernels as PTX through MLIR's NVVM path, launched on CUDA device 0 by the same
-    /// executor (host routines stay on the host).
+    /// executor (GEMMs through cuBLAS; other host routines stay on the host).
     Cuda,
 }
 

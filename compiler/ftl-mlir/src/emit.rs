@@ -919,34 +919,86 @@ impl<'p> Func<'p> {
     }
 
     /// The GPU's loop over a domain: this thread's points `%gpu_tid, + %gpu_stride, …` of the
-    /// row-major flattened `dims`, each decomposed into its coordinates, then `body`.
+    /// row-major flattened `dims`, then `body` at each. A point's coordinates are loop-carried:
+    /// the first point's and the stride's mixed-radix digits are found once (the divisions),
+    /// and each step adds the stride's digits with carries — a 64-bit division per dim and
+    /// point would cost more than a map's memory traffic on a GPU.
     fn grid_domain(&mut self, dims: &[DimId], body: &mut dyn FnMut(&mut Self, u32)) {
+        let sizes: Vec<String> = dims
+            .iter()
+            .map(|d| self.dim_sizes[d.0 as usize].clone())
+            .collect();
         let mut total = self.idx(1);
-        for d in dims {
-            let size = self.dim_sizes[d.0 as usize].clone();
+        for size in &sizes {
             total = self.emit_val(&format!("arith.muli {total}, {size} : index"));
         }
         let t = self.fresh();
-        self.open(format!(
-            "scf.for {t} = %gpu_tid to {total} step %gpu_stride {{"
-        ));
-        let mut coords = Vec::new();
-        let mut rest = t;
-        for (k, d) in dims.iter().enumerate().rev() {
-            let size = self.dim_sizes[d.0 as usize].clone();
-            let i = if k == 0 {
-                rest.clone()
-            } else {
-                let i = self.emit_val(&format!("arith.remui {rest}, {size} : index"));
-                rest = self.emit_val(&format!("arith.divui {rest}, {size} : index"));
-                i
-            };
-            coords.push((*d, i, self.depth()));
+        let header = format!("scf.for {t} = %gpu_tid to {total} step %gpu_stride");
+        if let [d] = dims {
+            self.open(format!("{header} {{"));
+            let env = self.push_env(vec![(*d, t, self.depth())]);
+            body(self, env);
+            self.close();
+            return;
         }
-        coords.reverse();
+        let first = self.digits("%gpu_tid", &sizes);
+        let step = self.digits("%gpu_stride", &sizes);
+        let args: Vec<String> = dims.iter().map(|_| self.fresh()).collect();
+        let inits: Vec<String> = args
+            .iter()
+            .zip(&first)
+            .map(|(a, f)| format!("{a} = {f}"))
+            .collect();
+        let types = vec!["index"; dims.len()].join(", ");
+        let result = self.fresh();
+        self.open(format!(
+            "{result}:{} = {header} iter_args({}) -> ({types}) {{",
+            dims.len(),
+            inits.join(", ")
+        ));
+        let depth = self.depth();
+        let coords = dims
+            .iter()
+            .zip(&args)
+            .map(|(d, a)| (*d, a.clone(), depth))
+            .collect();
         let env = self.push_env(coords);
         body(self, env);
+        // The next point: the stride's digits added from the innermost, carrying (each sum is
+        // below twice its dim's size). The outermost never wraps: past the last point the loop
+        // ends.
+        let (zero, one) = (self.idx(0), self.idx(1));
+        let mut next = vec![String::new(); dims.len()];
+        let mut carry: Option<String> = None;
+        for k in (0..dims.len()).rev() {
+            let mut sum = self.emit_val(&format!("arith.addi {}, {} : index", args[k], step[k]));
+            if let Some(c) = &carry {
+                sum = self.emit_val(&format!("arith.addi {sum}, {c} : index"));
+            }
+            if k == 0 {
+                next[0] = sum;
+                break;
+            }
+            let over = self.emit_val(&format!("arith.cmpi uge, {sum}, {} : index", sizes[k]));
+            let wrapped = self.emit_val(&format!("arith.subi {sum}, {} : index", sizes[k]));
+            next[k] = self.emit_val(&format!("arith.select {over}, {wrapped}, {sum} : index"));
+            carry = Some(self.emit_val(&format!("arith.select {over}, {one}, {zero} : index")));
+        }
+        self.line(&format!("scf.yield {} : {types}", next.join(", ")));
         self.close();
+    }
+
+    /// `x`'s mixed-radix digits in dims of these sizes (row-major: the first digit is the
+    /// quotient left after the others, unbounded).
+    fn digits(&mut self, x: &str, sizes: &[String]) -> Vec<String> {
+        let mut out = vec![String::new(); sizes.len()];
+        let mut rest = x.to_string();
+        for k in (1..sizes.len()).rev() {
+            out[k] = self.emit_val(&format!("arith.remui {rest}, {} : index", sizes[k]));
+            rest = self.emit_val(&format!("arith.divui {rest}, {} : index", sizes[k]));
+        }
+        out[0] = rest;
+        out
     }
 
     /// Emits loops over `dims` (the first one over `lo..hi` when given), then `body` with the

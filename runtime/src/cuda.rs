@@ -346,54 +346,39 @@ impl Device for CudaDevice {
                 blas_sys::cublasOperation_t::CUBLAS_OP_N
             }
         };
-        let beta = if g.accumulate { 1.0 } else { 0.0 };
+        let beta: f64 = if g.accumulate { 1.0 } else { 0.0 };
         let (a, b, c) = (call.a, call.b, call.c);
+        macro_rules! strided_batched {
+            ($gemm:path, $t:ty) => {
+                $gemm(
+                    h,
+                    op(call.transa),
+                    op(call.transb),
+                    call.m,
+                    call.n,
+                    call.k,
+                    &1.0,
+                    a.0 as *const $t,
+                    a.1,
+                    a.2,
+                    b.0 as *const $t,
+                    b.1,
+                    b.2,
+                    &(beta as $t),
+                    c.0 as *mut $t,
+                    c.1,
+                    c.2,
+                    call.batch,
+                )
+            };
+        }
         // SAFETY: the pointers are live device allocations of this run holding every element
         // the strides address (the executor's buffers); scalars are host values.
         let done = unsafe {
             if g.f64 {
-                blas::dgemm_strided_batched(
-                    h,
-                    op(call.transa),
-                    op(call.transb),
-                    call.m,
-                    call.n,
-                    call.k,
-                    &1.0,
-                    a.0 as *const f64,
-                    a.1,
-                    a.2,
-                    b.0 as *const f64,
-                    b.1,
-                    b.2,
-                    &beta,
-                    c.0 as *mut f64,
-                    c.1,
-                    c.2,
-                    call.batch,
-                )
+                strided_batched!(blas::dgemm_strided_batched, f64)
             } else {
-                let beta = beta as f32;
-                blas::sgemm_strided_batched(
-                    h,
-                    op(call.transa),
-                    op(call.transb),
-                    call.m,
-                    call.n,
-                    call.k,
-                    &1.0,
-                    a.0 as *const f32,
-                    a.1,
-                    a.2,
-                    b.0 as *const f32,
-                    b.1,
-                    b.2,
-                    &beta,
-                    c.0 as *mut f32,
-                    c.1,
-                    c.2,
-                    call.batch,
-                )
+                strided_batched!(blas::sgemm_strided_batched, f32)
             }
         };
         done.map_err(|e| DeviceError::Failed(format!("cuBLAS GEMM: {e:?}")))?;

@@ -110,6 +110,20 @@ pub struct Gemm {
 /// several waves of a large GPU (132 SMs × 2048 resident threads on an H100).
 pub const MAX_THREADS: u64 = 1 << 20;
 
+/// A benchmark's bandwidth next to `device`'s peak: ` device="…" peak_gb_s=… io_pct_of_peak=…`
+/// (`gb_s`: the bytes a run moves per second).
+pub fn bandwidth_fields(device: &dyn Device, gb_s: f64) -> String {
+    let mut text = format!(" device=\"{}\"", device.name());
+    if let Some(peak) = device.peak_bandwidth() {
+        text.push_str(&format!(
+            " peak_gb_s={:.0} io_pct_of_peak={:.1}",
+            peak / 1e9,
+            100.0 * gb_s * 1e9 / peak
+        ));
+    }
+    text
+}
+
 /// The threads of one block: a multiple of the warp size that keeps every SM of sm_80/sm_90
 /// busy at 2048 resident threads.
 pub const BLOCK_THREADS: u32 = 256;

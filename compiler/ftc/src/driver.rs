@@ -508,13 +508,7 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
                     c.recycle(t);
                 }
             }
-            step_times.push(
-                timings
-                    .iter()
-                    .filter(|(k, _)| k != ftl_runtime::exec::COPIES)
-                    .map(|(_, ms)| ms)
-                    .sum::<f64>(),
-            );
+            step_times.push(ftl_runtime::exec::steps_ms(&timings));
             for (k, (name, ms)) in timings.into_iter().enumerate() {
                 if per_kernel.len() <= k {
                     per_kernel.push((name, Vec::new()));
@@ -552,16 +546,8 @@ pub fn bench_entry(args: &BenchArgs, opts: &LoadOptions, format: MessageFormat) 
              io_gb_s={gb_s:.1}",
             proc_mb("VmHWM:")
         ));
-        let device = compiled.as_ref().and_then(|c| c.executor.device());
-        if let Some(d) = device {
-            text.push_str(&format!(" device=\"{}\"", d.name()));
-            if let Some(peak) = d.peak_bandwidth() {
-                text.push_str(&format!(
-                    " peak_gb_s={:.0} io_pct_of_peak={:.1}",
-                    peak / 1e9,
-                    100.0 * gb_s * 1e9 / peak
-                ));
-            }
+        if let Some(d) = compiled.as_ref().and_then(|c| c.executor.device()) {
+            text.push_str(&ftl_runtime::device::bandwidth_fields(d, gb_s));
         }
         text.push('\n');
         Ok(text)

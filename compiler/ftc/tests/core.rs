@@ -1003,6 +1003,31 @@ fn compare_outputs(
     }
 }
 
+/// Two runs of one entry agree: both give outputs within 1e-5 ([`compare_outputs`]) or both
+/// fail with the same code; anything else is a failure. Returns whether outputs were compared.
+fn compare_runs(
+    label: &str,
+    want: &Result<Tensors, ftl_ir::pipeline::Failure>,
+    got: &Result<Tensors, ftl_ir::pipeline::Failure>,
+    failures: &mut Vec<String>,
+) -> bool {
+    match (want, got) {
+        (Ok(w), Ok(g)) => {
+            compare_outputs(label, w, g, failures);
+            true
+        }
+        (Err(w), Err(g)) if w.code() == g.code() => false,
+        (w, g) => {
+            failures.push(format!(
+                "{label}: {:?} vs {:?}",
+                w.as_ref().err(),
+                g.as_ref().err()
+            ));
+            false
+        }
+    }
+}
+
 /// Every entry of the repository on the interpreter and both compiled backends (MLIR,
 /// Cranelift), on random inputs: outputs and gradients agree to a relative error of 1e-5 (f32;
 /// see `rel_err`); and each graph's text parses back to an equal graph.
@@ -1029,39 +1054,14 @@ fn compiled_backends_match_the_interpreter_on_every_entry() {
         let want = run::run_graph(&g, &inputs);
         for backend in [run::Backend::Mlir, run::Backend::Cranelift] {
             let got = run::run_on(backend, &g, &inputs);
-            match (&want, got) {
-                (Ok(w), Ok(got)) => {
-                    let label = format!("{qualified} ({backend:?}): {entry}");
-                    compare_outputs(&label, w, &got, &mut failures);
-                }
-                (Err(w), Err(got)) if w.code() == got.code() => continue,
-                (w, got) => {
-                    failures.push(format!(
-                        "{entry}: interp {:?} vs {backend:?} {:?}",
-                        w.as_ref().err(),
-                        got.err()
-                    ));
-                    continue;
-                }
-            }
-            checked += 1;
+            let label = format!("{qualified} (interp vs {backend:?}): {entry}");
+            checked += usize::from(compare_runs(&label, &want, &got, &mut failures));
         }
         let inputs = run::random_inputs(&g, &dims, Some(11), 12).unwrap();
         let mlir = run::run_on(run::Backend::Mlir, &g, &inputs);
         let cranelift = run::run_on(run::Backend::Cranelift, &g, &inputs);
-        match (mlir, cranelift) {
-            (Ok(m), Ok(c)) => {
-                let label = format!("{qualified} (Cranelift vs MLIR, dims 11): {entry}");
-                compare_outputs(&label, &m, &c, &mut failures);
-                checked += 1;
-            }
-            (Err(m), Err(c)) if m.code() == c.code() => {}
-            (m, c) => failures.push(format!(
-                "{entry} (dims 11): MLIR {:?} vs Cranelift {:?}",
-                m.err(),
-                c.err()
-            )),
-        }
+        let label = format!("{qualified} (MLIR vs Cranelift, dims 11): {entry}");
+        checked += usize::from(compare_runs(&label, &mlir, &cranelift, &mut failures));
     }
     eprintln!("{checked} entry runs checked on the compiled backends");
     assert!(

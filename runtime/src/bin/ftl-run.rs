@@ -144,13 +144,7 @@ fn run(args: &Args) -> Result<String, Vec<String>> {
         let start = std::time::Instant::now();
         (outputs, timings) = exec.run_timed(&tensors).map_err(|e| e.messages)?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
-        step_times.push(
-            timings
-                .iter()
-                .filter(|(k, _)| k != ftl_runtime::exec::COPIES)
-                .map(|(_, ms)| ms)
-                .sum::<f64>(),
-        );
+        step_times.push(ftl_runtime::exec::steps_ms(&timings));
     }
     let target = artifact.target();
     let mut text = format!(
@@ -188,12 +182,8 @@ fn run(args: &Args) -> Result<String, Vec<String>> {
             times.len(),
             times[0]
         ));
-        if let Some(peak) = exec.device().and_then(|d| d.peak_bandwidth()) {
-            text.push_str(&format!(
-                " peak_gb_s={:.0} io_pct_of_peak={:.1}",
-                peak / 1e9,
-                100.0 * gb_s * 1e9 / peak
-            ));
+        if let Some(d) = exec.device() {
+            text.push_str(&ftl_runtime::device::bandwidth_fields(d, gb_s));
         }
         text.push('\n');
     }

@@ -178,6 +178,25 @@ impl Executor {
         Ok(())
     }
 
+    /// Where buffer `b` (made current on the device) starts there: at the slice's rows in a
+    /// sliced region.
+    fn device_ptr(
+        &self,
+        run: &DeviceRun<'_>,
+        mem: &[Option<Memory<'_>>],
+        b: u32,
+        sizes: &[Option<i64>],
+        slice: Option<&Slice<'_>>,
+    ) -> Result<DevicePtr, ExecError> {
+        let Some((p, _)) = run.memory[self.base(mem, b) as usize] else {
+            return fail(
+                ExecErrorKind::Run,
+                "internal error: a device buffer is missing",
+            );
+        };
+        Ok(p + slice.map_or(0, |s| self.slice_offset(b, s, sizes)) as u64)
+    }
+
     /// Launches kernel `k` on the device (the launch form of `Executor::kernel`): its buffers
     /// made current there, offset to the slice's rows in a sliced region.
     pub(super) fn launch(
@@ -194,16 +213,13 @@ impl Executor {
         push_memref(&mut cells, run.dims(&dims)?, &[dims.len() as i64]);
         push_memref(&mut cells, run.status, &[3]);
         for &b in &k.buffers {
-            let base = self.base(mem, b) as usize;
-            let Some((p, _)) = run.memory[base] else {
-                return fail(
-                    ExecErrorKind::Run,
-                    "internal error: a device buffer is missing",
-                );
-            };
-            let at = slice.map_or(0, |s| self.slice_offset(b, s, sizes));
             let shape: Vec<i64> = self.shape(b, sizes).iter().map(|s| *s as i64).collect();
-            push_memref(&mut cells, p + at as u64, &shape);
+            push_memref(
+                &mut cells,
+                self.device_ptr(run, mem, b, sizes, slice)?,
+                &shape,
+            );
+            let base = self.base(mem, b) as usize;
             if !matches!(self.manifest.buffers[base].role, BufferRole::Arg(_)) {
                 run.fresh[base] = Fresh::Device;
             }
@@ -249,16 +265,8 @@ impl Executor {
         let accumulate = slice.is_some_and(|s| s.region.start.iter().any(|(b, _)| *b == c.out));
         self.to_device(run, mem, &[c.a, c.b, c.out])?;
         let operand = |b: u32, rows: &[u32], cols: &[u32]| -> Result<_, ExecError> {
-            let base = self.base(mem, b) as usize;
-            let Some((p, _)) = run.memory[base] else {
-                return fail(
-                    ExecErrorKind::Run,
-                    "internal error: a device buffer is missing",
-                );
-            };
-            let at = slice.map_or(0, |s| self.slice_offset(b, s, sizes));
             Ok((
-                p + at as u64,
+                self.device_ptr(run, mem, b, sizes, slice)?,
                 [stride(b, &c.batch), stride(b, rows), stride(b, cols)],
             ))
         };

@@ -47,6 +47,15 @@ pub type Timings = Vec<(String, f64)>;
 /// The name of a device run's copy time in its [`Timings`].
 pub const COPIES: &str = "copies";
 
+/// The milliseconds a run spent in its steps: its [`Timings`] without the copies.
+pub fn steps_ms(timings: &Timings) -> f64 {
+    timings
+        .iter()
+        .filter(|(k, _)| k != COPIES)
+        .map(|(_, ms)| ms)
+        .sum()
+}
+
 /// A kernel's packed entry point.
 pub type PackedFn = unsafe extern "C" fn(*mut *mut c_void);
 

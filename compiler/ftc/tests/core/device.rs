@@ -293,18 +293,8 @@ fn the_device_path_runs_every_entry_like_the_host() {
         let (device, traffic) = run_simulated(&g, &inputs);
         launches += traffic.launches;
         gemms += traffic.gemms;
-        match (host, device) {
-            (Ok(h), Ok(d)) => {
-                super::compare_outputs(&format!("{entry} (simulated)"), &h, &d, &mut failures);
-                checked += 1;
-            }
-            (Err(h), Err(d)) if h.code() == d.code() => {}
-            (h, d) => failures.push(format!(
-                "{entry}: host {:?} vs device {:?}",
-                h.err(),
-                d.err()
-            )),
-        }
+        let label = format!("{entry} (host vs simulated device)");
+        checked += usize::from(super::compare_runs(&label, &host, &device, &mut failures));
     }
     eprintln!(
         "{checked} entries on the simulated device, {launches} launches, {gemms} GEMMs there"
@@ -361,18 +351,9 @@ fn cuda_runs_every_entry_like_the_interpreter() {
     for (entry, g) in every_entry_graph() {
         let inputs = run::random_inputs(&g, &BTreeMap::new(), Some(6), 11).unwrap();
         let want = run::run_graph(&g, &inputs);
-        match (want, run::run_on(run::Backend::Cuda, &g, &inputs)) {
-            (Ok(w), Ok(got)) => {
-                super::compare_outputs(&format!("{entry} (cuda)"), &w, &got, &mut failures);
-                checked += 1;
-            }
-            (Err(w), Err(got)) if w.code() == got.code() => {}
-            (w, got) => failures.push(format!(
-                "{entry}: interp {:?} vs cuda {:?}",
-                w.err(),
-                got.err()
-            )),
-        }
+        let got = run::run_on(run::Backend::Cuda, &g, &inputs);
+        let label = format!("{entry} (interp vs cuda)");
+        checked += usize::from(super::compare_runs(&label, &want, &got, &mut failures));
     }
     println!("{checked} entries run on the GPU");
     assert!(failures.is_empty(), "{}", failures.join("\n"));

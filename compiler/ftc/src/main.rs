@@ -70,7 +70,8 @@ enum Stage {
     Mlir,
     /// The kernels lowered to the LLVM dialect.
     Llvm,
-    /// The kernels as `gpu.func`s for the CUDA path (one thread per index of the split dim).
+    /// The kernels as `gpu.func`s for the CUDA path (threads share each kernel's points in a
+    /// grid-stride loop).
     Gpu,
     /// The kernels as PTX (`--target cuda[:sm_80|sm_90]`; needs libdevice: `FTL_LIBDEVICE`).
     Ptx,

@@ -7,7 +7,8 @@
 //! points at each lowered parameter: the dims (`memref<?xi64>`), a status word
 //! (`memref<?xi64>`, set non-zero by a kernel that met an out-of-range gather), the loop bounds
 //! `lo` and `hi` (`index`), then one memref per buffer (allocated and aligned pointers, offset,
-//! sizes, strides).
+//! sizes, strides). An executor made [`Executor::on_device`] launches them on a
+//! [`Device`] instead, with the same cells less `lo` and `hi` (the `device` module).
 
 #![allow(unsafe_code)]
 
@@ -37,6 +38,7 @@ struct HostMemo {
     factors: HashMap<u32, crate::solve::Factors>,
     decomposed: Vec<Decomposed>,
 }
+
 /// Named output tensors, in manifest order.
 pub type Outputs = Vec<(String, Tensor)>;
 

@@ -555,3 +555,45 @@ fn write_gpu_check_bundle() {
     println!("{written} entries written to {}", dir.display());
     assert!(written >= 200, "{written}");
 }
+
+/// bf16 logits and i64 labels on the device path: the variant `ftc run` compiles for them
+/// reads bf16 in place on the device and writes bf16 gradients equal to the host's to one bf16
+/// ulp (the emulated GPU kernels sum in another order before the one rounding).
+#[test]
+fn bf16_logits_run_on_the_device_path_as_on_the_host() {
+    use ftl_ir::pipeline::{EntryRequest, GradPolicy};
+    use ftl_runtime::DType;
+    let file = super::repo().join("examples").join("dpo.ftl");
+    let shipped = super::repo().join("examples/data/dpo_logits.safetensors");
+    let mut inputs: HashMap<String, Tensor> = ftl_runtime::safetensors_io::read(&shipped)
+        .unwrap()
+        .into_iter()
+        .map(|(name, t)| match t.dtype() {
+            DType::F32 if name.ends_with("_logits") => (name, t.cast(DType::BF16)),
+            DType::I32 => (name, t.cast(DType::I64)),
+            _ => (name, t),
+        })
+        .collect();
+    let analysis = ftl_front::analyze(std::slice::from_ref(&file), &super::options());
+    let request = EntryRequest {
+        entry: "sigmoid_from_logits",
+        sets: &[],
+        grad: GradPolicy::Differentiable,
+    };
+    let g = ftl_ir::pipeline::compile_entry(&analysis, &request, &mut inputs).unwrap();
+    let host = run::run_on(run::Backend::Mlir, &g, &inputs).unwrap();
+    let (device, _) = run_simulated(&g, &inputs);
+    let device = device.unwrap();
+    for ((name, want), (_, got)) in host.iter().zip(&device) {
+        assert_eq!(want.dtype(), got.dtype(), "{name}");
+        if name.starts_with("grad.") {
+            assert_eq!(got.dtype(), DType::BF16, "{name}");
+        }
+        for (k, (a, b)) in got.to_f64().iter().zip(want.to_f64()).enumerate() {
+            assert!(
+                (a - b).abs() <= b.abs() / 128.0 + 1e-6,
+                "{name}[{k}]: {a} vs {b}"
+            );
+        }
+    }
+}

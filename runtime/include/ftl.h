@@ -7,6 +7,9 @@
  * Every function is safe to call with NULL handles (it reports an error or returns 0/NULL).
  * Errors never abort the process: a status code and a message (`error[E0091]: ...` for inputs
  * that do not match the entry, with `ftc`'s error codes) are returned instead.
+ * A CUDA artifact (`ftc build -o --target cuda...`) runs on CUDA device 0: the inputs are copied
+ * to the device and the outputs back; loading one without an NVIDIA driver or a device that
+ * runs its chip fails with the reason (no CUDA is needed for anything else).
  */
 #ifndef FTL_H
 #define FTL_H

@@ -617,6 +617,26 @@ mod tests {
         }
     }
 
+    /// A kernel's grid names dims of the manifest and starts at its split dim (a forged grid
+    /// could only change a GPU launch's thread count, but is refused like any bad index).
+    #[test]
+    fn a_kernel_grid_names_dims_from_its_split_dim() {
+        let with_grid = |grid: Vec<u32>| {
+            let mut m = sliced();
+            if let Step::Sliced { steps, .. } = &mut m.steps[0] {
+                if let Step::Kernel(k) = &mut steps[1] {
+                    k.grid = grid;
+                }
+            }
+            validate(&m)
+        };
+        assert_eq!(with_grid(vec![]), Ok(()));
+        assert_eq!(with_grid(vec![0, 1]), Ok(()));
+        assert!(with_grid(vec![9]).is_err());
+        assert!(with_grid(vec![0, 9]).is_err());
+        assert!(with_grid(vec![1]).unwrap_err().0.contains("grid"));
+    }
+
     #[test]
     fn slices_stay_in_their_region_and_other_buffers_are_read_at_rows() {
         assert_eq!(validate(&sliced()), Ok(()));

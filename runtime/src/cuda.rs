@@ -250,22 +250,17 @@ impl Device for CudaDevice {
         self.name.clone()
     }
 
-    fn alloc_zeroed(&self, bytes: usize) -> Result<DevicePtr, DeviceError> {
+    fn alloc(&self, bytes: usize) -> Result<DevicePtr, DeviceError> {
         self.bind()?;
         let bytes = bytes.max(1);
-        let s = self.stream.cu_stream();
-        // SAFETY: the stream is live; the memory is zeroed on the same stream before any use.
-        unsafe {
-            let p = result::malloc_async(s, bytes)
-                .map_err(failed(&format!("allocating {bytes} bytes")))?;
-            result::memset_d8_async(p, 0, bytes, s).map_err(failed("zeroing"))?;
-            Ok(p)
-        }
+        // SAFETY: the stream is live; the memory is used on the same stream only.
+        unsafe { result::malloc_async(self.stream.cu_stream(), bytes) }
+            .map_err(failed(&format!("allocating {bytes} bytes")))
     }
 
     fn free(&self, ptr: DevicePtr) {
         if self.bind().is_ok() {
-            // SAFETY: `ptr` came from `alloc_zeroed` on this stream; stream order makes the
+            // SAFETY: `ptr` came from `alloc` on this stream; stream order makes the
             // free follow every use issued before it.
             unsafe {
                 let _ = result::free_async(ptr, self.stream.cu_stream());

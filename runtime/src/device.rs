@@ -44,10 +44,10 @@ pub trait Device: Send + Sync {
     /// Names the device in reports (`NVIDIA H100 80GB HBM3 (sm_90)`).
     fn name(&self) -> String;
 
-    /// `bytes` of device memory (at least one byte is allocated), zeroed.
-    fn alloc_zeroed(&self, bytes: usize) -> Result<DevicePtr, DeviceError>;
+    /// `bytes` of device memory (at least one byte is allocated), its contents unspecified.
+    fn alloc(&self, bytes: usize) -> Result<DevicePtr, DeviceError>;
 
-    /// Returns memory from [`Device::alloc_zeroed`] after the operations using it.
+    /// Returns memory from [`Device::alloc`] after the operations using it.
     fn free(&self, ptr: DevicePtr);
 
     /// Copies `src` to device memory at `dst`, which holds at least `src.len()` bytes.

@@ -60,7 +60,8 @@ impl<'d> DeviceRun<'d> {
                 _ => Fresh::Host,
             })
             .collect();
-        let status = device.alloc_zeroed(3 * 8)?;
+        let status = device.alloc(3 * 8)?;
+        device.upload(status, &[0; 3 * 8])?;
         Ok(DeviceRun {
             device,
             memory: vec![None; fresh.len()],
@@ -76,7 +77,7 @@ impl<'d> DeviceRun<'d> {
         if let Some((_, p)) = self.dims.iter().find(|(d, _)| d == dims) {
             return Ok(*p);
         }
-        let p = self.device.alloc_zeroed(dims.len() * 8)?;
+        let p = self.device.alloc(dims.len() * 8)?;
         self.dims.push((dims.to_vec(), p));
         self.device.upload(p, bytemuck::cast_slice(dims))?;
         Ok(p)
@@ -122,7 +123,7 @@ impl Executor {
                 Some((p, _)) => p,
                 None => {
                     let bytes = self.capacity(mem, base as u32);
-                    let p = run.device.alloc_zeroed(bytes)?;
+                    let p = run.device.alloc(bytes)?;
                     run.memory[base] = Some((p, bytes));
                     p
                 }

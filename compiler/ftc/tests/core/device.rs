@@ -91,8 +91,10 @@ impl Device for SimDevice {
         "simulated device".into()
     }
 
-    fn alloc_zeroed(&self, bytes: usize) -> Result<DevicePtr, DeviceError> {
-        let words = vec![0u64; bytes.div_ceil(8).max(1)].into_boxed_slice();
+    /// Memory filled with NaNs (all bits set), so that a run reading what it never wrote
+    /// shows.
+    fn alloc(&self, bytes: usize) -> Result<DevicePtr, DeviceError> {
+        let words = vec![u64::MAX; bytes.div_ceil(8).max(1)].into_boxed_slice();
         let p = words.as_ptr() as u64;
         self.memory.lock().unwrap().insert(p, words);
         Ok(p)

@@ -363,7 +363,8 @@ fn cuda_runs_every_entry_like_the_interpreter() {
 
 /// `--backend cuda` where no driver can be loaded (the CI machine): E0098 and exit status 1 for
 /// `ftc run`, `ftc test` and `ftc bench`, never a panic; `-o` needs no device (a CUDA artifact
-/// is PTX: made wherever libdevice is, E0095 saying where to get it otherwise).
+/// is PTX: made wherever libdevice is, E0095 saying where to get it otherwise), and refuses an
+/// unknown chip or CPU options with E0092.
 #[test]
 fn cuda_without_a_driver_is_a_coded_error() {
     if ftl_runtime::cuda::open(0).is_ok() {
@@ -418,6 +419,17 @@ fn cuda_without_a_driver_is_a_coded_error() {
             err.contains("E0095") && err.contains("FTL_LIBDEVICE"),
             "{err}"
         );
+    }
+    // A chip PTX is not made for, or CPU options on a CUDA artifact: E0092.
+    for extra in [
+        &["--target", "cuda:sm_99"][..],
+        &["--target", "cuda", "--target-cpu", "native"],
+    ] {
+        let mut args = vec!["build", "examples/dpo.ftl", "--entry", "sigmoid", "-o", out];
+        args.extend(extra);
+        let (code, _, err) = super::ftc(&args);
+        assert_eq!(code, 1, "{extra:?}: {err}");
+        assert!(err.contains("E0092"), "{extra:?}: {err}");
     }
 }
 

@@ -1,6 +1,7 @@
 //! The executor's device path: the same run (binding, dims, budget, steps in order) with the
-//! generated kernels launched on a [`Device`] over device copies of the buffers. Host routines
-//! (GEMM, argsort, solve, decompositions) run on the host copies, so buffers move between the
+//! generated kernels launched on a [`Device`] over device copies of the buffers, and GEMMs on
+//! the device where its GEMM takes them. The other host routines (argsort, solve,
+//! decompositions, GEMMs it does not take) run on the host copies, so buffers move between the
 //! two where a step needs them: each buffer (each view's base) is fresh on the host, on the
 //! device or on both, and is copied only when a step needs it where it is stale.
 //!
@@ -60,16 +61,17 @@ impl<'d> DeviceRun<'d> {
                 _ => Fresh::Host,
             })
             .collect();
-        let status = device.alloc(3 * 8)?;
-        device.upload(status, &[0; 3 * 8])?;
-        Ok(DeviceRun {
+        let run = DeviceRun {
             device,
             memory: vec![None; fresh.len()],
             fresh,
-            status,
+            status: device.alloc(3 * 8)?,
             dims: Vec::new(),
             copy_ms: 0.0,
-        })
+        };
+        // Dropped (and freed) if this fails.
+        device.upload(run.status, &[0; 3 * 8])?;
+        Ok(run)
     }
 
     /// The device copy of `dims` (uploaded once per distinct vector).

@@ -300,9 +300,7 @@ impl Artifact {
                 kind: ExecErrorKind::Device,
             });
         }
-        let symbols = Executor::symbols(&header.manifest);
-        let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
-        let device = crate::cuda::CudaDevice::load(ctx, ptx, &symbols)?;
+        let device = crate::cuda::CudaDevice::load(ctx, ptx, &header.manifest)?;
         let executor = Executor::on_device(header.manifest, std::sync::Arc::new(device))?;
         Ok(Artifact {
             executor,

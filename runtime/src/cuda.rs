@@ -8,6 +8,7 @@
 #![allow(unsafe_code)]
 
 use crate::device::{launch_dims, Device, DeviceError, DevicePtr, Gemm};
+use crate::manifest::Manifest;
 use cudarc::cublas::{result as blas, sys as blas_sys};
 use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaStream};
 use std::collections::HashMap;
@@ -165,11 +166,12 @@ pub fn open(ordinal: usize) -> Result<(Arc<CudaContext>, &'static str), DeviceEr
 }
 
 impl CudaDevice {
-    /// Loads `ptx` (made for this device's chip) into `ctx` and looks up `symbols`.
+    /// Loads `ptx` (made for this device's chip) into `ctx` and looks up the kernels of
+    /// `manifest`.
     pub fn load(
         ctx: Arc<CudaContext>,
         ptx: &str,
-        symbols: &[&str],
+        manifest: &Manifest,
     ) -> Result<CudaDevice, DeviceError> {
         if ptx.contains('\0') {
             return Err(DeviceError::Failed("the PTX holds a NUL byte".into()));
@@ -178,7 +180,7 @@ impl CudaDevice {
             .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
             .map_err(failed("loading the PTX"))?;
         let mut functions = HashMap::new();
-        for s in symbols {
+        for s in manifest.kernels().map(|k| k.symbol.as_str()) {
             if s.contains('\0') {
                 return Err(DeviceError::Failed(format!("bad kernel name {s:?}")));
             }

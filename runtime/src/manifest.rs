@@ -212,3 +212,18 @@ pub struct Manifest {
     /// Outputs: name and buffer.
     pub outputs: Vec<(String, u32)>,
 }
+
+impl Manifest {
+    /// Every generated kernel it runs: the prelude, then the steps' kernels in order (those
+    /// of sliced regions included).
+    pub fn kernels(&self) -> impl Iterator<Item = &KernelDecl> {
+        let in_steps = self.steps.iter().flat_map(|s| match s {
+            Step::Sliced { steps, .. } => steps.as_slice(),
+            _ => std::slice::from_ref(s),
+        });
+        self.prelude.iter().chain(in_steps.filter_map(|s| match s {
+            Step::Kernel(k) => Some(k),
+            _ => None,
+        }))
+    }
+}

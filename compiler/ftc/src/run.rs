@@ -430,9 +430,7 @@ impl CompiledEntry {
         let plan = fuse::fuse(g);
         let manifest = manifest::build(&plan).map_err(Failure::Internal)?;
         let ptx = crate::llvm::ptx(&plan, chip)?;
-        let symbols = ftl_runtime::exec::Executor::symbols(&manifest);
-        let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
-        let device = ftl_runtime::cuda::CudaDevice::load(ctx, &ptx, &symbols)?;
+        let device = ftl_runtime::cuda::CudaDevice::load(ctx, &ptx, &manifest)?;
         let executor =
             ftl_runtime::exec::Executor::on_device(manifest, std::sync::Arc::new(device))?;
         Ok(CompiledEntry {

@@ -322,24 +322,8 @@ fn launch_abi_mismatches(plan: &ftl_plan::fuse::Plan, ptx: &str) -> Vec<String> 
             entries.insert(name, params);
         }
     }
-    let kernels = manifest
-        .prelude
-        .iter()
-        .chain(manifest.steps.iter().flat_map(|s| {
-            match s {
-                ftl_runtime::manifest::Step::Kernel(k) => vec![k],
-                ftl_runtime::manifest::Step::Sliced { steps, .. } => steps
-                    .iter()
-                    .filter_map(|s| match s {
-                        ftl_runtime::manifest::Step::Kernel(k) => Some(k),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            }
-        }));
     let mut out = Vec::new();
-    for k in kernels {
+    for k in manifest.kernels() {
         let ranks = k
             .buffers
             .iter()

@@ -12,7 +12,7 @@
 //! (an out-of-range gather) lives on the device and is read after the prelude, before each host
 //! routine and at the end.
 
-use super::{fail, ExecError, ExecErrorKind, Executor, Memory, Slice};
+use super::{fail, group_stride, ExecError, ExecErrorKind, Executor, Memory, Slice};
 use crate::device::{push_memref, Device, DeviceError, DevicePtr, Gemm, MAX_THREADS};
 use crate::manifest::{BufferRole, ContractDecl, KernelDecl, Step};
 use crate::DType;
@@ -246,31 +246,20 @@ impl Executor {
         sizes: &[Option<i64>],
         slice: Option<&Slice<'_>>,
     ) -> Result<bool, ExecError> {
-        let dtype = self.manifest.buffers[c.out as usize].dtype;
-        let same = [c.a, c.b]
-            .iter()
-            .all(|b| self.manifest.buffers[*b as usize].dtype == dtype);
-        if !same || !matches!(dtype, DType::F32 | DType::F64) {
+        if !self.contract_in_place(c) {
             return Ok(false);
         }
+        let dtype = self.manifest.buffers[c.out as usize].dtype;
         let size = |d: &u32| sizes[*d as usize].unwrap_or(0).max(0) as usize;
         let prod = |ds: &[u32]| ds.iter().map(size).product::<usize>();
-        // The element stride of each group (its last dim's; groups are contiguous runs).
-        let stride = |b: u32, group: &[u32]| -> usize {
-            let dims = &self.manifest.buffers[b as usize].dims;
-            let Some(last) = group.last() else {
-                return 0;
-            };
-            let at = dims.iter().position(|d| d == last).unwrap_or(dims.len());
-            dims.get(at + 1..)
-                .map_or(0, |rest| rest.iter().map(size).product())
-        };
         let accumulate = slice.is_some_and(|s| s.region.start.iter().any(|(b, _)| *b == c.out));
         self.to_device(run, mem, &[c.a, c.b, c.out])?;
         let operand = |b: u32, rows: &[u32], cols: &[u32]| -> Result<_, ExecError> {
+            let st = self.dim_strides(b, sizes);
+            let stride = |group: &[u32]| group_stride(&st, group);
             Ok((
                 self.device_ptr(run, mem, b, sizes, slice)?,
-                [stride(b, &c.batch), stride(b, rows), stride(b, cols)],
+                [stride(&c.batch), stride(rows), stride(cols)],
             ))
         };
         let gemm = Gemm {

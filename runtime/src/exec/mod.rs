@@ -108,6 +108,7 @@ struct Run<'r, 'm, 't, 'd> {
     mem: &'r mut [Option<Memory<'t>>],
     sizes: &'m [Option<i64>],
     status: &'r mut [i64],
+    memo: &'r mut HostMemo,
     device: Option<&'r mut DeviceRun<'d>>,
 }
 
@@ -218,12 +219,12 @@ impl Executor {
             kind: ExecErrorKind::InvalidManifest,
         })?;
         let mut kernels = HashMap::new();
-        for symbol in Executor::symbols(&manifest) {
-            let f = resolve(&symbol).ok_or_else(|| ExecError {
+        for symbol in manifest.kernels().map(|k| &k.symbol) {
+            let f = resolve(symbol).ok_or_else(|| ExecError {
                 messages: vec![format!("kernel `{symbol}` is missing from the artifact")],
                 kind: ExecErrorKind::InvalidManifest,
             })?;
-            kernels.insert(symbol, f);
+            kernels.insert(symbol.clone(), f);
         }
         Executor::with_kernels(manifest, kernels, None)
     }
@@ -262,10 +263,8 @@ impl Executor {
     /// An executor for `manifest` whose kernels run on `device` (which must have loaded
     /// every kernel the manifest names); host routines stay on the host.
     pub fn on_device(manifest: Manifest, device: Arc<dyn Device>) -> Result<Executor, ExecError> {
-        let missing = Executor::symbols(&manifest)
-            .into_iter()
-            .find(|s| !device.has_kernel(s));
-        if let Some(s) = missing {
+        let missing = manifest.kernels().find(|k| !device.has_kernel(&k.symbol));
+        if let Some(s) = missing.map(|k| &k.symbol) {
             return fail(
                 ExecErrorKind::InvalidManifest,
                 format!("kernel `{s}` is missing from the device code"),
@@ -276,22 +275,6 @@ impl Executor {
             kind: ExecErrorKind::InvalidManifest,
         })?;
         Executor::with_kernels(manifest, HashMap::new(), Some(device))
-    }
-
-    /// Every kernel symbol `manifest` names, the prelude's first.
-    pub fn symbols(manifest: &Manifest) -> Vec<String> {
-        let mut out: Vec<String> = manifest.prelude.iter().map(|k| k.symbol.clone()).collect();
-        for s in &manifest.steps {
-            match s {
-                Step::Kernel(k) => out.push(k.symbol.clone()),
-                Step::Sliced { steps, .. } => out.extend(steps.iter().filter_map(|s| match s {
-                    Step::Kernel(k) => Some(k.symbol.clone()),
-                    _ => None,
-                })),
-                _ => {}
-            }
-        }
-        out
     }
 
     /// Uses at most `n` threads (1: everything on the calling thread).
@@ -493,6 +476,7 @@ impl Executor {
                         mem: &mut mem,
                         sizes: &sizes,
                         status: &mut status,
+                        memo: &mut memo,
                         device: device.as_mut(),
                     };
                     // A region's time is its steps' (each summed over the slices).
@@ -501,23 +485,14 @@ impl Executor {
                     continue;
                 }
                 _ => {
-                    let on_device = match (device.as_mut(), step) {
-                        (Some(run), Step::Contract(c)) => {
-                            self.device_contract(run, c, &mem, &sizes, None)?
-                        }
-                        _ => false,
+                    let run = Run {
+                        mem: &mut mem,
+                        sizes: &sizes,
+                        status: &mut status,
+                        memo: &mut memo,
+                        device: device.as_mut(),
                     };
-                    if !on_device {
-                        if let Some(run) = device.as_mut() {
-                            self.before_host_step(run, step, &mut mem, &sizes, &mut status)?;
-                        }
-                        self.host_step(step, &mut mem, &sizes, &mut memo)?;
-                        if let (Some(run), Some((_, out))) =
-                            (device.as_mut(), device::host_operands(step))
-                        {
-                            self.wrote_on_host(run, &mem, out);
-                        }
-                    }
+                    self.routine(step, run, None)?
                 }
             }
             // A device step's time is its own, without the copies it waited for.
@@ -563,13 +538,45 @@ impl Executor {
         Ok((outs, timings))
     }
 
-    /// Runs a step that is a library routine on the host (argsort, a decomposition's part,
-    /// solve; GEMMs have [`Executor::contract`]) on host memory.
+    /// Runs a library routine (on a slice in a sliced region): a GEMM on the run's device when
+    /// it takes it, else on the host — with a device, its operands made current on the host
+    /// first and its result marked written there.
+    fn routine(
+        &self,
+        step: &Step,
+        run: Run<'_, '_, '_, '_>,
+        slice: Option<&Slice<'_>>,
+    ) -> Result<(), ExecError> {
+        let Run {
+            mem,
+            sizes,
+            status,
+            memo,
+            mut device,
+        } = run;
+        if let (Some(run), Step::Contract(c)) = (device.as_deref_mut(), step) {
+            if self.device_contract(run, c, mem, sizes, slice)? {
+                return Ok(());
+            }
+        }
+        if let Some(run) = device.as_deref_mut() {
+            self.before_host_step(run, step, mem, sizes, status)?;
+        }
+        self.host_step(step, mem, sizes, slice, memo)?;
+        if let (Some(run), Some((_, out))) = (device, device::host_operands(step)) {
+            self.wrote_on_host(run, mem, out);
+        }
+        Ok(())
+    }
+
+    /// Runs a step that is a library routine (argsort, a decomposition's part, solve, GEMM — on
+    /// the slice in a sliced region) on host memory.
     fn host_step(
         &self,
         step: &Step,
         mem: &mut [Option<Memory<'_>>],
         sizes: &[Option<i64>],
+        slice: Option<&Slice<'_>>,
         memo: &mut HostMemo,
     ) -> Result<(), ExecError> {
         let m = &self.manifest;
@@ -661,7 +668,7 @@ impl Executor {
             Step::Solve { a, b, out, dim } => {
                 self.solve((*a, *b, *out, *dim), mem, sizes, &mut memo.factors)
             }
-            Step::Contract(c) => self.contract(c, mem, sizes, None),
+            Step::Contract(c) => self.contract(c, mem, sizes, slice),
             Step::Kernel(_) | Step::Sliced { .. } => fail(
                 ExecErrorKind::InvalidManifest,
                 "internal error: a kernel step run as a host routine",
@@ -1175,16 +1182,7 @@ impl Executor {
         // Each operand's group strides from its layout (groups are contiguous runs). In a
         // sliced region only the sliced dim differs from the whole, and a buffer that is not
         // a slice has it outermost, so its strides are the same at either size.
-        let strides = |b: u32| -> HashMap<u32, usize> {
-            let dims = &self.manifest.buffers[b as usize].dims;
-            let mut st = HashMap::new();
-            let mut acc = 1usize;
-            for d in dims.iter().rev() {
-                st.insert(*d, acc);
-                acc *= sizes[*d as usize].unwrap_or(0) as usize;
-            }
-            st
-        };
+        let strides = |b: u32| self.dim_strides(b, sizes);
         // Element offsets of the slice's rows in the operands that are not slices.
         let elems = |b: u32| {
             slice.map_or(0, |s| {
@@ -1194,16 +1192,10 @@ impl Executor {
         };
         let (ea, eb, eo) = (elems(c.a), elems(c.b), elems(c.out));
         let accumulate = slice.is_some_and(|s| s.region.start.iter().any(|(b, _)| *b == c.out));
-        let group = |st: &HashMap<u32, usize>, ds: &[u32]| -> isize {
-            ds.last()
-                .map_or(0, |d| st.get(d).copied().unwrap_or(0) as isize)
-        };
+        let group = |st: &HashMap<u32, usize>, ds: &[u32]| group_stride(st, ds) as isize;
         let (sa, sb, so) = (strides(c.a), strides(c.b), strides(c.out));
         let dtype = self.manifest.buffers[c.out as usize].dtype;
-        let direct = matches!(dtype, DType::F32 | DType::F64)
-            && [c.a, c.b]
-                .iter()
-                .all(|b| self.manifest.buffers[*b as usize].dtype == dtype);
+        let direct = self.contract_in_place(c);
         // f32/f64 operands are read in place; 16-bit floats go through an f32 copy.
         let (a_copy, b_copy, mut out_copy) = if direct {
             (None, None, None)
@@ -1314,6 +1306,28 @@ impl Executor {
         Ok(())
     }
 
+    /// Each dim's element stride in buffer `b`'s row-major layout at `sizes`.
+    fn dim_strides(&self, b: u32, sizes: &[Option<i64>]) -> HashMap<u32, usize> {
+        let dims = &self.manifest.buffers[b as usize].dims;
+        let mut st = HashMap::new();
+        let mut acc = 1usize;
+        for d in dims.iter().rev() {
+            st.insert(*d, acc);
+            acc *= sizes[*d as usize].unwrap_or(0) as usize;
+        }
+        st
+    }
+
+    /// Whether contraction `c` multiplies its operands in place: f32 or f64 operands of the
+    /// result's dtype (others go through f32 copies on the host).
+    fn contract_in_place(&self, c: &ContractDecl) -> bool {
+        let dtype = self.manifest.buffers[c.out as usize].dtype;
+        matches!(dtype, DType::F32 | DType::F64)
+            && [c.a, c.b]
+                .iter()
+                .all(|b| self.manifest.buffers[*b as usize].dtype == dtype)
+    }
+
     /// Runs a sliced region: its combined buffers start at their identity, then its steps
     /// run on each slice of `width` columns of the dim (the last one narrower).
     ///
@@ -1334,6 +1348,7 @@ impl Executor {
             mem,
             sizes,
             status,
+            memo,
             mut device,
         } = run;
         for (b, identity) in region.start {
@@ -1378,22 +1393,15 @@ impl Executor {
                         status,
                         device.as_deref_mut(),
                     )?,
-                    Step::Contract(c) => {
-                        let on_device = match device.as_deref_mut() {
-                            Some(run) => {
-                                self.device_contract(run, c, mem, &at_slice, Some(&slice))?
-                            }
-                            None => false,
+                    Step::Contract(_) => {
+                        let run = Run {
+                            mem: &mut *mem,
+                            sizes: &at_slice,
+                            status: &mut *status,
+                            memo: &mut *memo,
+                            device: device.as_deref_mut(),
                         };
-                        if !on_device {
-                            if let Some(run) = device.as_deref_mut() {
-                                self.before_host_step(run, step, mem, &at_slice, status)?;
-                            }
-                            self.contract(c, mem, &at_slice, Some(&slice))?;
-                            if let Some(run) = device.as_deref_mut() {
-                                self.wrote_on_host(run, mem, c.out);
-                            }
-                        }
+                        self.routine(step, run, Some(&slice))?
                     }
                     _ => {
                         return fail(
@@ -1532,6 +1540,14 @@ impl Values<'_> {
             Values::Copied(v) => v[i],
         }
     }
+}
+
+/// The element stride of a contraction group in a layout whose dims have `strides`: its last
+/// dim's (groups are contiguous runs); 0 for an empty group.
+fn group_stride(strides: &HashMap<u32, usize>, group: &[u32]) -> usize {
+    group
+        .last()
+        .map_or(0, |d| strides.get(d).copied().unwrap_or(0))
 }
 
 fn words(t: &Tensor) -> Vec<u64> {

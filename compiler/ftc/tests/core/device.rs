@@ -16,7 +16,7 @@ use ftc::run;
 use ftl_plan::backend::Kernels;
 use ftl_runtime::device::{launch_dims, param_count, Device, DeviceError, DevicePtr, Gemm};
 use ftl_runtime::exec::{Executor, PackedFn};
-use ftl_runtime::manifest::{Manifest, Step};
+use ftl_runtime::manifest::Manifest;
 use ftl_runtime::Tensor;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
@@ -40,23 +40,7 @@ impl SimDevice {
     /// The kernels of `manifest` from `jit`, which must outlive the device.
     fn new(jit: &ftl_mlir::jit::Jit, manifest: &Manifest) -> SimDevice {
         let mut kernels = HashMap::new();
-        let decls = manifest
-            .prelude
-            .iter()
-            .chain(manifest.steps.iter().flat_map(|s| {
-                match s {
-                    Step::Kernel(k) => vec![k],
-                    Step::Sliced { steps, .. } => steps
-                        .iter()
-                        .filter_map(|s| match s {
-                            Step::Kernel(k) => Some(k),
-                            _ => None,
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                }
-            }));
-        for k in decls {
+        for k in manifest.kernels() {
             let shapes = k
                 .buffers
                 .iter()
